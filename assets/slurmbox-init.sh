@@ -1,0 +1,100 @@
+#!/bin/bash
+# slurmbox-init: the process tini (PID 1) starts in every slurmbox container.
+#
+# It prepares the node (accounts, munge key, state directories), starts munged and
+# the role's Slurm daemon in the foreground, forwards SIGTERM/SIGINT to them, and
+# exits as soon as either daemon dies, so that Docker's restart policy and
+# `slurmbox status` see the failure instead of a container that is "up" with
+# nothing running in it.
+#
+# Usage: slurmbox-init controller|compute|login
+# Environment (set by slurmbox):
+#   SLURMBOX_CONTROLLER  host name of the controller (compute, login)
+#   SLURMBOX_USERS       "name:uid:gid ..." accounts to create with the same IDs everywhere
+#   SLURMBOX_NODE        this node's Slurm name (compute)
+set -euo pipefail
+
+role="${1:?usage: slurmbox-init controller|compute|login}"
+log() { echo "slurmbox-init[$role]: $*" >&2; }
+
+# Wait up to $2 tenths of a second for the command in $1 to succeed.
+wait_for() {
+    local what="$1" tries="$2"
+    for ((i = 0; i < tries; i++)); do
+        if eval "$what" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Accounts: same name, UID and GID on every node, no password (login is through
+# `slurmbox exec`/`shell`, which run as the user directly).
+for entry in ${SLURMBOX_USERS:-}; do
+    IFS=: read -r name uid gid <<<"$entry"
+    getent group "$name" >/dev/null || groupadd --gid "$gid" "$name"
+    getent passwd "$name" >/dev/null ||
+        useradd --no-create-home --uid "$uid" --gid "$gid" --shell /bin/bash --home-dir "/home/$name" "$name"
+    # Homes live on the shared /home; the login node creates them once.
+    if [ "$role" = login ] && [ ! -d "/home/$name" ]; then
+        mkdir -p "/home/$name"
+        cp -rT /etc/skel "/home/$name"
+        chown -R "$uid:$gid" "/home/$name"
+        chmod 0700 "/home/$name"
+    fi
+done
+
+# The munge key is per cluster and lives only in the cluster's munge volume. The
+# controller creates it from the kernel's RNG on first start; the others wait for it.
+key=/etc/munge/munge.key
+if [ "$role" = controller ]; then
+    if [ ! -s "$key" ]; then
+        log "creating this cluster's munge key"
+        (umask 077 && dd if=/dev/urandom of="$key.tmp" bs=1024 count=1 status=none)
+        chown munge:munge "$key.tmp"
+        chmod 0400 "$key.tmp"
+        mv "$key.tmp" "$key"
+    fi
+else
+    wait_for "[ -s $key ]" 600 || { log "no munge key after 60 s (is the controller running?)"; exit 1; }
+fi
+
+install -d -o munge -g munge -m 0755 /run/munge
+pids=()
+runuser -u munge -- /usr/sbin/munged --foreground &
+pids+=($!)
+wait_for "[ -S /run/munge/munge.socket.2 ]" 100 || { log "munged did not start"; exit 1; }
+
+controller="${SLURMBOX_CONTROLLER:-controller}"
+case "$role" in
+controller)
+    install -d -o slurm -g slurm -m 0700 /var/spool/slurmctld
+    chown slurm:slurm /var/spool/slurmctld
+    /usr/sbin/slurmctld -D &
+    ;;
+compute | login)
+    # Configless: the node fetches slurm.conf from the controller, so wait until it listens.
+    wait_for "exec 3<>/dev/tcp/$controller/6817" 1200 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
+    if [ "$role" = compute ]; then
+        /usr/sbin/slurmd -D --conf-server "$controller" -N "${SLURMBOX_NODE:-$(hostname)}" &
+    else
+        # sackd keeps the fetched files in /run/slurm/conf, where client commands look.
+        install -d -o slurm -g slurm -m 0755 /run/slurm
+        runuser -u slurm -- /usr/sbin/sackd -D --conf-server "$controller" &
+    fi
+    ;;
+*)
+    log "unknown role '$role'"
+    exit 2
+    ;;
+esac
+pids+=($!)
+
+stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; }
+trap stop TERM INT
+
+status=0
+wait -n "${pids[@]}" || status=$?
+log "a daemon exited (status $status); stopping the others"
+stop
+wait || true
+exit "$status"

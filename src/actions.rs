@@ -1,0 +1,220 @@
+//! Things done to a running cluster through its daemons' own tools (`sinfo`,
+//! `scontrol`): waiting for nodes, pushing a changed slurm.conf.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use miette::Diagnostic;
+
+use crate::engine::{Engine, ExecSpec, FileUpload};
+use crate::plan::Plan;
+
+/// Slurm node states (as `sinfo %T` prints them) of a node that answers and takes jobs.
+const READY_STATES: &[&str] = &["idle", "mixed", "allocated", "completing"];
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ActionError {
+    #[error("compute nodes not ready after {waited}s:\n{report}")]
+    #[diagnostic(help(
+        "`slurmbox logs --name {cluster} NODE` shows each node's daemons; `slurmbox status --name {cluster}` their state"
+    ))]
+    NodesNotReady {
+        cluster: String,
+        waited: u64,
+        report: String,
+    },
+    #[error("the controller did not answer within {0}s")]
+    #[diagnostic(help("see `slurmbox logs controller`"))]
+    ControllerDown(u64),
+    #[error("`{cmd}` failed on {container} (exit {code}): {stderr}")]
+    CommandFailed {
+        cmd: String,
+        container: String,
+        code: i64,
+        stderr: String,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
+
+/// Node name → Slurm state (e.g. "idle", "down*"), as the controller sees them.
+pub async fn node_states(
+    engine: &impl Engine,
+    controller: &str,
+) -> Result<BTreeMap<String, String>, ActionError> {
+    let out = engine
+        .exec(
+            controller,
+            &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N %T"]),
+        )
+        .await?;
+    if !out.ok() {
+        return Err(ActionError::CommandFailed {
+            cmd: "sinfo".into(),
+            container: controller.into(),
+            code: out.code,
+            stderr: out.stderr.trim().into(),
+        });
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, s)| (n.to_string(), s.trim().to_string()))
+        .collect())
+}
+
+async fn login_ready(engine: &impl Engine, login: &str) -> bool {
+    engine
+        .exec(login, &ExecSpec::new(["sinfo", "-h", "-o", "%D"]))
+        .await
+        .is_ok_and(|o| o.ok())
+}
+
+/// Waits until the controller answers `scontrol ping`.
+pub async fn wait_for_controller(
+    engine: &impl Engine,
+    controller: &str,
+    timeout: Duration,
+) -> Result<(), ActionError> {
+    let start = Instant::now();
+    loop {
+        let out = engine
+            .exec(controller, &ExecSpec::new(["scontrol", "ping"]))
+            .await?;
+        if out.ok() && out.stdout.contains("is UP") {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(ActionError::ControllerDown(timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every compute node of the plan answers and is ready for jobs. On
+/// timeout the error names each node that is not, with Slurm's reason and the tail of
+/// its container's log.
+pub async fn wait_for_nodes(
+    engine: &impl Engine,
+    plan: &Plan,
+    timeout: Duration,
+    mut on_poll: impl FnMut(usize, usize),
+) -> Result<(), ActionError> {
+    let controller = &plan.controller().name;
+    let start = Instant::now();
+    loop {
+        let states = node_states(engine, controller).await.unwrap_or_default();
+        let ready = plan
+            .compute_nodes
+            .iter()
+            .filter(|n| {
+                states
+                    .get(*n)
+                    .is_some_and(|s| READY_STATES.contains(&s.as_str()))
+            })
+            .count();
+        on_poll(ready, plan.compute_nodes.len());
+        // The login node is ready once its client commands reach the controller.
+        if ready == plan.compute_nodes.len() && login_ready(engine, &plan.login().name).await {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            let mut report = String::new();
+            let reasons = engine
+                .exec(
+                    controller,
+                    &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N|%E"]),
+                )
+                .await
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            if !login_ready(engine, &plan.login().name).await {
+                let tail = engine
+                    .logs(&plan.login().name, "15")
+                    .await
+                    .unwrap_or_else(|e| e.to_string());
+                report.push_str("  login: its Slurm commands cannot reach the controller\n  last lines of its log:\n");
+                for line in tail.lines() {
+                    report.push_str(&format!("    | {line}\n"));
+                }
+            }
+            for node in &plan.compute_nodes {
+                let state = states.get(node).map_or("not registered", String::as_str);
+                if READY_STATES.contains(&state) {
+                    continue;
+                }
+                let reason = reasons
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{node}|")))
+                    .filter(|r| !r.is_empty() && *r != "none")
+                    .unwrap_or("-");
+                let container = format!("{}-{node}", plan.cluster);
+                let tail = engine
+                    .logs(&container, "15")
+                    .await
+                    .unwrap_or_else(|e| e.to_string());
+                report.push_str(&format!(
+                    "  {node}: {state} (reason: {reason})\n  last lines of its log:\n"
+                ));
+                for line in tail.lines() {
+                    report.push_str(&format!("    | {line}\n"));
+                }
+            }
+            return Err(ActionError::NodesNotReady {
+                cluster: plan.cluster.clone(),
+                waited: timeout.as_secs(),
+                report,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The controller's /etc/slurm files as rendered by the plan.
+pub fn config_uploads(plan: &Plan) -> Vec<FileUpload> {
+    plan.config_files()
+        .into_iter()
+        .map(|(name, text)| FileUpload {
+            path: format!("/etc/slurm/{name}"),
+            contents: text.into_bytes(),
+            mode: 0o644,
+        })
+        .collect()
+}
+
+/// Brings a running controller's configuration up to date. Returns whether it changed.
+/// Nodes receive the new files from slurmctld (configless) on `scontrol reconfigure`.
+pub async fn update_config(engine: &impl Engine, plan: &Plan) -> Result<bool, ActionError> {
+    let controller = &plan.controller().name;
+    let mut changed = false;
+    for (name, text) in plan.config_files() {
+        let current = engine
+            .exec(
+                controller,
+                &ExecSpec::new(["cat", &format!("/etc/slurm/{name}")]),
+            )
+            .await?;
+        if !current.ok() || current.stdout != text {
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(false);
+    }
+    engine.upload(controller, &config_uploads(plan)).await?;
+    wait_for_controller(engine, controller, Duration::from_secs(60)).await?;
+    let out = engine
+        .exec(controller, &ExecSpec::new(["scontrol", "reconfigure"]))
+        .await?;
+    if !out.ok() {
+        return Err(ActionError::CommandFailed {
+            cmd: "scontrol reconfigure".into(),
+            container: controller.clone(),
+            code: out.code,
+            stderr: out.stderr.trim().into(),
+        });
+    }
+    Ok(true)
+}

@@ -1,0 +1,179 @@
+//! Command-line types (clap). No logic lives here: `main` resolves these into
+//! [`crate::commands::Context`] once and hands each command its own arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slurmbox",
+    version,
+    about = "A real Slurm cluster out of Docker containers, in one command."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print no progress, only results and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ClusterName {
+    /// Which cluster (default: the spec's name, else "slurmbox").
+    #[arg(long, short = 'n', env = "SLURMBOX_CLUSTER")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update a cluster and wait until every compute node is idle.
+    Up(UpArgs),
+    /// Stop and remove a cluster's containers (--purge: also its volumes, network and key).
+    Down(DownArgs),
+    /// Run a command in the cluster (default: login node, default user, in their home).
+    Exec(ExecArgs),
+    /// Open an interactive login shell in the cluster.
+    Shell(ShellArgs),
+    /// Show nodes with their Slurm and container state.
+    Status(StatusArgs),
+    /// Print the daemons' logs of one node or all.
+    Logs(LogsArgs),
+    /// Check the cluster the way the article does: sinfo, scontrol, srun, an MPI job.
+    Verify(VerifyArgs),
+    /// Node images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Generated configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Cluster spec (TOML). Without it, the default cluster.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterName,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Debian mirror to build images from.
+    #[arg(long, env = "SLURMBOX_MIRROR", default_value = crate::image::DEFAULT_MIRROR)]
+    pub mirror: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Seconds to wait for the compute nodes to become idle.
+    #[arg(long, default_value_t = 180)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// Also remove the cluster's volumes (home, Slurm state, munge key) and network.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// Node to run on: login (default), controller, node1, ...
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Account to run as (default: the cluster's default user; "root" for root).
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Give the command a terminal.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    #[arg(long)]
+    pub node: Option<String>,
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// Print JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// One node (controller, login, node1, ...); all nodes when left out.
+    pub node: Option<String>,
+    /// Lines from the end of each log ("all" for everything).
+    #[arg(long, default_value = "all")]
+    pub tail: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the node image for a Slurm release (kept and reused once built).
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Slurm release: 24.11 (Debian trixie) or 26.05 (Debian forky).
+    #[arg(long, default_value = "24.11", value_parser = parse_slurm)]
+    pub slurm: crate::spec::SlurmVersion,
+    /// Build again even if the image exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+fn parse_slurm(s: &str) -> Result<crate::spec::SlurmVersion, String> {
+    crate::spec::SlurmVersion::parse(s)
+        .ok_or_else(|| format!("unsupported Slurm version {s:?}; use 24.11 or 26.05"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the generated slurm.conf and cgroup.conf without starting anything.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}

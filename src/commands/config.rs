@@ -1,0 +1,26 @@
+//! `slurmbox config render`: the generated Slurm files, without starting anything.
+
+use std::process::ExitCode;
+
+use super::Context;
+use crate::cli::ConfigCommand;
+use crate::engine::Engine;
+use crate::plan::{HostFacts, Plan};
+
+pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> {
+    let ConfigCommand::Render(args) = cmd;
+    let spec = super::up::load_spec(&args.spec)?;
+    // Node sizes default to a share of the Docker host, so ask it.
+    let engine = ctx.engine().await?;
+    let info = engine.info().await?;
+    let facts = HostFacts {
+        cpus: info.cpus,
+        memory_mib: info.memory_mib,
+    };
+    let plan = Plan::new(&spec, &facts, &crate::image::Recipe::new(spec.slurm).tag());
+    for (name, text) in plan.config_files() {
+        println!("# ---- /etc/slurm/{name} (controller; nodes fetch it) ----");
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,26 @@
+//! `slurmbox image build`.
+
+use std::process::ExitCode;
+
+use super::Context;
+use crate::cli::{ImageBuildArgs, ImageCommand};
+
+pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
+    match cmd {
+        ImageCommand::Build(args) => build(ctx, args).await,
+    }
+}
+
+async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
+    let engine = ctx.engine().await?;
+    let tag = crate::image::ensure(
+        &engine,
+        args.slurm,
+        &args.build.mirror,
+        args.force,
+        &ctx.progress,
+    )
+    .await?;
+    println!("{tag}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,45 @@
+//! `slurmbox logs`: the daemons' output (munged, slurmctld/slurmd/sackd, init).
+
+use std::process::ExitCode;
+
+use super::{Context, cluster_containers, cluster_name, running_node};
+use crate::cli::LogsArgs;
+use crate::engine::Engine;
+use crate::plan::LABEL_NODE;
+
+pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
+    let cluster = cluster_name(&args.cluster);
+    let engine = ctx.engine().await?;
+    let containers = cluster_containers(&engine, &cluster).await?;
+    if let Some(node) = &args.node {
+        // A stopped node's log is what one most wants to read: don't require it running.
+        let c = match running_node(&cluster, &containers, node) {
+            Ok(c) => c,
+            Err(_) => containers
+                .iter()
+                .find(|c| c.labels.get(LABEL_NODE) == Some(node))
+                .ok_or_else(|| super::ClusterError::NoNode {
+                    cluster: cluster.clone(),
+                    node: node.clone(),
+                    known: containers
+                        .iter()
+                        .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?,
+        };
+        print!("{}", engine.logs(&c.name, &args.tail).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for c in &containers {
+        let node = c
+            .labels
+            .get(LABEL_NODE)
+            .cloned()
+            .unwrap_or_else(|| c.name.clone());
+        for line in engine.logs(&c.name, &args.tail).await?.lines() {
+            println!("{node:>10} | {line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

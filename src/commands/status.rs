@@ -1,0 +1,77 @@
+//! `slurmbox status`: each node's container state and Slurm state.
+
+use std::process::ExitCode;
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+
+use super::{Context, cluster_containers, cluster_name};
+use crate::actions::node_states;
+use crate::cli::StatusArgs;
+use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
+
+#[derive(Debug, serde::Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub role: String,
+    pub container: String,
+    pub container_state: String,
+    pub container_status: String,
+    /// Slurm's state for compute nodes ("idle", "down*", ...); null for the others or
+    /// when the controller cannot be asked.
+    pub slurm_state: Option<String>,
+}
+
+pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
+    let cluster = cluster_name(&args.cluster);
+    let engine = ctx.engine().await?;
+    let containers = cluster_containers(&engine, &cluster).await?;
+    let controller = containers.iter().find(|c| {
+        c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Controller.as_str())
+            && c.running()
+    });
+    let states = match controller {
+        Some(c) => node_states(&engine, &c.name).await.unwrap_or_default(),
+        None => Default::default(),
+    };
+    let nodes: Vec<NodeStatus> = containers
+        .iter()
+        .map(|c| {
+            let node = c.labels.get(LABEL_NODE).cloned().unwrap_or_default();
+            NodeStatus {
+                slurm_state: states.get(&node).cloned(),
+                role: c.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
+                node,
+                container: c.name.clone(),
+                container_state: c.state.clone(),
+                container_status: c.status.clone(),
+            }
+        })
+        .collect();
+    if args.json {
+        let doc = serde_json::json!({ "cluster": cluster, "nodes": nodes });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("status serializes")
+        );
+    } else {
+        let mut table = Table::new();
+        table.load_style(UTF8_BORDERS_ONLY).set_header([
+            "NODE",
+            "ROLE",
+            "SLURM",
+            "CONTAINER",
+            "STATUS",
+        ]);
+        for n in &nodes {
+            table.add_row([
+                n.node.as_str(),
+                n.role.as_str(),
+                n.slurm_state.as_deref().unwrap_or("-"),
+                n.container_state.as_str(),
+                n.container_status.as_str(),
+            ]);
+        }
+        println!("cluster {cluster}\n{table}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

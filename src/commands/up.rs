@@ -1,0 +1,209 @@
+//! `slurmbox up`: spec → plan → converge → apply → wait until every node is idle.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+
+use super::Context;
+use crate::actions;
+use crate::cli::UpArgs;
+use crate::engine::{Engine, FileUpload};
+use crate::image;
+use crate::plan::{
+    Change, ContainerPlan, Existing, HostFacts, INIT_PATH, INIT_SCRIPT, LABEL_HASH, Plan, Role,
+    converge,
+};
+use crate::spec::ClusterSpec;
+
+/// Reads the spec named by `-f` (or the default), with `--name` taking precedence.
+pub fn load_spec(args: &crate::cli::SpecArgs) -> miette::Result<ClusterSpec> {
+    let mut spec = match &args.file {
+        Some(path) => ClusterSpec::load(path)?,
+        None => ClusterSpec::default_cluster(),
+    };
+    if let Some(name) = &args.cluster.name {
+        spec = ClusterSpec::parse("--name", &format!("name = {}", toml_string(name))).map(
+            |named| ClusterSpec {
+                name: named.name,
+                ..spec
+            },
+        )?;
+    }
+    Ok(spec)
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
+    let spec = load_spec(&args.spec)?;
+    let p = &ctx.progress;
+    p.say(format!(
+        "Bringing up cluster {:?}: Slurm {}, {} compute node{}",
+        spec.name,
+        spec.slurm,
+        spec.compute.count,
+        if spec.compute.count == 1 { "" } else { "s" }
+    ));
+
+    let step = p.step("Docker engine");
+    let engine = ctx.engine().await?;
+    let info = engine.info().await?;
+    step.done_with(format!(
+        "{} CPUs, {} MiB, Docker {}",
+        info.cpus, info.memory_mib, info.version
+    ));
+    let facts = HostFacts {
+        cpus: info.cpus,
+        memory_mib: info.memory_mib,
+    };
+
+    let tag = image::ensure(&engine, spec.slurm, &args.build.mirror, false, p).await?;
+    let plan = Plan::new(&spec, &facts, &tag);
+
+    let step = p.step("Network and volumes");
+    engine.ensure_network(&plan.network).await?;
+    for v in &plan.volumes {
+        engine.ensure_volume(v).await?;
+    }
+    step.done_with(format!(
+        "{}, {} volumes",
+        plan.network.name,
+        plan.volumes.len()
+    ));
+
+    let step = p.step("Containers");
+    let existing: Vec<Existing> = engine
+        .list_containers(&plan.cluster)
+        .await?
+        .into_iter()
+        .map(|c| Existing {
+            running: c.running(),
+            spec_hash: c.labels.get(LABEL_HASH).cloned(),
+            name: c.name,
+        })
+        .collect();
+    let changes = converge(&plan, &existing);
+    let summary = apply(&engine, &plan, &changes, &step).await?;
+    step.done_with(summary);
+
+    let wait = Duration::from_secs(args.wait);
+    let step = p.step(format!(
+        "Waiting for {} compute nodes to be idle",
+        plan.compute_nodes.len()
+    ));
+    actions::wait_for_nodes(&engine, &plan, wait, |ready, all| {
+        step.message(format!("{ready}/{all} ready"))
+    })
+    .await?;
+    step.done();
+
+    let flag = if plan.cluster == crate::spec::DEFAULT_NAME {
+        String::new()
+    } else {
+        format!(" --name {}", plan.cluster)
+    };
+    p.say(format!("Cluster {:?} is up. Next:", plan.cluster));
+    p.say(format!("  slurmbox exec{flag} -- sinfo"));
+    p.say(format!("  slurmbox verify{flag}"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Carries out `changes`: removals first, then creations (each container gets its init
+/// script, the controller its Slurm files, before it starts), then a changed
+/// configuration is pushed to a controller that kept running, then everything new or
+/// stopped starts at once. Returns a one-line summary.
+async fn apply(
+    engine: &impl Engine,
+    plan: &Plan,
+    changes: &[Change],
+    step: &crate::progress::Step,
+) -> miette::Result<String> {
+    let find = |name: &str| {
+        plan.containers
+            .iter()
+            .find(|c| c.name == name)
+            .expect("changes name planned containers")
+    };
+    let (mut created, mut recreated, mut started, mut removed) = (0, 0, 0, 0);
+    let mut to_start: Vec<&ContainerPlan> = Vec::new();
+    let mut controller_fresh = false;
+
+    let removals = changes.iter().filter_map(|c| match c {
+        Change::Remove(n) | Change::Recreate(n) => Some(n.as_str()),
+        _ => None,
+    });
+    step.message("removing outdated containers");
+    try_join_all(removals.map(|n| engine.remove_container(n))).await?;
+
+    for change in changes {
+        let c = match change {
+            Change::Create(n) => {
+                created += 1;
+                find(n)
+            }
+            Change::Recreate(n) => {
+                recreated += 1;
+                find(n)
+            }
+            Change::Start(n) => {
+                started += 1;
+                to_start.push(find(n));
+                continue;
+            }
+            Change::Remove(_) => {
+                removed += 1;
+                continue;
+            }
+        };
+        step.message(format!("creating {}", c.name));
+        engine.create_container(c).await?;
+        let mut files = vec![FileUpload {
+            path: INIT_PATH.into(),
+            contents: INIT_SCRIPT.as_bytes().to_vec(),
+            mode: 0o755,
+        }];
+        if c.role == Role::Controller {
+            files.extend(actions::config_uploads(plan));
+            controller_fresh = true;
+        }
+        engine.upload(&c.name, &files).await?;
+        to_start.push(c);
+    }
+
+    // A controller that kept running gets the new files and re-reads them before any
+    // new node asks it for its configuration.
+    let mut reconfigured = false;
+    if !controller_fresh {
+        step.message("updating slurm.conf");
+        if to_start.iter().any(|c| c.role == Role::Controller) {
+            engine.start_container(&plan.controller().name).await?;
+        }
+        reconfigured = actions::update_config(engine, plan).await?;
+    }
+
+    step.message("starting");
+    try_join_all(to_start.iter().map(|c| engine.start_container(&c.name))).await?;
+
+    let kept = plan.containers.len() - created - recreated - started;
+    let mut parts = vec![];
+    for (n, what) in [
+        (created, "created"),
+        (recreated, "recreated"),
+        (started, "started"),
+        (removed, "removed"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if kept > 0 {
+        parts.push(format!("{kept} kept"));
+    }
+    if reconfigured {
+        parts.push("slurm.conf updated".into());
+    }
+    Ok(parts.join(", "))
+}

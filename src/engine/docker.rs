@@ -1,0 +1,523 @@
+//! [`Engine`] over the Docker API (bollard).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
+    NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions, UploadToContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use tokio::io::{AsyncWriteExt, stdout};
+
+use super::{
+    ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result,
+};
+use crate::plan::{ContainerPlan, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
+
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+    let action = action.into();
+    move |source| EngineError::Api { action, source }
+}
+
+fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+fn cluster_filter(cluster: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_CLUSTER}={cluster}")],
+    )])
+}
+
+fn hash_map(labels: &std::collections::BTreeMap<String, String>) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl DockerEngine {
+    /// Connects the way the docker CLI does (DOCKER_HOST, else the local socket) and
+    /// agrees on an API version both sides speak.
+    pub async fn connect() -> Result<DockerEngine> {
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        Ok(DockerEngine { docker })
+    }
+
+    async fn run_exec(
+        &self,
+        container: &str,
+        spec: &ExecSpec,
+        tty: bool,
+        attach_stdin: bool,
+    ) -> Result<(String, StartExecResults)> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    attach_stdin: Some(attach_stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    cmd: Some(spec.cmd.clone()),
+                    user: spec.user.clone(),
+                    working_dir: spec.workdir.clone(),
+                    env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                if is_status(&e, 404) {
+                    EngineError::NoContainer(container.to_string())
+                } else {
+                    api(format!("run a command in {container}"))(e)
+                }
+            })?;
+        let started = self
+            .docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(api(format!("run a command in {container}")))?;
+        Ok((exec.id, started))
+    }
+
+    async fn exit_code(&self, exec_id: &str) -> Result<i64> {
+        let inspect = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(api("read an exit code"))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+}
+
+impl Engine for DockerEngine {
+    async fn info(&self) -> Result<EngineInfo> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        Ok(EngineInfo {
+            version: info.server_version.unwrap_or_default(),
+            cpus: info.ncpu.unwrap_or(1).max(1) as u32,
+            memory_mib: (info.mem_total.unwrap_or(0).max(0) as u64) / (1024 * 1024),
+            arch: info.architecture.unwrap_or_default(),
+        })
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 404) => Ok(false),
+            Err(e) => Err(api(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    async fn import_image(
+        &self,
+        image: &str,
+        changes: &[String],
+        tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    ) -> Result<()> {
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes: changes.to_vec(),
+            ..Default::default()
+        };
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_try_stream(tar)), None);
+        while let Some(item) = progress.next().await {
+            item.map_err(api(format!("import image {image}")))?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_network(&self, net: &NetworkPlan) -> Result<()> {
+        match self
+            .docker
+            .inspect_network(
+                &net.name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(found) => {
+                let ours = found.labels.unwrap_or_default().get(LABEL_CLUSTER)
+                    == net.labels.get(LABEL_CLUSTER);
+                if ours {
+                    Ok(())
+                } else {
+                    Err(EngineError::Foreign {
+                        what: "network",
+                        name: net.name.clone(),
+                    })
+                }
+            }
+            Err(e) if is_status(&e, 404) => {
+                let request = NetworkCreateRequest {
+                    name: net.name.clone(),
+                    driver: Some("bridge".into()),
+                    labels: Some(hash_map(&net.labels)),
+                    ..Default::default()
+                };
+                match self.docker.create_network(request).await {
+                    Ok(_) => Ok(()),
+                    // Another `up` of the same cluster made it a moment ago.
+                    Err(e) if is_status(&e, 409) => Ok(()),
+                    Err(e) => Err(api(format!("create network {}", net.name))(e)),
+                }
+            }
+            Err(e) => Err(api(format!("inspect network {}", net.name))(e)),
+        }
+    }
+
+    async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()> {
+        match self.docker.inspect_volume(&vol.name).await {
+            Ok(found) => {
+                if found.labels.get(LABEL_CLUSTER) == vol.labels.get(LABEL_CLUSTER) {
+                    Ok(())
+                } else {
+                    Err(EngineError::Foreign {
+                        what: "volume",
+                        name: vol.name.clone(),
+                    })
+                }
+            }
+            Err(e) if is_status(&e, 404) => {
+                let request = VolumeCreateRequest {
+                    name: Some(vol.name.clone()),
+                    labels: Some(hash_map(&vol.labels)),
+                    ..Default::default()
+                };
+                self.docker
+                    .create_volume(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(api(format!("create volume {}", vol.name)))
+            }
+            Err(e) => Err(api(format!("inspect volume {}", vol.name))(e)),
+        }
+    }
+
+    async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(cluster_filter(cluster)),
+            ..Default::default()
+        };
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api("list containers"))?;
+        let mut out: Vec<ContainerInfo> = found
+            .into_iter()
+            .map(|c| ContainerInfo {
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                id: c.id.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn create_container(&self, c: &ContainerPlan) -> Result<()> {
+        let mounts = c
+            .mounts
+            .iter()
+            .map(|m| {
+                let (typ, source) = match &m.source {
+                    MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
+                    MountSource::HostPath(p) => (MountType::BIND, p.clone()),
+                };
+                Mount {
+                    target: Some(m.target.clone()),
+                    source: Some(source),
+                    typ: Some(typ),
+                    read_only: Some(m.read_only),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(c.image.clone()),
+            hostname: Some(c.hostname.clone()),
+            cmd: Some(c.command.clone()),
+            env: Some(c.env.clone()),
+            labels: Some(hash_map(&c.labels)),
+            host_config: Some(HostConfig {
+                mounts: Some(mounts),
+                // Start from no capabilities and add back only the named ones (see
+                // plan::BASE_CAPS for why each is needed). Never --privileged.
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(c.cap_add.clone()),
+                // The init script exits when a daemon dies; Docker brings the node back.
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                network_mode: Some(c.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    c.network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![c.hostname.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(c.name.clone()),
+            ..Default::default()
+        };
+        match self.docker.create_container(Some(options), body).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 409) => Err(EngineError::Foreign {
+                what: "container",
+                name: c.name.clone(),
+            }),
+            Err(e) => Err(api(format!("create container {}", c.name))(e)),
+        }
+    }
+
+    async fn upload(&self, container: &str, files: &[FileUpload]) -> Result<()> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for f in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(f.contents.len() as u64);
+            header.set_mode(f.mode);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_cksum();
+            builder
+                .append_data(
+                    &mut header,
+                    f.path.trim_start_matches('/'),
+                    f.contents.as_slice(),
+                )
+                .expect("writing a tar into memory cannot fail");
+        }
+        let tar = builder
+            .into_inner()
+            .expect("writing a tar into memory cannot fail");
+        let options = UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(api(format!("copy files into {container}")))
+    }
+
+    async fn start_container(&self, name: &str) -> Result<()> {
+        match self
+            .docker
+            .start_container(name, None::<StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 304) => Ok(()),
+            Err(e) => Err(api(format!("start container {name}"))(e)),
+        }
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: false,
+            link: false,
+        };
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(api(format!("remove container {name}"))(e)),
+        }
+    }
+
+    async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
+        let (id, started) = self.run_exec(container, spec, false, false).await?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(api(format!("read output from {container}")))? {
+                    LogOutput::StdErr { message } => err.extend_from_slice(&message),
+                    other => out.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        Ok(ExecOutput {
+            code: self.exit_code(&id).await?,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+        })
+    }
+
+    async fn exec_attached(&self, container: &str, spec: &ExecSpec, tty: bool) -> Result<i64> {
+        let (id, started) = self.run_exec(container, spec, tty, true).await?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            return self.exit_code(&id).await;
+        };
+        let _raw = tty.then(RawTerminal::enable);
+        if tty && let Ok((cols, rows)) = crossterm::terminal::size() {
+            let resize = bollard::exec::ResizeExecOptions {
+                height: rows,
+                width: cols,
+            };
+            let _ = self.docker.resize_exec(&id, resize).await;
+        }
+        // stdin → command. When stdin ends the command sees end-of-file.
+        let feeder = tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let _ = tokio::io::copy(&mut stdin, &mut input).await;
+            let _ = input.shutdown().await;
+        });
+        let mut out = stdout();
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(api(format!("read output from {container}")))? {
+                LogOutput::StdErr { message } => {
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(&message);
+                    let _ = err.flush();
+                }
+                other => {
+                    let _ = out.write_all(&other.into_bytes()).await;
+                    let _ = out.flush().await;
+                }
+            }
+        }
+        feeder.abort();
+        self.exit_code(&id).await
+    }
+
+    async fn logs(&self, container: &str, tail: &str) -> Result<String> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            ..Default::default()
+        };
+        let chunks: Vec<LogOutput> = self
+            .docker
+            .logs(container, Some(options))
+            .try_collect()
+            .await
+            .map_err(|e| {
+                if is_status(&e, 404) {
+                    EngineError::NoContainer(container.to_string())
+                } else {
+                    api(format!("read logs of {container}"))(e)
+                }
+            })?;
+        let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.into_bytes()).collect();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn remove_network(&self, cluster: &str) -> Result<Vec<String>> {
+        let options = ListNetworksOptions {
+            filters: Some(cluster_filter(cluster)),
+        };
+        let nets = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(api("list networks"))?;
+        let mut removed = Vec::new();
+        for name in nets.into_iter().filter_map(|n| n.name) {
+            match self.docker.remove_network(&name).await {
+                Ok(()) => removed.push(name),
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(api(format!("remove network {name}"))(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove_volumes(&self, cluster: &str) -> Result<Vec<String>> {
+        let options = ListVolumesOptions {
+            filters: Some(cluster_filter(cluster)),
+        };
+        let vols = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(api("list volumes"))?;
+        let mut removed = Vec::new();
+        for v in vols.volumes.unwrap_or_default() {
+            match self
+                .docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
+                .await
+            {
+                Ok(()) => removed.push(v.name),
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(api(format!("remove volume {}", v.name))(e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Puts the local terminal in raw mode for an interactive shell; restores it on drop.
+struct RawTerminal;
+
+impl RawTerminal {
+    fn enable() -> RawTerminal {
+        let _ = crossterm::terminal::enable_raw_mode();
+        RawTerminal
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}

@@ -1,0 +1,148 @@
+//! The one interface slurmbox uses to act on a container engine.
+//!
+//! Commands never talk to Docker directly: they call [`Engine`], whose real
+//! implementation is [`docker::DockerEngine`] (bollard over the engine's API, with the
+//! API version negotiated so old engines such as Debian's 20.10 work). Every `ensure_*`
+//! call is idempotent, and every object is found through its labels.
+
+pub mod docker;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use miette::Diagnostic;
+
+use crate::plan::{ContainerPlan, NetworkPlan, VolumePlan};
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine: {0}")]
+    #[diagnostic(help(
+        "is the Docker engine running, and may this user use it? (`docker info` should work; \
+         set DOCKER_HOST for a remote engine)"
+    ))]
+    Unreachable(String),
+    #[error("{what} {name:?} already exists but was not made by slurmbox for this cluster")]
+    #[diagnostic(help("remove or rename it, or give the cluster another name with --name"))]
+    Foreign { what: &'static str, name: String },
+    #[error("the Docker engine refused to {action}: {source}")]
+    Api {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("container {0:?} does not exist")]
+    #[diagnostic(help("is the cluster up? `slurmbox status` lists its nodes"))]
+    NoContainer(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What the engine says about its host.
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    pub version: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    pub arch: String,
+}
+
+/// One of a cluster's containers as the engine reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// created, running, restarting, exited, ...
+    pub state: String,
+    /// Docker's human summary, e.g. "Up 3 minutes".
+    pub status: String,
+}
+
+impl ContainerInfo {
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// A command to run in a container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+}
+
+impl ExecSpec {
+    pub fn new<S: Into<String>>(cmd: impl IntoIterator<Item = S>) -> ExecSpec {
+        ExecSpec {
+            cmd: cmd.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn shell(script: &str) -> ExecSpec {
+        ExecSpec::new(["bash", "-c", script])
+    }
+
+    pub fn as_user(mut self, user: &str) -> ExecSpec {
+        self.workdir = Some(format!("/home/{user}"));
+        self.user = Some(user.to_string());
+        self
+    }
+}
+
+/// A finished command's output.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// A file to place in a container.
+#[derive(Debug, Clone)]
+pub struct FileUpload {
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Engine {
+    async fn info(&self) -> Result<EngineInfo>;
+    async fn image_exists(&self, image: &str) -> Result<bool>;
+    /// Imports a root filesystem tarball as `image` (`docker import`), applying
+    /// Dockerfile-style `changes` such as `ENV` and `ENTRYPOINT`.
+    async fn import_image(
+        &self,
+        image: &str,
+        changes: &[String],
+        tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    ) -> Result<()>;
+    async fn ensure_network(&self, net: &NetworkPlan) -> Result<()>;
+    async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()>;
+    async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>>;
+    async fn create_container(&self, c: &ContainerPlan) -> Result<()>;
+    /// Writes files into a container (created or running), owned by root.
+    async fn upload(&self, container: &str, files: &[FileUpload]) -> Result<()>;
+    async fn start_container(&self, name: &str) -> Result<()>;
+    async fn remove_container(&self, name: &str) -> Result<()>;
+    /// Runs a command to completion and captures its output.
+    async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput>;
+    /// Runs a command wired to this process's stdin/stdout/stderr (or a TTY) and
+    /// returns its exit code.
+    async fn exec_attached(&self, container: &str, spec: &ExecSpec, tty: bool) -> Result<i64>;
+    /// The last `tail` lines of a container's output ("all" for everything).
+    async fn logs(&self, container: &str, tail: &str) -> Result<String>;
+    async fn remove_network(&self, cluster: &str) -> Result<Vec<String>>;
+    async fn remove_volumes(&self, cluster: &str) -> Result<Vec<String>>;
+}

@@ -1,0 +1,269 @@
+//! The node image: one image per Slurm release, used by every role.
+//!
+//! It holds Debian's own packages (Slurm, munge, sackd, OpenMPI with PMIx, mpi4py,
+//! numpy) and nothing cluster-specific: no key, no slurm.conf, no users. Those reach the
+//! containers when they are created. The tag carries a digest of the recipe below, so a
+//! changed recipe means a new tag and an unchanged one is never rebuilt.
+//!
+//! Building needs no registry: `mmdebstrap` writes a Debian root filesystem as a tar
+//! stream straight into the engine's import (`docker import`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use miette::Diagnostic;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::io::ReaderStream;
+
+use crate::engine::{Engine, EngineError};
+use crate::progress::Progress;
+use crate::spec::SlurmVersion;
+
+pub const REPOSITORY: &str = "slurmbox/node";
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Debian packages in every node image.
+const PACKAGES: &[&str] = &[
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "sackd",
+    "munge",
+    "openmpi-bin",
+    "python3-mpi4py",
+    "python3-numpy",
+    "procps",
+    "tini",
+    "ca-certificates",
+];
+
+/// Shell run by mmdebstrap on the finished tree (`$1` is its root).
+const CUSTOMIZE: &[&str] = &[
+    // The munge package makes a key at install time. A key baked into an image would be
+    // shared by every cluster built from it; each cluster makes its own instead.
+    r#"rm -f "$1/etc/munge/munge.key""#,
+    // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
+    // OpenMPI 5 (PRRTE) would then refuse to bind ranks to cores. Bind to none.
+    r#"echo "hwloc_default_binding_policy = none" >> "$1/etc/openmpi/prte-mca-params.conf""#,
+    // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
+    r#"rm -f "$1/etc/slurm/plugstack.conf""#,
+];
+
+/// Dockerfile-style changes applied on import.
+const CHANGES: &[&str] = &[
+    // tini is PID 1: it reaps zombies and forwards signals to slurmbox-init.
+    r#"ENTRYPOINT ["/usr/bin/tini", "--"]"#,
+    "ENV LANG=C.UTF-8",
+];
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ImageError {
+    #[error("building the Slurm {slurm} image needs mmdebstrap, which is not installed")]
+    #[diagnostic(help(
+        "install it (Debian/Ubuntu: `apt-get install mmdebstrap`) and run the command again"
+    ))]
+    NoBuilder { slurm: SlurmVersion },
+    #[error(
+        "mmdebstrap failed to build the Slurm {slurm} image (exit status {status}); its last lines:\n{tail}"
+    )]
+    #[diagnostic(help(
+        "check that the Debian mirror ({mirror}) is reachable, or pass another with --mirror"
+    ))]
+    BuildFailed {
+        slurm: SlurmVersion,
+        status: String,
+        tail: String,
+        mirror: String,
+    },
+    #[error("cannot run mmdebstrap: {0}")]
+    Spawn(std::io::Error),
+    #[error("cannot take the image build lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Everything that decides an image's contents.
+pub struct Recipe {
+    pub slurm: SlurmVersion,
+}
+
+impl Recipe {
+    pub fn new(slurm: SlurmVersion) -> Recipe {
+        Recipe { slurm }
+    }
+
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.slurm.debian_suite());
+        for part in PACKAGES.iter().chain(CUSTOMIZE).chain(CHANGES) {
+            h.update([0]);
+            h.update(part);
+        }
+        hex::encode(&h.finalize()[..6])
+    }
+
+    /// `slurmbox/node:24.11-<digest>`.
+    pub fn tag(&self) -> String {
+        format!("{REPOSITORY}:{}-{}", self.slurm, self.digest())
+    }
+
+    fn mmdebstrap_args(&self, mirror: &str) -> Vec<String> {
+        let mut args = vec![
+            "--variant=apt".to_string(),
+            "--mode=auto".to_string(),
+            format!("--include={}", PACKAGES.join(",")),
+            "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
+            "--dpkgopt=path-exclude=/usr/share/man/*".into(),
+            "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
+        ];
+        args.extend(CUSTOMIZE.iter().map(|c| format!("--customize-hook={c}")));
+        args.extend([
+            self.slurm.debian_suite().to_string(),
+            "-".into(),
+            mirror.to_string(),
+        ]);
+        args
+    }
+}
+
+/// Where the build lock lives (one build of an image at a time on this machine).
+fn lock_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("slurmbox")
+}
+
+/// Returns the image tag for `slurm`, building the image first if the engine lacks it.
+pub async fn ensure(
+    engine: &impl Engine,
+    slurm: SlurmVersion,
+    mirror: &str,
+    force: bool,
+    progress: &Progress,
+) -> Result<String, ImageError> {
+    let recipe = Recipe::new(slurm);
+    let tag = recipe.tag();
+    let step = progress.step(format!("Image {tag}"));
+    if !force && engine.image_exists(&tag).await? {
+        step.done_with("cached");
+        return Ok(tag);
+    }
+    // Tests and users may run several `up`s at once: build each image only once.
+    let dir = lock_path();
+    let lock = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::File::create(dir.join("image-build.lock")))
+        .map_err(|source| ImageError::Lock {
+            path: dir.clone(),
+            source,
+        })?;
+    step.message("waiting for another build of this image");
+    let lock_file = lock.try_clone().map_err(|source| ImageError::Lock {
+        path: dir.clone(),
+        source,
+    })?;
+    tokio::task::spawn_blocking(move || lock_file.lock())
+        .await
+        .expect("lock task panicked")
+        .map_err(|source| ImageError::Lock {
+            path: dir.clone(),
+            source,
+        })?;
+    if !force && engine.image_exists(&tag).await? {
+        step.done_with("built by another slurmbox");
+        return Ok(tag);
+    }
+    build(engine, &recipe, mirror, &step).await?;
+    drop(lock);
+    step.done_with("built");
+    Ok(tag)
+}
+
+async fn build(
+    engine: &impl Engine,
+    recipe: &Recipe,
+    mirror: &str,
+    step: &crate::progress::Step,
+) -> Result<(), ImageError> {
+    let slurm = recipe.slurm;
+    let mut child = tokio::process::Command::new("mmdebstrap")
+        .args(recipe.mmdebstrap_args(mirror))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ImageError::NoBuilder { slurm },
+            _ => ImageError::Spawn(e),
+        })?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+
+    // mmdebstrap's own progress lines become the step's message; the last ones are kept
+    // for the error report.
+    let step_msg = step.clone();
+    let log = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut tail: Vec<String> = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            step_msg.message(format!("mmdebstrap: {}", line.trim()));
+            tail.push(line);
+            if tail.len() > 30 {
+                tail.remove(0);
+            }
+        }
+        tail.join("\n")
+    });
+    let mut changes: Vec<String> = CHANGES.iter().map(|c| c.to_string()).collect();
+    changes.push(format!(
+        "LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}",
+        recipe.digest()
+    ));
+    let imported = engine
+        .import_image(&recipe.tag(), &changes, ReaderStream::new(stdout))
+        .await;
+    let status = child.wait().await.map_err(ImageError::Spawn)?;
+    let tail = log.await.unwrap_or_default();
+    if !status.success() {
+        return Err(ImageError::BuildFailed {
+            slurm,
+            status: status.code().map_or("signal".into(), |c| c.to_string()),
+            tail,
+            mirror: mirror.to_string(),
+        });
+    }
+    imported?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_versioned_by_release_and_recipe() {
+        let a = Recipe::new(SlurmVersion::V24_11).tag();
+        let b = Recipe::new(SlurmVersion::V26_05).tag();
+        assert!(a.starts_with("slurmbox/node:24.11-"), "{a}");
+        assert!(b.starts_with("slurmbox/node:26.05-"), "{b}");
+        assert_ne!(a.rsplit('-').next(), b.rsplit('-').next());
+    }
+
+    #[test]
+    fn mmdebstrap_builds_the_right_suite_without_a_munge_key() {
+        let args = Recipe::new(SlurmVersion::V26_05).mmdebstrap_args(DEFAULT_MIRROR);
+        assert_eq!(&args[args.len() - 3..], ["forky", "-", DEFAULT_MIRROR]);
+        assert!(
+            args.iter()
+                .any(|a| a.contains("rm -f \"$1/etc/munge/munge.key\""))
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! slurmbox: a real Slurm cluster out of Docker containers.
+//!
+//! The flow of `slurmbox up`, module by module:
+//! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
+//! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
+//! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
+//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`].
+
+pub mod actions;
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod image;
+pub mod plan;
+pub mod progress;
+pub mod render;
+pub mod spec;

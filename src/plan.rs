@@ -1,0 +1,492 @@
+//! The plan: everything a cluster consists of, as plain data.
+//!
+//! [`Plan::new`] turns a checked [`ClusterSpec`] plus facts about the Docker host into
+//! the network, volumes, containers and rendered Slurm files the cluster needs. It does
+//! no I/O, so the whole result is snapshot-tested. [`converge`] compares a plan with
+//! what the engine reports and lists the changes to make, also without I/O.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::render::{self, CgroupConf, CgroupPlugin, NodeDef, PartitionDef, SlurmConf};
+use crate::spec::{ClusterSpec, HomeSpec};
+
+/// Labels every object slurmbox creates carries; "what exists" is always asked of the
+/// engine through them, so there is no state file to lose or corrupt.
+pub const LABEL_CLUSTER: &str = "io.slurmbox.cluster";
+pub const LABEL_ROLE: &str = "io.slurmbox.role";
+pub const LABEL_NODE: &str = "io.slurmbox.node";
+pub const LABEL_HASH: &str = "io.slurmbox.spec-hash";
+/// The cluster's default user (for `exec`, `shell` and `verify`).
+pub const LABEL_USER: &str = "io.slurmbox.user";
+
+/// The init script every container runs under tini (see assets/slurmbox-init.sh).
+pub const INIT_SCRIPT: &str = include_str!("../assets/slurmbox-init.sh");
+pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
+
+pub const CONTROLLER_HOST: &str = "controller";
+pub const LOGIN_HOST: &str = "login";
+pub const COMPUTE_PREFIX: &str = "node";
+
+/// What the Docker host offers; read once by `up` and passed in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostFacts {
+    pub cpus: u32,
+    pub memory_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Role {
+    Controller,
+    Login,
+    Compute,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Controller => "controller",
+            Role::Login => "login",
+            Role::Compute => "compute",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    pub cluster: String,
+    pub image: String,
+    pub network: NetworkPlan,
+    pub volumes: Vec<VolumePlan>,
+    pub containers: Vec<ContainerPlan>,
+    pub slurm_conf: SlurmConf,
+    pub cgroup_conf: CgroupConf,
+    /// Slurm names of the compute nodes, in order.
+    pub compute_nodes: Vec<String>,
+    pub default_user: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NetworkPlan {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VolumePlan {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContainerPlan {
+    /// Docker container name: `<cluster>-<node>`.
+    pub name: String,
+    /// Host name inside the container, also its DNS alias on the cluster network.
+    pub hostname: String,
+    pub role: Role,
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub mounts: Vec<MountPlan>,
+    pub cap_add: Vec<String>,
+    pub network: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MountPlan {
+    pub source: MountSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum MountSource {
+    Volume(String),
+    HostPath(String),
+}
+
+/// Capabilities. Every container starts from none (`--cap-drop ALL`, never
+/// `--privileged`) and gets back exactly these, each for a reason.
+const BASE_CAPS: &[(&str, &str)] = &[
+    // slurmbox-init chowns the munge key, state and home folders to their owners.
+    (
+        "CHOWN",
+        "hand key, spool and home folders to munge, slurm and users",
+    ),
+    // root writes into folders owned by munge/slurm (key, spool) while preparing them.
+    (
+        "DAC_OVERRIDE",
+        "prepare folders owned by the munge and slurm accounts",
+    ),
+    // chmod of files root does not own (the key after chown, homes).
+    ("FOWNER", "set modes on files handed to other accounts"),
+    // munged and slurmctld drop to their accounts; slurmd starts job steps as the user.
+    (
+        "SETUID",
+        "drop to munge/slurm and start jobs as the submitting user",
+    ),
+    ("SETGID", "set the job user's groups"),
+    // slurmd signals job steps (scancel, time limits); init stops munged on exit.
+    (
+        "KILL",
+        "signal processes of other accounts (scancel, shutdown)",
+    ),
+];
+
+pub fn caps_with_reasons() -> &'static [(&'static str, &'static str)] {
+    BASE_CAPS
+}
+
+impl Plan {
+    pub fn new(spec: &ClusterSpec, facts: &HostFacts, image: &str) -> Plan {
+        let cluster = spec.name.clone();
+        let labels = |extra: &[(&str, &str)]| {
+            let mut l = BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.clone())]);
+            for (k, v) in extra {
+                l.insert(k.to_string(), v.to_string());
+            }
+            l
+        };
+        let network = NetworkPlan {
+            name: format!("{cluster}-net"),
+            labels: labels(&[]),
+        };
+        let munge_vol = format!("{cluster}-munge");
+        let state_vol = format!("{cluster}-state");
+        let home_vol = format!("{cluster}-home");
+        let mut volumes = vec![
+            VolumePlan {
+                name: munge_vol.clone(),
+                labels: labels(&[]),
+            },
+            VolumePlan {
+                name: state_vol.clone(),
+                labels: labels(&[]),
+            },
+        ];
+        let home_source = match &spec.home {
+            HomeSpec::Volume => {
+                volumes.push(VolumePlan {
+                    name: home_vol.clone(),
+                    labels: labels(&[]),
+                });
+                MountSource::Volume(home_vol)
+            }
+            HomeSpec::HostPath(p) => MountSource::HostPath(p.display().to_string()),
+        };
+        let home = MountPlan {
+            source: home_source,
+            target: "/home".into(),
+            read_only: false,
+        };
+        let munge = |read_only| MountPlan {
+            source: MountSource::Volume(munge_vol.clone()),
+            target: "/etc/munge".into(),
+            read_only,
+        };
+
+        let users: Vec<String> = spec
+            .users
+            .iter()
+            .map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid))
+            .collect();
+        let base_env = vec![
+            format!("SLURMBOX_USERS={}", users.join(" ")),
+            format!("SLURMBOX_CONTROLLER={CONTROLLER_HOST}"),
+        ];
+
+        let container = |role: Role, host: &str, mounts: Vec<MountPlan>| {
+            let mut env = base_env.clone();
+            env.push(format!("SLURMBOX_NODE={host}"));
+            let mut c = ContainerPlan {
+                name: format!("{cluster}-{host}"),
+                hostname: host.to_string(),
+                role,
+                image: image.to_string(),
+                command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
+                env,
+                mounts,
+                cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+                network: network.name.clone(),
+                labels: labels(&[
+                    (LABEL_ROLE, role.as_str()),
+                    (LABEL_NODE, host),
+                    (LABEL_USER, spec.default_user()),
+                ]),
+            };
+            let hash = c.spec_hash();
+            c.labels.insert(LABEL_HASH.to_string(), hash);
+            c
+        };
+
+        let compute_nodes: Vec<String> = (1..=spec.compute.count)
+            .map(|i| format!("{COMPUTE_PREFIX}{i}"))
+            .collect();
+        let mut containers = vec![
+            container(
+                Role::Controller,
+                CONTROLLER_HOST,
+                vec![
+                    munge(false),
+                    MountPlan {
+                        source: MountSource::Volume(state_vol),
+                        target: render::STATE_SAVE_LOCATION.into(),
+                        read_only: false,
+                    },
+                ],
+            ),
+            container(Role::Login, LOGIN_HOST, vec![munge(true), home.clone()]),
+        ];
+        for node in &compute_nodes {
+            containers.push(container(
+                Role::Compute,
+                node,
+                vec![munge(true), home.clone()],
+            ));
+        }
+
+        // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
+        let cpus = spec.compute.cpus.unwrap_or(facts.cpus.max(4));
+        let memory = spec
+            .compute
+            .memory_mb
+            .unwrap_or((facts.memory_mib / u64::from(spec.compute.count)).max(1));
+        let slurm_conf = SlurmConf {
+            cluster_name: cluster.clone(),
+            controller_host: CONTROLLER_HOST.into(),
+            nodes: vec![NodeDef {
+                names: render::hostlist(COMPUTE_PREFIX, spec.compute.count),
+                cpus,
+                real_memory_mib: memory,
+            }],
+            partitions: vec![PartitionDef {
+                name: "debug".into(),
+                nodes: "ALL".into(),
+                default: true,
+            }],
+            slurmd_timeout: 30,
+        };
+
+        Plan {
+            cluster,
+            image: image.to_string(),
+            network,
+            volumes,
+            containers,
+            slurm_conf,
+            cgroup_conf: CgroupConf {
+                plugin: CgroupPlugin::Disabled,
+            },
+            compute_nodes,
+            default_user: spec.default_user().to_string(),
+        }
+    }
+
+    /// The files the controller holds in /etc/slurm (path, contents).
+    pub fn config_files(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("slurm.conf", self.slurm_conf.to_string()),
+            ("cgroup.conf", self.cgroup_conf.to_string()),
+        ]
+    }
+
+    pub fn controller(&self) -> &ContainerPlan {
+        self.containers
+            .iter()
+            .find(|c| c.role == Role::Controller)
+            .expect("plan has a controller")
+    }
+
+    pub fn login(&self) -> &ContainerPlan {
+        self.containers
+            .iter()
+            .find(|c| c.role == Role::Login)
+            .expect("plan has a login node")
+    }
+}
+
+impl ContainerPlan {
+    /// A digest of everything that, when changed, requires recreating the container
+    /// (including the init script it runs). Stored as a label so a later `up` can tell.
+    pub fn spec_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self).expect("plan serializes"));
+        h.update(INIT_SCRIPT.as_bytes());
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// What the engine reports about one of the cluster's containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing {
+    pub name: String,
+    pub running: bool,
+    pub spec_hash: Option<String>,
+}
+
+/// One change `up` makes to reach the plan.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum Change {
+    /// Not there yet: create and start it.
+    Create(String),
+    /// Its definition changed: remove and create it again.
+    Recreate(String),
+    /// Same definition but stopped: start it.
+    Start(String),
+    /// No longer in the spec: remove it.
+    Remove(String),
+}
+
+/// Compares the plan with what exists. Healthy containers whose definition did not
+/// change appear nowhere in the result: `up` leaves them alone.
+pub fn converge(plan: &Plan, existing: &[Existing]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for c in &plan.containers {
+        match existing.iter().find(|e| e.name == c.name) {
+            None => changes.push(Change::Create(c.name.clone())),
+            Some(e) if e.spec_hash.as_deref() != c.labels.get(LABEL_HASH).map(String::as_str) => {
+                changes.push(Change::Recreate(c.name.clone()))
+            }
+            Some(e) if !e.running => changes.push(Change::Start(c.name.clone())),
+            Some(_) => {}
+        }
+    }
+    for e in existing {
+        if !plan.containers.iter().any(|c| c.name == e.name) {
+            changes.push(Change::Remove(e.name.clone()));
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ClusterSpec;
+
+    const IMAGE: &str = "slurmbox/node:24.11-test";
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_mib: 24000,
+        }
+    }
+
+    fn existing(plan: &Plan) -> Vec<Existing> {
+        plan.containers
+            .iter()
+            .map(|c| Existing {
+                name: c.name.clone(),
+                running: true,
+                spec_hash: c.labels.get(LABEL_HASH).cloned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_plan() {
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        insta::assert_yaml_snapshot!(plan, {
+            // The digest covers the init script too; its value is checked by the converge tests.
+            ".containers[].labels[\"io.slurmbox.spec-hash\"]" => "[hash]",
+        });
+    }
+
+    #[test]
+    fn default_slurm_conf() {
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        insta::assert_snapshot!(plan.slurm_conf.to_string());
+    }
+
+    #[test]
+    fn article_cluster_slurm_conf() {
+        let spec = ClusterSpec::parse(
+            "c.toml",
+            "name = \"asai\"\n[compute]\ncount = 2\ncpus = 4\nmemory_mb = 7000\n[home]\nhost_path = \"/gfsv/home\"\n",
+        )
+        .unwrap();
+        let plan = Plan::new(&spec, &facts(), IMAGE);
+        insta::assert_snapshot!(plan.slurm_conf.to_string());
+        assert_eq!(
+            plan.login().mounts[1].source,
+            MountSource::HostPath("/gfsv/home".into())
+        );
+        assert_eq!(
+            plan.volumes.len(),
+            2,
+            "no home volume when /home is a host folder"
+        );
+    }
+
+    #[test]
+    fn nothing_to_do_when_everything_matches() {
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        assert_eq!(converge(&plan, &existing(&plan)), vec![]);
+    }
+
+    #[test]
+    fn growing_the_cluster_only_creates_the_new_node() {
+        let mut spec = ClusterSpec::default_cluster();
+        let before = Plan::new(&spec, &facts(), IMAGE);
+        spec.compute.count = 3;
+        let after = Plan::new(&spec, &facts(), IMAGE);
+        assert_eq!(
+            converge(&after, &existing(&before)),
+            vec![Change::Create("slurmbox-node3".into())]
+        );
+    }
+
+    #[test]
+    fn shrinking_removes_the_extra_node() {
+        let mut spec = ClusterSpec::default_cluster();
+        let before = Plan::new(&spec, &facts(), IMAGE);
+        spec.compute.count = 1;
+        let after = Plan::new(&spec, &facts(), IMAGE);
+        assert_eq!(
+            converge(&after, &existing(&before)),
+            vec![Change::Remove("slurmbox-node2".into())]
+        );
+    }
+
+    #[test]
+    fn new_image_recreates_every_container() {
+        let spec = ClusterSpec::default_cluster();
+        let before = Plan::new(&spec, &facts(), IMAGE);
+        let after = Plan::new(&spec, &facts(), "slurmbox/node:24.11-other");
+        let changes = converge(&after, &existing(&before));
+        assert_eq!(changes.len(), 4);
+        assert!(changes.iter().all(|c| matches!(c, Change::Recreate(_))));
+    }
+
+    #[test]
+    fn stopped_container_is_started_not_recreated() {
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        let mut have = existing(&plan);
+        have[2].running = false;
+        assert_eq!(
+            converge(&plan, &have),
+            vec![Change::Start("slurmbox-node1".into())]
+        );
+    }
+
+    #[test]
+    fn cpus_default_to_at_least_four() {
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        assert_eq!(plan.slurm_conf.nodes[0].cpus, 4);
+        let big = HostFacts {
+            cpus: 64,
+            memory_mib: 512_000,
+        };
+        assert_eq!(
+            Plan::new(&ClusterSpec::default_cluster(), &big, IMAGE)
+                .slurm_conf
+                .nodes[0]
+                .cpus,
+            64
+        );
+    }
+}

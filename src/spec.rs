@@ -1,0 +1,453 @@
+//! The cluster spec: `cluster.toml` read, checked and turned into a [`ClusterSpec`].
+//!
+//! This is the edge of slurmbox. Everything a user can write is parsed here, every
+//! value is checked here, and every error points at the place in the file it came
+//! from (`file:line:col`) with a hint. Nothing past this module sees raw TOML or has
+//! to re-check a value.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Slurm releases slurmbox can build images for, and the Debian suite carrying each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum SlurmVersion {
+    /// 24.11, from Debian trixie (stable). The default.
+    V24_11,
+    /// 26.05, the latest major release, from Debian forky (testing).
+    V26_05,
+}
+
+impl SlurmVersion {
+    pub const ALL: [SlurmVersion; 2] = [SlurmVersion::V24_11, SlurmVersion::V26_05];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlurmVersion::V24_11 => "24.11",
+            SlurmVersion::V26_05 => "26.05",
+        }
+    }
+
+    /// The Debian suite whose `slurm-wlm` packages carry this release.
+    pub fn debian_suite(self) -> &'static str {
+        match self {
+            SlurmVersion::V24_11 => "trixie",
+            SlurmVersion::V26_05 => "forky",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SlurmVersion> {
+        SlurmVersion::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SlurmVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A checked cluster description. Every field holds a valid value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub slurm: SlurmVersion,
+    pub compute: ComputeSpec,
+    pub home: HomeSpec,
+    /// Accounts created on every node with the same UID/GID; the first is the default
+    /// user of `exec`, `shell` and `verify`.
+    pub users: Vec<UserSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ComputeSpec {
+    pub count: u32,
+    /// CPUs declared to Slurm per node; `None` means "decide from the host".
+    pub cpus: Option<u32>,
+    /// Memory declared to Slurm per node in MiB; `None` means "a share of the host's".
+    pub memory_mb: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum HomeSpec {
+    /// A Docker volume owned by the cluster (removed by `down --purge`).
+    Volume,
+    /// A folder on the host, e.g. an existing GlusterFS or NFS mount such as /gfsv/home.
+    HostPath(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: u32,
+}
+
+pub const DEFAULT_NAME: &str = "slurmbox";
+pub const DEFAULT_USER: &str = "researcher";
+pub const DEFAULT_UID: u32 = 1000;
+
+impl ClusterSpec {
+    /// The cluster `slurmbox up` makes when given no file.
+    pub fn default_cluster() -> ClusterSpec {
+        ClusterSpec {
+            name: DEFAULT_NAME.to_string(),
+            slurm: SlurmVersion::V24_11,
+            compute: ComputeSpec {
+                count: 2,
+                cpus: None,
+                memory_mb: None,
+            },
+            home: HomeSpec::Volume,
+            users: vec![UserSpec {
+                name: DEFAULT_USER.to_string(),
+                uid: DEFAULT_UID,
+            }],
+        }
+    }
+
+    pub fn default_user(&self) -> &str {
+        &self.users[0].name
+    }
+
+    /// Reads and checks a spec file.
+    pub fn load(path: &Path) -> Result<ClusterSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ClusterSpec::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and checks spec text; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<ClusterSpec, SpecError> {
+        let located = |span: Range<usize>, message: String, hint: String| {
+            let (line, col) = line_col(text, span.start);
+            SpecError::Invalid(Box::new(InvalidSpec {
+                message: format!("{origin}:{line}:{col}: {message}"),
+                src: NamedSource::new(origin, text.to_string()),
+                span: span.into(),
+                hint,
+            }))
+        };
+        let raw: RawSpec = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim().to_string();
+            let hint = if message.contains("unknown field") {
+                "check the spelling; the README lists every key slurmbox understands".to_string()
+            } else {
+                "see the README for the form of each key".to_string()
+            };
+            located(span, message, hint)
+        })?;
+        raw.check(located)
+    }
+}
+
+/// Line and column (both from 1) of a byte offset, as editors count them.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum SpecError {
+    #[error("cannot read the cluster spec {}: {source}", path.display())]
+    #[diagnostic(help("pass an existing file with -f, or leave -f out for the default cluster"))]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<InvalidSpec>),
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{message}")]
+pub struct InvalidSpec {
+    message: String,
+    #[source_code]
+    src: NamedSource<String>,
+    #[label("here")]
+    span: SourceSpan,
+    #[help]
+    hint: String,
+}
+
+// ---- raw form: exactly what TOML may hold --------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: Option<Spanned<String>>,
+    slurm: Option<Spanned<String>>,
+    compute: Option<RawCompute>,
+    home: Option<RawHome>,
+    #[serde(default)]
+    user: Vec<RawUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompute {
+    count: Option<Spanned<i64>>,
+    cpus: Option<Spanned<i64>>,
+    memory_mb: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHome {
+    host_path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: Spanned<String>,
+    uid: Option<Spanned<i64>>,
+}
+
+/// Names the rest of slurmbox relies on: Docker object names, host names, user names.
+fn is_dns_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+const RESERVED_USERS: &[&str] = &["root", "slurm", "munge", "nobody", "daemon", "bin", "sys"];
+
+impl RawSpec {
+    fn check(
+        self,
+        err: impl Fn(Range<usize>, String, String) -> SpecError,
+    ) -> Result<ClusterSpec, SpecError> {
+        let mut spec = ClusterSpec::default_cluster();
+        if let Some(name) = self.name {
+            if !is_dns_label(name.get_ref(), 40) {
+                return Err(err(
+                    name.span(),
+                    format!("invalid cluster name {:?}", name.get_ref()),
+                    "use 1-40 lowercase letters, digits and '-', not starting or ending with '-'"
+                        .into(),
+                ));
+            }
+            spec.name = name.into_inner();
+        }
+        if let Some(slurm) = self.slurm {
+            spec.slurm = SlurmVersion::parse(slurm.get_ref()).ok_or_else(|| {
+                err(
+                    slurm.span(),
+                    format!("unsupported Slurm version {:?}", slurm.get_ref()),
+                    "use \"24.11\" (Debian trixie, the default) or \"26.05\" (Debian forky, the latest)"
+                        .into(),
+                )
+            })?;
+        }
+        if let Some(compute) = self.compute {
+            if let Some(count) = compute.count {
+                spec.compute.count = in_range(&count, 1, 128, "compute.count", &err)? as u32;
+            }
+            if let Some(cpus) = compute.cpus {
+                spec.compute.cpus = Some(in_range(&cpus, 1, 4096, "compute.cpus", &err)? as u32);
+            }
+            if let Some(mem) = compute.memory_mb {
+                spec.compute.memory_mb =
+                    Some(in_range(&mem, 1, 64 * 1024 * 1024, "compute.memory_mb", &err)? as u64);
+            }
+        }
+        if let Some(home) = self.home
+            && let Some(path) = home.host_path
+        {
+            let p = PathBuf::from(path.get_ref());
+            if !p.is_absolute() || path.get_ref().contains(':') {
+                return Err(err(
+                    path.span(),
+                    format!(
+                        "home.host_path must be an absolute path, got {:?}",
+                        path.get_ref()
+                    ),
+                    "name a folder on the Docker host, e.g. host_path = \"/gfsv/home\"".into(),
+                ));
+            }
+            spec.home = HomeSpec::HostPath(p);
+        }
+        if !self.user.is_empty() {
+            spec.users.clear();
+            for (i, user) in self.user.into_iter().enumerate() {
+                let name = user.name.get_ref();
+                if !is_dns_label(name, 32) || name.starts_with(|c: char| c.is_ascii_digit()) {
+                    return Err(err(
+                        user.name.span(),
+                        format!("invalid user name {name:?}"),
+                        "use lowercase letters, digits and '-', starting with a letter".into(),
+                    ));
+                }
+                if RESERVED_USERS.contains(&name.as_str()) {
+                    return Err(err(
+                        user.name.span(),
+                        format!("user name {name:?} is reserved for the system"),
+                        "pick a personal account name; jobs never run as root or as a daemon account".into(),
+                    ));
+                }
+                if spec.users.iter().any(|u| &u.name == name) {
+                    return Err(err(
+                        user.name.span(),
+                        format!("user {name:?} is listed twice"),
+                        "each [[user]] needs its own name".into(),
+                    ));
+                }
+                let uid = match &user.uid {
+                    Some(uid) => in_range(uid, 1000, 60000, "user.uid", &err)? as u32,
+                    None => DEFAULT_UID + i as u32,
+                };
+                if spec.users.iter().any(|u| u.uid == uid) {
+                    let span = user.uid.as_ref().map_or(user.name.span(), |u| u.span());
+                    return Err(err(
+                        span,
+                        format!("uid {uid} is used by two users"),
+                        "give every [[user]] its own uid (they must match across all nodes)".into(),
+                    ));
+                }
+                spec.users.push(UserSpec {
+                    name: name.clone(),
+                    uid,
+                });
+            }
+        }
+        Ok(spec)
+    }
+}
+
+fn in_range(
+    value: &Spanned<i64>,
+    min: i64,
+    max: i64,
+    key: &str,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<i64, SpecError> {
+    let v = *value.get_ref();
+    if v < min || v > max {
+        return Err(err(
+            value.span(),
+            format!("{key} = {v} is out of range"),
+            format!("{key} must be between {min} and {max}"),
+        ));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        ClusterSpec::parse("cluster.toml", text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_default_cluster() {
+        assert_eq!(
+            ClusterSpec::parse("c.toml", "").unwrap(),
+            ClusterSpec::default_cluster()
+        );
+    }
+
+    #[test]
+    fn full_spec_parses() {
+        let spec = ClusterSpec::parse(
+            "c.toml",
+            r#"
+name = "pi-lab"
+slurm = "26.05"
+[compute]
+count = 3
+cpus = 4
+memory_mb = 2048
+[home]
+host_path = "/gfsv/home"
+[[user]]
+name = "alice"
+uid = 2001
+[[user]]
+name = "bob"
+"#,
+        )
+        .unwrap();
+        insta::assert_debug_snapshot!(spec);
+    }
+
+    #[test]
+    fn unknown_key_points_at_line_and_column() {
+        let e = error_of("name = \"a\"\n[compute]\ncuont = 2\n");
+        assert!(
+            e.starts_with("cluster.toml:3:1: unknown field `cuont`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_rejected_with_location() {
+        let e = error_of("[compute]\ncount = \"two\"\n");
+        assert!(e.starts_with("cluster.toml:2:9:"), "{e}");
+    }
+
+    #[test]
+    fn zero_compute_nodes_is_impossible() {
+        let e = error_of("[compute]\ncount = 0\n");
+        assert_eq!(e, "cluster.toml:2:9: compute.count = 0 is out of range");
+    }
+
+    #[test]
+    fn unsupported_slurm_version_is_rejected() {
+        let e = error_of("slurm = \"21.08\"\n");
+        assert_eq!(e, "cluster.toml:1:9: unsupported Slurm version \"21.08\"");
+    }
+
+    #[test]
+    fn cluster_name_must_be_a_dns_label() {
+        let e = error_of("name = \"My Cluster\"\n");
+        assert_eq!(e, "cluster.toml:1:8: invalid cluster name \"My Cluster\"");
+    }
+
+    #[test]
+    fn relative_home_path_is_rejected() {
+        let e = error_of("[home]\nhost_path = \"gfsv/home\"\n");
+        assert!(
+            e.starts_with("cluster.toml:2:13: home.host_path must be an absolute path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn root_cannot_be_a_cluster_user() {
+        let e = error_of("[[user]]\nname = \"root\"\n");
+        assert_eq!(
+            e,
+            "cluster.toml:2:8: user name \"root\" is reserved for the system"
+        );
+    }
+
+    #[test]
+    fn duplicate_uids_are_rejected() {
+        let e =
+            error_of("[[user]]\nname = \"a\"\nuid = 1500\n[[user]]\nname = \"b\"\nuid = 1500\n");
+        assert_eq!(e, "cluster.toml:6:7: uid 1500 is used by two users");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
