@@ -100,8 +100,8 @@ impl Recipe {
 
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
-        h.update(self.slurm.debian_suite());
-        for part in PACKAGES.iter().chain(CUSTOMIZE).chain(CHANGES) {
+        // Everything but the mirror, which does not change what gets installed.
+        for part in self.mmdebstrap_args("").iter().map(String::as_str).chain(CHANGES.iter().copied()) {
             h.update([0]);
             h.update(part);
         }
@@ -118,6 +118,9 @@ impl Recipe {
             "--variant=apt".to_string(),
             "--mode=auto".to_string(),
             format!("--include={}", PACKAGES.join(",")),
+            // Snapshot and offline mirrors serve Release files past their Valid-Until
+            // date (testing's lasts a week). Signatures are still checked.
+            "--aptopt=Acquire::Check-Valid-Until \"false\"".into(),
             "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
             "--dpkgopt=path-exclude=/usr/share/man/*".into(),
             "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
@@ -227,12 +230,16 @@ async fn build(
         "LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}",
         recipe.digest()
     ));
-    let imported = engine
-        .import_image(&recipe.tag(), &changes, ReaderStream::new(stdout))
-        .await;
+    let imported = engine.import_image(&changes, ReaderStream::new(stdout)).await;
     let status = child.wait().await.map_err(ImageError::Spawn)?;
     let tail = log.await.unwrap_or_default();
     if !status.success() {
+        // Whatever reached the engine is incomplete: never let it carry the tag.
+        if let Ok(id) = &imported
+            && !id.is_empty()
+        {
+            let _ = engine.remove_image(id).await;
+        }
         return Err(ImageError::BuildFailed {
             slurm,
             status: status.code().map_or("signal".into(), |c| c.to_string()),
@@ -240,7 +247,7 @@ async fn build(
             mirror: mirror.to_string(),
         });
     }
-    imported?;
+    engine.tag_image(&imported?, &recipe.tag()).await?;
     Ok(())
 }
 

@@ -120,14 +120,16 @@ pub struct FileUpload {
 pub trait Engine {
     async fn info(&self) -> Result<EngineInfo>;
     async fn image_exists(&self, image: &str) -> Result<bool>;
-    /// Imports a root filesystem tarball as `image` (`docker import`), applying
-    /// Dockerfile-style `changes` such as `ENV` and `ENTRYPOINT`.
+    /// Imports a root filesystem tarball (`docker import`), applying Dockerfile-style
+    /// `changes` such as `ENV` and `ENTRYPOINT`. The image is left untagged; the
+    /// returned id is tagged once the caller knows the tarball was complete.
     async fn import_image(
         &self,
-        image: &str,
         changes: &[String],
         tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    ) -> Result<()>;
+    ) -> Result<String>;
+    async fn tag_image(&self, id: &str, image: &str) -> Result<()>;
+    async fn remove_image(&self, id: &str) -> Result<()>;
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()>;
     async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()>;
     async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>>;

@@ -1,0 +1,167 @@
+//! Integration tests: real clusters on the local Docker engine, real jobs.
+
+mod common;
+
+use common::{ClusterGuard, article_job, container_identities, labelled_objects, slurmbox, slurmbox_with_input};
+
+/// The default cluster passes `verify`, runs the article's own MPI job unchanged,
+/// passes stdio and exit codes through `exec`, is left alone by a second `up`, and
+/// `down --purge` leaves nothing behind.
+#[test]
+fn default_cluster_runs_the_article_job_and_converges() {
+    let cluster = ClusterGuard::new("default");
+    let up = cluster.run(&["up"], &[]).ok();
+    assert!(up.stderr.contains("Waiting for 2 compute nodes to be idle"), "{}", up.stderr);
+
+    let verify = cluster.run(&["verify"], &[]).ok();
+    for check in ["sinfo", "scontrol show node", "srun -N2 hostname", "MPI pi"] {
+        let row = verify.stdout.lines().find(|l| l.contains(check)).unwrap_or_else(|| panic!("{check} row:\n{}", verify.stdout));
+        assert!(row.contains(" ok "), "{row}");
+    }
+
+    // exec: default user, in their home; stdin in, stdout/stderr out, exit code back.
+    let who = cluster.sh("id -un; id -u; pwd").ok();
+    assert_eq!(who.stdout, "researcher\n1000\n/home/researcher\n");
+    let echo = slurmbox_with_input(&["exec", "--name", &cluster.name, "--", "tr", "a-z", "A-Z"], b"from stdin\n").ok();
+    assert_eq!(echo.stdout, "FROM STDIN\n");
+    let failing = cluster.sh("echo to-stderr >&2; exit 7");
+    assert_eq!(failing.code, 7);
+    assert!(failing.stderr.contains("to-stderr"), "{}", failing.stderr);
+    let root = cluster.run(&["exec"], &["--user", "root", "--node", "node1", "--", "id", "-u"]).ok();
+    assert_eq!(root.stdout, "0\n");
+
+    // The article's calc.py and script.sh, unchanged: --ntasks=8 -N2 on nodes that
+    // declare 4 CPUs each on whatever this machine has.
+    let (calc, script) = article_job();
+    slurmbox_with_input(&["exec", "--name", &cluster.name, "--", "bash", "-c", "cat > calc.py"], calc.as_bytes()).ok();
+    slurmbox_with_input(&["exec", "--name", &cluster.name, "--", "bash", "-c", "cat > script.sh"], script.as_bytes()).ok();
+    let job = cluster.sh("sbatch --wait script.sh >/dev/null && cat slurm-*.out").ok();
+    let line = job.stdout.lines().find(|l| l.starts_with("pi is approximately")).unwrap_or_else(|| panic!("job output:\n{}", job.stdout));
+    let pi: f64 = line.split_whitespace().nth(3).unwrap().trim_end_matches(',').parse().unwrap();
+    assert!((pi - std::f64::consts::PI).abs() < 1e-10, "{line}");
+
+    // A second `up` with the same spec restarts nothing.
+    let before = container_identities(&cluster.name);
+    let again = cluster.run(&["up"], &[]).ok();
+    assert!(again.stderr.contains("4 kept"), "{}", again.stderr);
+    assert_eq!(container_identities(&cluster.name), before);
+
+    let status = cluster.run(&["status"], &["--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    for n in nodes.iter().filter(|n| n["role"] == "compute") {
+        assert_eq!(n["slurm_state"], "idle", "{n}");
+        assert_eq!(n["container_state"], "running", "{n}");
+    }
+
+    let logs = cluster.run(&["logs"], &["controller"]).ok();
+    assert!(logs.stdout.contains("slurmctld"), "{}", logs.stdout);
+
+    cluster.run(&["down"], &["--purge"]).ok();
+    assert_eq!(labelled_objects(&cluster.name), Vec::<String>::new());
+}
+
+/// Growing and shrinking a cluster touches only the nodes that change, a host folder
+/// serves as /home, users from the spec exist on every node, and a second cluster
+/// lives beside the first.
+#[test]
+fn spec_changes_converge_and_clusters_live_side_by_side() {
+    let cluster = ClusterGuard::new("grow");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let spec_path = dir.path().join("cluster.toml");
+    let write_spec = |count: u32| {
+        let text = format!(
+            "name = \"{}\"\n[compute]\ncount = {count}\ncpus = 2\n[home]\nhost_path = \"{}\"\n[[user]]\nname = \"alice\"\nuid = 2001\n",
+            cluster.name,
+            home.display()
+        );
+        std::fs::write(&spec_path, text).unwrap();
+    };
+    let spec = spec_path.to_str().unwrap();
+
+    write_spec(1);
+    slurmbox(&["up", "-f", spec]).ok();
+    let who = cluster.sh("id -un; id -u; echo hello > greeting; srun -N1 hostname").ok();
+    assert_eq!(who.stdout, "alice\n2001\nnode1\n");
+    let on_host = std::fs::read_to_string(home.join("alice/greeting")).unwrap();
+    assert_eq!(on_host, "hello\n");
+
+    // A second cluster beside it, with its own name, network and nodes.
+    let other = ClusterGuard::new("beside");
+    let other_spec = dir.path().join("other.toml");
+    std::fs::write(&other_spec, format!("name = \"{}\"\n[compute]\ncount = 1\n", other.name)).unwrap();
+    slurmbox(&["up", "-f", other_spec.to_str().unwrap()]).ok();
+    assert_eq!(other.sh("srun -N1 hostname").ok().stdout, "node1\n");
+
+    // Grow to 2: node1, the controller and the login node keep running.
+    let before = container_identities(&cluster.name);
+    write_spec(2);
+    let grown = slurmbox(&["up", "-f", spec]).ok();
+    assert!(grown.stderr.contains("1 created, 3 kept, slurm.conf updated"), "{}", grown.stderr);
+    let after = container_identities(&cluster.name);
+    for kept in &before {
+        assert!(after.contains(kept), "{kept:?} was restarted");
+    }
+    let mut hosts: Vec<String> = cluster.sh("srun -N2 hostname").ok().stdout.lines().map(String::from).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["node1", "node2"]);
+
+    // Shrink back to 1: node2 goes, from Docker and from Slurm.
+    write_spec(1);
+    let shrunk = slurmbox(&["up", "-f", spec]).ok();
+    assert!(shrunk.stderr.contains("1 removed"), "{}", shrunk.stderr);
+    assert_eq!(cluster.sh("sinfo -h -N -o %N").ok().stdout, "node1\n");
+
+    // The other cluster was not disturbed, and taking it down leaves this one running.
+    assert_eq!(other.sh("srun -N1 hostname").ok().stdout, "node1\n");
+    drop(other);
+    assert_eq!(cluster.sh("srun -N1 hostname").ok().stdout, "node1\n");
+}
+
+/// A spec with a mistake is refused with its location, exit code 2, and nothing made.
+#[test]
+fn bad_spec_exits_2_with_location_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = common::unique_name("bad");
+    for (text, location) in [
+        (format!("name = \"{name}\"\n[compute]\ncuont = 2\n"), "cluster.toml:3:1"),
+        (format!("name = \"{name}\"\n[compute]\ncount = \"two\"\n"), "cluster.toml:3:9"),
+        (format!("name = \"{name}\"\n[compute]\ncount = 0\n"), "cluster.toml:3:9"),
+        (format!("name = \"{name}\"\nslurm = \"21.08\"\n"), "cluster.toml:2:9"),
+    ] {
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = slurmbox(&["up", "-f", path.to_str().unwrap()]);
+        assert_eq!(out.code, 2, "{text}\n{}", out.stderr);
+        assert!(out.stderr.contains(location), "expected {location} in:\n{}", out.stderr);
+        assert!(out.stderr.contains("help:") || out.stderr.contains("help"), "{}", out.stderr);
+        assert_eq!(labelled_objects(&name), Vec::<String>::new());
+    }
+}
+
+/// `config render` prints the Slurm files for a spec without creating anything.
+#[test]
+fn config_render_prints_slurm_conf_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = common::unique_name("render");
+    let path = dir.path().join("cluster.toml");
+    std::fs::write(&path, format!("name = \"{name}\"\n[compute]\ncount = 3\ncpus = 4\n")).unwrap();
+    let out = slurmbox(&["config", "render", "-f", path.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains(&format!("ClusterName={name}")), "{}", out.stdout);
+    assert!(out.stdout.contains("NodeName=node[1-3] CPUs=4"), "{}", out.stdout);
+    assert!(out.stdout.contains("CgroupPlugin=disabled"), "{}", out.stdout);
+    assert_eq!(labelled_objects(&name), Vec::<String>::new());
+}
+
+/// Commands against a cluster that does not exist say so and how to create it.
+#[test]
+fn missing_cluster_is_reported_with_a_hint() {
+    let name = common::unique_name("missing");
+    let out = slurmbox(&["exec", "--name", &name, "--", "true"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("slurmbox up --name {name}")), "{}", out.stderr);
+}
