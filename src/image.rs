@@ -44,8 +44,12 @@ const CUSTOMIZE: &[&str] = &[
     // shared by every cluster built from it; each cluster makes its own instead.
     r#"rm -f "$1/etc/munge/munge.key""#,
     // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
-    // OpenMPI 5 (PRRTE) would then refuse to bind ranks to cores. Bind to none.
-    r#"echo "hwloc_default_binding_policy = none" >> "$1/etc/openmpi/prte-mca-params.conf""#,
+    // PRRTE (OpenMPI 5's launcher, packaged on its own from forky on) would then refuse
+    // to bind ranks to cores. Bind to none.
+    r#"for f in "$1/etc/openmpi/prte-mca-params.conf" "$1/etc/prrte/prte-mca-params.conf"; do if [ -f "$f" ]; then echo "hwloc_default_binding_policy = none" >> "$f"; fi; done"#,
+    // Ranks talk over the cluster network, eth0 in every node container. OpenMPI 6
+    // (forky) otherwise finds no "reachable" interface pair between containers.
+    r#"echo "btl_tcp_if_include = eth0" >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
     // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
     r#"rm -f "$1/etc/slurm/plugstack.conf""#,
 ];
@@ -101,7 +105,12 @@ impl Recipe {
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         // Everything but the mirror, which does not change what gets installed.
-        for part in self.mmdebstrap_args("").iter().map(String::as_str).chain(CHANGES.iter().copied()) {
+        for part in self
+            .mmdebstrap_args("")
+            .iter()
+            .map(String::as_str)
+            .chain(CHANGES.iter().copied())
+        {
             h.update([0]);
             h.update(part);
         }
@@ -230,7 +239,9 @@ async fn build(
         "LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}",
         recipe.digest()
     ));
-    let imported = engine.import_image(&changes, ReaderStream::new(stdout)).await;
+    let imported = engine
+        .import_image(&changes, ReaderStream::new(stdout))
+        .await;
     let status = child.wait().await.map_err(ImageError::Spawn)?;
     let tail = log.await.unwrap_or_default();
     if !status.success() {

@@ -228,12 +228,12 @@ fn pi_job_script(nodes: usize, tasks: usize) -> String {
     let program = base64::engine::general_purpose::STANDARD.encode(PI_PROGRAM);
     let job = format!(
         "#!/bin/bash\n#SBATCH --job-name=slurmbox-verify\n#SBATCH --nodes={nodes}\n#SBATCH --ntasks={tasks}\n\
-         #SBATCH --time=5\n#SBATCH --output=pi.out\ncd \"$SLURM_SUBMIT_DIR\"\nmpiexec -n {tasks} python3 pi.py\n"
+         #SBATCH --time=3\n#SBATCH --output=pi.out\ncd \"$SLURM_SUBMIT_DIR\"\nmpiexec -n {tasks} python3 pi.py\n"
     );
     let job = base64::engine::general_purpose::STANDARD.encode(job);
     format!(
         "set -e; mkdir -p ~/{WORKDIR}; cd ~/{WORKDIR}; rm -f pi.out; \
          echo {program} | base64 -d > pi.py; echo {job} | base64 -d > pi.sbatch; \
-         timeout 300 sbatch --wait --quiet pi.sbatch || rc=$?; cat pi.out; exit ${{rc:-0}}"
+         timeout 240 sbatch --wait --quiet pi.sbatch || rc=$?; cat pi.out; exit ${{rc:-0}}"
     )
 }

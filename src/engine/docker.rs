@@ -151,7 +151,8 @@ impl Engine for DockerEngine {
             ..Default::default()
         };
         let mut progress =
-            self.docker.create_image(Some(options), Some(bollard::body_try_stream(tar)), None);
+            self.docker
+                .create_image(Some(options), Some(bollard::body_try_stream(tar)), None);
         // The engine answers an import with the new image's id as the last status.
         let mut id = String::new();
         while let Some(item) = progress.next().await {
@@ -165,12 +166,26 @@ impl Engine for DockerEngine {
 
     async fn tag_image(&self, id: &str, image: &str) -> Result<()> {
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-        let options = bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
-        self.docker.tag_image(id, Some(options)).await.map_err(api(format!("tag image {image}")))
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+        };
+        self.docker
+            .tag_image(id, Some(options))
+            .await
+            .map_err(api(format!("tag image {image}")))
     }
 
     async fn remove_image(&self, id: &str) -> Result<()> {
-        match self.docker.remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
+        match self
+            .docker
+            .remove_image(
+                id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(api(format!("remove image {id}"))(e)),

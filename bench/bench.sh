@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# slurmbox benchmark: prints, from one run on this machine,
+#   - cold `up`: no node image on the engine (it is removed first, then built again)
+#   - warm `up`: image present, no containers or volumes (a fresh cluster)
+#   - the floor: starting as many containers from the same image running
+#     `sleep infinity`, and warm `up` as a ratio of it
+#   - `srun -N2 hostname` latency (median of 10, timed inside the login node)
+#   - wall time of the article's MPI pi job (its calc.py and script.sh, unchanged)
+# Targets (issue #2): warm up <= 2.5x floor; srun -N2 hostname <= 0.3 s; cold up <= 3 min.
+#
+# Usage: bench/bench.sh [--keep-image]   (--keep-image skips the cold measurement)
+# It removes and rebuilds the 24.11 node image unless --keep-image is given.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+SB=./target/release/slurmbox
+NAME="bench-$$"
+SEED=../shared/seed/dockerized-slurm-on-raspberry-pis.md
+IMAGE=$($SB image build --quiet)
+cleanup() {
+    $SB down --purge --quiet --name "$NAME" >/dev/null 2>&1 || true
+    docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+cold="skipped"
+if [ "${1:-}" != "--keep-image" ]; then
+    docker rmi "$IMAGE" >/dev/null
+    t0=$(now); $SB up --quiet --name "$NAME"; t1=$(now)
+    cold=$(secs "$t0" "$t1")
+    $SB down --purge --quiet --name "$NAME"
+fi
+
+t0=$(now); $SB up --quiet --name "$NAME"; t1=$(now)
+warm=$(secs "$t0" "$t1")
+
+# The floor: same number of containers (controller, login, 2 compute), same image.
+t0=$(now)
+for i in 1 2 3 4; do
+    docker run -d --name "$NAME-floor-$i" --entrypoint sleep "$IMAGE" infinity >/dev/null &
+done
+wait
+t1=$(now)
+floor=$(secs "$t0" "$t1")
+docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null
+
+srun=$($SB exec --name "$NAME" -- bash -c '
+    for i in $(seq 10); do
+        s=$(date +%s%N); srun -N2 hostname >/dev/null; e=$(date +%s%N)
+        echo $(( (e - s) / 1000000 ))
+    done | sort -n | sed -n 5p')
+
+# The article's own job files, cut out of the article unchanged.
+awk '/^```python/{f=1;next} /^```/{f=0} f' "$SEED" | $SB exec --name "$NAME" -- bash -c 'cat > calc.py'
+awk '/^```bash/{b=""; f=1; next} /^```/{if (f && b ~ /#SBATCH --ntasks=8/) printf "%s", b; f=0} f{b=b $0 "\n"}' "$SEED" |
+    $SB exec --name "$NAME" -- bash -c 'cat > script.sh'
+pi=$($SB exec --name "$NAME" -- bash -c '
+    s=$(date +%s%N); sbatch --wait script.sh >/dev/null; e=$(date +%s%N)
+    echo "$(( (e - s) / 1000000 )) $(grep -h "pi is approximately" slurm-*.out)"')
+
+ratio=$(div "$warm" "$floor")
+printf 'slurmbox bench (%s, %s CPUs, Docker %s)\n' "$IMAGE" "$(nproc)" "$(docker version -f '{{.Server.Version}}')"
+printf '  cold up (image built)        %8s s   target <= 180 s\n' "$cold"
+printf '  warm up                      %8.2f s\n' "$warm"
+printf '  floor (4 x sleep infinity)   %8.2f s\n' "$floor"
+printf '  warm up / floor              %8.2f x   target <= 2.5x\n' "$ratio"
+printf '  srun -N2 hostname (median)   %8.3f s   target <= 0.3 s\n' "$(div "$srun" 1000)"
+printf '  article pi job (sbatch)      %8.2f s   %s\n' "$(div "${pi%% *}" 1000)" "${pi#* }"
