@@ -12,6 +12,7 @@
 #   SLURMBOX_CONTROLLER  host name of the controller (compute, login)
 #   SLURMBOX_USERS       "name:uid:gid ..." accounts to create with the same IDs everywhere
 #   SLURMBOX_NODE        this node's Slurm name (compute)
+#   SLURMBOX_NODE_CONF   what a compute node registers with ("CPUs=4 RealMemory=...")
 set -euo pipefail
 
 role="${1:?usage: slurmbox-init controller|compute|login}"
@@ -75,7 +76,9 @@ compute | login)
     # Configless: the node fetches slurm.conf from the controller, so wait until it listens.
     wait_for "exec 3<>/dev/tcp/$controller/6817" 1200 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
     if [ "$role" = compute ]; then
-        /usr/sbin/slurmd -D --conf-server "$controller" -N "${SLURMBOX_NODE:-$(hostname)}" &
+        # A dynamic node: it registers itself with the resources it declares.
+        /usr/sbin/slurmd -D -Z --conf "${SLURMBOX_NODE_CONF:?}" --conf-server "$controller" \
+            -N "${SLURMBOX_NODE:-$(hostname)}" &
     else
         # sackd keeps the fetched files in /run/slurm/conf, where client commands look.
         install -d -o slurm -g slurm -m 0755 /run/slurm

@@ -1,12 +1,12 @@
 //! Things done to a running cluster through its daemons' own tools (`sinfo`,
-//! `scontrol`): waiting for nodes, pushing a changed slurm.conf.
+//! `scontrol`): waiting for the controller and the nodes, forgetting removed nodes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use miette::Diagnostic;
 
-use crate::engine::{Engine, ExecSpec, FileUpload};
+use crate::engine::{Engine, ExecSpec};
 use crate::plan::Plan;
 
 /// Slurm node states (as `sinfo %T` prints them) of a node that answers and takes jobs.
@@ -18,21 +18,12 @@ pub enum ActionError {
     #[diagnostic(help(
         "`slurmbox logs --name {cluster} NODE` shows each node's daemons; `slurmbox status --name {cluster}` their state"
     ))]
-    NodesNotReady {
-        cluster: String,
-        waited: u64,
-        report: String,
-    },
+    NodesNotReady { cluster: String, waited: u64, report: String },
     #[error("the controller did not answer within {0}s")]
     #[diagnostic(help("see `slurmbox logs controller`"))]
     ControllerDown(u64),
     #[error("`{cmd}` failed on {container} (exit {code}): {stderr}")]
-    CommandFailed {
-        cmd: String,
-        container: String,
-        code: i64,
-        stderr: String,
-    },
+    CommandFailed { cmd: String, container: String, code: i64, stderr: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] crate::engine::EngineError),
@@ -43,12 +34,7 @@ pub async fn node_states(
     engine: &impl Engine,
     controller: &str,
 ) -> Result<BTreeMap<String, String>, ActionError> {
-    let out = engine
-        .exec(
-            controller,
-            &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N %T"]),
-        )
-        .await?;
+    let out = engine.exec(controller, &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N %T"])).await?;
     if !out.ok() {
         return Err(ActionError::CommandFailed {
             cmd: "sinfo".into(),
@@ -66,10 +52,7 @@ pub async fn node_states(
 }
 
 async fn login_ready(engine: &impl Engine, login: &str) -> bool {
-    engine
-        .exec(login, &ExecSpec::new(["sinfo", "-h", "-o", "%D"]))
-        .await
-        .is_ok_and(|o| o.ok())
+    engine.exec(login, &ExecSpec::new(["sinfo", "-h", "-o", "%D"])).await.is_ok_and(|o| o.ok())
 }
 
 /// Waits until the controller answers `scontrol ping`.
@@ -80,9 +63,7 @@ pub async fn wait_for_controller(
 ) -> Result<(), ActionError> {
     let start = Instant::now();
     loop {
-        let out = engine
-            .exec(controller, &ExecSpec::new(["scontrol", "ping"]))
-            .await?;
+        let out = engine.exec(controller, &ExecSpec::new(["scontrol", "ping"])).await?;
         if out.ok() && out.stdout.contains("is UP") {
             return Ok(());
         }
@@ -109,11 +90,7 @@ pub async fn wait_for_nodes(
         let ready = plan
             .compute_nodes
             .iter()
-            .filter(|n| {
-                states
-                    .get(*n)
-                    .is_some_and(|s| READY_STATES.contains(&s.as_str()))
-            })
+            .filter(|n| states.get(*n).is_some_and(|s| READY_STATES.contains(&s.as_str())))
             .count();
         on_poll(ready, plan.compute_nodes.len());
         // The login node is ready once its client commands reach the controller.
@@ -123,19 +100,15 @@ pub async fn wait_for_nodes(
         if start.elapsed() > timeout {
             let mut report = String::new();
             let reasons = engine
-                .exec(
-                    controller,
-                    &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N|%E"]),
-                )
+                .exec(controller, &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N|%E"]))
                 .await
                 .map(|o| o.stdout)
                 .unwrap_or_default();
             if !login_ready(engine, &plan.login().name).await {
-                let tail = engine
-                    .logs(&plan.login().name, "15")
-                    .await
-                    .unwrap_or_else(|e| e.to_string());
-                report.push_str("  login: its Slurm commands cannot reach the controller\n  last lines of its log:\n");
+                let tail = engine.logs(&plan.login().name, "15").await.unwrap_or_else(|e| e.to_string());
+                report.push_str(
+                    "  login: its Slurm commands cannot reach the controller\n  last lines of its log:\n",
+                );
                 for line in tail.lines() {
                     report.push_str(&format!("    | {line}\n"));
                 }
@@ -151,13 +124,8 @@ pub async fn wait_for_nodes(
                     .filter(|r| !r.is_empty() && *r != "none")
                     .unwrap_or("-");
                 let container = format!("{}-{node}", plan.cluster);
-                let tail = engine
-                    .logs(&container, "15")
-                    .await
-                    .unwrap_or_else(|e| e.to_string());
-                report.push_str(&format!(
-                    "  {node}: {state} (reason: {reason})\n  last lines of its log:\n"
-                ));
+                let tail = engine.logs(&container, "15").await.unwrap_or_else(|e| e.to_string());
+                report.push_str(&format!("  {node}: {state} (reason: {reason})\n  last lines of its log:\n"));
                 for line in tail.lines() {
                     report.push_str(&format!("    | {line}\n"));
                 }
@@ -172,49 +140,25 @@ pub async fn wait_for_nodes(
     }
 }
 
-/// The controller's /etc/slurm files as rendered by the plan.
-pub fn config_uploads(plan: &Plan) -> Vec<FileUpload> {
-    plan.config_files()
-        .into_iter()
-        .map(|(name, text)| FileUpload {
-            path: format!("/etc/slurm/{name}"),
-            contents: text.into_bytes(),
-            mode: 0o644,
-        })
-        .collect()
-}
-
-/// Brings a running controller's configuration up to date. Returns whether it changed.
-/// Nodes receive the new files from slurmctld (configless) on `scontrol reconfigure`.
-pub async fn update_config(engine: &impl Engine, plan: &Plan) -> Result<bool, ActionError> {
-    let controller = &plan.controller().name;
-    let mut changed = false;
-    for (name, text) in plan.config_files() {
-        let current = engine
-            .exec(
-                controller,
-                &ExecSpec::new(["cat", &format!("/etc/slurm/{name}")]),
-            )
+/// Forgets compute nodes that no longer exist (dynamic nodes stay registered until
+/// deleted). A node Slurm does not know is not an error.
+pub async fn delete_nodes(
+    engine: &impl Engine,
+    controller: &str,
+    nodes: &[String],
+) -> Result<(), ActionError> {
+    for node in nodes {
+        let out = engine
+            .exec(controller, &ExecSpec::new(["scontrol", "delete", &format!("nodename={node}")]))
             .await?;
-        if !current.ok() || current.stdout != text {
-            changed = true;
+        if !out.ok() && !out.stderr.contains("Invalid node name") {
+            return Err(ActionError::CommandFailed {
+                cmd: format!("scontrol delete nodename={node}"),
+                container: controller.into(),
+                code: out.code,
+                stderr: out.stderr.trim().into(),
+            });
         }
     }
-    if !changed {
-        return Ok(false);
-    }
-    engine.upload(controller, &config_uploads(plan)).await?;
-    wait_for_controller(engine, controller, Duration::from_secs(60)).await?;
-    let out = engine
-        .exec(controller, &ExecSpec::new(["scontrol", "reconfigure"]))
-        .await?;
-    if !out.ok() {
-        return Err(ActionError::CommandFailed {
-            cmd: "scontrol reconfigure".into(),
-            container: controller.clone(),
-            code: out.code,
-            stderr: out.stderr.trim().into(),
-        });
-    }
-    Ok(true)
+    Ok(())
 }

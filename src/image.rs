@@ -64,9 +64,7 @@ const CHANGES: &[&str] = &[
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ImageError {
     #[error("building the Slurm {slurm} image needs mmdebstrap, which is not installed")]
-    #[diagnostic(help(
-        "install it (Debian/Ubuntu: `apt-get install mmdebstrap`) and run the command again"
-    ))]
+    #[diagnostic(help("install it (Debian/Ubuntu: `apt-get install mmdebstrap`) and run the command again"))]
     NoBuilder { slurm: SlurmVersion },
     #[error(
         "mmdebstrap failed to build the Slurm {slurm} image (exit status {status}); its last lines:\n{tail}"
@@ -74,19 +72,11 @@ pub enum ImageError {
     #[diagnostic(help(
         "check that the Debian mirror ({mirror}) is reachable, or pass another with --mirror"
     ))]
-    BuildFailed {
-        slurm: SlurmVersion,
-        status: String,
-        tail: String,
-        mirror: String,
-    },
+    BuildFailed { slurm: SlurmVersion, status: String, tail: String, mirror: String },
     #[error("cannot run mmdebstrap: {0}")]
     Spawn(std::io::Error),
     #[error("cannot take the image build lock {}: {source}", path.display())]
-    Lock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Lock { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] EngineError),
@@ -105,12 +95,7 @@ impl Recipe {
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         // Everything but the mirror, which does not change what gets installed.
-        for part in self
-            .mmdebstrap_args("")
-            .iter()
-            .map(String::as_str)
-            .chain(CHANGES.iter().copied())
-        {
+        for part in self.mmdebstrap_args("").iter().map(String::as_str).chain(CHANGES.iter().copied()) {
             h.update([0]);
             h.update(part);
         }
@@ -135,11 +120,7 @@ impl Recipe {
             "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
         ];
         args.extend(CUSTOMIZE.iter().map(|c| format!("--customize-hook={c}")));
-        args.extend([
-            self.slurm.debian_suite().to_string(),
-            "-".into(),
-            mirror.to_string(),
-        ]);
+        args.extend([self.slurm.debian_suite().to_string(), "-".into(), mirror.to_string()]);
         args
     }
 }
@@ -172,22 +153,13 @@ pub async fn ensure(
     let dir = lock_path();
     let lock = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::File::create(dir.join("image-build.lock")))
-        .map_err(|source| ImageError::Lock {
-            path: dir.clone(),
-            source,
-        })?;
+        .map_err(|source| ImageError::Lock { path: dir.clone(), source })?;
     step.message("waiting for another build of this image");
-    let lock_file = lock.try_clone().map_err(|source| ImageError::Lock {
-        path: dir.clone(),
-        source,
-    })?;
+    let lock_file = lock.try_clone().map_err(|source| ImageError::Lock { path: dir.clone(), source })?;
     tokio::task::spawn_blocking(move || lock_file.lock())
         .await
         .expect("lock task panicked")
-        .map_err(|source| ImageError::Lock {
-            path: dir.clone(),
-            source,
-        })?;
+        .map_err(|source| ImageError::Lock { path: dir.clone(), source })?;
     if !force && engine.image_exists(&tag).await? {
         step.done_with("built by another slurmbox");
         return Ok(tag);
@@ -235,13 +207,8 @@ async fn build(
         tail.join("\n")
     });
     let mut changes: Vec<String> = CHANGES.iter().map(|c| c.to_string()).collect();
-    changes.push(format!(
-        "LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}",
-        recipe.digest()
-    ));
-    let imported = engine
-        .import_image(&changes, ReaderStream::new(stdout))
-        .await;
+    changes.push(format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", recipe.digest()));
+    let imported = engine.import_image(&changes, ReaderStream::new(stdout)).await;
     let status = child.wait().await.map_err(ImageError::Spawn)?;
     let tail = log.await.unwrap_or_default();
     if !status.success() {
@@ -279,9 +246,6 @@ mod tests {
     fn mmdebstrap_builds_the_right_suite_without_a_munge_key() {
         let args = Recipe::new(SlurmVersion::V26_05).mmdebstrap_args(DEFAULT_MIRROR);
         assert_eq!(&args[args.len() - 3..], ["forky", "-", DEFAULT_MIRROR]);
-        assert!(
-            args.iter()
-                .any(|a| a.contains("rm -f \"$1/etc/munge/munge.key\""))
-        );
+        assert!(args.iter().any(|a| a.contains("rm -f \"$1/etc/munge/munge.key\"")));
     }
 }

@@ -18,14 +18,11 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLURMBOX_LOG")
-                .unwrap_or_else(|_| level.into()),
+            tracing_subscriber::EnvFilter::try_from_env("SLURMBOX_LOG").unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let ctx = Context {
-        progress: Progress::new(cli.quiet),
-    };
+    let ctx = Context { progress: Progress::new(cli.quiet) };
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
     let result = runtime.block_on(async {
         match cli.command {
@@ -45,11 +42,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(report) => {
-            let code = if report.downcast_ref::<SpecError>().is_some() {
-                2
-            } else {
-                1
-            };
+            let code = if report.downcast_ref::<SpecError>().is_some() { 2 } else { 1 };
             eprintln!("{report:?}");
             ExitCode::from(code)
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::render::{self, CgroupConf, CgroupPlugin, NodeDef, PartitionDef, SlurmConf};
+use crate::render::{self, CgroupConf, CgroupPlugin, NodeConf, NodeSetDef, PartitionDef, SlurmConf};
 use crate::spec::{ClusterSpec, HomeSpec};
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
@@ -28,6 +28,10 @@ pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
 pub const CONTROLLER_HOST: &str = "controller";
 pub const LOGIN_HOST: &str = "login";
 pub const COMPUTE_PREFIX: &str = "node";
+/// The feature compute nodes register with, and the node set partitions draw on.
+pub const COMPUTE_FEATURE: &str = "compute";
+/// Most compute nodes a cluster can have (spec limit; slurm.conf's MaxNodeCount).
+pub const MAX_NODES: u32 = 128;
 
 /// What the Docker host offers; read once by `up` and passed in.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -62,6 +66,8 @@ pub struct Plan {
     pub containers: Vec<ContainerPlan>,
     pub slurm_conf: SlurmConf,
     pub cgroup_conf: CgroupConf,
+    /// What each compute node registers with.
+    pub node_conf: NodeConf,
     /// Slurm names of the compute nodes, in order.
     pub compute_nodes: Vec<String>,
     pub default_user: String,
@@ -92,7 +98,24 @@ pub struct ContainerPlan {
     pub mounts: Vec<MountPlan>,
     pub cap_add: Vec<String>,
     pub network: String,
+    /// Files placed in the container before it first starts.
+    pub files: Vec<PlannedFile>,
     pub labels: BTreeMap<String, String>,
+}
+
+/// A file written into a container at creation (owned by root).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlannedFile {
+    pub path: String,
+    pub mode: u32,
+    /// Serialized as a digest: plans stay readable, and a changed file still changes
+    /// the container's spec hash.
+    #[serde(serialize_with = "serialize_digest")]
+    pub contents: String,
+}
+
+fn serialize_digest<S: serde::Serializer>(contents: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("sha256:{}", hex::encode(&Sha256::digest(contents.as_bytes())[..8])))
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -112,28 +135,16 @@ pub enum MountSource {
 /// `--privileged`) and gets back exactly these, each for a reason.
 const BASE_CAPS: &[(&str, &str)] = &[
     // slurmbox-init chowns the munge key, state and home folders to their owners.
-    (
-        "CHOWN",
-        "hand key, spool and home folders to munge, slurm and users",
-    ),
+    ("CHOWN", "hand key, spool and home folders to munge, slurm and users"),
     // root writes into folders owned by munge/slurm (key, spool) while preparing them.
-    (
-        "DAC_OVERRIDE",
-        "prepare folders owned by the munge and slurm accounts",
-    ),
+    ("DAC_OVERRIDE", "prepare folders owned by the munge and slurm accounts"),
     // chmod of files root does not own (the key after chown, homes).
     ("FOWNER", "set modes on files handed to other accounts"),
     // munged and slurmctld drop to their accounts; slurmd starts job steps as the user.
-    (
-        "SETUID",
-        "drop to munge/slurm and start jobs as the submitting user",
-    ),
+    ("SETUID", "drop to munge/slurm and start jobs as the submitting user"),
     ("SETGID", "set the job user's groups"),
     // slurmd signals job steps (scancel, time limits); init stops munged on exit.
-    (
-        "KILL",
-        "signal processes of other accounts (scancel, shutdown)",
-    ),
+    ("KILL", "signal processes of other accounts (scancel, shutdown)"),
 ];
 
 pub fn caps_with_reasons() -> &'static [(&'static str, &'static str)] {
@@ -150,81 +161,102 @@ impl Plan {
             }
             l
         };
-        let network = NetworkPlan {
-            name: format!("{cluster}-net"),
-            labels: labels(&[]),
-        };
+        let network = NetworkPlan { name: format!("{cluster}-net"), labels: labels(&[]) };
         let munge_vol = format!("{cluster}-munge");
         let state_vol = format!("{cluster}-state");
         let home_vol = format!("{cluster}-home");
         let mut volumes = vec![
-            VolumePlan {
-                name: munge_vol.clone(),
-                labels: labels(&[]),
-            },
-            VolumePlan {
-                name: state_vol.clone(),
-                labels: labels(&[]),
-            },
+            VolumePlan { name: munge_vol.clone(), labels: labels(&[]) },
+            VolumePlan { name: state_vol.clone(), labels: labels(&[]) },
         ];
         let home_source = match &spec.home {
             HomeSpec::Volume => {
-                volumes.push(VolumePlan {
-                    name: home_vol.clone(),
-                    labels: labels(&[]),
-                });
+                volumes.push(VolumePlan { name: home_vol.clone(), labels: labels(&[]) });
                 MountSource::Volume(home_vol)
             }
             HomeSpec::HostPath(p) => MountSource::HostPath(p.display().to_string()),
         };
-        let home = MountPlan {
-            source: home_source,
-            target: "/home".into(),
-            read_only: false,
-        };
+        let home = MountPlan { source: home_source, target: "/home".into(), read_only: false };
         let munge = |read_only| MountPlan {
             source: MountSource::Volume(munge_vol.clone()),
             target: "/etc/munge".into(),
             read_only,
         };
 
-        let users: Vec<String> = spec
-            .users
-            .iter()
-            .map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid))
-            .collect();
+        let users: Vec<String> =
+            spec.users.iter().map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid)).collect();
         let base_env = vec![
             format!("SLURMBOX_USERS={}", users.join(" ")),
             format!("SLURMBOX_CONTROLLER={CONTROLLER_HOST}"),
         ];
 
-        let container = |role: Role, host: &str, mounts: Vec<MountPlan>| {
-            let mut env = base_env.clone();
-            env.push(format!("SLURMBOX_NODE={host}"));
-            let mut c = ContainerPlan {
-                name: format!("{cluster}-{host}"),
-                hostname: host.to_string(),
-                role,
-                image: image.to_string(),
-                command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
-                env,
-                mounts,
-                cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
-                network: network.name.clone(),
-                labels: labels(&[
-                    (LABEL_ROLE, role.as_str()),
-                    (LABEL_NODE, host),
-                    (LABEL_USER, spec.default_user()),
-                ]),
+        let init = PlannedFile { path: INIT_PATH.into(), mode: 0o755, contents: INIT_SCRIPT.into() };
+        let container =
+            |role: Role, host: &str, mounts: Vec<MountPlan>, extra: Vec<String>, config: Vec<PlannedFile>| {
+                let mut env = base_env.clone();
+                env.push(format!("SLURMBOX_NODE={host}"));
+                env.extend(extra);
+                let mut files = vec![init.clone()];
+                files.extend(config);
+                let mut c = ContainerPlan {
+                    name: format!("{cluster}-{host}"),
+                    hostname: host.to_string(),
+                    role,
+                    image: image.to_string(),
+                    command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
+                    env,
+                    mounts,
+                    cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+                    network: network.name.clone(),
+                    files,
+                    labels: labels(&[
+                        (LABEL_ROLE, role.as_str()),
+                        (LABEL_NODE, host),
+                        (LABEL_USER, spec.default_user()),
+                    ]),
+                };
+                let hash = c.spec_hash();
+                c.labels.insert(LABEL_HASH.to_string(), hash);
+                c
             };
-            let hash = c.spec_hash();
-            c.labels.insert(LABEL_HASH.to_string(), hash);
-            c
-        };
 
-        let compute_nodes: Vec<String> = (1..=spec.compute.count)
-            .map(|i| format!("{COMPUTE_PREFIX}{i}"))
-            .collect();
+        // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
+        let node_conf = NodeConf {
+            cpus: spec.compute.cpus.unwrap_or(facts.cpus.max(4)),
+            // Every node on a host sees all of its memory, and memory is not a
+            // scheduled resource (CR_Core) until cgroups can enforce it. Not divided by
+            // the node count, so growing the cluster leaves existing nodes alone.
+            real_memory_mib: spec.compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
+            feature: COMPUTE_FEATURE.into(),
+        };
+        let slurm_conf = SlurmConf {
+            cluster_name: cluster.clone(),
+            controller_host: CONTROLLER_HOST.into(),
+            max_node_count: MAX_NODES,
+            node_sets: vec![NodeSetDef { name: COMPUTE_FEATURE.into(), feature: COMPUTE_FEATURE.into() }],
+            partitions: vec![PartitionDef {
+                name: "debug".into(),
+                nodes: COMPUTE_FEATURE.into(),
+                default: true,
+            }],
+            slurmd_timeout: 30,
+        };
+        let cgroup_conf = CgroupConf { plugin: CgroupPlugin::Disabled };
+        let slurm_files = vec![
+            PlannedFile {
+                path: "/etc/slurm/slurm.conf".into(),
+                mode: 0o644,
+                contents: slurm_conf.to_string(),
+            },
+            PlannedFile {
+                path: "/etc/slurm/cgroup.conf".into(),
+                mode: 0o644,
+                contents: cgroup_conf.to_string(),
+            },
+        ];
+
+        let compute_nodes: Vec<String> =
+            (1..=spec.compute.count).map(|i| format!("{COMPUTE_PREFIX}{i}")).collect();
         let mut containers = vec![
             container(
                 Role::Controller,
@@ -236,39 +268,22 @@ impl Plan {
                         target: render::STATE_SAVE_LOCATION.into(),
                         read_only: false,
                     },
+                    home.clone(),
                 ],
+                vec![],
+                slurm_files,
             ),
-            container(Role::Login, LOGIN_HOST, vec![munge(true), home.clone()]),
+            container(Role::Login, LOGIN_HOST, vec![munge(true), home.clone()], vec![], vec![]),
         ];
         for node in &compute_nodes {
             containers.push(container(
                 Role::Compute,
                 node,
                 vec![munge(true), home.clone()],
+                vec![format!("SLURMBOX_NODE_CONF={node_conf}")],
+                vec![],
             ));
         }
-
-        // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
-        let cpus = spec.compute.cpus.unwrap_or(facts.cpus.max(4));
-        let memory = spec
-            .compute
-            .memory_mb
-            .unwrap_or((facts.memory_mib / u64::from(spec.compute.count)).max(1));
-        let slurm_conf = SlurmConf {
-            cluster_name: cluster.clone(),
-            controller_host: CONTROLLER_HOST.into(),
-            nodes: vec![NodeDef {
-                names: render::hostlist(COMPUTE_PREFIX, spec.compute.count),
-                cpus,
-                real_memory_mib: memory,
-            }],
-            partitions: vec![PartitionDef {
-                name: "debug".into(),
-                nodes: "ALL".into(),
-                default: true,
-            }],
-            slurmd_timeout: 30,
-        };
 
         Plan {
             cluster,
@@ -277,45 +292,32 @@ impl Plan {
             volumes,
             containers,
             slurm_conf,
-            cgroup_conf: CgroupConf {
-                plugin: CgroupPlugin::Disabled,
-            },
+            cgroup_conf,
+            node_conf,
             compute_nodes,
             default_user: spec.default_user().to_string(),
         }
     }
 
-    /// The files the controller holds in /etc/slurm (path, contents).
-    pub fn config_files(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("slurm.conf", self.slurm_conf.to_string()),
-            ("cgroup.conf", self.cgroup_conf.to_string()),
-        ]
+    /// The Slurm files the controller holds (and serves to the other nodes).
+    pub fn slurm_files(&self) -> impl Iterator<Item = &PlannedFile> {
+        self.controller().files.iter().filter(|f| f.path.starts_with("/etc/slurm/"))
     }
 
     pub fn controller(&self) -> &ContainerPlan {
-        self.containers
-            .iter()
-            .find(|c| c.role == Role::Controller)
-            .expect("plan has a controller")
+        self.containers.iter().find(|c| c.role == Role::Controller).expect("plan has a controller")
     }
 
     pub fn login(&self) -> &ContainerPlan {
-        self.containers
-            .iter()
-            .find(|c| c.role == Role::Login)
-            .expect("plan has a login node")
+        self.containers.iter().find(|c| c.role == Role::Login).expect("plan has a login node")
     }
 }
 
 impl ContainerPlan {
     /// A digest of everything that, when changed, requires recreating the container
-    /// (including the init script it runs). Stored as a label so a later `up` can tell.
+    /// (its files included). Stored as a label so a later `up` can tell.
     pub fn spec_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(self).expect("plan serializes"));
-        h.update(INIT_SCRIPT.as_bytes());
-        hex::encode(&h.finalize()[..8])
+        hex::encode(&Sha256::digest(serde_json::to_vec(self).expect("plan serializes"))[..8])
     }
 }
 
@@ -370,10 +372,7 @@ mod tests {
     const IMAGE: &str = "slurmbox/node:24.11-test";
 
     fn facts() -> HostFacts {
-        HostFacts {
-            cpus: 2,
-            memory_mib: 24000,
-        }
+        HostFacts { cpus: 2, memory_mib: 24000 }
     }
 
     fn existing(plan: &Plan) -> Vec<Existing> {
@@ -393,6 +392,7 @@ mod tests {
         insta::assert_yaml_snapshot!(plan, {
             // The digest covers the init script too; its value is checked by the converge tests.
             ".containers[].labels[\"io.slurmbox.spec-hash\"]" => "[hash]",
+            ".containers[].files[].contents" => "[digest]",
         });
     }
 
@@ -411,14 +411,19 @@ mod tests {
         .unwrap();
         let plan = Plan::new(&spec, &facts(), IMAGE);
         insta::assert_snapshot!(plan.slurm_conf.to_string());
+        assert_eq!(plan.login().mounts[1].source, MountSource::HostPath("/gfsv/home".into()));
+        assert_eq!(plan.volumes.len(), 2, "no home volume when /home is a host folder");
+    }
+
+    #[test]
+    fn changing_node_cpus_recreates_compute_nodes_only() {
+        let mut spec = ClusterSpec::default_cluster();
+        let before = Plan::new(&spec, &facts(), IMAGE);
+        spec.compute.cpus = Some(8);
+        let after = Plan::new(&spec, &facts(), IMAGE);
         assert_eq!(
-            plan.login().mounts[1].source,
-            MountSource::HostPath("/gfsv/home".into())
-        );
-        assert_eq!(
-            plan.volumes.len(),
-            2,
-            "no home volume when /home is a host folder"
+            converge(&after, &existing(&before)),
+            vec![Change::Recreate("slurmbox-node1".into()), Change::Recreate("slurmbox-node2".into())]
         );
     }
 
@@ -434,10 +439,7 @@ mod tests {
         let before = Plan::new(&spec, &facts(), IMAGE);
         spec.compute.count = 3;
         let after = Plan::new(&spec, &facts(), IMAGE);
-        assert_eq!(
-            converge(&after, &existing(&before)),
-            vec![Change::Create("slurmbox-node3".into())]
-        );
+        assert_eq!(converge(&after, &existing(&before)), vec![Change::Create("slurmbox-node3".into())]);
     }
 
     #[test]
@@ -446,10 +448,7 @@ mod tests {
         let before = Plan::new(&spec, &facts(), IMAGE);
         spec.compute.count = 1;
         let after = Plan::new(&spec, &facts(), IMAGE);
-        assert_eq!(
-            converge(&after, &existing(&before)),
-            vec![Change::Remove("slurmbox-node2".into())]
-        );
+        assert_eq!(converge(&after, &existing(&before)), vec![Change::Remove("slurmbox-node2".into())]);
     }
 
     #[test]
@@ -467,26 +466,14 @@ mod tests {
         let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
         let mut have = existing(&plan);
         have[2].running = false;
-        assert_eq!(
-            converge(&plan, &have),
-            vec![Change::Start("slurmbox-node1".into())]
-        );
+        assert_eq!(converge(&plan, &have), vec![Change::Start("slurmbox-node1".into())]);
     }
 
     #[test]
     fn cpus_default_to_at_least_four() {
         let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
-        assert_eq!(plan.slurm_conf.nodes[0].cpus, 4);
-        let big = HostFacts {
-            cpus: 64,
-            memory_mib: 512_000,
-        };
-        assert_eq!(
-            Plan::new(&ClusterSpec::default_cluster(), &big, IMAGE)
-                .slurm_conf
-                .nodes[0]
-                .cpus,
-            64
-        );
+        assert_eq!(plan.node_conf.cpus, 4);
+        let big = HostFacts { cpus: 64, memory_mib: 512_000 };
+        assert_eq!(Plan::new(&ClusterSpec::default_cluster(), &big, IMAGE).node_conf.cpus, 64);
     }
 }

@@ -38,8 +38,7 @@ impl Progress {
         } else if self.tty {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template(" {spinner} {prefix} {wide_msg:.dim}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(" {spinner} {prefix} {wide_msg:.dim}").expect("valid template"),
             );
             bar.set_prefix(name.clone());
             bar.enable_steady_tick(Duration::from_millis(100));

@@ -3,6 +3,11 @@
 //! `slurm.conf` and `cgroup.conf` are rendered here and nowhere else. The controller
 //! holds them; compute nodes (slurmd) and the login node (sackd) fetch them from the
 //! controller ("configless" mode), so there is exactly one copy to keep right.
+//!
+//! Compute nodes are "dynamic nodes": each slurmd registers itself (`slurmd -Z`) with
+//! the resources in its [`NodeConf`], and the controller learns its address from the
+//! registration. So slurm.conf lists no nodes and no addresses: growing or shrinking
+//! a cluster never changes it.
 
 use std::fmt::{self, Display, Write as _};
 
@@ -14,20 +19,41 @@ pub const SLURMD_SPOOL_DIR: &str = "/var/spool/slurmd";
 pub struct SlurmConf {
     pub cluster_name: String,
     pub controller_host: String,
-    pub nodes: Vec<NodeDef>,
+    /// Upper bound on registered nodes (dynamic nodes need one).
+    pub max_node_count: u32,
+    /// `NodeSet=` lines: nodes grouped by a feature they register with.
+    pub node_sets: Vec<NodeSetDef>,
     pub partitions: Vec<PartitionDef>,
     /// Seconds without contact before slurmctld marks a node DOWN. Slurm's default
     /// (300 s) is far too slow for a lab where a container restart takes seconds.
     pub slurmd_timeout: u32,
 }
 
-/// One `NodeName=` line.
+/// What a compute node declares when it registers (`slurmd -Z --conf "..."`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct NodeDef {
-    /// A Slurm host list such as `node[1-2]`.
-    pub names: String,
+pub struct NodeConf {
     pub cpus: u32,
     pub real_memory_mib: u64,
+    pub feature: String,
+}
+
+impl Display for NodeConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={} Feature={}",
+            self.real_memory_mib,
+            self.feature,
+            cpus = self.cpus
+        )
+    }
+}
+
+/// One `NodeSet=` line: every node registering with `feature` belongs to it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeSetDef {
+    pub name: String,
+    pub feature: String,
 }
 
 /// One `PartitionName=` line.
@@ -40,11 +66,7 @@ pub struct PartitionDef {
 
 impl Display for SlurmConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "# Written by slurmbox for cluster {:?}; `slurmbox up` rewrites it.",
-            self.cluster_name
-        )?;
+        writeln!(f, "# Written by slurmbox for cluster {:?}; `slurmbox up` rewrites it.", self.cluster_name)?;
         writeln!(f, "ClusterName={}", self.cluster_name)?;
         writeln!(f, "SlurmctldHost={}", self.controller_host)?;
         writeln!(
@@ -60,41 +82,25 @@ impl Display for SlurmConf {
         writeln!(f, "SlurmdSpoolDir={SLURMD_SPOOL_DIR}")?;
         writeln!(f, "SlurmctldPidFile=/run/slurmctld.pid")?;
         writeln!(f, "SlurmdPidFile=/run/slurmd.pid")?;
-        writeln!(
-            f,
-            "# No cgroups yet: jobs are tracked by process tree and limits are NOT enforced."
-        )?;
+        writeln!(f, "# No cgroups yet: jobs are tracked by process tree and limits are NOT enforced.")?;
         writeln!(f, "ProctrackType=proctrack/linuxproc")?;
         writeln!(f, "TaskPlugin=task/none")?;
         writeln!(f, "MpiDefault=none")?;
         writeln!(f, "SelectType=select/cons_tres")?;
         writeln!(f, "SelectTypeParameters=CR_Core")?;
-        writeln!(
-            f,
-            "# Containers on one host all see the whole host; the CPUs and memory declared"
-        )?;
-        writeln!(
-            f,
-            "# below are what Slurm schedules, even where they exceed the hardware."
-        )?;
+        writeln!(f, "# Containers on one host all see the whole host; the CPUs and memory declared")?;
+        writeln!(f, "# below are what Slurm schedules, even where they exceed the hardware.")?;
         writeln!(f, "SlurmdParameters=config_overrides")?;
-        writeln!(
-            f,
-            "# A node that comes back (container restarted) returns to service by itself."
-        )?;
+        writeln!(f, "# A node that comes back (container restarted) returns to service by itself.")?;
         writeln!(f, "ReturnToService=2")?;
         writeln!(f, "SlurmdTimeout={}", self.slurmd_timeout)?;
         writeln!(f, "SlurmctldTimeout=30")?;
         writeln!(f, "AccountingStorageType=accounting_storage/none")?;
         writeln!(f, "JobAcctGatherType=jobacct_gather/none")?;
-        for n in &self.nodes {
-            writeln!(
-                f,
-                "NodeName={} CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={} State=UNKNOWN",
-                n.names,
-                n.real_memory_mib,
-                cpus = n.cpus
-            )?;
+        writeln!(f, "# Compute nodes register themselves (slurmd -Z): none are listed here.")?;
+        writeln!(f, "MaxNodeCount={}", self.max_node_count)?;
+        for set in &self.node_sets {
+            writeln!(f, "NodeSet={} Feature={}", set.name, set.feature)?;
         }
         for p in &self.partitions {
             let mut line = format!("PartitionName={} Nodes={}", p.name, p.nodes);
@@ -129,31 +135,21 @@ impl Display for CgroupConf {
     }
 }
 
-/// Compresses `prefix1..=prefixN` into a Slurm host list (`node[1-3]`, or `node1`).
-pub fn hostlist(prefix: &str, count: u32) -> String {
-    match count {
-        1 => format!("{prefix}1"),
-        n => format!("{prefix}[1-{n}]"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn hostlist_forms() {
-        assert_eq!(hostlist("node", 1), "node1");
-        assert_eq!(hostlist("node", 4), "node[1-4]");
+    fn node_conf_renders_for_slurmd_z() {
+        let conf = NodeConf { cpus: 4, real_memory_mib: 7000, feature: "compute".into() };
+        assert_eq!(
+            conf.to_string(),
+            "CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=7000 Feature=compute"
+        );
     }
 
     #[test]
     fn cgroup_conf_renders() {
-        insta::assert_snapshot!(
-            CgroupConf {
-                plugin: CgroupPlugin::Disabled
-            }
-            .to_string()
-        );
+        insta::assert_snapshot!(CgroupConf { plugin: CgroupPlugin::Disabled }.to_string());
     }
 }

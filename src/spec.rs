@@ -67,7 +67,7 @@ pub struct ComputeSpec {
     pub count: u32,
     /// CPUs declared to Slurm per node; `None` means "decide from the host".
     pub cpus: Option<u32>,
-    /// Memory declared to Slurm per node in MiB; `None` means "a share of the host's".
+    /// Memory declared to Slurm per node in MiB; `None` means "the host's".
     pub memory_mb: Option<u64>,
 }
 
@@ -95,16 +95,9 @@ impl ClusterSpec {
         ClusterSpec {
             name: DEFAULT_NAME.to_string(),
             slurm: SlurmVersion::V24_11,
-            compute: ComputeSpec {
-                count: 2,
-                cpus: None,
-                memory_mb: None,
-            },
+            compute: ComputeSpec { count: 2, cpus: None, memory_mb: None },
             home: HomeSpec::Volume,
-            users: vec![UserSpec {
-                name: DEFAULT_USER.to_string(),
-                uid: DEFAULT_UID,
-            }],
+            users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
         }
     }
 
@@ -114,10 +107,8 @@ impl ClusterSpec {
 
     /// Reads and checks a spec file.
     pub fn load(path: &Path) -> Result<ClusterSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
         ClusterSpec::parse(&path.display().to_string(), &text)
     }
 
@@ -158,10 +149,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub enum SpecError {
     #[error("cannot read the cluster spec {}: {source}", path.display())]
     #[diagnostic(help("pass an existing file with -f, or leave -f out for the default cluster"))]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(Box<InvalidSpec>),
@@ -217,8 +205,7 @@ struct RawUser {
 fn is_dns_label(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -236,8 +223,7 @@ impl RawSpec {
                 return Err(err(
                     name.span(),
                     format!("invalid cluster name {:?}", name.get_ref()),
-                    "use 1-40 lowercase letters, digits and '-', not starting or ending with '-'"
-                        .into(),
+                    "use 1-40 lowercase letters, digits and '-', not starting or ending with '-'".into(),
                 ));
             }
             spec.name = name.into_inner();
@@ -271,10 +257,7 @@ impl RawSpec {
             if !p.is_absolute() || path.get_ref().contains(':') {
                 return Err(err(
                     path.span(),
-                    format!(
-                        "home.host_path must be an absolute path, got {:?}",
-                        path.get_ref()
-                    ),
+                    format!("home.host_path must be an absolute path, got {:?}", path.get_ref()),
                     "name a folder on the Docker host, e.g. host_path = \"/gfsv/home\"".into(),
                 ));
             }
@@ -317,10 +300,7 @@ impl RawSpec {
                         "give every [[user]] its own uid (they must match across all nodes)".into(),
                     ));
                 }
-                spec.users.push(UserSpec {
-                    name: name.clone(),
-                    uid,
-                });
+                spec.users.push(UserSpec { name: name.clone(), uid });
             }
         }
         Ok(spec)
@@ -350,17 +330,12 @@ mod tests {
     use super::*;
 
     fn error_of(text: &str) -> String {
-        ClusterSpec::parse("cluster.toml", text)
-            .unwrap_err()
-            .to_string()
+        ClusterSpec::parse("cluster.toml", text).unwrap_err().to_string()
     }
 
     #[test]
     fn empty_file_is_the_default_cluster() {
-        assert_eq!(
-            ClusterSpec::parse("c.toml", "").unwrap(),
-            ClusterSpec::default_cluster()
-        );
+        assert_eq!(ClusterSpec::parse("c.toml", "").unwrap(), ClusterSpec::default_cluster());
     }
 
     #[test]
@@ -390,10 +365,7 @@ name = "bob"
     #[test]
     fn unknown_key_points_at_line_and_column() {
         let e = error_of("name = \"a\"\n[compute]\ncuont = 2\n");
-        assert!(
-            e.starts_with("cluster.toml:3:1: unknown field `cuont`"),
-            "{e}"
-        );
+        assert!(e.starts_with("cluster.toml:3:1: unknown field `cuont`"), "{e}");
     }
 
     #[test]
@@ -423,25 +395,18 @@ name = "bob"
     #[test]
     fn relative_home_path_is_rejected() {
         let e = error_of("[home]\nhost_path = \"gfsv/home\"\n");
-        assert!(
-            e.starts_with("cluster.toml:2:13: home.host_path must be an absolute path"),
-            "{e}"
-        );
+        assert!(e.starts_with("cluster.toml:2:13: home.host_path must be an absolute path"), "{e}");
     }
 
     #[test]
     fn root_cannot_be_a_cluster_user() {
         let e = error_of("[[user]]\nname = \"root\"\n");
-        assert_eq!(
-            e,
-            "cluster.toml:2:8: user name \"root\" is reserved for the system"
-        );
+        assert_eq!(e, "cluster.toml:2:8: user name \"root\" is reserved for the system");
     }
 
     #[test]
     fn duplicate_uids_are_rejected() {
-        let e =
-            error_of("[[user]]\nname = \"a\"\nuid = 1500\n[[user]]\nname = \"b\"\nuid = 1500\n");
+        let e = error_of("[[user]]\nname = \"a\"\nuid = 1500\n[[user]]\nname = \"b\"\nuid = 1500\n");
         assert_eq!(e, "cluster.toml:6:7: uid 1500 is used by two users");
     }
 

@@ -13,14 +13,13 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> 
     // Node sizes default to a share of the Docker host, so ask it.
     let engine = ctx.engine().await?;
     let info = engine.info().await?;
-    let facts = HostFacts {
-        cpus: info.cpus,
-        memory_mib: info.memory_mib,
-    };
+    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
     let plan = Plan::new(&spec, &facts, &crate::image::Recipe::new(spec.slurm).tag());
-    for (name, text) in plan.config_files() {
-        println!("# ---- /etc/slurm/{name} (controller; nodes fetch it) ----");
-        print!("{text}");
+    for file in plan.slurm_files() {
+        println!("# ---- {} (controller; nodes fetch it) ----", file.path);
+        print!("{}", file.contents);
     }
+    println!("# ---- compute nodes register with (slurmd -Z --conf) ----");
+    println!("{}", plan.node_conf);
     Ok(ExitCode::SUCCESS)
 }

@@ -21,13 +21,11 @@ pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
         let step = p.step("Removing its volumes and network");
         let volumes = engine.remove_volumes(&cluster).await?;
         let networks = engine.remove_network(&cluster).await?;
-        step.done_with(format!(
-            "{} volumes, {} networks",
-            volumes.len(),
-            networks.len()
-        ));
+        step.done_with(format!("{} volumes, {} networks", volumes.len(), networks.len()));
     } else if !containers.is_empty() {
-        p.say(format!("Home, Slurm state and munge key are kept; `slurmbox down --purge --name {cluster}` removes them."));
+        p.say(format!(
+            "Home, Slurm state and munge key are kept; `slurmbox down --purge --name {cluster}` removes them."
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,16 +8,9 @@ use crate::engine::{Engine, ExecSpec};
 use crate::plan::LOGIN_HOST;
 
 fn exec_spec(cmd: Vec<String>, user: &str) -> ExecSpec {
-    let spec = ExecSpec {
-        cmd,
-        ..Default::default()
-    };
+    let spec = ExecSpec { cmd, ..Default::default() };
     if user == "root" {
-        ExecSpec {
-            user: Some("root".into()),
-            workdir: Some("/root".into()),
-            ..spec
-        }
+        ExecSpec { user: Some("root".into()), workdir: Some("/root".into()), ..spec }
     } else {
         spec.as_user(user)
     }
@@ -27,15 +20,9 @@ pub async fn run(ctx: &Context, args: ExecArgs) -> miette::Result<ExitCode> {
     let cluster = cluster_name(&args.cluster);
     let engine = ctx.engine().await?;
     let containers = cluster_containers(&engine, &cluster).await?;
-    let node = running_node(
-        &cluster,
-        &containers,
-        args.node.as_deref().unwrap_or(LOGIN_HOST),
-    )?;
+    let node = running_node(&cluster, &containers, args.node.as_deref().unwrap_or(LOGIN_HOST))?;
     let user = args.user.unwrap_or_else(|| default_user(&containers));
-    let code = engine
-        .exec_attached(&node.name, &exec_spec(args.command, &user), args.tty)
-        .await?;
+    let code = engine.exec_attached(&node.name, &exec_spec(args.command, &user), args.tty).await?;
     Ok(exit_code(code))
 }
 
@@ -43,18 +30,9 @@ pub async fn shell(ctx: &Context, args: ShellArgs) -> miette::Result<ExitCode> {
     let cluster = cluster_name(&args.cluster);
     let engine = ctx.engine().await?;
     let containers = cluster_containers(&engine, &cluster).await?;
-    let node = running_node(
-        &cluster,
-        &containers,
-        args.node.as_deref().unwrap_or(LOGIN_HOST),
-    )?;
+    let node = running_node(&cluster, &containers, args.node.as_deref().unwrap_or(LOGIN_HOST))?;
     let user = args.user.unwrap_or_else(|| default_user(&containers));
-    let code = engine
-        .exec_attached(
-            &node.name,
-            &exec_spec(vec!["bash".into(), "-l".into()], &user),
-            true,
-        )
-        .await?;
+    let code =
+        engine.exec_attached(&node.name, &exec_spec(vec!["bash".into(), "-l".into()], &user), true).await?;
     Ok(exit_code(code))
 }

@@ -15,28 +15,25 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
         // A stopped node's log is what one most wants to read: don't require it running.
         let c = match running_node(&cluster, &containers, node) {
             Ok(c) => c,
-            Err(_) => containers
-                .iter()
-                .find(|c| c.labels.get(LABEL_NODE) == Some(node))
-                .ok_or_else(|| super::ClusterError::NoNode {
-                    cluster: cluster.clone(),
-                    node: node.clone(),
-                    known: containers
-                        .iter()
-                        .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?,
+            Err(_) => {
+                containers.iter().find(|c| c.labels.get(LABEL_NODE) == Some(node)).ok_or_else(|| {
+                    super::ClusterError::NoNode {
+                        cluster: cluster.clone(),
+                        node: node.clone(),
+                        known: containers
+                            .iter()
+                            .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                })?
+            }
         };
         print!("{}", engine.logs(&c.name, &args.tail).await?);
         return Ok(ExitCode::SUCCESS);
     }
     for c in &containers {
-        let node = c
-            .labels
-            .get(LABEL_NODE)
-            .cloned()
-            .unwrap_or_else(|| c.name.clone());
+        let node = c.labels.get(LABEL_NODE).cloned().unwrap_or_else(|| c.name.clone());
         for line in engine.logs(&c.name, &args.tail).await?.lines() {
             println!("{node:>10} | {line}");
         }

@@ -37,20 +37,12 @@ pub enum ClusterError {
     Missing(String),
     #[error("cluster {cluster:?} has no node {node:?} (it has: {known})")]
     #[diagnostic(help("use one of the listed node names"))]
-    NoNode {
-        cluster: String,
-        node: String,
-        known: String,
-    },
+    NoNode { cluster: String, node: String, known: String },
     #[error("node {node:?} of cluster {cluster:?} is not running (container state: {state})")]
     #[diagnostic(help(
         "`slurmbox up --name {cluster}` starts it again; `slurmbox logs --name {cluster} {node}` shows why it stopped"
     ))]
-    NotRunning {
-        cluster: String,
-        node: String,
-        state: String,
-    },
+    NotRunning { cluster: String, node: String, state: String },
 }
 
 pub fn cluster_name(arg: &ClusterName) -> String {
@@ -58,10 +50,7 @@ pub fn cluster_name(arg: &ClusterName) -> String {
 }
 
 /// The cluster's containers, or an error saying it does not exist.
-pub async fn cluster_containers(
-    engine: &impl Engine,
-    cluster: &str,
-) -> miette::Result<Vec<ContainerInfo>> {
+pub async fn cluster_containers(engine: &impl Engine, cluster: &str) -> miette::Result<Vec<ContainerInfo>> {
     let found = engine.list_containers(cluster).await?;
     if found.is_empty() {
         return Err(ClusterError::Missing(cluster.to_string()).into());
@@ -75,21 +64,14 @@ pub fn running_node<'a>(
     containers: &'a [ContainerInfo],
     node: &str,
 ) -> miette::Result<&'a ContainerInfo> {
-    let found = containers
-        .iter()
-        .find(|c| c.labels.get(LABEL_NODE).map(String::as_str) == Some(node));
+    let found = containers.iter().find(|c| c.labels.get(LABEL_NODE).map(String::as_str) == Some(node));
     let Some(found) = found else {
         let known = containers
             .iter()
             .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(ClusterError::NoNode {
-            cluster: cluster.into(),
-            node: node.into(),
-            known,
-        }
-        .into());
+        return Err(ClusterError::NoNode { cluster: cluster.into(), node: node.into(), known }.into());
     };
     if !found.running() {
         return Err(ClusterError::NotRunning {

@@ -26,8 +26,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     let engine = ctx.engine().await?;
     let containers = cluster_containers(&engine, &cluster).await?;
     let controller = containers.iter().find(|c| {
-        c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Controller.as_str())
-            && c.running()
+        c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Controller.as_str()) && c.running()
     });
     let states = match controller {
         Some(c) => node_states(&engine, &c.name).await.unwrap_or_default(),
@@ -49,19 +48,10 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         .collect();
     if args.json {
         let doc = serde_json::json!({ "cluster": cluster, "nodes": nodes });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("status serializes")
-        );
+        println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
     } else {
         let mut table = Table::new();
-        table.load_style(UTF8_BORDERS_ONLY).set_header([
-            "NODE",
-            "ROLE",
-            "SLURM",
-            "CONTAINER",
-            "STATUS",
-        ]);
+        table.load_style(UTF8_BORDERS_ONLY).set_header(["NODE", "ROLE", "SLURM", "CONTAINER", "STATUS"]);
         for n in &nodes {
             table.add_row([
                 n.node.as_str(),

@@ -11,8 +11,7 @@ use crate::cli::UpArgs;
 use crate::engine::{Engine, FileUpload};
 use crate::image;
 use crate::plan::{
-    Change, ContainerPlan, Existing, HostFacts, INIT_PATH, INIT_SCRIPT, LABEL_HASH, Plan, Role,
-    converge,
+    Change, ContainerPlan, Existing, HostFacts, LABEL_HASH, LABEL_NODE, LABEL_ROLE, Plan, Role, converge,
 };
 use crate::spec::ClusterSpec;
 
@@ -23,12 +22,8 @@ pub fn load_spec(args: &crate::cli::SpecArgs) -> miette::Result<ClusterSpec> {
         None => ClusterSpec::default_cluster(),
     };
     if let Some(name) = &args.cluster.name {
-        spec = ClusterSpec::parse("--name", &format!("name = {}", toml_string(name))).map(
-            |named| ClusterSpec {
-                name: named.name,
-                ..spec
-            },
-        )?;
+        spec = ClusterSpec::parse("--name", &format!("name = {}", toml_string(name)))
+            .map(|named| ClusterSpec { name: named.name, ..spec })?;
     }
     Ok(spec)
 }
@@ -51,14 +46,8 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let step = p.step("Docker engine");
     let engine = ctx.engine().await?;
     let info = engine.info().await?;
-    step.done_with(format!(
-        "{} CPUs, {} MiB, Docker {}",
-        info.cpus, info.memory_mib, info.version
-    ));
-    let facts = HostFacts {
-        cpus: info.cpus,
-        memory_mib: info.memory_mib,
-    };
+    step.done_with(format!("{} CPUs, {} MiB, Docker {}", info.cpus, info.memory_mib, info.version));
+    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
 
     let tag = image::ensure(&engine, spec.slurm, &args.build.mirror, false, p).await?;
     let plan = Plan::new(&spec, &facts, &tag);
@@ -68,11 +57,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     for v in &plan.volumes {
         engine.ensure_volume(v).await?;
     }
-    step.done_with(format!(
-        "{}, {} volumes",
-        plan.network.name,
-        plan.volumes.len()
-    ));
+    step.done_with(format!("{}, {} volumes", plan.network.name, plan.volumes.len()));
 
     let step = p.step("Containers");
     let existing: Vec<Existing> = engine
@@ -90,14 +75,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     step.done_with(summary);
 
     let wait = Duration::from_secs(args.wait);
-    let step = p.step(format!(
-        "Waiting for {} compute nodes to be idle",
-        plan.compute_nodes.len()
-    ));
-    actions::wait_for_nodes(&engine, &plan, wait, |ready, all| {
-        step.message(format!("{ready}/{all} ready"))
-    })
-    .await?;
+    let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));
+    actions::wait_for_nodes(&engine, &plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
+        .await?;
     step.done();
 
     let flag = if plan.cluster == crate::spec::DEFAULT_NAME {
@@ -111,77 +91,86 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Carries out `changes`: removals first, then creations (each container gets its init
-/// script, the controller its Slurm files, before it starts), then a changed
-/// configuration is pushed to a controller that kept running, then everything new or
-/// stopped starts at once. Returns a one-line summary.
+/// Carries out `changes`: removals first, then creations (each container gets its
+/// files before it starts), then Slurm forgets compute nodes that went away or are
+/// being replaced, then everything new or stopped starts at once. Returns a one-line
+/// summary.
 async fn apply(
     engine: &impl Engine,
     plan: &Plan,
     changes: &[Change],
     step: &crate::progress::Step,
 ) -> miette::Result<String> {
-    let find = |name: &str| {
-        plan.containers
-            .iter()
-            .find(|c| c.name == name)
-            .expect("changes name planned containers")
-    };
+    let planned = |name: &str| plan.containers.iter().find(|c| c.name == name);
     let (mut created, mut recreated, mut started, mut removed) = (0, 0, 0, 0);
     let mut to_start: Vec<&ContainerPlan> = Vec::new();
-    let mut controller_fresh = false;
+    let mut gone_nodes: Vec<String> = Vec::new();
 
+    step.message("removing outdated containers");
+    let existing = engine.list_containers(&plan.cluster).await?;
+    for change in changes {
+        if let Change::Remove(name) | Change::Recreate(name) = change {
+            let info = existing.iter().find(|c| &c.name == name);
+            if let Some(node) = info
+                .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str()))
+                .and_then(|c| c.labels.get(LABEL_NODE))
+            {
+                gone_nodes.push(node.clone());
+            }
+        }
+    }
     let removals = changes.iter().filter_map(|c| match c {
         Change::Remove(n) | Change::Recreate(n) => Some(n.as_str()),
         _ => None,
     });
-    step.message("removing outdated containers");
     try_join_all(removals.map(|n| engine.remove_container(n))).await?;
 
     for change in changes {
         let c = match change {
             Change::Create(n) => {
                 created += 1;
-                find(n)
+                planned(n)
             }
             Change::Recreate(n) => {
                 recreated += 1;
-                find(n)
+                planned(n)
             }
             Change::Start(n) => {
                 started += 1;
-                to_start.push(find(n));
+                to_start.extend(planned(n));
                 continue;
             }
             Change::Remove(_) => {
                 removed += 1;
                 continue;
             }
-        };
+        }
+        .expect("changes name planned containers");
         step.message(format!("creating {}", c.name));
         engine.create_container(c).await?;
-        let mut files = vec![FileUpload {
-            path: INIT_PATH.into(),
-            contents: INIT_SCRIPT.as_bytes().to_vec(),
-            mode: 0o755,
-        }];
-        if c.role == Role::Controller {
-            files.extend(actions::config_uploads(plan));
-            controller_fresh = true;
-        }
+        let files: Vec<FileUpload> = c
+            .files
+            .iter()
+            .map(|f| FileUpload {
+                path: f.path.clone(),
+                contents: f.contents.clone().into_bytes(),
+                mode: f.mode,
+            })
+            .collect();
         engine.upload(&c.name, &files).await?;
         to_start.push(c);
     }
 
-    // A controller that kept running gets the new files and re-reads them before any
-    // new node asks it for its configuration.
-    let mut reconfigured = false;
-    if !controller_fresh {
-        step.message("updating slurm.conf");
-        if to_start.iter().any(|c| c.role == Role::Controller) {
-            engine.start_container(&plan.controller().name).await?;
+    // Dynamic nodes stay registered until deleted: forget the ones that went away, and
+    // the ones being replaced (they may register with other resources).
+    if !gone_nodes.is_empty() {
+        step.message("removing nodes from Slurm");
+        let controller = plan.controller();
+        if let Some(i) = to_start.iter().position(|c| c.name == controller.name) {
+            engine.start_container(&to_start.remove(i).name).await?;
         }
-        reconfigured = actions::update_config(engine, plan).await?;
+        actions::wait_for_controller(engine, &controller.name, Duration::from_secs(60)).await?;
+        actions::delete_nodes(engine, &controller.name, &gone_nodes).await?;
     }
 
     step.message("starting");
@@ -189,21 +178,15 @@ async fn apply(
 
     let kept = plan.containers.len() - created - recreated - started;
     let mut parts = vec![];
-    for (n, what) in [
-        (created, "created"),
-        (recreated, "recreated"),
-        (started, "started"),
-        (removed, "removed"),
-    ] {
+    for (n, what) in
+        [(created, "created"), (recreated, "recreated"), (started, "started"), (removed, "removed")]
+    {
         if n > 0 {
             parts.push(format!("{n} {what}"));
         }
     }
     if kept > 0 {
         parts.push(format!("{kept} kept"));
-    }
-    if reconfigured {
-        parts.push("slurm.conf updated".into());
     }
     Ok(parts.join(", "))
 }

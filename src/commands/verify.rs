@@ -27,9 +27,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     let cluster = cluster_name(&args.cluster);
     let engine = ctx.engine().await?;
     let containers = cluster_containers(&engine, &cluster).await?;
-    let login = running_node(&cluster, &containers, LOGIN_HOST)?
-        .name
-        .clone();
+    let login = running_node(&cluster, &containers, LOGIN_HOST)?.name.clone();
     let user = default_user(&containers);
     let mut nodes: Vec<String> = containers
         .iter()
@@ -41,11 +39,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         let engine = &engine;
         let login = &login;
         let user = &user;
-        async move {
-            engine
-                .exec(login, &ExecSpec::shell(&script).as_user(user))
-                .await
-        }
+        async move { engine.exec(login, &ExecSpec::shell(&script).as_user(user)).await }
     };
     let p = &ctx.progress;
     let mut checks = Vec::new();
@@ -56,26 +50,16 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     let states: Vec<(String, String)> = out
         .stdout
         .lines()
-        .filter_map(|l| {
-            l.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-        })
+        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
         .collect();
-    let idle = nodes
-        .iter()
-        .filter(|n| states.iter().any(|(m, s)| m == *n && s == "idle"))
-        .count();
+    let idle = nodes.iter().filter(|n| states.iter().any(|(m, s)| m == *n && s == "idle")).count();
     checks.push(finish(
         &step,
         Check {
             name: "sinfo".into(),
             ok: out.ok() && idle == nodes.len(),
             detail: if out.ok() {
-                states
-                    .iter()
-                    .map(|(n, s)| format!("{n} {s}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                states.iter().map(|(n, s)| format!("{n} {s}")).collect::<Vec<_>>().join(", ")
             } else {
                 failure(&out)
             },
@@ -90,10 +74,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     let mut bad = Vec::new();
     for line in out.stdout.lines() {
         let field = |key: &str| {
-            line.split_whitespace()
-                .find_map(|f| f.strip_prefix(key))
-                .map(str::to_string)
-                .unwrap_or_default()
+            line.split_whitespace().find_map(|f| f.strip_prefix(key)).map(str::to_string).unwrap_or_default()
         };
         let (name, state) = (field("NodeName="), field("State="));
         cpus_per_node.push(field("CPUTot=").parse::<u32>().unwrap_or(0));
@@ -129,11 +110,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         Check {
             name: format!("srun -N{n} hostname"),
             ok: out.ok() && answered == nodes,
-            detail: if out.ok() {
-                format!("answered: {}", answered.join(" "))
-            } else {
-                failure(&out)
-            },
+            detail: if out.ok() { format!("answered: {}", answered.join(" ")) } else { failure(&out) },
             seconds,
         },
     ));
@@ -144,12 +121,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     let t = Instant::now();
     let out = run(pi_job_script(n, tasks)).await?;
     let seconds = t.elapsed().as_secs_f64();
-    let value = |key: &str| {
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::to_string)
-    };
+    let value = |key: &str| out.stdout.lines().find_map(|l| l.strip_prefix(key)).map(str::to_string);
     let pi = value("pi=").and_then(|v| v.parse::<f64>().ok());
     let hosts = value("hosts=").unwrap_or_default();
     let ranks = value("ranks=").unwrap_or_default();
@@ -159,10 +131,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         &step,
         Check {
             name: "MPI pi (sbatch + mpiexec)".into(),
-            ok: out.ok()
-                && error.is_some_and(|e| e < 5e-11)
-                && all_hosts
-                && ranks == tasks.to_string(),
+            ok: out.ok() && error.is_some_and(|e| e < 5e-11) && all_hosts && ranks == tasks.to_string(),
             detail: match (pi, error) {
                 (Some(v), Some(e)) => format!("pi={v:.12} error={e:.1e}, {ranks} ranks on {hosts}"),
                 _ => failure(&out),
@@ -172,9 +141,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     ));
 
     let mut table = Table::new();
-    table
-        .load_style(UTF8_BORDERS_ONLY)
-        .set_header(["CHECK", "RESULT", "DETAIL", "TIME"]);
+    table.load_style(UTF8_BORDERS_ONLY).set_header(["CHECK", "RESULT", "DETAIL", "TIME"]);
     for c in &checks {
         table.add_row([
             c.name.clone(),
@@ -186,15 +153,10 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     println!("{table}");
     let failed = checks.iter().filter(|c| !c.ok).count();
     if failed > 0 {
-        p.say(format!(
-            "{failed} check(s) failed; `slurmbox logs --name {cluster}` has the daemons' side."
-        ));
+        p.say(format!("{failed} check(s) failed; `slurmbox logs --name {cluster}` has the daemons' side."));
         return Ok(ExitCode::FAILURE);
     }
-    p.say(format!(
-        "Cluster {cluster:?} passed all {} checks.",
-        checks.len()
-    ));
+    p.say(format!("Cluster {cluster:?} passed all {} checks.", checks.len()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,17 +170,9 @@ fn finish(step: &crate::progress::Step, check: Check) -> Check {
 }
 
 fn failure(out: &ExecOutput) -> String {
-    let text = if out.stderr.trim().is_empty() {
-        &out.stdout
-    } else {
-        &out.stderr
-    };
+    let text = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
     let last: Vec<&str> = text.trim().lines().rev().take(3).collect();
-    format!(
-        "exit {}: {}",
-        out.code,
-        last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-    )
+    format!("exit {}: {}", out.code, last.into_iter().rev().collect::<Vec<_>>().join(" / "))
 }
 
 /// Writes the pi program and its batch script into the user's home, submits it with

@@ -12,16 +12,14 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    StartContainerOptions, UploadToContainerOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
+    UploadToContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncWriteExt, stdout};
 
-use super::{
-    ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result,
-};
+use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
 use crate::plan::{ContainerPlan, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
 
 pub struct DockerEngine {
@@ -38,10 +36,7 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
 }
 
 fn cluster_filter(cluster: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([(
-        "label".to_string(),
-        vec![format!("{LABEL_CLUSTER}={cluster}")],
-    )])
+    HashMap::from([("label".to_string(), vec![format!("{LABEL_CLUSTER}={cluster}")])])
 }
 
 fn hash_map(labels: &std::collections::BTreeMap<String, String>) -> HashMap<String, String> {
@@ -52,12 +47,8 @@ impl DockerEngine {
     /// Connects the way the docker CLI does (DOCKER_HOST, else the local socket) and
     /// agrees on an API version both sides speak.
     pub async fn connect() -> Result<DockerEngine> {
-        let docker =
-            Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        let docker = Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        let docker = docker.negotiate_version().await.map_err(|e| EngineError::Unreachable(e.to_string()))?;
         Ok(DockerEngine { docker })
     }
 
@@ -94,36 +85,21 @@ impl DockerEngine {
             })?;
         let started = self
             .docker
-            .start_exec(
-                &exec.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty,
-                    output_capacity: None,
-                }),
-            )
+            .start_exec(&exec.id, Some(StartExecOptions { detach: false, tty, output_capacity: None }))
             .await
             .map_err(api(format!("run a command in {container}")))?;
         Ok((exec.id, started))
     }
 
     async fn exit_code(&self, exec_id: &str) -> Result<i64> {
-        let inspect = self
-            .docker
-            .inspect_exec(exec_id)
-            .await
-            .map_err(api("read an exit code"))?;
+        let inspect = self.docker.inspect_exec(exec_id).await.map_err(api("read an exit code"))?;
         Ok(inspect.exit_code.unwrap_or(-1))
     }
 }
 
 impl Engine for DockerEngine {
     async fn info(&self) -> Result<EngineInfo> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        let info = self.docker.info().await.map_err(|e| EngineError::Unreachable(e.to_string()))?;
         Ok(EngineInfo {
             version: info.server_version.unwrap_or_default(),
             cpus: info.ncpu.unwrap_or(1).max(1) as u32,
@@ -150,9 +126,7 @@ impl Engine for DockerEngine {
             changes: changes.to_vec(),
             ..Default::default()
         };
-        let mut progress =
-            self.docker
-                .create_image(Some(options), Some(bollard::body_try_stream(tar)), None);
+        let mut progress = self.docker.create_image(Some(options), Some(bollard::body_try_stream(tar)), None);
         // The engine answers an import with the new image's id as the last status.
         let mut id = String::new();
         while let Some(item) = progress.next().await {
@@ -166,25 +140,13 @@ impl Engine for DockerEngine {
 
     async fn tag_image(&self, id: &str, image: &str) -> Result<()> {
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-        let options = bollard::query_parameters::TagImageOptions {
-            repo: Some(repo.into()),
-            tag: Some(tag.into()),
-        };
-        self.docker
-            .tag_image(id, Some(options))
-            .await
-            .map_err(api(format!("tag image {image}")))
+        let options =
+            bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
+        self.docker.tag_image(id, Some(options)).await.map_err(api(format!("tag image {image}")))
     }
 
     async fn remove_image(&self, id: &str) -> Result<()> {
-        match self
-            .docker
-            .remove_image(
-                id,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await
+        match self.docker.remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None).await
         {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
@@ -195,22 +157,16 @@ impl Engine for DockerEngine {
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()> {
         match self
             .docker
-            .inspect_network(
-                &net.name,
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
+            .inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>)
             .await
         {
             Ok(found) => {
-                let ours = found.labels.unwrap_or_default().get(LABEL_CLUSTER)
-                    == net.labels.get(LABEL_CLUSTER);
+                let ours =
+                    found.labels.unwrap_or_default().get(LABEL_CLUSTER) == net.labels.get(LABEL_CLUSTER);
                 if ours {
                     Ok(())
                 } else {
-                    Err(EngineError::Foreign {
-                        what: "network",
-                        name: net.name.clone(),
-                    })
+                    Err(EngineError::Foreign { what: "network", name: net.name.clone() })
                 }
             }
             Err(e) if is_status(&e, 404) => {
@@ -237,10 +193,7 @@ impl Engine for DockerEngine {
                 if found.labels.get(LABEL_CLUSTER) == vol.labels.get(LABEL_CLUSTER) {
                     Ok(())
                 } else {
-                    Err(EngineError::Foreign {
-                        what: "volume",
-                        name: vol.name.clone(),
-                    })
+                    Err(EngineError::Foreign { what: "volume", name: vol.name.clone() })
                 }
             }
             Err(e) if is_status(&e, 404) => {
@@ -260,16 +213,9 @@ impl Engine for DockerEngine {
     }
 
     async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>> {
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(cluster_filter(cluster)),
-            ..Default::default()
-        };
-        let found = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(api("list containers"))?;
+        let options =
+            ListContainersOptions { all: true, filters: Some(cluster_filter(cluster)), ..Default::default() };
+        let found = self.docker.list_containers(Some(options)).await.map_err(api("list containers"))?;
         let mut out: Vec<ContainerInfo> = found
             .into_iter()
             .map(|c| ContainerInfo {
@@ -330,24 +276,17 @@ impl Engine for DockerEngine {
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     c.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![c.hostname.clone()]),
-                        ..Default::default()
-                    },
+                    EndpointSettings { aliases: Some(vec![c.hostname.clone()]), ..Default::default() },
                 )])),
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptions {
-            name: Some(c.name.clone()),
-            ..Default::default()
-        };
+        let options = CreateContainerOptions { name: Some(c.name.clone()), ..Default::default() };
         match self.docker.create_container(Some(options), body).await {
             Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 409) => Err(EngineError::Foreign {
-                what: "container",
-                name: c.name.clone(),
-            }),
+            Err(e) if is_status(&e, 409) => {
+                Err(EngineError::Foreign { what: "container", name: c.name.clone() })
+            }
             Err(e) => Err(api(format!("create container {}", c.name))(e)),
         }
     }
@@ -363,20 +302,11 @@ impl Engine for DockerEngine {
             header.set_mtime(0);
             header.set_cksum();
             builder
-                .append_data(
-                    &mut header,
-                    f.path.trim_start_matches('/'),
-                    f.contents.as_slice(),
-                )
+                .append_data(&mut header, f.path.trim_start_matches('/'), f.contents.as_slice())
                 .expect("writing a tar into memory cannot fail");
         }
-        let tar = builder
-            .into_inner()
-            .expect("writing a tar into memory cannot fail");
-        let options = UploadToContainerOptions {
-            path: "/".into(),
-            ..Default::default()
-        };
+        let tar = builder.into_inner().expect("writing a tar into memory cannot fail");
+        let options = UploadToContainerOptions { path: "/".into(), ..Default::default() };
         self.docker
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
@@ -384,11 +314,7 @@ impl Engine for DockerEngine {
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
-        match self
-            .docker
-            .start_container(name, None::<StartContainerOptions>)
-            .await
-        {
+        match self.docker.start_container(name, None::<StartContainerOptions>).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 304) => Ok(()),
             Err(e) => Err(api(format!("start container {name}"))(e)),
@@ -396,11 +322,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: false,
-            link: false,
-        };
+        let options = RemoveContainerOptions { force: true, v: false, link: false };
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
@@ -428,19 +350,12 @@ impl Engine for DockerEngine {
 
     async fn exec_attached(&self, container: &str, spec: &ExecSpec, tty: bool) -> Result<i64> {
         let (id, started) = self.run_exec(container, spec, tty, true).await?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        else {
+        let StartExecResults::Attached { mut output, mut input } = started else {
             return self.exit_code(&id).await;
         };
         let _raw = tty.then(RawTerminal::enable);
         if tty && let Ok((cols, rows)) = crossterm::terminal::size() {
-            let resize = bollard::exec::ResizeExecOptions {
-                height: rows,
-                width: cols,
-            };
+            let resize = bollard::exec::ResizeExecOptions { height: rows, width: cols };
             let _ = self.docker.resize_exec(&id, resize).await;
         }
         // stdin → command. When stdin ends the command sees end-of-file.
@@ -468,18 +383,10 @@ impl Engine for DockerEngine {
     }
 
     async fn logs(&self, container: &str, tail: &str) -> Result<String> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: tail.to_string(),
-            ..Default::default()
-        };
-        let chunks: Vec<LogOutput> = self
-            .docker
-            .logs(container, Some(options))
-            .try_collect()
-            .await
-            .map_err(|e| {
+        let options =
+            LogsOptions { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
+        let chunks: Vec<LogOutput> =
+            self.docker.logs(container, Some(options)).try_collect().await.map_err(|e| {
                 if is_status(&e, 404) {
                     EngineError::NoContainer(container.to_string())
                 } else {
@@ -491,14 +398,8 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_network(&self, cluster: &str) -> Result<Vec<String>> {
-        let options = ListNetworksOptions {
-            filters: Some(cluster_filter(cluster)),
-        };
-        let nets = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(api("list networks"))?;
+        let options = ListNetworksOptions { filters: Some(cluster_filter(cluster)) };
+        let nets = self.docker.list_networks(Some(options)).await.map_err(api("list networks"))?;
         let mut removed = Vec::new();
         for name in nets.into_iter().filter_map(|n| n.name) {
             match self.docker.remove_network(&name).await {
@@ -511,21 +412,11 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_volumes(&self, cluster: &str) -> Result<Vec<String>> {
-        let options = ListVolumesOptions {
-            filters: Some(cluster_filter(cluster)),
-        };
-        let vols = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(api("list volumes"))?;
+        let options = ListVolumesOptions { filters: Some(cluster_filter(cluster)) };
+        let vols = self.docker.list_volumes(Some(options)).await.map_err(api("list volumes"))?;
         let mut removed = Vec::new();
         for v in vols.volumes.unwrap_or_default() {
-            match self
-                .docker
-                .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
-                .await
-            {
+            match self.docker.remove_volume(&v.name, Some(RemoveVolumeOptions { force: true })).await {
                 Ok(()) => removed.push(v.name),
                 Err(e) if is_status(&e, 404) => {}
                 Err(e) => return Err(api(format!("remove volume {}", v.name))(e)),

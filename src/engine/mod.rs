@@ -77,10 +77,7 @@ pub struct ExecSpec {
 
 impl ExecSpec {
     pub fn new<S: Into<String>>(cmd: impl IntoIterator<Item = S>) -> ExecSpec {
-        ExecSpec {
-            cmd: cmd.into_iter().map(Into::into).collect(),
-            ..Default::default()
-        }
+        ExecSpec { cmd: cmd.into_iter().map(Into::into).collect(), ..Default::default() }
     }
 
     pub fn shell(script: &str) -> ExecSpec {

@@ -16,10 +16,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_slurmbox");
 
 /// A cluster name no other test (or earlier run) uses.
 pub fn unique_name(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("it-{tag}-{}-{:04x}", std::process::id(), nanos & 0xffff)
 }
 
@@ -40,11 +37,7 @@ impl Run {
 
     /// Panics with everything the command printed unless it exited 0.
     pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "command failed\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "command failed\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -74,9 +67,7 @@ pub struct ClusterGuard {
 
 impl ClusterGuard {
     pub fn new(tag: &str) -> ClusterGuard {
-        ClusterGuard {
-            name: unique_name(tag),
-        }
+        ClusterGuard { name: unique_name(tag) }
     }
 
     /// `slurmbox CMD --name NAME ARGS...`
@@ -105,20 +96,10 @@ impl Drop for ClusterGuard {
 /// Names of containers, volumes and networks carrying the cluster's label, asked of
 /// the engine directly.
 pub fn labelled_objects(cluster: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let docker = Docker::connect_with_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .unwrap();
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("io.slurmbox.cluster={cluster}")],
-        )]);
+        let docker = Docker::connect_with_defaults().unwrap().negotiate_version().await.unwrap();
+        let filters = HashMap::from([("label".to_string(), vec![format!("io.slurmbox.cluster={cluster}")])]);
         let mut found = Vec::new();
         let containers = docker
             .list_containers(Some(ListContainersOptions {
@@ -128,30 +109,12 @@ pub fn labelled_objects(cluster: &str) -> Vec<String> {
             }))
             .await
             .unwrap();
-        found.extend(
-            containers
-                .into_iter()
-                .flat_map(|c| c.names.unwrap_or_default()),
-        );
-        let volumes = docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(filters.clone()),
-            }))
-            .await
-            .unwrap();
-        found.extend(
-            volumes
-                .volumes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| v.name),
-        );
-        let networks = docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .unwrap();
+        found.extend(containers.into_iter().flat_map(|c| c.names.unwrap_or_default()));
+        let volumes =
+            docker.list_volumes(Some(ListVolumesOptions { filters: Some(filters.clone()) })).await.unwrap();
+        found.extend(volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name));
+        let networks =
+            docker.list_networks(Some(ListNetworksOptions { filters: Some(filters) })).await.unwrap();
         found.extend(networks.into_iter().filter_map(|n| n.name));
         found
     })
@@ -159,20 +122,10 @@ pub fn labelled_objects(cluster: &str) -> Vec<String> {
 
 /// Container id and start time per container name, to tell whether `up` restarted it.
 pub fn container_identities(cluster: &str) -> Vec<(String, String, String)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let docker = Docker::connect_with_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .unwrap();
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("io.slurmbox.cluster={cluster}")],
-        )]);
+        let docker = Docker::connect_with_defaults().unwrap().negotiate_version().await.unwrap();
+        let filters = HashMap::from([("label".to_string(), vec![format!("io.slurmbox.cluster={cluster}")])]);
         let containers = docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
@@ -197,8 +150,7 @@ pub fn container_identities(cluster: &str) -> Vec<(String, String, String)> {
 pub fn seed_article() -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let path = root.join("../shared/seed/dockerized-slurm-on-raspberry-pis.md");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read the article at {}: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read the article at {}: {e}", path.display()))
 }
 
 /// The article's own files, cut out of it unchanged: its MPI program (calc.py) and its
@@ -211,34 +163,16 @@ pub fn article_job() -> (String, String) {
         .step_by(2)
         .map(|b| b.split_once('\n').map_or("", |(_, body)| body))
         .collect();
-    let calc = blocks
-        .iter()
-        .find(|b| b.contains("from mpi4py import MPI"))
-        .expect("calc.py in the article");
-    let script = blocks
-        .iter()
-        .find(|b| b.contains("#SBATCH --ntasks=8"))
-        .expect("script.sh in the article");
+    let calc = blocks.iter().find(|b| b.contains("from mpi4py import MPI")).expect("calc.py in the article");
+    let script = blocks.iter().find(|b| b.contains("#SBATCH --ntasks=8")).expect("script.sh in the article");
     (calc.to_string(), script.to_string())
 }
 
 /// How often Docker has restarted a container.
 pub fn restart_count(container: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let docker = Docker::connect_with_defaults()
-            .unwrap()
-            .negotiate_version()
-            .await
-            .unwrap();
-        docker
-            .inspect_container(container, None)
-            .await
-            .unwrap()
-            .restart_count
-            .unwrap_or(0)
+        let docker = Docker::connect_with_defaults().unwrap().negotiate_version().await.unwrap();
+        docker.inspect_container(container, None).await.unwrap().restart_count.unwrap_or(0)
     })
 }
