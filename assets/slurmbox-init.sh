@@ -18,12 +18,12 @@ set -euo pipefail
 role="${1:?usage: slurmbox-init controller|compute|login}"
 log() { echo "slurmbox-init[$role]: $*" >&2; }
 
-# Wait up to $2 tenths of a second for the command in $1 to succeed.
+# Try the command in $1 up to $2 times, 50 ms apart, until it succeeds.
 wait_for() {
     local what="$1" tries="$2"
     for ((i = 0; i < tries; i++)); do
         if eval "$what" 2>/dev/null; then return 0; fi
-        sleep 0.1
+        sleep 0.05
     done
     return 1
 }
@@ -56,14 +56,14 @@ if [ "$role" = controller ]; then
         mv "$key.tmp" "$key"
     fi
 else
-    wait_for "[ -s $key ]" 600 || { log "no munge key after 60 s (is the controller running?)"; exit 1; }
+    wait_for "[ -s $key ]" 1200 || { log "no munge key after 60 s (is the controller running?)"; exit 1; }
 fi
 
 install -d -o munge -g munge -m 0755 /run/munge
 pids=()
 runuser -u munge -- /usr/sbin/munged --foreground &
 pids+=($!)
-wait_for "[ -S /run/munge/munge.socket.2 ]" 100 || { log "munged did not start"; exit 1; }
+wait_for "[ -S /run/munge/munge.socket.2 ]" 200 || { log "munged did not start"; exit 1; }
 
 controller="${SLURMBOX_CONTROLLER:-controller}"
 case "$role" in
@@ -74,7 +74,7 @@ controller)
     ;;
 compute | login)
     # Configless: the node fetches slurm.conf from the controller, so wait until it listens.
-    wait_for "exec 3<>/dev/tcp/$controller/6817" 1200 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
+    wait_for "exec 3<>/dev/tcp/$controller/6817" 2400 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
     if [ "$role" = compute ]; then
         # A dynamic node: it registers itself with the resources it declares.
         /usr/sbin/slurmd -D -Z --conf "${SLURMBOX_NODE_CONF:?}" --conf-server "$controller" \

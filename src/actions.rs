@@ -136,7 +136,7 @@ pub async fn wait_for_nodes(
                 report,
             });
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

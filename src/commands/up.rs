@@ -125,41 +125,25 @@ async fn apply(
     });
     try_join_all(removals.map(|n| engine.remove_container(n))).await?;
 
+    let mut to_create: Vec<&ContainerPlan> = Vec::new();
     for change in changes {
-        let c = match change {
-            Change::Create(n) => {
-                created += 1;
-                planned(n)
-            }
-            Change::Recreate(n) => {
-                recreated += 1;
-                planned(n)
-            }
-            Change::Start(n) => {
-                started += 1;
-                to_start.extend(planned(n));
-                continue;
-            }
+        let (counter, list, name) = match change {
+            Change::Create(n) => (&mut created, &mut to_create, n),
+            Change::Recreate(n) => (&mut recreated, &mut to_create, n),
+            Change::Start(n) => (&mut started, &mut to_start, n),
             Change::Remove(_) => {
                 removed += 1;
                 continue;
             }
-        }
-        .expect("changes name planned containers");
-        step.message(format!("creating {}", c.name));
-        engine.create_container(c).await?;
-        let files: Vec<FileUpload> = c
-            .files
-            .iter()
-            .map(|f| FileUpload {
-                path: f.path.clone(),
-                contents: f.contents.clone().into_bytes(),
-                mode: f.mode,
-            })
-            .collect();
-        engine.upload(&c.name, &files).await?;
-        to_start.push(c);
+        };
+        *counter += 1;
+        list.push(planned(name).expect("changes name planned containers"));
     }
+    step.message(format!("creating {} containers", to_create.len()));
+    let t = std::time::Instant::now();
+    try_join_all(to_create.iter().map(|c| create_with_files(engine, c))).await?;
+    tracing::info!(containers = to_create.len(), elapsed = ?t.elapsed(), "created");
+    to_start.extend(to_create);
 
     // Dynamic nodes stay registered until deleted: forget the ones that went away, and
     // the ones being replaced (they may register with other resources).
@@ -174,7 +158,9 @@ async fn apply(
     }
 
     step.message("starting");
+    let t = std::time::Instant::now();
     try_join_all(to_start.iter().map(|c| engine.start_container(&c.name))).await?;
+    tracing::info!(containers = to_start.len(), elapsed = ?t.elapsed(), "started");
 
     let kept = plan.containers.len() - created - recreated - started;
     let mut parts = vec![];
@@ -189,4 +175,16 @@ async fn apply(
         parts.push(format!("{kept} kept"));
     }
     Ok(parts.join(", "))
+}
+
+/// Creates a container and places its files in it, ready to start.
+async fn create_with_files(engine: &impl Engine, c: &ContainerPlan) -> miette::Result<()> {
+    engine.create_container(c).await?;
+    let files: Vec<FileUpload> = c
+        .files
+        .iter()
+        .map(|f| FileUpload { path: f.path.clone(), contents: f.contents.clone().into_bytes(), mode: f.mode })
+        .collect();
+    engine.upload(&c.name, &files).await?;
+    Ok(())
 }
