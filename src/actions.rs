@@ -140,6 +140,24 @@ pub async fn wait_for_nodes(
     }
 }
 
+/// Makes running compute nodes register with the controller again: Slurm forgets them
+/// (refused, and harmless, while they run jobs) and their slurmd, on SIGHUP, re-reads
+/// its configuration and registers, without disturbing running job steps.
+pub async fn reregister_nodes(
+    engine: &impl Engine,
+    controller: &str,
+    nodes: &[&crate::plan::ContainerPlan],
+) -> Result<(), ActionError> {
+    for node in nodes {
+        engine
+            .exec(controller, &ExecSpec::new(["scontrol", "delete", &format!("nodename={}", node.hostname)]))
+            .await?;
+        let root = ExecSpec { user: Some("root".into()), ..ExecSpec::new(["pkill", "-HUP", "-x", "slurmd"]) };
+        engine.exec(&node.name, &root).await?;
+    }
+    Ok(())
+}
+
 /// Forgets compute nodes that no longer exist (dynamic nodes stay registered until
 /// deleted). A node Slurm does not know is not an error.
 pub async fn delete_nodes(

@@ -3,7 +3,8 @@
 mod common;
 
 use common::{
-    ClusterGuard, article_job, container_identities, labelled_objects, slurmbox, slurmbox_with_input,
+    ClusterGuard, article_job, container_identities, labelled_objects, remove_container, slurmbox,
+    slurmbox_with_input,
 };
 
 /// The default cluster passes `verify`, runs the article's own MPI job unchanged,
@@ -167,6 +168,20 @@ fn spec_changes_converge_and_clusters_live_side_by_side() {
     assert!(shrunk.stderr.contains("1 removed"), "{}", shrunk.stderr);
     assert_eq!(cluster.sh("sinfo -h -N -o %N").ok().stdout, "node1\n");
 
+    // Slurm's state lives on a volume: a queued job survives `down` and `up`, and a
+    // controller container removed behind slurmbox's back is replaced by the next `up`
+    // without touching the others.
+    let job = cluster.sh("sbatch --hold --parsable --wrap 'sleep 1'").ok().stdout.trim().to_string();
+    cluster.run(&["down"], &[]).ok();
+    slurmbox(&["up", "-f", spec]).ok();
+    let queued = cluster.sh(&format!("squeue -h -j {job} -o %T")).ok();
+    assert_eq!(queued.stdout.trim(), "PENDING");
+    cluster.sh(&format!("scancel {job}")).ok();
+    remove_container(&format!("{}-controller", cluster.name));
+    let healed = slurmbox(&["up", "-f", spec]).ok();
+    assert!(healed.stderr.contains("1 created, 2 kept"), "{}", healed.stderr);
+    assert_eq!(cluster.sh("srun -N1 hostname").ok().stdout, "node1\n");
+
     // Each cluster has its own munge key.
     let key_of = |c: &ClusterGuard| {
         c.run(
@@ -242,4 +257,33 @@ fn missing_cluster_is_reported_with_a_hint() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("slurmbox up --name {name}")), "{}", out.stderr);
+}
+
+/// `shell` gives an interactive login shell (on a terminal) on the login node, as the
+/// default user, and hands back its exit status.
+#[test]
+fn shell_is_an_interactive_login_on_the_login_node() {
+    let cluster = ClusterGuard::new("shell");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 1\n", cluster.name)).unwrap();
+    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+    // `script` gives the shell a real terminal, as a person at a keyboard would.
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{} shell --name {}", common::BIN, cluster.name), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo \"I am $(id -un) on $(hostname) tty=$(tty)\"; exit 5\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("I am researcher on login tty=/dev/pts/"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
 }

@@ -162,6 +162,23 @@ async fn apply(
     try_join_all(to_start.iter().map(|c| engine.start_container(&c.name))).await?;
     tracing::info!(containers = to_start.len(), elapsed = ?t.elapsed(), "started");
 
+    // A new controller container may not know compute nodes that kept running: dynamic
+    // nodes live in its saved state, and a crash loses whatever was not saved yet.
+    // Have them register again.
+    let controller = plan.controller();
+    if to_start.iter().any(|c| c.name == controller.name) {
+        let kept: Vec<&ContainerPlan> = plan
+            .containers
+            .iter()
+            .filter(|c| c.role == Role::Compute && !to_start.iter().any(|s| s.name == c.name))
+            .collect();
+        if !kept.is_empty() {
+            step.message("registering running nodes with the new controller");
+            actions::wait_for_controller(engine, &controller.name, Duration::from_secs(60)).await?;
+            actions::reregister_nodes(engine, &controller.name, &kept).await?;
+        }
+    }
+
     let kept = plan.containers.len() - created - recreated - started;
     let mut parts = vec![];
     for (n, what) in

@@ -13,7 +13,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
     ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
-    UploadToContainerOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -21,6 +21,9 @@ use tokio::io::{AsyncWriteExt, stdout};
 
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
 use crate::plan::{ContainerPlan, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
+
+/// Seconds a container gets to shut down cleanly before it is killed.
+const STOP_TIMEOUT_S: i32 = 20;
 
 pub struct DockerEngine {
     docker: Docker,
@@ -322,6 +325,14 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {
+        // Stop first: SIGTERM lets slurmctld write its state (queued jobs) to its volume,
+        // which a forced removal (SIGKILL) would lose.
+        let stop = StopContainerOptions { t: Some(STOP_TIMEOUT_S), signal: None };
+        match self.docker.stop_container(name, Some(stop)).await {
+            Ok(()) => {}
+            Err(e) if is_status(&e, 304) || is_status(&e, 404) => {}
+            Err(e) => return Err(api(format!("stop container {name}"))(e)),
+        }
         let options = RemoveContainerOptions { force: true, v: false, link: false };
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),

@@ -134,6 +134,7 @@ pub trait Engine {
     /// Writes files into a container (created or running), owned by root.
     async fn upload(&self, container: &str, files: &[FileUpload]) -> Result<()>;
     async fn start_container(&self, name: &str) -> Result<()>;
+    /// Stops a container cleanly (SIGTERM, then SIGKILL after a grace period) and removes it.
     async fn remove_container(&self, name: &str) -> Result<()>;
     /// Runs a command to completion and captures its output.
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput>;

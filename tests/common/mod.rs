@@ -176,3 +176,13 @@ pub fn restart_count(container: &str) -> i64 {
         docker.inspect_container(container, None).await.unwrap().restart_count.unwrap_or(0)
     })
 }
+
+/// Removes a container behind slurmbox's back (a crash, a careless `docker rm`).
+pub fn remove_container(container: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let docker = Docker::connect_with_defaults().unwrap().negotiate_version().await.unwrap();
+        let options = bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() };
+        docker.remove_container(container, Some(options)).await.unwrap();
+    })
+}
