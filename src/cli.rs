@@ -22,11 +22,16 @@ pub struct Cli {
     pub verbose: u8,
 }
 
+/// Which cluster, and where it lives.
 #[derive(Debug, Args, Clone)]
 pub struct ClusterName {
     /// Which cluster (default: the spec's name, else "slurmbox").
     #[arg(long, short = 'n', env = "SLURMBOX_CLUSTER")]
     pub name: Option<String>,
+    /// Cluster spec (TOML): its name, and the host whose engine runs it. Without it, the
+    /// default cluster on the local engine.
+    #[arg(short = 'f', long = "file", env = "SLURMBOX_FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,15 +59,6 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct SpecArgs {
-    /// Cluster spec (TOML). Without it, the default cluster.
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    #[command(flatten)]
-    pub cluster: ClusterName,
-}
-
-#[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Debian mirror to build images from.
     #[arg(long, env = "SLURMBOX_MIRROR", default_value = crate::image::DEFAULT_MIRROR)]
@@ -72,7 +68,7 @@ pub struct BuildArgs {
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
+    pub spec: ClusterName,
     #[command(flatten)]
     pub build: BuildArgs,
     /// Seconds to wait for the compute nodes to become idle.
@@ -175,5 +171,5 @@ pub enum ConfigCommand {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
+    pub spec: ClusterName,
 }

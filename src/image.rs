@@ -125,6 +125,33 @@ impl Recipe {
     }
 }
 
+/// Makes sure a remote host's engine (`target`) has the node image for `slurm`. With a
+/// local engine the image is built (or found) there and streamed across; without one
+/// it is built straight into the target. Only a missing or outdated image is sent: the
+/// tag names the recipe.
+pub async fn ensure_on_host<E: Engine>(
+    target: &E,
+    local: Option<&E>,
+    host: &str,
+    slurm: SlurmVersion,
+    mirror: &str,
+    progress: &Progress,
+) -> Result<String, ImageError> {
+    let tag = Recipe::new(slurm).tag();
+    let Some(local) = local else {
+        return ensure(target, slurm, mirror, false, progress).await;
+    };
+    if target.image_exists(&tag).await? {
+        progress.step(format!("Image {tag} on {host}")).done_with("present");
+        return Ok(tag);
+    }
+    ensure(local, slurm, mirror, false, progress).await?;
+    let step = progress.step(format!("Sending image {tag} to {host}"));
+    local.send_image(&tag, target).await?;
+    step.done();
+    Ok(tag)
+}
+
 /// Where the build lock lives (one build of an image at a time on this machine).
 fn lock_path() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")

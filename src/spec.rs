@@ -60,6 +60,17 @@ pub struct ClusterSpec {
     /// Accounts created on every node with the same UID/GID; the first is the default
     /// user of `exec`, `shell` and `verify`.
     pub users: Vec<UserSpec>,
+    /// The machines the cluster runs on. Empty: the local engine (DOCKER_HOST or the
+    /// local socket).
+    pub hosts: Vec<HostSpec>,
+}
+
+/// A machine with a Docker engine.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostSpec {
+    pub name: String,
+    /// `ssh://user@addr[:port]`, `tcp://addr:port` or `unix:///path`.
+    pub engine: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -98,7 +109,14 @@ impl ClusterSpec {
             compute: ComputeSpec { count: 2, cpus: None, memory_mb: None },
             home: HomeSpec::Volume,
             users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
+            hosts: Vec::new(),
         }
+    }
+
+    /// The engine the cluster's containers live on: the controller's host, else the
+    /// local one (`None`).
+    pub fn engine(&self) -> Option<&str> {
+        self.hosts.first().map(|h| h.engine.as_str())
     }
 
     pub fn default_user(&self) -> &str {
@@ -178,12 +196,24 @@ struct RawSpec {
     home: Option<RawHome>,
     #[serde(default)]
     user: Vec<RawUser>,
+    controller: Option<Spanned<String>>,
+    #[serde(default)]
+    host: Vec<RawHost>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<String>,
+    engine: Spanned<String>,
+    arch: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCompute {
     count: Option<Spanned<i64>>,
+    per_host: Option<Spanned<i64>>,
     cpus: Option<Spanned<i64>>,
     memory_mb: Option<Spanned<i64>>,
 }
@@ -238,7 +268,29 @@ impl RawSpec {
                 )
             })?;
         }
+        let hosts = check_hosts(&self.host, self.controller.as_ref(), &err)?;
+        if !hosts.is_empty() {
+            // One compute node per host unless compute.per_host says otherwise.
+            spec.compute.count = 1;
+        }
         if let Some(compute) = self.compute {
+            if let (Some(count), false) = (&compute.count, hosts.is_empty()) {
+                return Err(err(
+                    count.span(),
+                    "compute.count does not go with [[host]] tables".into(),
+                    "say how many compute nodes each host runs with compute.per_host".into(),
+                ));
+            }
+            if let Some(per_host) = &compute.per_host {
+                if hosts.is_empty() {
+                    return Err(err(
+                        per_host.span(),
+                        "compute.per_host needs [[host]] tables".into(),
+                        "on the local engine, say how many compute nodes with compute.count".into(),
+                    ));
+                }
+                spec.compute.count = in_range(per_host, 1, 16, "compute.per_host", &err)? as u32;
+            }
             if let Some(count) = compute.count {
                 spec.compute.count = in_range(&count, 1, 128, "compute.count", &err)? as u32;
             }
@@ -263,6 +315,7 @@ impl RawSpec {
             }
             spec.home = HomeSpec::HostPath(p);
         }
+        spec.hosts = hosts;
         if !self.user.is_empty() {
             spec.users.clear();
             for (i, user) in self.user.into_iter().enumerate() {
@@ -305,6 +358,74 @@ impl RawSpec {
         }
         Ok(spec)
     }
+}
+
+/// Checks `[[host]]` tables and `controller`; returns the hosts, controller first.
+fn check_hosts(
+    raw: &[RawHost],
+    controller: Option<&Spanned<String>>,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<Vec<HostSpec>, SpecError> {
+    let mut hosts: Vec<HostSpec> = Vec::new();
+    for host in raw {
+        let name = host.name.get_ref();
+        if !is_dns_label(name, 40) {
+            return Err(err(
+                host.name.span(),
+                format!("invalid host name {name:?}"),
+                "use lowercase letters, digits and '-'".into(),
+            ));
+        }
+        if hosts.iter().any(|h| &h.name == name) {
+            return Err(err(
+                host.name.span(),
+                format!("host {name:?} is listed twice"),
+                "give each [[host]] its own name".into(),
+            ));
+        }
+        let engine = host.engine.get_ref();
+        let valid = match engine.split_once("://") {
+            Some(("ssh", rest)) => rest.contains('@') && !rest.ends_with('@') && !rest.contains('/'),
+            Some(("tcp", rest)) => rest.contains(':') && !rest.contains('/'),
+            Some(("unix", rest)) => rest.starts_with('/'),
+            _ => false,
+        };
+        if !valid {
+            return Err(err(
+                host.engine.span(),
+                format!("invalid engine address {engine:?}"),
+                "use ssh://user@host (your own ssh setup is used), tcp://host:port or unix:///var/run/docker.sock".into(),
+            ));
+        }
+        if let Some(arch) = &host.arch
+            && !matches!(arch.get_ref().as_str(), "amd64" | "x86_64")
+        {
+            return Err(err(
+                arch.span(),
+                format!("architecture {:?} is not supported yet", arch.get_ref()),
+                "node images are built for amd64 (x86_64) only for now".into(),
+            ));
+        }
+        hosts.push(HostSpec { name: name.clone(), engine: engine.clone() });
+    }
+    if let Some(second) = raw.get(1) {
+        return Err(err(
+            second.name.span(),
+            "a cluster spread over several hosts is not supported yet".into(),
+            "list one [[host]] to run the whole cluster on that machine's engine".into(),
+        ));
+    }
+    if let Some(controller) = controller {
+        let Some(i) = hosts.iter().position(|h| &h.name == controller.get_ref()) else {
+            return Err(err(
+                controller.span(),
+                format!("controller {:?} is not one of the [[host]] names", controller.get_ref()),
+                "name the host that runs the controller and login node".into(),
+            ));
+        };
+        hosts.swap(0, i);
+    }
+    Ok(hosts)
 }
 
 fn in_range(
@@ -408,6 +529,49 @@ name = "bob"
     fn duplicate_uids_are_rejected() {
         let e = error_of("[[user]]\nname = \"a\"\nuid = 1500\n[[user]]\nname = \"b\"\nuid = 1500\n");
         assert_eq!(e, "cluster.toml:6:7: uid 1500 is used by two users");
+    }
+
+    #[test]
+    fn one_remote_host_runs_the_whole_cluster() {
+        let spec = ClusterSpec::parse(
+            "c.toml",
+            "controller = \"gpu1\"\n[[host]]\nname = \"gpu1\"\nengine = \"ssh://admin@192.168.0.106\"\n[compute]\nper_host = 2\n",
+        )
+        .unwrap();
+        assert_eq!(spec.engine(), Some("ssh://admin@192.168.0.106"));
+        assert_eq!(spec.compute.count, 2);
+        let one = ClusterSpec::parse("c.toml", "[[host]]\nname = \"a\"\nengine = \"tcp://10.0.0.1:2375\"\n")
+            .unwrap();
+        assert_eq!(one.compute.count, 1, "per_host defaults to 1");
+    }
+
+    #[test]
+    fn engine_addresses_are_checked() {
+        let e = error_of("[[host]]\nname = \"a\"\nengine = \"ssh://host-without-user\"\n");
+        assert_eq!(e, "cluster.toml:3:10: invalid engine address \"ssh://host-without-user\"");
+    }
+
+    #[test]
+    fn count_and_per_host_do_not_mix() {
+        let e =
+            error_of("[[host]]\nname = \"a\"\nengine = \"unix:///run/docker.sock\"\n[compute]\ncount = 2\n");
+        assert_eq!(e, "cluster.toml:5:9: compute.count does not go with [[host]] tables");
+        let e = error_of("[compute]\nper_host = 2\n");
+        assert_eq!(e, "cluster.toml:2:12: compute.per_host needs [[host]] tables");
+    }
+
+    #[test]
+    fn controller_must_name_a_host() {
+        let e = error_of("controller = \"b\"\n[[host]]\nname = \"a\"\nengine = \"tcp://a:2375\"\n");
+        assert_eq!(e, "cluster.toml:1:14: controller \"b\" is not one of the [[host]] names");
+    }
+
+    #[test]
+    fn several_hosts_are_refused_for_now() {
+        let e = error_of(
+            "[[host]]\nname = \"a\"\nengine = \"tcp://a:2375\"\n[[host]]\nname = \"b\"\nengine = \"tcp://b:2375\"\n",
+        );
+        assert_eq!(e, "cluster.toml:5:8: a cluster spread over several hosts is not supported yet");
     }
 
     #[test]

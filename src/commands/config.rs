@@ -11,7 +11,7 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> 
     let ConfigCommand::Render(args) = cmd;
     let spec = super::up::load_spec(&args.spec)?;
     // Node sizes default to a share of the Docker host, so ask it.
-    let engine = ctx.engine().await?;
+    let engine = ctx.engine(spec.engine()).await?;
     let info = engine.info().await?;
     let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
     let plan = Plan::new(&spec, &facts, &crate::image::Recipe::new(spec.slurm).tag());

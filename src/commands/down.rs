@@ -5,14 +5,14 @@ use std::process::ExitCode;
 
 use futures_util::future::try_join_all;
 
-use super::{Context, cluster_name};
+use super::Context;
 use crate::cli::DownArgs;
 use crate::engine::Engine;
 
 pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
-    let cluster = cluster_name(&args.cluster);
+    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
     let p = &ctx.progress;
-    let engine = ctx.engine().await?;
+
     let containers = engine.list_containers(&cluster).await?;
     let step = p.step(format!("Removing cluster {cluster:?}'s containers"));
     try_join_all(containers.iter().map(|c| engine.remove_container(&c.name))).await?;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{Context, cluster_containers, cluster_name, default_user, exit_code, running_node};
+use super::{Context, cluster_containers, default_user, exit_code, running_node};
 use crate::cli::{ExecArgs, ShellArgs};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::LOGIN_HOST;
@@ -17,8 +17,8 @@ fn exec_spec(cmd: Vec<String>, user: &str) -> ExecSpec {
 }
 
 pub async fn run(ctx: &Context, args: ExecArgs) -> miette::Result<ExitCode> {
-    let cluster = cluster_name(&args.cluster);
-    let engine = ctx.engine().await?;
+    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+
     let containers = cluster_containers(&engine, &cluster).await?;
     let node = running_node(&cluster, &containers, args.node.as_deref().unwrap_or(LOGIN_HOST))?;
     let user = args.user.unwrap_or_else(|| default_user(&containers));
@@ -27,8 +27,8 @@ pub async fn run(ctx: &Context, args: ExecArgs) -> miette::Result<ExitCode> {
 }
 
 pub async fn shell(ctx: &Context, args: ShellArgs) -> miette::Result<ExitCode> {
-    let cluster = cluster_name(&args.cluster);
-    let engine = ctx.engine().await?;
+    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+
     let containers = cluster_containers(&engine, &cluster).await?;
     let node = running_node(&cluster, &containers, args.node.as_deref().unwrap_or(LOGIN_HOST))?;
     let user = args.user.unwrap_or_else(|| default_user(&containers));

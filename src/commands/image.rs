@@ -12,7 +12,7 @@ pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
 }
 
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
-    let engine = ctx.engine().await?;
+    let engine = ctx.engine(None).await?;
     let tag =
         crate::image::ensure(&engine, args.slurm, &args.build.mirror, args.force, &ctx.progress).await?;
     println!("{tag}");

@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use super::{Context, cluster_containers, cluster_name, running_node};
+use super::{Context, cluster_containers, running_node};
 use crate::cli::LogsArgs;
 use crate::engine::Engine;
 use crate::plan::LABEL_NODE;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
-    let cluster = cluster_name(&args.cluster);
-    let engine = ctx.engine().await?;
+    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+
     let containers = cluster_containers(&engine, &cluster).await?;
     if let Some(node) = &args.node {
         // A stopped node's log is what one most wants to read: don't require it running.

@@ -25,8 +25,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub async fn engine(&self) -> Result<DockerEngine, crate::engine::EngineError> {
-        DockerEngine::connect().await
+    /// Connects to the engine at `url` (ssh://, tcp://, unix://), or the local one.
+    pub async fn engine(&self, url: Option<&str>) -> Result<DockerEngine, crate::engine::EngineError> {
+        DockerEngine::connect(url).await
+    }
+
+    /// The cluster a command acts on and a connection to the engine it lives on.
+    pub async fn cluster(&self, args: &ClusterName) -> miette::Result<(String, DockerEngine)> {
+        if args.file.is_some() {
+            let spec = up::load_spec(args)?;
+            let engine = self.engine(spec.engine()).await?;
+            return Ok((spec.name, engine));
+        }
+        Ok((cluster_name(args), self.engine(None).await?))
     }
 }
 

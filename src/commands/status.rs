@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
-use super::{Context, cluster_containers, cluster_name};
+use super::{Context, cluster_containers};
 use crate::actions::node_states;
 use crate::cli::StatusArgs;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
@@ -22,8 +22,8 @@ pub struct NodeStatus {
 }
 
 pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
-    let cluster = cluster_name(&args.cluster);
-    let engine = ctx.engine().await?;
+    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+
     let containers = cluster_containers(&engine, &cluster).await?;
     let controller = containers.iter().find(|c| {
         c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Controller.as_str()) && c.running()

@@ -16,12 +16,12 @@ use crate::plan::{
 use crate::spec::ClusterSpec;
 
 /// Reads the spec named by `-f` (or the default), with `--name` taking precedence.
-pub fn load_spec(args: &crate::cli::SpecArgs) -> miette::Result<ClusterSpec> {
+pub fn load_spec(args: &crate::cli::ClusterName) -> miette::Result<ClusterSpec> {
     let mut spec = match &args.file {
         Some(path) => ClusterSpec::load(path)?,
         None => ClusterSpec::default_cluster(),
     };
-    if let Some(name) = &args.cluster.name {
+    if let Some(name) = &args.name {
         spec = ClusterSpec::parse("--name", &format!("name = {}", toml_string(name)))
             .map(|named| ClusterSpec { name: named.name, ..spec })?;
     }
@@ -43,13 +43,24 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
         if spec.compute.count == 1 { "" } else { "s" }
     ));
 
-    let step = p.step("Docker engine");
-    let engine = ctx.engine().await?;
+    let step = p.step(match spec.hosts.first() {
+        Some(host) => format!("Docker engine on {} ({})", host.name, host.engine),
+        None => "Docker engine".to_string(),
+    });
+    let engine = ctx.engine(spec.engine()).await?;
     let info = engine.info().await?;
     step.done_with(format!("{} CPUs, {} MiB, Docker {}", info.cpus, info.memory_mib, info.version));
     let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
 
-    let tag = image::ensure(&engine, spec.slurm, &args.build.mirror, false, p).await?;
+    let tag = match spec.hosts.first() {
+        None => image::ensure(&engine, spec.slurm, &args.build.mirror, false, p).await?,
+        Some(host) => {
+            // The machine running slurmbox builds images when it has an engine.
+            let local = ctx.engine(None).await.ok();
+            image::ensure_on_host(&engine, local.as_ref(), &host.name, spec.slurm, &args.build.mirror, p)
+                .await?
+        }
+    };
     let plan = Plan::new(&spec, &facts, &tag);
 
     let step = p.step("Network and volumes");

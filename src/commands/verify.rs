@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
-use super::{Context, cluster_containers, cluster_name, default_user, running_node};
+use super::{Context, cluster_containers, default_user, running_node};
 use crate::cli::VerifyArgs;
 use crate::engine::{Engine, ExecOutput, ExecSpec};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, LOGIN_HOST, Role};
@@ -24,8 +24,8 @@ struct Check {
 }
 
 pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
-    let cluster = cluster_name(&args.cluster);
-    let engine = ctx.engine().await?;
+    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+
     let containers = cluster_containers(&engine, &cluster).await?;
     let login = running_node(&cluster, &containers, LOGIN_HOST)?.name.clone();
     let user = default_user(&containers);

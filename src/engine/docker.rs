@@ -22,6 +22,9 @@ use tokio::io::{AsyncWriteExt, stdout};
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
 use crate::plan::{ContainerPlan, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
 
+/// Longest a single engine request may take (an image transfer, a long `exec`).
+const REQUEST_TIMEOUT_S: u64 = 1800;
+
 /// Seconds a container gets to shut down cleanly before it is killed.
 const STOP_TIMEOUT_S: i32 = 20;
 
@@ -47,11 +50,25 @@ fn hash_map(labels: &std::collections::BTreeMap<String, String>) -> HashMap<Stri
 }
 
 impl DockerEngine {
-    /// Connects the way the docker CLI does (DOCKER_HOST, else the local socket) and
-    /// agrees on an API version both sides speak.
-    pub async fn connect() -> Result<DockerEngine> {
-        let docker = Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable(e.to_string()))?;
-        let docker = docker.negotiate_version().await.map_err(|e| EngineError::Unreachable(e.to_string()))?;
+    /// Connects to the engine at `url` (`ssh://user@host` through the user's own ssh
+    /// setup, `tcp://host:port`, `unix:///path`), or, without one, the way the docker
+    /// CLI does (DOCKER_HOST, else the local socket). Agrees on an API version both
+    /// sides speak.
+    pub async fn connect(url: Option<&str>) -> Result<DockerEngine> {
+        let unreachable = |e: bollard::errors::Error| {
+            EngineError::Unreachable(match url {
+                Some(url) => format!("{url}: {e}"),
+                None => e.to_string(),
+            })
+        };
+        let docker = match url {
+            Some(url) => Docker::connect_with_host(url),
+            None => Docker::connect_with_defaults(),
+        }
+        .map_err(unreachable)?
+        // Image transfers and `verify`'s MPI job take longer than bollard's default.
+        .with_timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S));
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
         Ok(DockerEngine { docker })
     }
 
@@ -146,6 +163,31 @@ impl Engine for DockerEngine {
         let options =
             bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
         self.docker.tag_image(id, Some(options)).await.map_err(api(format!("tag image {image}")))
+    }
+
+    async fn send_image(&self, image: &str, to: &Self) -> Result<()> {
+        // The export runs in its own task and hands chunks over a small channel, so the
+        // image is never held in memory or written to disk on the way.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let (docker, name) = (self.docker.clone(), image.to_string());
+        let pump = tokio::spawn(async move {
+            let mut export = docker.export_image(&name);
+            while let Some(chunk) = export.next().await {
+                let chunk = chunk.map_err(std::io::Error::other);
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let options = bollard::query_parameters::ImportImageOptions { quiet: true, ..Default::default() };
+        let mut load = to.docker.import_image_stream(options, body, None);
+        while let Some(item) = load.next().await {
+            item.map_err(api(format!("load image {image}")))?;
+        }
+        let _ = pump.await;
+        Ok(())
     }
 
     async fn remove_image(&self, id: &str) -> Result<()> {

@@ -126,6 +126,9 @@ pub trait Engine {
         tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     ) -> Result<String>;
     async fn tag_image(&self, id: &str, image: &str) -> Result<()>;
+    /// Streams an image from this engine into another (`docker save | docker load`,
+    /// over the engines' APIs): how images reach hosts that have no registry.
+    async fn send_image(&self, image: &str, to: &Self) -> Result<()>;
     async fn remove_image(&self, id: &str) -> Result<()>;
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()>;
     async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()>;

@@ -44,8 +44,18 @@ impl Run {
 
 /// Runs `slurmbox ARGS...` with `stdin` fed to it.
 pub fn slurmbox_with_input(args: &[&str], stdin: &[u8]) -> Run {
+    slurmbox_full(args, stdin, &[])
+}
+
+/// Runs `slurmbox ARGS...` with extra environment variables (e.g. a lab's PATH).
+pub fn slurmbox_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    slurmbox_full(args, b"", env)
+}
+
+fn slurmbox_full(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
