@@ -1,0 +1,590 @@
+//! A "lab" of several machines on this one machine, for tests of multi-host clusters.
+//!
+//! Each lab host is a container with its own Docker engine and its own sshd, on its own
+//! fixed address of a private Docker network the lab creates. slurmbox can deploy into
+//! them over ssh exactly as it would to real machines: `ssh://root@IP` reaches a host's
+//! inner engine, and `PATH=<lab wrapper dir>:$PATH` makes every program that runs `ssh`
+//! (the docker CLI, slurmbox) use the lab's key and settings.
+//!
+//! Nothing here touches the account's own ssh setup (`~/.ssh` of the passwd home, which
+//! ssh reads whatever `$HOME` says): each lab makes its own key pair, known-hosts file
+//! and client config in a temporary folder that lives as long as the [`Lab`].
+//!
+//! The host image (`slurmbox-lab/host:<digest>`) is built once per recipe from Debian's
+//! archive with mmdebstrap, streamed into `docker import`; no registry is needed. It
+//! holds no private key: every host makes its own ssh host keys when it starts.
+//!
+//! Dropping a [`Lab`] removes its containers (with their anonymous volumes, where the
+//! inner engines keep their images) and its network, on success and on panic alike.
+//! Leftovers of a killed test run carry the label `io.slurmbox.lab`:
+//! `docker rm -f -v $(docker ps -aq --filter label=io.slurmbox.lab)` and
+//! `docker network rm $(docker network ls -q --filter label=io.slurmbox.lab)`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// Repository of the lab host image; the tag is a digest of the recipe below.
+const IMAGE_REPOSITORY: &str = "slurmbox-lab/host";
+const SUITE: &str = "trixie";
+const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Debian packages of a lab host: an engine (daemon and CLI: the CLI also serves
+/// `docker system dial-stdio`, which `ssh://` engine URLs run on the far side), sshd,
+/// and the tools tests use on the hosts.
+const PACKAGES: &[&str] = &[
+    "docker.io",
+    // Debian trixie ships the docker CLI in its own package; docker.io alone has only dockerd.
+    "docker-cli",
+    "openssh-server",
+    "iproute2",
+    "iputils-ping",
+    "ca-certificates",
+    "procps",
+];
+
+/// Shell run by mmdebstrap on the finished tree (`$1` is its root).
+const CUSTOMIZE: &[&str] = &[
+    // Root logs in with a key only: no passwords anywhere.
+    r#"printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n' > "$1/etc/ssh/sshd_config.d/slurmbox-lab.conf""#,
+    // Host keys baked into the image would be shared by every host made from it; each
+    // host makes its own at start (`ssh-keygen -A` in HOST_START).
+    r#"rm -f "$1"/etc/ssh/ssh_host_*"#,
+    // Where the lab's public key is copied before a host starts.
+    r#"mkdir -p -m 700 "$1/root/.ssh""#,
+    // The image must hold no private key at all: fail the build if one slipped in.
+    // (Its output goes to stderr: stdout is the image's tar stream.)
+    r#"if grep -rlsI -D skip --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e 'PRIVATE KEY-----' "$1" >&2; then echo 'private key in the lab image' >&2; exit 1; fi"#,
+];
+
+/// What each host runs as its main process. `{cgroup}` is replaced by a name unique to
+/// the host: with the host's cgroup tree mounted read-write (cgroup v1 here), inner
+/// engines using the default `/docker` parent would share it with the outer engine's.
+/// The inner engine cannot turn IPv6 off on its containers' interfaces (the lab host's
+/// /proc/sys is read-only), which Docker 26 treats as fatal unless told to go on.
+const HOST_START: &str = "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && \
+     exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{cgroup}";
+
+/// How long a host's inner engine may take to answer over ssh after the container starts.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Address of the first host within the lab's /24; host i gets `.HOST_OFFSET + i`.
+const HOST_OFFSET: u32 = 11;
+
+/// One machine of the lab.
+#[derive(Debug, Clone)]
+pub struct LabHost {
+    /// Short name within the lab: `host0`, `host1`, ... (the index of [`Lab::hosts`]).
+    pub name: String,
+    /// The container's name on the outer engine (`<lab>-host0`); also its hostname.
+    pub container: String,
+    /// Its fixed address on the lab network.
+    pub ip: Ipv4Addr,
+}
+
+/// A private network with `hosts` machines on it, each with its own Docker engine and
+/// sshd. Removed, with everything in it, when dropped.
+pub struct Lab {
+    /// Unique name of this lab; also the network's name and the containers' prefix.
+    pub name: String,
+    hosts: Vec<LabHost>,
+    /// Key pair, ssh client config, known-hosts file and the `ssh` wrapper.
+    dir: TempDir,
+}
+
+/// Runs `docker ARGS...` (the CLI on PATH, talking to the machine's engine).
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
+}
+
+/// Runs `docker ARGS...` and returns its trimmed stdout; panics with its stderr on failure.
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A lab name no other lab of this run or another one uses: the process id, a counter
+/// within the process, and a few bits of the clock against pid reuse across runs.
+fn unique_lab_name(tag: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("lab-{tag}-{}-{n}-{:04x}", std::process::id(), nanos & 0xffff)
+}
+
+/// The recipe of the host image, as the arguments given to mmdebstrap (all but the
+/// mirror, which does not change what gets installed) and the changes given to import.
+fn image_recipe() -> (Vec<String>, Vec<String>) {
+    let mut args = vec![
+        "--variant=apt".to_string(),
+        "--mode=auto".to_string(),
+        format!("--include={}", PACKAGES.join(",")),
+        // Smaller image, faster import: the hosts need no documentation.
+        "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
+        "--dpkgopt=path-exclude=/usr/share/man/*".into(),
+        "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
+    ];
+    args.extend(CUSTOMIZE.iter().map(|c| format!("--customize-hook={c}")));
+    args.extend([SUITE.to_string(), "-".into()]);
+    let changes = vec!["ENV LANG=C.UTF-8".to_string()];
+    (args, changes)
+}
+
+/// `slurmbox-lab/host:<12 hex digits of the recipe's digest>`.
+pub fn host_image_tag() -> String {
+    let (args, changes) = image_recipe();
+    let mut h = Sha256::new();
+    for part in args.iter().chain(&changes) {
+        h.update([0]);
+        h.update(part.as_bytes());
+    }
+    format!("{IMAGE_REPOSITORY}:{}", hex::encode(&h.finalize()[..6]))
+}
+
+fn image_exists(tag: &str) -> bool {
+    docker(&["image", "inspect", "--format", "{{.Id}}", tag]).status.success()
+}
+
+/// Returns the lab host image's tag, building the image first if the engine lacks it.
+/// Tests running in parallel (threads or processes) build it only once: the build
+/// holds a lock on `$HOME/.cache/slurmbox/lab-build.lock`.
+pub fn ensure_host_image() -> String {
+    let tag = host_image_tag();
+    if image_exists(&tag) {
+        return tag;
+    }
+    let dir = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache/slurmbox");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let lock_path = dir.join("lab-build.lock");
+    let lock =
+        std::fs::File::create(&lock_path).unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
+    lock.lock().unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+    // Another test may have built it while this one waited for the lock.
+    if !image_exists(&tag) {
+        let started = Instant::now();
+        build_host_image(&tag);
+        eprintln!("lab: built {tag} in {:.1?}", started.elapsed());
+    }
+    drop(lock);
+    tag
+}
+
+/// mmdebstrap writes the root filesystem as a tar stream straight into `docker import`.
+/// The import is tagged only once mmdebstrap has succeeded: a stream cut short by a
+/// failure may still import, and must not carry the tag.
+fn build_host_image(tag: &str) {
+    let (mut args, changes) = image_recipe();
+    // SLURMBOX_MIRROR is slurmbox's own setting for offline and proxied machines.
+    args.push(std::env::var("SLURMBOX_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string()));
+    let mut mmdebstrap = Command::new("mmdebstrap")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run mmdebstrap (apt-get install mmdebstrap): {e}"));
+    // Keep mmdebstrap's last lines for the failure report; reading also keeps its
+    // stderr pipe from filling up.
+    let stderr = mmdebstrap.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut tail: Vec<String> = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            tail.push(line);
+            if tail.len() > 30 {
+                tail.remove(0);
+            }
+        }
+        tail.join("\n")
+    });
+    let mut import = Command::new("docker");
+    import.arg("import");
+    for c in &changes {
+        import.args(["--change", c]);
+    }
+    let import = import
+        .args(["--message", "slurmbox lab host", "-"])
+        .stdin(mmdebstrap.stdout.take().unwrap())
+        .output()
+        .expect("run docker import");
+    let status = mmdebstrap.wait().expect("wait for mmdebstrap");
+    let tail = log.join().unwrap_or_default();
+    let id = String::from_utf8_lossy(&import.stdout).trim().to_string();
+    if !status.success() {
+        if !id.is_empty() {
+            let _ = docker(&["rmi", &id]);
+        }
+        panic!("mmdebstrap failed to build the lab host image ({status}); its last lines:\n{tail}");
+    }
+    assert!(import.status.success(), "docker import failed: {}", String::from_utf8_lossy(&import.stderr));
+    docker_ok(&["tag", &id, tag]);
+}
+
+/// An IPv4 block `a.b.c.d/len` as the range of addresses it covers.
+/// A bare address (a host route) counts as a /32.
+fn parse_cidr(s: &str) -> Option<(u32, u32)> {
+    let (addr, len) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    let start = u32::from(addr) & mask;
+    Some((start, start | !mask))
+}
+
+/// IPv4 blocks already in use on this machine: the subnets of every Docker network and
+/// every route of the machine itself (its LAN, a VPN).
+fn used_blocks() -> Vec<(u32, u32)> {
+    let mut text = String::new();
+    let ids = docker_ok(&["network", "ls", "-q"]);
+    if !ids.is_empty() {
+        let mut args = vec!["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"];
+        args.extend(ids.lines());
+        // A network removed meanwhile makes inspect fail for it; the others still print.
+        text.push_str(&String::from_utf8_lossy(&docker(&args).stdout));
+    }
+    if let Ok(out) = Command::new("ip").args(["-4", "route", "show", "table", "all"]).output() {
+        text.push(' ');
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    text.split_whitespace().filter_map(parse_cidr).collect()
+}
+
+/// Free /24 blocks to try for a lab network, starting at an offset that differs
+/// between labs so that labs started at the same moment rarely try the same one.
+/// 10.213/16 first: Docker's own default pools are in 172.17-31/16 and 192.168/16.
+fn candidate_subnets(seed: u32) -> Vec<u32> {
+    let used = used_blocks();
+    let mut out = Vec::new();
+    for base in [Ipv4Addr::new(10, 213, 0, 0), Ipv4Addr::new(172, 29, 0, 0)] {
+        for k in 0..256u32 {
+            let start = u32::from(base) | (((k + seed % 256) % 256) << 8);
+            let end = start | 0xff;
+            if !used.iter().any(|&(s, e)| s <= end && start <= e) {
+                out.push(start);
+            }
+        }
+    }
+    out
+}
+
+/// Creates the lab's network on a free /24 and returns that block's first address.
+/// Another lab (or a cluster's network) may take a block between the listing and the
+/// creation: the engine then refuses with "overlaps", and the next block is tried.
+fn create_network(name: &str) -> u32 {
+    let seed = std::process::id().wrapping_mul(31).wrapping_add(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() >> 10,
+    );
+    let label = format!("io.slurmbox.lab={name}");
+    let mut last_error = String::from("no free /24 in 10.213/16 or 172.29/16");
+    for start in candidate_subnets(seed).into_iter().take(20) {
+        let subnet = format!("{}/24", Ipv4Addr::from(start));
+        let out = docker(&[
+            "network", "create", "--driver", "bridge", "--subnet", &subnet, "--label", &label, name,
+        ]);
+        if out.status.success() {
+            return start;
+        }
+        last_error = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if !last_error.contains("overlap") {
+            break;
+        }
+    }
+    panic!("cannot create the lab network {name}: {last_error}");
+}
+
+impl Lab {
+    /// Starts a lab of `hosts` machines; `tag` goes into the lab's unique name (use the
+    /// test's name). Returns once every host's inner engine answers `docker info` over ssh.
+    pub fn start(tag: &str, hosts: usize) -> Lab {
+        let image = ensure_host_image();
+        let name = unique_lab_name(tag);
+        let subnet = create_network(&name);
+        let dir =
+            tempfile::Builder::new().prefix("slurmbox-lab-").tempdir().expect("create the lab's tempdir");
+        // From here on, dropping `lab` (a panic included) removes the network and every
+        // host container of the list, created or not.
+        let lab = Lab {
+            hosts: (0..hosts)
+                .map(|i| LabHost {
+                    name: format!("host{i}"),
+                    container: format!("{name}-host{i}"),
+                    ip: Ipv4Addr::from(subnet + HOST_OFFSET + i as u32),
+                })
+                .collect(),
+            name,
+            dir,
+        };
+        lab.write_ssh_files();
+        // Hosts start and boot their engines in parallel; a failure in any thread is
+        // raised here with its own message, and `lab` is dropped on the way out.
+        std::thread::scope(|s| {
+            let starts: Vec<_> = lab.hosts.iter().map(|h| s.spawn(|| lab.start_host(&image, h))).collect();
+            starts.into_iter().for_each(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        });
+        let shared = &lab;
+        std::thread::scope(|s| {
+            let waits: Vec<_> = (0..hosts).map(|i| s.spawn(move || shared.wait_ready(i))).collect();
+            waits.into_iter().for_each(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        });
+        lab
+    }
+
+    /// Makes the lab's key pair, ssh client config and the `ssh` wrapper in its tempdir.
+    fn write_ssh_files(&self) {
+        let key = self.dir.path().join("id_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", &self.name, "-f"])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ssh-keygen");
+        assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+        // The file copied into each host as root's authorized_keys; sshd insists that
+        // it is not writable by others.
+        let authorized = self.dir.path().join("authorized_keys");
+        std::fs::copy(key.with_extension("pub"), &authorized).unwrap();
+        std::fs::set_permissions(&authorized, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        // Given with -F, this file replaces both ~/.ssh/config and /etc/ssh/ssh_config.
+        // Host keys are new for every lab, so they are learned on first contact, into a
+        // known-hosts file of this lab only. No agent, no password prompt: a failure
+        // shows at once instead of hanging a test.
+        let config = format!(
+            "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
+             StrictHostKeyChecking accept-new\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n  \
+             BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n",
+            key = key.display(),
+            known = self.dir.path().join("known_hosts").display(),
+        );
+        std::fs::write(self.ssh_config(), config).unwrap();
+
+        // Programs that run `ssh` from PATH (the docker CLI for ssh:// engines,
+        // slurmbox) pick up the lab's settings through this wrapper.
+        let bin = self.dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let wrapper = bin.join("ssh");
+        let script = format!("#!/bin/sh\nexec /usr/bin/ssh -F '{}' \"$@\"\n", self.ssh_config().display());
+        std::fs::write(&wrapper, script).unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Creates one host's container, copies the lab's public key into it and starts it.
+    fn start_host(&self, image: &str, host: &LabHost) {
+        let label = format!("io.slurmbox.lab={}", self.name);
+        let ip = host.ip.to_string();
+        let start = HOST_START.replace("{cgroup}", &host.container);
+        #[rustfmt::skip]
+        let args = [
+            "create", "--name", &host.container, "--hostname", &host.container, "--label", &label,
+            "--network", &self.name, "--ip", &ip,
+            // An engine inside a container: every capability but SYS_RESOURCE, which
+            // this machine does not have (so --privileged fails here), no seccomp or
+            // AppArmor filter, the cgroup tree writable for the inner containers.
+            "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            // The inner engine's storage: a volume (overlay2 cannot stack on the
+            // container's own overlay), removed with the container (`rm -v`).
+            "-v", "/var/lib/docker",
+            "--tmpfs", "/run",
+            image, "sh", "-c", &start,
+        ];
+        docker_ok(&args);
+        let authorized = self.dir.path().join("authorized_keys");
+        let authorized = authorized.to_str().expect("utf-8 tempdir path");
+        // Files copied into a container belong to its root user; the mode (0600) is kept.
+        docker_ok(&["cp", authorized, &format!("{}:/root/.ssh/authorized_keys", host.container)]);
+        docker_ok(&["start", &host.container]);
+    }
+
+    /// Polls until host `i`'s inner engine answers over ssh; panics with the host's log
+    /// after READY_TIMEOUT.
+    fn wait_ready(&self, i: usize) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            // `docker info` exits 0 even when it cannot reach the daemon; an empty
+            // server version means the daemon is not up yet.
+            let out = self.ssh(i, "docker info --format '{{.ServerVersion}}'");
+            if out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs = docker(&["logs", "--tail", "30", &self.hosts[i].container]);
+                panic!(
+                    "lab host {} ({}) not ready after {READY_TIMEOUT:?}\n--- last ssh stderr\n{}\n--- container log\n{}{}",
+                    self.hosts[i].container,
+                    self.hosts[i].ip,
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    pub fn hosts(&self) -> &[LabHost] {
+        &self.hosts
+    }
+
+    /// The URL of host `i`'s inner engine: `ssh://root@IP`.
+    pub fn engine_url(&self, i: usize) -> String {
+        format!("ssh://root@{}", self.hosts[i].ip)
+    }
+
+    /// The ssh client config of this lab (key, user, known hosts, timeouts).
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir.path().join("ssh_config")
+    }
+
+    /// The folder holding the lab's `ssh` wrapper.
+    pub fn wrapper_dir(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    /// A PATH with the lab's `ssh` wrapper first, for programs that should reach the
+    /// lab's hosts: `Command::new(..).env("PATH", lab.path_env())`.
+    pub fn path_env(&self) -> String {
+        let rest = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        format!("{}:{rest}", self.wrapper_dir().display())
+    }
+
+    /// The ssh command line for host `i`, up to the remote command.
+    fn ssh_command(&self, i: usize) -> Command {
+        let mut cmd = Command::new("/usr/bin/ssh");
+        cmd.arg("-F").arg(self.ssh_config()).arg("--").arg(format!("root@{}", self.hosts[i].ip));
+        cmd
+    }
+
+    /// Runs the shell command `cmd` on host `i` over ssh, as root.
+    pub fn ssh(&self, i: usize, cmd: &str) -> Output {
+        self.ssh_command(i).arg(cmd).stdin(Stdio::null()).output().expect("run ssh")
+    }
+
+    /// Like [`Lab::ssh`], and returns stdout; panics with everything printed on failure.
+    pub fn ssh_ok(&self, i: usize, cmd: &str) -> String {
+        let out = self.ssh(i, cmd);
+        assert!(
+            out.status.success(),
+            "`{cmd}` on {} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+            self.hosts[i].container,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Unplugs host `i` from the lab network (a machine falling off the LAN).
+    pub fn disconnect(&self, i: usize) {
+        docker_ok(&["network", "disconnect", &self.name, &self.hosts[i].container]);
+    }
+
+    /// Plugs host `i` back in, at the same address.
+    pub fn reconnect(&self, i: usize) {
+        let ip = self.hosts[i].ip.to_string();
+        docker_ok(&["network", "connect", "--ip", &ip, &self.name, &self.hosts[i].container]);
+    }
+
+    /// Copies `image` from the machine's engine into host `i`'s engine:
+    /// `docker save IMAGE | ssh root@IP docker load`. (A test helper; slurmbox moves
+    /// images its own way.)
+    pub fn load_image(&self, i: usize, image: &str) {
+        let mut save = Command::new("docker")
+            .args(["save", image])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker save");
+        let load = self
+            .ssh_command(i)
+            .arg("docker load")
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .expect("run ssh docker load");
+        let mut save_err = String::new();
+        save.stderr.take().unwrap().read_to_string(&mut save_err).unwrap();
+        let save_status = save.wait().unwrap();
+        assert!(save_status.success(), "docker save {image} failed: {save_err}");
+        assert!(
+            load.status.success(),
+            "docker load of {image} on {} failed: {}",
+            self.hosts[i].container,
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+}
+
+/// Removes the cgroups a host's inner engine made under its own parent in the
+/// machine's cgroup tree (it is mounted read-write into the host): the engine removes
+/// its containers' cgroups, but never the parent. Best effort: other users and
+/// cgroup namespaces may not see or may not be allowed to remove them.
+fn remove_cgroup_parent(parent: &str) {
+    fn remove_tree(dir: &Path) -> bool {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&e.path());
+                }
+            }
+        }
+        std::fs::remove_dir(dir).is_ok()
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    // cgroup v2: /sys/fs/cgroup/PARENT; v1: /sys/fs/cgroup/<controller>/PARENT.
+    let mut dirs = vec![root.join(parent)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(parent)));
+    }
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        // Processes of inner containers may take a moment to leave after their host died.
+        for _ in 0..20 {
+            if remove_tree(dir) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let containers: Vec<&str> = self.hosts.iter().map(|h| h.container.as_str()).collect();
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(&containers);
+        let out = docker(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Containers a failed start never created are fine to miss.
+        if !out.status.success() && stderr.lines().any(|l| !l.contains("No such container")) {
+            eprintln!("lab {}: removing its hosts failed: {stderr}", self.name);
+        }
+        for c in containers {
+            remove_cgroup_parent(c);
+        }
+        let out = docker(&["network", "rm", &self.name]);
+        if !out.status.success() {
+            eprintln!(
+                "lab {}: removing its network failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

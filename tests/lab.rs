@@ -1,0 +1,81 @@
+//! The lab fixture itself (tests/common/lab.rs): several machines on this one, each
+//! with its own Docker engine reached over ssh, on a network a test can cut.
+
+mod common;
+
+use std::process::Command;
+use std::time::Instant;
+
+use common::lab::Lab;
+
+/// The newest `slurmbox/node:24.11-*` image of the machine's engine, built with
+/// `slurmbox image build` first if there is none.
+fn node_image_24_11() -> String {
+    let newest = || {
+        // `docker images` lists the newest first.
+        let out = Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "slurmbox/node"])
+            .output()
+            .expect("run docker images");
+        assert!(out.status.success(), "docker images: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|t| t.starts_with("slurmbox/node:24.11-"))
+            .map(String::from)
+    };
+    if let Some(tag) = newest() {
+        return tag;
+    }
+    common::slurmbox(&["image", "build", "--slurm", "24.11"]).ok();
+    newest().expect("a slurmbox/node:24.11 image after `slurmbox image build`")
+}
+
+/// Whether host `from` gets an answer to one ping of host `to`'s address.
+fn pings(lab: &Lab, from: usize, to: usize) -> bool {
+    lab.ssh(from, &format!("ping -c1 -W1 {}", lab.hosts()[to].ip)).status.success()
+}
+
+#[test]
+fn lab_hosts_run_their_own_engines_reached_over_ssh() {
+    let started = Instant::now();
+    let lab = Lab::start("hosts", 3);
+    eprintln!("lab: 3 hosts ready in {:.1?}", started.elapsed());
+
+    for (i, host) in lab.hosts().iter().enumerate() {
+        let version = lab.ssh_ok(i, "docker info --format '{{.ServerVersion}}'");
+        assert!(!version.trim().is_empty(), "{}: no server version", host.container);
+        let addresses = lab.ssh_ok(i, "hostname -I");
+        assert!(
+            addresses.split_whitespace().any(|a| a == host.ip.to_string()),
+            "{} has addresses {addresses:?}, not {}",
+            host.container,
+            host.ip
+        );
+    }
+
+    // The wrapper on path_env() is what makes ssh:// engine URLs work for programs that
+    // run `ssh` themselves, here the docker CLI.
+    let out = Command::new("docker")
+        .args(["--host", &lab.engine_url(1), "info", "--format", "{{.Name}}"])
+        .env("PATH", lab.path_env())
+        .output()
+        .expect("run docker --host ssh://");
+    assert!(out.status.success(), "docker over ssh:// failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), lab.hosts()[1].container);
+
+    // A host can fall off the network and come back at the same address.
+    assert!(pings(&lab, 1, 2), "host1 cannot reach host2");
+    lab.disconnect(2);
+    assert!(!pings(&lab, 1, 2), "host1 still reaches host2 after it was disconnected");
+    lab.reconnect(2);
+    assert!(pings(&lab, 1, 2), "host1 cannot reach host2 after it was reconnected");
+    lab.ssh_ok(2, "true");
+
+    // An inner engine runs our node image, loaded into it over ssh.
+    let image = node_image_24_11();
+    let started = Instant::now();
+    lab.load_image(0, &image);
+    eprintln!("lab: {image} loaded into host0 in {:.1?}", started.elapsed());
+    let version = lab.ssh_ok(0, &format!("docker run --rm --network host --entrypoint slurmd {image} -V"));
+    assert!(version.lines().any(|l| l.starts_with("slurm-wlm 24.11")), "slurmd -V printed {version:?}");
+}
