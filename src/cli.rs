@@ -89,12 +89,8 @@ pub struct DownArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub cluster: ClusterName,
-    /// Node to run on: login (default), controller, node1, ...
-    #[arg(long)]
-    pub node: Option<String>,
-    /// Account to run as (default: the cluster's default user; "root" for root).
-    #[arg(long, short = 'u')]
-    pub user: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
     /// Give the command a terminal.
     #[arg(long, short = 't')]
     pub tty: bool,
@@ -107,8 +103,17 @@ pub struct ExecArgs {
 pub struct ShellArgs {
     #[command(flatten)]
     pub cluster: ClusterName,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// Where and as whom `exec` and `shell` run.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Node to run on: login (default), controller, node1, ...
     #[arg(long)]
     pub node: Option<String>,
+    /// Account to run as (default: the cluster's default user; "root" for root).
     #[arg(long, short = 'u')]
     pub user: Option<String>,
 }

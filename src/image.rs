@@ -108,21 +108,31 @@ impl Recipe {
     }
 
     fn mmdebstrap_args(&self, mirror: &str) -> Vec<String> {
-        let mut args = vec![
-            "--variant=apt".to_string(),
-            "--mode=auto".to_string(),
-            format!("--include={}", PACKAGES.join(",")),
-            // Snapshot and offline mirrors serve Release files past their Valid-Until
-            // date (testing's lasts a week). Signatures are still checked.
-            "--aptopt=Acquire::Check-Valid-Until \"false\"".into(),
-            "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
-            "--dpkgopt=path-exclude=/usr/share/man/*".into(),
-            "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
-        ];
-        args.extend(CUSTOMIZE.iter().map(|c| format!("--customize-hook={c}")));
-        args.extend([self.slurm.debian_suite().to_string(), "-".into(), mirror.to_string()]);
+        let mut args = mmdebstrap_args(self.slurm.debian_suite(), PACKAGES, CUSTOMIZE);
+        args.push(mirror.to_string());
         args
     }
+}
+
+/// mmdebstrap's arguments for a Debian root filesystem written as a tar stream to
+/// stdout, ready for `docker import`: `suite` with `packages`, then the `customize`
+/// shell hooks (`$1` is the tree). The mirror goes last, after these.
+pub fn mmdebstrap_args(suite: &str, packages: &[&str], customize: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--variant=apt".to_string(),
+        "--mode=auto".to_string(),
+        format!("--include={}", packages.join(",")),
+        // Snapshot and offline mirrors serve Release files past their Valid-Until
+        // date (testing's lasts a week). Signatures are still checked.
+        "--aptopt=Acquire::Check-Valid-Until \"false\"".into(),
+        // Containers need no documentation: smaller images, faster imports.
+        "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
+        "--dpkgopt=path-exclude=/usr/share/man/*".into(),
+        "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
+    ];
+    args.extend(customize.iter().map(|c| format!("--customize-hook={c}")));
+    args.extend([suite.to_string(), "-".into()]);
+    args
 }
 
 /// Makes sure a remote host's engine (`target`) has the node image for `slurm`. With a

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::{Context, cluster_containers, default_user, exit_code, running_node};
-use crate::cli::{ExecArgs, ShellArgs};
+use crate::cli::{ClusterName, ExecArgs, ShellArgs, Target};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::LOGIN_HOST;
 
@@ -17,22 +17,25 @@ fn exec_spec(cmd: Vec<String>, user: &str) -> ExecSpec {
 }
 
 pub async fn run(ctx: &Context, args: ExecArgs) -> miette::Result<ExitCode> {
-    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
-
-    let containers = cluster_containers(&engine, &cluster).await?;
-    let node = running_node(&cluster, &containers, args.node.as_deref().unwrap_or(LOGIN_HOST))?;
-    let user = args.user.unwrap_or_else(|| default_user(&containers));
-    let code = engine.exec_attached(&node.name, &exec_spec(args.command, &user), args.tty).await?;
-    Ok(exit_code(code))
+    attach(ctx, &args.cluster, &args.target, args.command, args.tty).await
 }
 
 pub async fn shell(ctx: &Context, args: ShellArgs) -> miette::Result<ExitCode> {
-    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+    attach(ctx, &args.cluster, &args.target, vec!["bash".into(), "-l".into()], true).await
+}
 
+/// Runs `cmd` on the target node as the target user, wired to this terminal.
+async fn attach(
+    ctx: &Context,
+    cluster: &ClusterName,
+    target: &Target,
+    cmd: Vec<String>,
+    tty: bool,
+) -> miette::Result<ExitCode> {
+    let (cluster, engine) = ctx.cluster(cluster).await?;
     let containers = cluster_containers(&engine, &cluster).await?;
-    let node = running_node(&cluster, &containers, args.node.as_deref().unwrap_or(LOGIN_HOST))?;
-    let user = args.user.unwrap_or_else(|| default_user(&containers));
-    let code =
-        engine.exec_attached(&node.name, &exec_spec(vec!["bash".into(), "-l".into()], &user), true).await?;
+    let node = running_node(&cluster, &containers, target.node.as_deref().unwrap_or(LOGIN_HOST))?;
+    let user = target.user.clone().unwrap_or_else(|| default_user(&containers));
+    let code = engine.exec_attached(&node.name, &exec_spec(cmd, &user), tty).await?;
     Ok(exit_code(code))
 }

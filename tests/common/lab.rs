@@ -132,17 +132,7 @@ fn unique_lab_name(tag: &str) -> String {
 /// The recipe of the host image, as the arguments given to mmdebstrap (all but the
 /// mirror, which does not change what gets installed) and the changes given to import.
 fn image_recipe() -> (Vec<String>, Vec<String>) {
-    let mut args = vec![
-        "--variant=apt".to_string(),
-        "--mode=auto".to_string(),
-        format!("--include={}", PACKAGES.join(",")),
-        // Smaller image, faster import: the hosts need no documentation.
-        "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
-        "--dpkgopt=path-exclude=/usr/share/man/*".into(),
-        "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
-    ];
-    args.extend(CUSTOMIZE.iter().map(|c| format!("--customize-hook={c}")));
-    args.extend([SUITE.to_string(), "-".into()]);
+    let args = slurmbox::image::mmdebstrap_args(SUITE, PACKAGES, CUSTOMIZE);
     let changes = vec!["ENV LANG=C.UTF-8".to_string()];
     (args, changes)
 }
