@@ -57,6 +57,12 @@ if [ "$role" = controller ]; then
     fi
 else
     wait_for "[ -s $key ]" 1200 || { log "no munge key after 60 s (is the controller running?)"; exit 1; }
+    # The copy slurmbox writes for nodes on other hosts than the controller's arrives
+    # owned by root; nodes beside the controller read its own (read-only, munge's).
+    if [ "$(stat -c %U "$key")" != munge ]; then
+        chown munge:munge "$key"
+        chmod 0400 "$key"
+    fi
 fi
 
 install -d -o munge -g munge -m 0755 /run/munge
@@ -79,6 +85,11 @@ compute | login)
         # A dynamic node: it registers itself with the resources it declares.
         /usr/sbin/slurmd -D -Z --conf "${SLURMBOX_NODE_CONF:?}" --conf-server "$controller" \
             -N "${SLURMBOX_NODE:-$(hostname)}" &
+    elif [ -s /etc/slurm/slurm.conf ]; then
+        # On a host's network beside a compute node, sackd would take slurmd's port
+        # (6818). Such a login node is given its own copy of slurm.conf instead and runs
+        # no daemon but munged.
+        log "client commands read /etc/slurm/slurm.conf"
     else
         # sackd keeps the fetched files in /run/slurm/conf, where client commands look.
         install -d -o slurm -g slurm -m 0755 /run/slurm
@@ -90,7 +101,7 @@ compute | login)
     exit 2
     ;;
 esac
-pids+=($!)
+[ "$!" = "${pids[0]}" ] || pids+=($!)
 
 stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; }
 trap stop TERM INT

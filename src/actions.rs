@@ -143,19 +143,52 @@ pub async fn wait_for_nodes(
 /// Makes running compute nodes register with the controller again: Slurm forgets them
 /// (refused, and harmless, while they run jobs) and their slurmd, on SIGHUP, re-reads
 /// its configuration and registers, without disturbing running job steps.
-pub async fn reregister_nodes(
-    engine: &impl Engine,
+pub async fn reregister_nodes<E: Engine>(
+    engines: &[E],
     controller: &str,
     nodes: &[&crate::plan::ContainerPlan],
 ) -> Result<(), ActionError> {
+    let control = &engines[0];
     for node in nodes {
-        engine
+        control
             .exec(controller, &ExecSpec::new(["scontrol", "delete", &format!("nodename={}", node.hostname)]))
             .await?;
         let root = ExecSpec { user: Some("root".into()), ..ExecSpec::new(["pkill", "-HUP", "-x", "slurmd"]) };
-        engine.exec(&node.name, &root).await?;
+        engines[node.host].exec(&node.name, &root).await?;
     }
     Ok(())
+}
+
+/// The cluster's munge key, read from the controller (which makes it on first start),
+/// for nodes on other hosts. It travels only over the engines' API connections.
+pub async fn read_munge_key(
+    engine: &impl Engine,
+    controller: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, ActionError> {
+    use base64::Engine as _;
+    let start = Instant::now();
+    let read = ExecSpec {
+        user: Some("root".into()),
+        ..ExecSpec::shell("test -s /etc/munge/munge.key && base64 -w0 /etc/munge/munge.key")
+    };
+    loop {
+        let out = engine.exec(controller, &read).await?;
+        if out.ok()
+            && let Ok(key) = base64::engine::general_purpose::STANDARD.decode(out.stdout.trim())
+        {
+            return Ok(key);
+        }
+        if start.elapsed() > timeout {
+            return Err(ActionError::CommandFailed {
+                cmd: "read the munge key".into(),
+                container: controller.into(),
+                code: out.code,
+                stderr: "the controller made no munge key".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Forgets compute nodes that no longer exist (dynamic nodes stay registered until

@@ -135,31 +135,25 @@ pub fn mmdebstrap_args(suite: &str, packages: &[&str], customize: &[&str]) -> Ve
     args
 }
 
-/// Makes sure a remote host's engine (`target`) has the node image for `slurm`. With a
-/// local engine the image is built (or found) there and streamed across; without one
-/// it is built straight into the target. Only a missing or outdated image is sent: the
-/// tag names the recipe.
-pub async fn ensure_on_host<E: Engine>(
+/// Makes sure a remote host's engine (`target`) has the node image `tag`, streaming it
+/// from `local` (where [`ensure`] put it) when it is missing. Only a missing or
+/// outdated image is sent: the tag names the recipe.
+pub async fn send_if_missing<E: Engine>(
+    local: &E,
     target: &E,
-    local: Option<&E>,
     host: &str,
-    slurm: SlurmVersion,
-    mirror: &str,
+    tag: &str,
     progress: &Progress,
-) -> Result<String, ImageError> {
-    let tag = Recipe::new(slurm).tag();
-    let Some(local) = local else {
-        return ensure(target, slurm, mirror, false, progress).await;
-    };
-    if target.image_exists(&tag).await? {
-        progress.step(format!("Image {tag} on {host}")).done_with("present");
-        return Ok(tag);
+) -> Result<(), ImageError> {
+    let step = progress.step(format!("Image on {host}"));
+    if target.image_exists(tag).await? {
+        step.done_with("present");
+        return Ok(());
     }
-    ensure(local, slurm, mirror, false, progress).await?;
-    let step = progress.step(format!("Sending image {tag} to {host}"));
-    local.send_image(&tag, target).await?;
-    step.done();
-    Ok(tag)
+    step.message(format!("sending {tag}"));
+    local.send_image(tag, target).await?;
+    step.done_with("sent");
+    Ok(())
 }
 
 /// Where the build lock lives (one build of an image at a time on this machine).

@@ -61,7 +61,11 @@ impl Role {
 pub struct Plan {
     pub cluster: String,
     pub image: String,
-    pub network: NetworkPlan,
+    /// The machines, controller's first; one ("local") when the spec lists none.
+    pub hosts: Vec<HostPlan>,
+    /// The cluster's bridge network, on a single engine; over several hosts the nodes
+    /// use their host's network instead.
+    pub network: Option<NetworkPlan>,
     pub volumes: Vec<VolumePlan>,
     pub containers: Vec<ContainerPlan>,
     pub slurm_conf: SlurmConf,
@@ -80,16 +84,31 @@ pub struct NetworkPlan {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostPlan {
+    pub name: String,
+    /// Engine address; `None` for the local engine.
+    pub engine: Option<String>,
+}
+
+/// Docker's name for "the host's own network stack".
+pub const HOST_NETWORK: &str = "host";
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VolumePlan {
+    /// Index into [`Plan::hosts`].
+    pub host: usize,
     pub name: String,
     pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ContainerPlan {
+    /// Index into [`Plan::hosts`].
+    pub host: usize,
     /// Docker container name: `<cluster>-<node>`.
     pub name: String,
     /// Host name inside the container, also its DNS alias on the cluster network.
+    /// `network` is [`HOST_NETWORK`] when nodes use their host's network.
     pub hostname: String,
     pub role: Role,
     pub image: String,
@@ -152,7 +171,9 @@ pub fn caps_with_reasons() -> &'static [(&'static str, &'static str)] {
 }
 
 impl Plan {
-    pub fn new(spec: &ClusterSpec, facts: &HostFacts, image: &str) -> Plan {
+    /// `facts` has one entry per host of the spec, in the spec's order (controller's
+    /// host first), or one for the local engine when the spec lists no hosts.
+    pub fn new(spec: &ClusterSpec, facts: &[HostFacts], image: &str) -> Plan {
         let cluster = spec.name.clone();
         let labels = |extra: &[(&str, &str)]| {
             let mut l = BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.clone())]);
@@ -161,22 +182,39 @@ impl Plan {
             }
             l
         };
-        let network = NetworkPlan { name: format!("{cluster}-net"), labels: labels(&[]) };
+        let hosts: Vec<HostPlan> = match spec.hosts.as_slice() {
+            [] => vec![HostPlan { name: "local".into(), engine: None }],
+            listed => listed
+                .iter()
+                .map(|h| HostPlan { name: h.name.clone(), engine: Some(h.engine.clone()) })
+                .collect(),
+        };
+        // Over several hosts the nodes use their host's network, like bare metal: one
+        // engine's bridge network does not reach the others.
+        let multi_host = hosts.len() > 1;
+        let network =
+            (!multi_host).then(|| NetworkPlan { name: format!("{cluster}-net"), labels: labels(&[]) });
+        let container_network = network.as_ref().map_or_else(|| HOST_NETWORK.to_string(), |n| n.name.clone());
+        let controller_addr = spec.hosts.first().filter(|_| multi_host).map(|h| h.address.clone());
+
         let munge_vol = format!("{cluster}-munge");
         let state_vol = format!("{cluster}-state");
         let home_vol = format!("{cluster}-home");
-        let mut volumes = vec![
-            VolumePlan { name: munge_vol.clone(), labels: labels(&[]) },
-            VolumePlan { name: state_vol.clone(), labels: labels(&[]) },
-        ];
+        let mut volumes = Vec::new();
+        for host in 0..hosts.len() {
+            volumes.push(VolumePlan { host, name: munge_vol.clone(), labels: labels(&[]) });
+        }
+        volumes.push(VolumePlan { host: 0, name: state_vol.clone(), labels: labels(&[]) });
         let home_source = match &spec.home {
             HomeSpec::Volume => {
-                volumes.push(VolumePlan { name: home_vol.clone(), labels: labels(&[]) });
+                volumes.push(VolumePlan { host: 0, name: home_vol.clone(), labels: labels(&[]) });
                 MountSource::Volume(home_vol)
             }
             HomeSpec::HostPath(p) => MountSource::HostPath(p.display().to_string()),
         };
         let home = MountPlan { source: home_source, target: "/home".into(), read_only: false };
+        // Nodes beside the controller read its key; nodes on other hosts get a copy
+        // written into their host's munge volume before they start.
         let munge = |read_only| MountPlan {
             source: MountSource::Volume(munge_vol.clone()),
             target: "/etc/munge".into(),
@@ -187,41 +225,46 @@ impl Plan {
             spec.users.iter().map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid)).collect();
         let base_env = vec![
             format!("SLURMBOX_USERS={}", users.join(" ")),
-            format!("SLURMBOX_CONTROLLER={CONTROLLER_HOST}"),
+            format!("SLURMBOX_CONTROLLER={}", controller_addr.as_deref().unwrap_or(CONTROLLER_HOST)),
         ];
 
         let init = PlannedFile { path: INIT_PATH.into(), mode: 0o755, contents: INIT_SCRIPT.into() };
-        let container =
-            |role: Role, host: &str, mounts: Vec<MountPlan>, extra: Vec<String>, config: Vec<PlannedFile>| {
-                let mut env = base_env.clone();
-                env.push(format!("SLURMBOX_NODE={host}"));
-                env.extend(extra);
-                let mut files = vec![init.clone()];
-                files.extend(config);
-                let mut c = ContainerPlan {
-                    name: format!("{cluster}-{host}"),
-                    hostname: host.to_string(),
-                    role,
-                    image: image.to_string(),
-                    command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
-                    env,
-                    mounts,
-                    cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
-                    network: network.name.clone(),
-                    files,
-                    labels: labels(&[
-                        (LABEL_ROLE, role.as_str()),
-                        (LABEL_NODE, host),
-                        (LABEL_USER, spec.default_user()),
-                    ]),
-                };
-                let hash = c.spec_hash();
-                c.labels.insert(LABEL_HASH.to_string(), hash);
-                c
+        let container = |host: usize,
+                         role: Role,
+                         node: &str,
+                         mounts: Vec<MountPlan>,
+                         extra: Vec<String>,
+                         config: Vec<PlannedFile>| {
+            let mut env = base_env.clone();
+            env.push(format!("SLURMBOX_NODE={node}"));
+            env.extend(extra);
+            let mut files = vec![init.clone()];
+            files.extend(config);
+            let mut c = ContainerPlan {
+                host,
+                name: format!("{cluster}-{node}"),
+                hostname: node.to_string(),
+                role,
+                image: image.to_string(),
+                command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
+                env,
+                mounts,
+                cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+                network: container_network.clone(),
+                files,
+                labels: labels(&[
+                    (LABEL_ROLE, role.as_str()),
+                    (LABEL_NODE, node),
+                    (LABEL_USER, spec.default_user()),
+                ]),
             };
+            let hash = c.spec_hash();
+            c.labels.insert(LABEL_HASH.to_string(), hash);
+            c
+        };
 
         // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
-        let node_conf = NodeConf {
+        let node_conf_for = |facts: &HostFacts| NodeConf {
             cpus: spec.compute.cpus.unwrap_or(facts.cpus.max(4)),
             // Every node on a host sees all of its memory, and memory is not a
             // scheduled resource (CR_Core) until cgroups can enforce it. Not divided by
@@ -229,9 +272,11 @@ impl Plan {
             real_memory_mib: spec.compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
             feature: COMPUTE_FEATURE.into(),
         };
+        let node_conf = node_conf_for(&facts[0]);
         let slurm_conf = SlurmConf {
             cluster_name: cluster.clone(),
             controller_host: CONTROLLER_HOST.into(),
+            controller_addr: controller_addr.clone(),
             max_node_count: MAX_NODES,
             node_sets: vec![NodeSetDef { name: COMPUTE_FEATURE.into(), feature: COMPUTE_FEATURE.into() }],
             partitions: vec![PartitionDef {
@@ -255,39 +300,59 @@ impl Plan {
             },
         ];
 
-        let compute_nodes: Vec<String> =
-            (1..=spec.compute.count).map(|i| format!("{COMPUTE_PREFIX}{i}")).collect();
+        let state = MountPlan {
+            source: MountSource::Volume(state_vol),
+            target: render::STATE_SAVE_LOCATION.into(),
+            read_only: false,
+        };
         let mut containers = vec![
             container(
+                0,
                 Role::Controller,
                 CONTROLLER_HOST,
-                vec![
-                    munge(false),
-                    MountPlan {
-                        source: MountSource::Volume(state_vol),
-                        target: render::STATE_SAVE_LOCATION.into(),
-                        read_only: false,
-                    },
-                    home.clone(),
-                ],
+                vec![munge(false), state, home.clone()],
                 vec![],
-                slurm_files,
+                slurm_files.clone(),
             ),
-            container(Role::Login, LOGIN_HOST, vec![munge(true), home.clone()], vec![], vec![]),
-        ];
-        for node in &compute_nodes {
-            containers.push(container(
-                Role::Compute,
-                node,
+            // On the host's network the login node cannot run sackd beside the compute
+            // node (same port), so it gets its own copy of the files.
+            container(
+                0,
+                Role::Login,
+                LOGIN_HOST,
                 vec![munge(true), home.clone()],
-                vec![format!("SLURMBOX_NODE_CONF={node_conf}")],
                 vec![],
-            ));
+                if multi_host { slurm_files.clone() } else { vec![] },
+            ),
+        ];
+        // Compute nodes: node1..N on one engine; over several hosts, one per host, named
+        // after it.
+        let mut compute_nodes = Vec::new();
+        for (host, facts) in facts.iter().enumerate().take(hosts.len()) {
+            let names: Vec<String> = if multi_host {
+                vec![hosts[host].name.clone()]
+            } else {
+                (1..=spec.compute.count).map(|i| format!("{COMPUTE_PREFIX}{i}")).collect()
+            };
+            let conf = format!("SLURMBOX_NODE_CONF={}", node_conf_for(facts));
+            for node in names {
+                let munge = munge(host == 0);
+                containers.push(container(
+                    host,
+                    Role::Compute,
+                    &node,
+                    vec![munge, home.clone()],
+                    vec![conf.clone()],
+                    vec![],
+                ));
+                compute_nodes.push(node);
+            }
         }
 
         Plan {
             cluster,
             image: image.to_string(),
+            hosts,
             network,
             volumes,
             containers,
@@ -388,7 +453,7 @@ mod tests {
 
     #[test]
     fn default_plan() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
         insta::assert_yaml_snapshot!(plan, {
             // The digest covers the init script too; its value is checked by the converge tests.
             ".containers[].labels[\"io.slurmbox.spec-hash\"]" => "[hash]",
@@ -398,7 +463,7 @@ mod tests {
 
     #[test]
     fn default_slurm_conf() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
         insta::assert_snapshot!(plan.slurm_conf.to_string());
     }
 
@@ -409,7 +474,7 @@ mod tests {
             "name = \"asai\"\n[compute]\ncount = 2\ncpus = 4\nmemory_mb = 7000\n[home]\nhost_path = \"/gfsv/home\"\n",
         )
         .unwrap();
-        let plan = Plan::new(&spec, &facts(), IMAGE);
+        let plan = Plan::new(&spec, &[facts()], IMAGE);
         insta::assert_snapshot!(plan.slurm_conf.to_string());
         assert_eq!(plan.login().mounts[1].source, MountSource::HostPath("/gfsv/home".into()));
         assert_eq!(plan.volumes.len(), 2, "no home volume when /home is a host folder");
@@ -418,9 +483,9 @@ mod tests {
     #[test]
     fn changing_node_cpus_recreates_compute_nodes_only() {
         let mut spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &facts(), IMAGE);
+        let before = Plan::new(&spec, &[facts()], IMAGE);
         spec.compute.cpus = Some(8);
-        let after = Plan::new(&spec, &facts(), IMAGE);
+        let after = Plan::new(&spec, &[facts()], IMAGE);
         assert_eq!(
             converge(&after, &existing(&before)),
             vec![Change::Recreate("slurmbox-node1".into()), Change::Recreate("slurmbox-node2".into())]
@@ -429,33 +494,33 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_everything_matches() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
         assert_eq!(converge(&plan, &existing(&plan)), vec![]);
     }
 
     #[test]
     fn growing_the_cluster_only_creates_the_new_node() {
         let mut spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &facts(), IMAGE);
+        let before = Plan::new(&spec, &[facts()], IMAGE);
         spec.compute.count = 3;
-        let after = Plan::new(&spec, &facts(), IMAGE);
+        let after = Plan::new(&spec, &[facts()], IMAGE);
         assert_eq!(converge(&after, &existing(&before)), vec![Change::Create("slurmbox-node3".into())]);
     }
 
     #[test]
     fn shrinking_removes_the_extra_node() {
         let mut spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &facts(), IMAGE);
+        let before = Plan::new(&spec, &[facts()], IMAGE);
         spec.compute.count = 1;
-        let after = Plan::new(&spec, &facts(), IMAGE);
+        let after = Plan::new(&spec, &[facts()], IMAGE);
         assert_eq!(converge(&after, &existing(&before)), vec![Change::Remove("slurmbox-node2".into())]);
     }
 
     #[test]
     fn new_image_recreates_every_container() {
         let spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &facts(), IMAGE);
-        let after = Plan::new(&spec, &facts(), "slurmbox/node:24.11-other");
+        let before = Plan::new(&spec, &[facts()], IMAGE);
+        let after = Plan::new(&spec, &[facts()], "slurmbox/node:24.11-other");
         let changes = converge(&after, &existing(&before));
         assert_eq!(changes.len(), 4);
         assert!(changes.iter().all(|c| matches!(c, Change::Recreate(_))));
@@ -463,7 +528,7 @@ mod tests {
 
     #[test]
     fn stopped_container_is_started_not_recreated() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
         let mut have = existing(&plan);
         have[2].running = false;
         assert_eq!(converge(&plan, &have), vec![Change::Start("slurmbox-node1".into())]);
@@ -471,9 +536,9 @@ mod tests {
 
     #[test]
     fn cpus_default_to_at_least_four() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &facts(), IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
         assert_eq!(plan.node_conf.cpus, 4);
         let big = HostFacts { cpus: 64, memory_mib: 512_000 };
-        assert_eq!(Plan::new(&ClusterSpec::default_cluster(), &big, IMAGE).node_conf.cpus, 64);
+        assert_eq!(Plan::new(&ClusterSpec::default_cluster(), &[big], IMAGE).node_conf.cpus, 64);
     }
 }

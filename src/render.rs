@@ -19,6 +19,8 @@ pub const SLURMD_SPOOL_DIR: &str = "/var/spool/slurmd";
 pub struct SlurmConf {
     pub cluster_name: String,
     pub controller_host: String,
+    /// The controller's address when nodes cannot resolve its name (several hosts).
+    pub controller_addr: Option<String>,
     /// Upper bound on registered nodes (dynamic nodes need one).
     pub max_node_count: u32,
     /// `NodeSet=` lines: nodes grouped by a feature they register with.
@@ -68,7 +70,10 @@ impl Display for SlurmConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Written by slurmbox for cluster {:?}; `slurmbox up` rewrites it.", self.cluster_name)?;
         writeln!(f, "ClusterName={}", self.cluster_name)?;
-        writeln!(f, "SlurmctldHost={}", self.controller_host)?;
+        match &self.controller_addr {
+            Some(addr) => writeln!(f, "SlurmctldHost={}({addr})", self.controller_host)?,
+            None => writeln!(f, "SlurmctldHost={}", self.controller_host)?,
+        }
         writeln!(
             f,
             "# Compute and login nodes fetch this file from slurmctld (slurmd/sackd --conf-server)."

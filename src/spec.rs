@@ -71,6 +71,8 @@ pub struct HostSpec {
     pub name: String,
     /// `ssh://user@addr[:port]`, `tcp://addr:port` or `unix:///path`.
     pub engine: String,
+    /// How the other hosts reach this one: the `address` key, else the engine's host.
+    pub address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -206,6 +208,7 @@ struct RawSpec {
 struct RawHost {
     name: Spanned<String>,
     engine: Spanned<String>,
+    address: Option<Spanned<String>>,
     arch: Option<Spanned<String>>,
 }
 
@@ -290,6 +293,13 @@ impl RawSpec {
                     ));
                 }
                 spec.compute.count = in_range(per_host, 1, 16, "compute.per_host", &err)? as u32;
+                if hosts.len() > 1 && spec.compute.count > 1 {
+                    return Err(err(
+                        per_host.span(),
+                        "more than one compute node per host is not supported yet over several hosts".into(),
+                        "leave compute.per_host out: each host runs one node using the whole machine".into(),
+                    ));
+                }
             }
             if let Some(count) = compute.count {
                 spec.compute.count = in_range(&count, 1, 128, "compute.count", &err)? as u32;
@@ -314,6 +324,15 @@ impl RawSpec {
                 ));
             }
             spec.home = HomeSpec::HostPath(p);
+        }
+        if hosts.len() > 1 && spec.home == HomeSpec::Volume {
+            let span = self.host.get(1).map_or(0..0, |h| h.name.span());
+            return Err(err(
+                span,
+                "a cluster over several hosts needs a /home every host shares".into(),
+                "mount one shared folder (GlusterFS, NFS) at the same path on every host and set home.host_path"
+                    .into(),
+            ));
         }
         spec.hosts = hosts;
         if !self.user.is_empty() {
@@ -406,14 +425,23 @@ fn check_hosts(
                 "node images are built for amd64 (x86_64) only for now".into(),
             ));
         }
-        hosts.push(HostSpec { name: name.clone(), engine: engine.clone() });
-    }
-    if let Some(second) = raw.get(1) {
-        return Err(err(
-            second.name.span(),
-            "a cluster spread over several hosts is not supported yet".into(),
-            "list one [[host]] to run the whole cluster on that machine's engine".into(),
-        ));
+        let address = match (&host.address, engine.split_once("://")) {
+            (Some(address), _) => address.get_ref().clone(),
+            (None, Some(("ssh", rest))) => {
+                let at = rest.rsplit_once('@').map_or(rest, |(_, a)| a);
+                at.rsplit_once(':').map_or(at, |(a, _)| a).to_string()
+            }
+            (None, Some(("tcp", rest))) => rest.rsplit_once(':').map_or(rest, |(a, _)| a).to_string(),
+            _ if raw.len() > 1 => {
+                return Err(err(
+                    host.engine.span(),
+                    format!("host {name:?} needs an address the other hosts can reach it at"),
+                    "add address = \"192.168.0.106\" (its address on the hosts' network)".into(),
+                ));
+            }
+            _ => String::new(),
+        };
+        hosts.push(HostSpec { name: name.clone(), engine: engine.clone(), address });
     }
     if let Some(controller) = controller {
         let Some(i) = hosts.iter().position(|h| &h.name == controller.get_ref()) else {
@@ -567,11 +595,14 @@ name = "bob"
     }
 
     #[test]
-    fn several_hosts_are_refused_for_now() {
-        let e = error_of(
-            "[[host]]\nname = \"a\"\nengine = \"tcp://a:2375\"\n[[host]]\nname = \"b\"\nengine = \"tcp://b:2375\"\n",
-        );
-        assert_eq!(e, "cluster.toml:5:8: a cluster spread over several hosts is not supported yet");
+    fn several_hosts_need_a_shared_home() {
+        let two = "[[host]]\nname = \"a\"\nengine = \"tcp://a:2375\"\n[[host]]\nname = \"b\"\nengine = \"ssh://pi@10.0.0.2\"\n";
+        let e = error_of(two);
+        assert_eq!(e, "cluster.toml:5:8: a cluster over several hosts needs a /home every host shares");
+        let spec =
+            ClusterSpec::parse("c.toml", &format!("{two}[home]\nhost_path = \"/gfsv/home\"\n")).unwrap();
+        let addresses: Vec<&str> = spec.hosts.iter().map(|h| h.address.as_str()).collect();
+        assert_eq!(addresses, ["a", "10.0.0.2"]);
     }
 
     #[test]

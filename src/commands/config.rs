@@ -14,6 +14,8 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> 
     let engine = ctx.engine(spec.engine()).await?;
     let info = engine.info().await?;
     let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
+    // Every host is assumed to look like the controller's here; `up` asks each one.
+    let facts = vec![facts; spec.hosts.len().max(1)];
     let plan = Plan::new(&spec, &facts, &crate::image::Recipe::new(spec.slurm).tag());
     for file in plan.slurm_files() {
         println!("# ---- {} (controller; nodes fetch it) ----", file.path);

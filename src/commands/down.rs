@@ -10,19 +10,27 @@ use crate::cli::DownArgs;
 use crate::engine::Engine;
 
 pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
-    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+    let handle = ctx.cluster(&args.cluster).await?;
+    let cluster = &handle.name;
     let p = &ctx.progress;
 
-    let containers = engine.list_containers(&cluster).await?;
     let step = p.step(format!("Removing cluster {cluster:?}'s containers"));
-    try_join_all(containers.iter().map(|c| engine.remove_container(&c.name))).await?;
-    step.done_with(format!("{} removed", containers.len()));
+    let mut removed = 0;
+    for engine in &handle.engines {
+        let containers = engine.list_containers(cluster).await?;
+        try_join_all(containers.iter().map(|c| engine.remove_container(&c.name))).await?;
+        removed += containers.len();
+    }
+    step.done_with(format!("{removed} removed"));
     if args.purge {
         let step = p.step("Removing its volumes and network");
-        let volumes = engine.remove_volumes(&cluster).await?;
-        let networks = engine.remove_network(&cluster).await?;
-        step.done_with(format!("{} volumes, {} networks", volumes.len(), networks.len()));
-    } else if !containers.is_empty() {
+        let (mut volumes, mut networks) = (0, 0);
+        for engine in &handle.engines {
+            volumes += engine.remove_volumes(cluster).await?.len();
+            networks += engine.remove_network(cluster).await?.len();
+        }
+        step.done_with(format!("{volumes} volumes, {networks} networks"));
+    } else if removed > 0 {
         p.say(format!(
             "Home, Slurm state and munge key are kept; `slurmbox down --purge --name {cluster}` removes them."
         ));

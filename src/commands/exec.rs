@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{Context, cluster_containers, default_user, exit_code, running_node};
+use super::{Context, default_user, exit_code, running_node};
 use crate::cli::{ClusterName, ExecArgs, ShellArgs, Target};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::LOGIN_HOST;
@@ -32,10 +32,10 @@ async fn attach(
     cmd: Vec<String>,
     tty: bool,
 ) -> miette::Result<ExitCode> {
-    let (cluster, engine) = ctx.cluster(cluster).await?;
-    let containers = cluster_containers(&engine, &cluster).await?;
-    let node = running_node(&cluster, &containers, target.node.as_deref().unwrap_or(LOGIN_HOST))?;
+    let cluster = ctx.cluster(cluster).await?;
+    let containers = cluster.containers().await?;
+    let node = running_node(&cluster.name, &containers, target.node.as_deref().unwrap_or(LOGIN_HOST))?;
     let user = target.user.clone().unwrap_or_else(|| default_user(&containers));
-    let code = engine.exec_attached(&node.name, &exec_spec(cmd, &user), tty).await?;
+    let code = cluster.engine(node).exec_attached(&node.name, &exec_spec(cmd, &user), tty).await?;
     Ok(exit_code(code))
 }

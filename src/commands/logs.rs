@@ -2,15 +2,15 @@
 
 use std::process::ExitCode;
 
-use super::{Context, cluster_containers, running_node};
+use super::{Context, running_node};
 use crate::cli::LogsArgs;
 use crate::engine::Engine;
 use crate::plan::LABEL_NODE;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
-    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
-
-    let containers = cluster_containers(&engine, &cluster).await?;
+    let handle = ctx.cluster(&args.cluster).await?;
+    let cluster = handle.name.clone();
+    let containers = handle.containers().await?;
     if let Some(node) = &args.node {
         // A stopped node's log is what one most wants to read: don't require it running.
         let c = match running_node(&cluster, &containers, node) {
@@ -29,12 +29,12 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
                 })?
             }
         };
-        print!("{}", engine.logs(&c.name, &args.tail).await?);
+        print!("{}", handle.engine(c).logs(&c.name, &args.tail).await?);
         return Ok(ExitCode::SUCCESS);
     }
     for c in &containers {
         let node = c.labels.get(LABEL_NODE).cloned().unwrap_or_else(|| c.name.clone());
-        for line in engine.logs(&c.name, &args.tail).await?.lines() {
+        for line in handle.engine(c).logs(&c.name, &args.tail).await?.lines() {
             println!("{node:>10} | {line}");
         }
     }

@@ -30,14 +30,51 @@ impl Context {
         DockerEngine::connect(url).await
     }
 
-    /// The cluster a command acts on and a connection to the engine it lives on.
-    pub async fn cluster(&self, args: &ClusterName) -> miette::Result<(String, DockerEngine)> {
-        if args.file.is_some() {
-            let spec = up::load_spec(args)?;
-            let engine = self.engine(spec.engine()).await?;
-            return Ok((spec.name, engine));
+    /// The cluster a command acts on, connected to the engines of all its hosts.
+    pub async fn cluster(&self, args: &ClusterName) -> miette::Result<Cluster> {
+        if args.file.is_none() {
+            let engines = vec![self.engine(None).await?];
+            return Ok(Cluster { name: cluster_name(args), hosts: vec!["local".into()], engines });
         }
-        Ok((cluster_name(args), self.engine(None).await?))
+        let spec = up::load_spec(args)?;
+        if spec.hosts.is_empty() {
+            let engines = vec![self.engine(None).await?];
+            return Ok(Cluster { name: spec.name, hosts: vec!["local".into()], engines });
+        }
+        let engines =
+            futures_util::future::try_join_all(spec.hosts.iter().map(|h| self.engine(Some(&h.engine))))
+                .await?;
+        Ok(Cluster { name: spec.name, hosts: spec.hosts.into_iter().map(|h| h.name).collect(), engines })
+    }
+}
+
+/// A cluster by name, with a connection to each of its hosts' engines (controller's
+/// first).
+pub struct Cluster {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub engines: Vec<DockerEngine>,
+}
+
+impl Cluster {
+    /// Every container of the cluster on every host, or an error saying it does not
+    /// exist.
+    pub async fn containers(&self) -> miette::Result<Vec<ContainerInfo>> {
+        let mut all = Vec::new();
+        for (host, engine) in self.engines.iter().enumerate() {
+            all.extend(
+                engine.list_containers(&self.name).await?.into_iter().map(|c| ContainerInfo { host, ..c }),
+            );
+        }
+        if all.is_empty() {
+            return Err(ClusterError::Missing(self.name.clone()).into());
+        }
+        Ok(all)
+    }
+
+    /// The engine a container lives on.
+    pub fn engine(&self, container: &ContainerInfo) -> &DockerEngine {
+        &self.engines[container.host]
     }
 }
 
@@ -58,15 +95,6 @@ pub enum ClusterError {
 
 pub fn cluster_name(arg: &ClusterName) -> String {
     arg.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string())
-}
-
-/// The cluster's containers, or an error saying it does not exist.
-pub async fn cluster_containers(engine: &impl Engine, cluster: &str) -> miette::Result<Vec<ContainerInfo>> {
-    let found = engine.list_containers(cluster).await?;
-    if found.is_empty() {
-        return Err(ClusterError::Missing(cluster.to_string()).into());
-    }
-    Ok(found)
 }
 
 /// The running container of `node` ("login", "controller", "node1", ...).

@@ -8,7 +8,7 @@ use futures_util::future::try_join_all;
 use super::Context;
 use crate::actions;
 use crate::cli::UpArgs;
-use crate::engine::{Engine, FileUpload};
+use crate::engine::{ContainerInfo, Engine, FileUpload};
 use crate::image;
 use crate::plan::{
     Change, ContainerPlan, Existing, HostFacts, LABEL_HASH, LABEL_NODE, LABEL_ROLE, Plan, Role, converge,
@@ -35,66 +35,105 @@ fn toml_string(s: &str) -> String {
 pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let spec = load_spec(&args.spec)?;
     let p = &ctx.progress;
+    let hosts = spec.hosts.len().max(1);
+    let nodes = if spec.hosts.len() > 1 { hosts as u32 } else { spec.compute.count };
     p.say(format!(
-        "Bringing up cluster {:?}: Slurm {}, {} compute node{}",
+        "Bringing up cluster {:?}: Slurm {}, {nodes} compute node{}{}",
         spec.name,
         spec.slurm,
-        spec.compute.count,
-        if spec.compute.count == 1 { "" } else { "s" }
+        if nodes == 1 { "" } else { "s" },
+        if spec.hosts.len() > 1 { format!(" on {hosts} hosts") } else { String::new() },
     ));
 
-    let step = p.step(match spec.hosts.first() {
-        Some(host) => format!("Docker engine on {} ({})", host.name, host.engine),
-        None => "Docker engine".to_string(),
+    // Every engine first, all at once: an unreachable host stops `up` before anything
+    // is created anywhere.
+    let step = p.step(match spec.hosts.as_slice() {
+        [] => "Docker engine".to_string(),
+        [host] => format!("Docker engine on {} ({})", host.name, host.engine),
+        many => format!(
+            "Docker engines on {}",
+            many.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
     });
-    let engine = ctx.engine(spec.engine()).await?;
-    let info = engine.info().await?;
-    step.done_with(format!("{} CPUs, {} MiB, Docker {}", info.cpus, info.memory_mib, info.version));
-    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
+    let targets: Vec<Option<&str>> = match spec.hosts.as_slice() {
+        [] => vec![None],
+        listed => listed.iter().map(|h| Some(h.engine.as_str())).collect(),
+    };
+    let engines = try_join_all(targets.iter().map(|t| ctx.engine(*t))).await?;
+    let infos = try_join_all(engines.iter().map(|e| e.info())).await?;
+    step.done_with(
+        infos
+            .iter()
+            .map(|i| format!("{} CPUs, {} MiB, Docker {}", i.cpus, i.memory_mib, i.version))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    let facts: Vec<HostFacts> =
+        infos.iter().map(|i| HostFacts { cpus: i.cpus, memory_mib: i.memory_mib }).collect();
 
-    let tag = match spec.hosts.first() {
-        None => image::ensure(&engine, spec.slurm, &args.build.mirror, false, p).await?,
-        Some(host) => {
-            // The machine running slurmbox builds images when it has an engine.
-            let local = ctx.engine(None).await.ok();
-            image::ensure_on_host(&engine, local.as_ref(), &host.name, spec.slurm, &args.build.mirror, p)
-                .await?
+    // Images are built where slurmbox runs, when it has an engine, and streamed to
+    // each host that lacks them; without a local engine they are built on each host.
+    let local = if spec.hosts.is_empty() { None } else { ctx.engine(None).await.ok() };
+    let tag = match &local {
+        None => {
+            let mut tag = String::new();
+            for engine in &engines {
+                tag = image::ensure(engine, spec.slurm, &args.build.mirror, false, p).await?;
+            }
+            tag
+        }
+        Some(local) => {
+            let tag = image::ensure(local, spec.slurm, &args.build.mirror, false, p).await?;
+            let sends = spec
+                .hosts
+                .iter()
+                .zip(&engines)
+                .map(|(h, e)| image::send_if_missing(local, e, &h.name, &tag, p));
+            try_join_all(sends).await?;
+            tag
         }
     };
     let plan = Plan::new(&spec, &facts, &tag);
 
     let step = p.step("Network and volumes");
-    engine.ensure_network(&plan.network).await?;
-    for v in &plan.volumes {
-        engine.ensure_volume(v).await?;
+    if let Some(network) = &plan.network {
+        engines[0].ensure_network(network).await?;
     }
-    step.done_with(format!("{}, {} volumes", plan.network.name, plan.volumes.len()));
+    for v in &plan.volumes {
+        engines[v.host].ensure_volume(v).await?;
+    }
+    let network = plan.network.as_ref().map_or("host networks", |n| n.name.as_str());
+    step.done_with(format!("{network}, {} volumes", plan.volumes.len()));
 
     let step = p.step("Containers");
-    let existing: Vec<Existing> = engine
-        .list_containers(&plan.cluster)
-        .await?
-        .into_iter()
-        .map(|c| Existing {
+    let mut found: Vec<(usize, ContainerInfo)> = Vec::new();
+    for (host, engine) in engines.iter().enumerate() {
+        found.extend(engine.list_containers(&plan.cluster).await?.into_iter().map(|c| (host, c)));
+    }
+    let existing: Vec<Existing> = found
+        .iter()
+        .map(|(_, c)| Existing {
             running: c.running(),
             spec_hash: c.labels.get(LABEL_HASH).cloned(),
-            name: c.name,
+            name: c.name.clone(),
         })
         .collect();
     let changes = converge(&plan, &existing);
-    let summary = apply(&engine, &plan, &changes, &step).await?;
+    let summary = apply(&engines, &plan, &found, &changes, &step).await?;
     step.done_with(summary);
 
     let wait = Duration::from_secs(args.wait);
     let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));
-    actions::wait_for_nodes(&engine, &plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
-        .await?;
+    actions::wait_for_nodes(&engines[0], &plan, wait, |ready, all| {
+        step.message(format!("{ready}/{all} ready"))
+    })
+    .await?;
     step.done();
 
-    let flag = if plan.cluster == crate::spec::DEFAULT_NAME {
-        String::new()
-    } else {
-        format!(" --name {}", plan.cluster)
+    let flag = match (&args.spec.file, plan.cluster.as_str()) {
+        (Some(file), _) => format!(" -f {}", file.display()),
+        (None, crate::spec::DEFAULT_NAME) => String::new(),
+        (None, name) => format!(" --name {name}"),
     };
     p.say(format!("Cluster {:?} is up. Next:", plan.cluster));
     p.say(format!("  slurmbox exec{flag} -- sinfo"));
@@ -102,13 +141,15 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Carries out `changes`: removals first, then creations (each container gets its
-/// files before it starts), then Slurm forgets compute nodes that went away or are
-/// being replaced, then everything new or stopped starts at once. Returns a one-line
-/// summary.
-async fn apply(
-    engine: &impl Engine,
+/// Carries out `changes` on each container's own engine (`engines[host]`): removals
+/// first, then creations (each container gets its files before it starts; nodes on
+/// other hosts than the controller's also get the cluster's munge key), then Slurm
+/// forgets compute nodes that went away or are being replaced, then everything new or
+/// stopped starts at once. Returns a one-line summary.
+async fn apply<E: Engine>(
+    engines: &[E],
     plan: &Plan,
+    found: &[(usize, ContainerInfo)],
     changes: &[Change],
     step: &crate::progress::Step,
 ) -> miette::Result<String> {
@@ -116,25 +157,24 @@ async fn apply(
     let (mut created, mut recreated, mut started, mut removed) = (0, 0, 0, 0);
     let mut to_start: Vec<&ContainerPlan> = Vec::new();
     let mut gone_nodes: Vec<String> = Vec::new();
+    let controller = plan.controller();
+    let control = &engines[controller.host];
 
     step.message("removing outdated containers");
-    let existing = engine.list_containers(&plan.cluster).await?;
+    let mut removals = Vec::new();
     for change in changes {
-        if let Change::Remove(name) | Change::Recreate(name) = change {
-            let info = existing.iter().find(|c| &c.name == name);
-            if let Some(node) = info
-                .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str()))
-                .and_then(|c| c.labels.get(LABEL_NODE))
+        if let Change::Remove(name) | Change::Recreate(name) = change
+            && let Some((host, info)) = found.iter().find(|(_, c)| &c.name == name)
+        {
+            if info.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str())
+                && let Some(node) = info.labels.get(LABEL_NODE)
             {
                 gone_nodes.push(node.clone());
             }
+            removals.push(engines[*host].remove_container(name));
         }
     }
-    let removals = changes.iter().filter_map(|c| match c {
-        Change::Remove(n) | Change::Recreate(n) => Some(n.as_str()),
-        _ => None,
-    });
-    try_join_all(removals.map(|n| engine.remove_container(n))).await?;
+    try_join_all(removals).await?;
 
     let mut to_create: Vec<&ContainerPlan> = Vec::new();
     for change in changes {
@@ -152,41 +192,66 @@ async fn apply(
     }
     step.message(format!("creating {} containers", to_create.len()));
     let t = std::time::Instant::now();
-    try_join_all(to_create.iter().map(|c| create_with_files(engine, c))).await?;
+    try_join_all(to_create.iter().map(|c| create_with_files(&engines[c.host], c))).await?;
     tracing::info!(containers = to_create.len(), elapsed = ?t.elapsed(), "created");
+
+    // Nodes on other hosts get a copy of the key the controller made.
+    let remote: Vec<&ContainerPlan> =
+        to_create.iter().copied().filter(|c| c.host != controller.host).collect();
     to_start.extend(to_create);
+    let mut start_controller_first = || -> Option<&ContainerPlan> {
+        to_start.iter().position(|c| c.name == controller.name).map(|i| to_start.remove(i))
+    };
+    if !remote.is_empty() {
+        step.message("copying the munge key to the other hosts");
+        if let Some(c) = start_controller_first() {
+            control.start_container(&c.name).await?;
+        }
+        let key = actions::read_munge_key(control, &controller.name, Duration::from_secs(60)).await?;
+        let upload = FileUpload { path: "/etc/munge/munge.key".into(), contents: key, mode: 0o400 };
+        try_join_all(remote.iter().map(|c| engines[c.host].upload(&c.name, std::slice::from_ref(&upload))))
+            .await?;
+    }
 
     // Dynamic nodes stay registered until deleted: forget the ones that went away, and
     // the ones being replaced (they may register with other resources).
     if !gone_nodes.is_empty() {
         step.message("removing nodes from Slurm");
-        let controller = plan.controller();
-        if let Some(i) = to_start.iter().position(|c| c.name == controller.name) {
-            engine.start_container(&to_start.remove(i).name).await?;
+        if let Some(c) = start_controller_first() {
+            control.start_container(&c.name).await?;
         }
-        actions::wait_for_controller(engine, &controller.name, Duration::from_secs(60)).await?;
-        actions::delete_nodes(engine, &controller.name, &gone_nodes).await?;
+        actions::wait_for_controller(control, &controller.name, Duration::from_secs(60)).await?;
+        actions::delete_nodes(control, &controller.name, &gone_nodes).await?;
     }
 
     step.message("starting");
     let t = std::time::Instant::now();
-    try_join_all(to_start.iter().map(|c| engine.start_container(&c.name))).await?;
+    try_join_all(to_start.iter().map(|c| engines[c.host].start_container(&c.name))).await?;
     tracing::info!(containers = to_start.len(), elapsed = ?t.elapsed(), "started");
 
     // A new controller container may not know compute nodes that kept running: dynamic
     // nodes live in its saved state, and a crash loses whatever was not saved yet.
     // Have them register again.
-    let controller = plan.controller();
-    if to_start.iter().any(|c| c.name == controller.name) {
+    let fresh_controller = changes.iter().any(
+        |c| matches!(c, Change::Create(n) | Change::Recreate(n) | Change::Start(n) if *n == controller.name),
+    );
+    if fresh_controller {
+        let restarted: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Create(n) | Change::Recreate(n) | Change::Start(n) => Some(n.as_str()),
+                Change::Remove(_) => None,
+            })
+            .collect();
         let kept: Vec<&ContainerPlan> = plan
             .containers
             .iter()
-            .filter(|c| c.role == Role::Compute && !to_start.iter().any(|s| s.name == c.name))
+            .filter(|c| c.role == Role::Compute && !restarted.contains(&c.name.as_str()))
             .collect();
         if !kept.is_empty() {
             step.message("registering running nodes with the new controller");
-            actions::wait_for_controller(engine, &controller.name, Duration::from_secs(60)).await?;
-            actions::reregister_nodes(engine, &controller.name, &kept).await?;
+            actions::wait_for_controller(control, &controller.name, Duration::from_secs(60)).await?;
+            actions::reregister_nodes(engines, &controller.name, &kept).await?;
         }
     }
 

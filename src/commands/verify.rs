@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
-use super::{Context, cluster_containers, default_user, running_node};
+use super::{Context, default_user, running_node};
 use crate::cli::VerifyArgs;
 use crate::engine::{Engine, ExecOutput, ExecSpec};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, LOGIN_HOST, Role};
@@ -24,10 +24,13 @@ struct Check {
 }
 
 pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
-    let (cluster, engine) = ctx.cluster(&args.cluster).await?;
+    let handle = ctx.cluster(&args.cluster).await?;
+    let cluster = handle.name.clone();
 
-    let containers = cluster_containers(&engine, &cluster).await?;
-    let login = running_node(&cluster, &containers, LOGIN_HOST)?.name.clone();
+    let containers = handle.containers().await?;
+    let login_container = running_node(&cluster, &containers, LOGIN_HOST)?;
+    let engine = handle.engine(login_container);
+    let login = login_container.name.clone();
     let user = default_user(&containers);
     let mut nodes: Vec<String> = containers
         .iter()
@@ -36,7 +39,6 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         .collect();
     nodes.sort();
     let run = |script: String| {
-        let engine = &engine;
         let login = &login;
         let user = &user;
         async move { engine.exec(login, &ExecSpec::shell(&script).as_user(user)).await }

@@ -20,7 +20,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncWriteExt, stdout};
 
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
-use crate::plan::{ContainerPlan, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
+use crate::plan::{ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
 
 /// Longest a single engine request may take (an image transfer, a long `exec`).
 const REQUEST_TIMEOUT_S: u64 = 1800;
@@ -264,6 +264,7 @@ impl Engine for DockerEngine {
         let mut out: Vec<ContainerInfo> = found
             .into_iter()
             .map(|c| ContainerInfo {
+                host: 0,
                 name: c
                     .names
                     .and_then(|n| n.into_iter().next())
@@ -318,7 +319,9 @@ impl Engine for DockerEngine {
                 network_mode: Some(c.network.clone()),
                 ..Default::default()
             }),
-            networking_config: Some(NetworkingConfig {
+            // On the cluster's own network the node is found by its name; on the host's
+            // network it has the host's address and needs no alias.
+            networking_config: (c.network != HOST_NETWORK).then(|| NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     c.network.clone(),
                     EndpointSettings { aliases: Some(vec![c.hostname.clone()]), ..Default::default() },
@@ -331,6 +334,14 @@ impl Engine for DockerEngine {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 409) => {
                 Err(EngineError::Foreign { what: "container", name: c.name.clone() })
+            }
+            // A host folder (home.host_path) that is not there on this host.
+            Err(e) if e.to_string().contains("bind source path does not exist") => {
+                let path = c.mounts.iter().find_map(|m| match &m.source {
+                    MountSource::HostPath(p) if e.to_string().contains(p.as_str()) => Some(p.clone()),
+                    _ => None,
+                });
+                Err(EngineError::MissingPath { path: path.unwrap_or_default(), container: c.name.clone() })
             }
             Err(e) => Err(api(format!("create container {}", c.name))(e)),
         }

@@ -32,6 +32,11 @@ pub enum EngineError {
         #[source]
         source: bollard::errors::Error,
     },
+    #[error("{path} does not exist on the host of {container}")]
+    #[diagnostic(help(
+        "create it there first (for a shared /home: mount the shared filesystem at that path on every host)"
+    ))]
+    MissingPath { path: String, container: String },
     #[error("container {0:?} does not exist")]
     #[diagnostic(help("is the cluster up? `slurmbox status` lists its nodes"))]
     NoContainer(String),
@@ -51,6 +56,9 @@ pub struct EngineInfo {
 /// One of a cluster's containers as the engine reports it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ContainerInfo {
+    /// Which of the cluster's hosts it is on (index into its engines); 0 as listed by
+    /// a single engine.
+    pub host: usize,
     pub name: String,
     pub id: String,
     pub labels: BTreeMap<String, String>,

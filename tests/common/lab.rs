@@ -99,6 +99,9 @@ pub struct Lab {
     dir: TempDir,
 }
 
+/// Where every lab host sees the folder all hosts share (see [`Lab::shared_dir`]).
+pub const SHARED_MOUNT: &str = "/gfsv";
+
 /// Runs `docker ARGS...` (the CLI on PATH, talking to the machine's engine).
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")
@@ -379,6 +382,7 @@ impl Lab {
         let label = format!("io.slurmbox.lab={}", self.name);
         let ip = host.ip.to_string();
         let start = HOST_START.replace("{cgroup}", &host.container);
+        let shared = format!("{}:{SHARED_MOUNT}", self.shared_dir().display());
         #[rustfmt::skip]
         let args = [
             "create", "--name", &host.container, "--hostname", &host.container, "--label", &label,
@@ -393,6 +397,9 @@ impl Lab {
             // container's own overlay), removed with the container (`rm -v`).
             "-v", "/var/lib/docker",
             "--tmpfs", "/run",
+            // One folder of this machine mounted at /gfsv on every host: the lab's
+            // stand-in for the article's GlusterFS volume (a mount every host shares).
+            "-v", &shared,
             image, "sh", "-c", &start,
         ];
         docker_ok(&args);
@@ -446,6 +453,13 @@ impl Lab {
     /// The folder holding the lab's `ssh` wrapper.
     pub fn wrapper_dir(&self) -> PathBuf {
         self.dir.path().join("bin")
+    }
+
+    /// The folder of this machine that every host mounts at [`SHARED_MOUNT`].
+    pub fn shared_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("gfsv");
+        std::fs::create_dir_all(&dir).expect("create the lab's shared folder");
+        dir
     }
 
     /// A PATH with the lab's `ssh` wrapper first, for programs that should reach the
