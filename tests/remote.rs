@@ -141,3 +141,31 @@ fn cluster_across_three_hosts_runs_jobs_on_all_of_them() {
         assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "host {i}");
     }
 }
+
+/// A host whose engine cannot be reached stops `up` with an error naming it, before
+/// anything is created on the hosts that can be reached.
+#[test]
+fn unreachable_host_stops_up_before_anything_is_created() {
+    let lab = Lab::start("unreachable", 1);
+    let path = lab.path_env();
+    let env = [("PATH", path.as_str())];
+    let name = unique_name("unreachable");
+    // An address on the lab's own network where no host answers.
+    let ip = lab.hosts()[0].ip.octets();
+    let nobody = format!("ssh://root@{}.{}.{}.99", ip[0], ip[1], ip[2]);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"{name}\"\n[home]\nhost_path = \"/gfsv/home\"\n[[host]]\nname = \"pi1\"\nengine = \"{}\"\n[[host]]\nname = \"pi2\"\nengine = \"{nobody}\"\n",
+            lab.engine_url(0)
+        ),
+    )
+    .unwrap();
+    let out = slurmbox_env(&["up", "-f", spec.to_str().unwrap()], &env);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("host \"pi2\" cannot be reached at {nobody}")), "{}", out.stderr);
+    let made = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}; docker images -q"));
+    assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "", "something was created on pi1");
+}

@@ -8,7 +8,7 @@ use futures_util::future::try_join_all;
 use super::Context;
 use crate::actions;
 use crate::cli::UpArgs;
-use crate::engine::{ContainerInfo, Engine, FileUpload};
+use crate::engine::{ContainerInfo, Engine, EngineError, FileUpload};
 use crate::image;
 use crate::plan::{
     Change, ContainerPlan, Existing, HostFacts, LABEL_HASH, LABEL_NODE, LABEL_ROLE, Plan, Role, converge,
@@ -59,8 +59,23 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
         [] => vec![None],
         listed => listed.iter().map(|h| Some(h.engine.as_str())).collect(),
     };
-    let engines = try_join_all(targets.iter().map(|t| ctx.engine(*t))).await?;
-    let infos = try_join_all(engines.iter().map(|e| e.info())).await?;
+    let hosts = &spec.hosts;
+    let probes = targets.iter().enumerate().map(|(i, target)| async move {
+        let probe = async {
+            let engine = ctx.engine(*target).await?;
+            let info = engine.info().await?;
+            Ok::<_, EngineError>((engine, info))
+        };
+        probe.await.map_err(|e| match hosts.get(i) {
+            Some(host) => EngineError::HostUnreachable {
+                host: host.name.clone(),
+                engine: host.engine.clone(),
+                reason: e.to_string(),
+            },
+            None => e,
+        })
+    });
+    let (engines, infos): (Vec<_>, Vec<_>) = try_join_all(probes).await?.into_iter().unzip();
     step.done_with(
         infos
             .iter()

@@ -23,6 +23,12 @@ pub enum EngineError {
          set DOCKER_HOST for a remote engine)"
     ))]
     Unreachable(String),
+    #[error("host {host:?} cannot be reached at {engine}: {reason}")]
+    #[diagnostic(help(
+        "slurmbox reaches each engine the way you would: check that `docker -H {engine} info` works from \
+         here. Nothing was created on any host."
+    ))]
+    HostUnreachable { host: String, engine: String, reason: String },
     #[error("{what} {name:?} already exists but was not made by slurmbox for this cluster")]
     #[diagnostic(help("remove or rename it, or give the cluster another name with --name"))]
     Foreign { what: &'static str, name: String },
