@@ -166,10 +166,6 @@ const BASE_CAPS: &[(&str, &str)] = &[
     ("KILL", "signal processes of other accounts (scancel, shutdown)"),
 ];
 
-pub fn caps_with_reasons() -> &'static [(&'static str, &'static str)] {
-    BASE_CAPS
-}
-
 impl Plan {
     /// `facts` has one entry per host of the spec, in the spec's order (controller's
     /// host first), or one for the local engine when the spec lists no hosts.
