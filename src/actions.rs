@@ -10,7 +10,7 @@ use crate::engine::{Engine, ExecSpec};
 use crate::plan::Plan;
 
 /// Slurm node states (as `sinfo %T` prints them) of a node that answers and takes jobs.
-const READY_STATES: &[&str] = &["idle", "mixed", "allocated", "completing"];
+pub const READY_STATES: &[&str] = &["idle", "mixed", "allocated", "completing"];
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ActionError {

@@ -46,10 +46,14 @@ const CUSTOMIZE: &[&str] = &[
     // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
     // PRRTE (OpenMPI 5's launcher, packaged on its own from forky on) would then refuse
     // to bind ranks to cores. Bind to none.
-    r#"for f in "$1/etc/openmpi/prte-mca-params.conf" "$1/etc/prrte/prte-mca-params.conf"; do if [ -f "$f" ]; then echo "hwloc_default_binding_policy = none" >> "$f"; fi; done"#,
+    // (Debian's files may lack a final newline: each setting starts on a line of its own.)
+    r#"for f in "$1/etc/openmpi/prte-mca-params.conf" "$1/etc/prrte/prte-mca-params.conf"; do if [ -f "$f" ]; then printf '\nhwloc_default_binding_policy = none\n' >> "$f"; fi; done"#,
     // Ranks talk over the cluster network, eth0 in every node container. OpenMPI 6
     // (forky) otherwise finds no "reachable" interface pair between containers.
-    r#"echo "btl_tcp_if_include = eth0" >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
+    // On a host's network (clusters over several hosts) the plan names the hosts'
+    // network instead (OMPI_MCA_btl_tcp_if_include), so ranks never pick a bridge such
+    // as docker0 that every host has with the same address.
+    r#"printf '\nbtl_tcp_if_include = eth0\n' >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
     // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
     r#"rm -f "$1/etc/slurm/plugstack.conf""#,
 ];

@@ -219,10 +219,16 @@ impl Plan {
 
         let users: Vec<String> =
             spec.users.iter().map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid)).collect();
-        let base_env = vec![
+        let mut base_env = vec![
             format!("SLURMBOX_USERS={}", users.join(" ")),
             format!("SLURMBOX_CONTROLLER={}", controller_addr.as_deref().unwrap_or(CONTROLLER_HOST)),
         ];
+        // MPI ranks on the hosts' network talk over the hosts' subnet (taken as the
+        // controller address's /24), never over a bridge every host has (docker0).
+        // Jobs inherit it from the login node's environment.
+        if let Some(subnet) = controller_addr.as_deref().and_then(subnet_24) {
+            base_env.push(format!("OMPI_MCA_btl_tcp_if_include={subnet}"));
+        }
 
         let init = PlannedFile { path: INIT_PATH.into(), mode: 0o755, contents: INIT_SCRIPT.into() };
         let container = |host: usize,
@@ -380,6 +386,13 @@ impl ContainerPlan {
     pub fn spec_hash(&self) -> String {
         hex::encode(&Sha256::digest(serde_json::to_vec(self).expect("plan serializes"))[..8])
     }
+}
+
+/// `a.b.c.0/24` for an IPv4 address `a.b.c.d`.
+fn subnet_24(addr: &str) -> Option<String> {
+    let ip: std::net::Ipv4Addr = addr.parse().ok()?;
+    let [a, b, c, _] = ip.octets();
+    Some(format!("{a}.{b}.{c}.0/24"))
 }
 
 /// What the engine reports about one of the cluster's containers.

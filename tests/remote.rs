@@ -126,14 +126,9 @@ fn cluster_across_three_hosts_runs_jobs_on_all_of_them() {
     let note = std::fs::read_to_string(lab.shared_dir().join("home/researcher/note")).unwrap();
     assert_eq!(note, "shared\n");
 
-    // The article's checks across the hosts. (Its MPI step across hosts does not pass
-    // yet: OpenMPI's TCP transport rejects the connections between the hosts' ranks.)
-    let verify = slurmbox_env(&["verify", "-f", spec], &env);
-    for check in ["sinfo", "scontrol show node", "srun -N3 hostname"] {
-        let row =
-            verify.stdout.lines().find(|l| l.contains(check)).unwrap_or_else(|| panic!("{}", verify.stdout));
-        assert!(row.contains(" ok "), "{row}");
-    }
+    // The article's checks across the hosts, the MPI job spanning all three.
+    let verify = slurmbox_env(&["verify", "-f", spec], &env).ok();
+    assert!(verify.stdout.contains("ranks on pi1,pi2,pi3"), "{}", verify.stdout);
 
     slurmbox_env(&["down", "--purge", "-f", spec], &env).ok();
     for i in 0..3 {

@@ -54,7 +54,12 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
         .collect();
-    let idle = nodes.iter().filter(|n| states.iter().any(|(m, s)| m == *n && s == "idle")).count();
+    // Every node must answer and take jobs; one still finishing an earlier job
+    // ("completing") or running one counts.
+    let idle = nodes
+        .iter()
+        .filter(|n| states.iter().any(|(m, s)| m == *n && crate::actions::READY_STATES.contains(&s.as_str())))
+        .count();
     checks.push(finish(
         &step,
         Check {
