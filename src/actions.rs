@@ -77,13 +77,14 @@ pub async fn wait_for_controller(
 /// Waits until every compute node of the plan answers and is ready for jobs. On
 /// timeout the error names each node that is not, with Slurm's reason and the tail of
 /// its container's log.
-pub async fn wait_for_nodes(
-    engine: &impl Engine,
+pub async fn wait_for_nodes<E: Engine>(
+    engines: &[E],
     plan: &Plan,
     timeout: Duration,
     mut on_poll: impl FnMut(usize, usize),
 ) -> Result<(), ActionError> {
     let controller = &plan.controller().name;
+    let engine = &engines[plan.controller().host];
     let start = Instant::now();
     loop {
         let states = node_states(engine, controller).await.unwrap_or_default();
@@ -123,8 +124,11 @@ pub async fn wait_for_nodes(
                     .find_map(|l| l.strip_prefix(&format!("{node}|")))
                     .filter(|r| !r.is_empty() && *r != "none")
                     .unwrap_or("-");
-                let container = format!("{}-{node}", plan.cluster);
-                let tail = engine.logs(&container, "15").await.unwrap_or_else(|e| e.to_string());
+                // The node's log lives on its own host's engine.
+                let tail = match plan.containers.iter().find(|c| &c.hostname == node) {
+                    Some(c) => engines[c.host].logs(&c.name, "15").await.unwrap_or_else(|e| e.to_string()),
+                    None => String::new(),
+                };
                 report.push_str(&format!("  {node}: {state} (reason: {reason})\n  last lines of its log:\n"));
                 for line in tail.lines() {
                     report.push_str(&format!("    | {line}\n"));

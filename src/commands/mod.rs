@@ -32,19 +32,20 @@ impl Context {
 
     /// The cluster a command acts on, connected to the engines of all its hosts.
     pub async fn cluster(&self, args: &ClusterName) -> miette::Result<Cluster> {
-        if args.file.is_none() {
+        let (name, hosts) = match &args.file {
+            Some(_) => {
+                let spec = up::load_spec(args)?;
+                (spec.name, spec.hosts)
+            }
+            None => (cluster_name(args), Vec::new()),
+        };
+        if hosts.is_empty() {
             let engines = vec![self.engine(None).await?];
-            return Ok(Cluster { name: cluster_name(args), hosts: vec!["local".into()], engines });
-        }
-        let spec = up::load_spec(args)?;
-        if spec.hosts.is_empty() {
-            let engines = vec![self.engine(None).await?];
-            return Ok(Cluster { name: spec.name, hosts: vec!["local".into()], engines });
+            return Ok(Cluster { name, hosts: vec!["local".into()], engines });
         }
         let engines =
-            futures_util::future::try_join_all(spec.hosts.iter().map(|h| self.engine(Some(&h.engine))))
-                .await?;
-        Ok(Cluster { name: spec.name, hosts: spec.hosts.into_iter().map(|h| h.name).collect(), engines })
+            futures_util::future::try_join_all(hosts.iter().map(|h| self.engine(Some(&h.engine)))).await?;
+        Ok(Cluster { name, hosts: hosts.into_iter().map(|h| h.name).collect(), engines })
     }
 }
 

@@ -139,10 +139,8 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
 
     let wait = Duration::from_secs(args.wait);
     let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));
-    actions::wait_for_nodes(&engines[0], &plan, wait, |ready, all| {
-        step.message(format!("{ready}/{all} ready"))
-    })
-    .await?;
+    actions::wait_for_nodes(&engines, &plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
+        .await?;
     step.done();
 
     let flag = match (&args.spec.file, plan.cluster.as_str()) {
