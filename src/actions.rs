@@ -217,3 +217,55 @@ pub async fn delete_nodes(
     }
     Ok(())
 }
+
+/// Sets compute nodes' Slurm state (`drain`, `down`, `resume`) with a reason users
+/// see in `sinfo -R`.
+pub async fn set_node_state(
+    engine: &impl Engine,
+    controller: &str,
+    nodes: &[String],
+    state: &str,
+    reason: &str,
+) -> Result<(), ActionError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let list = nodes.join(",");
+    let mut cmd =
+        vec!["scontrol".to_string(), "update".into(), format!("nodename={list}"), format!("state={state}")];
+    if state != "resume" {
+        cmd.push(format!("reason={reason}"));
+    }
+    let out = engine.exec(controller, &ExecSpec::new(cmd)).await?;
+    if !out.ok() {
+        return Err(ActionError::CommandFailed {
+            cmd: format!("scontrol update nodename={list} state={state}"),
+            container: controller.into(),
+            code: out.code,
+            stderr: out.stderr.trim().into(),
+        });
+    }
+    Ok(())
+}
+
+/// Ids of the jobs that have any of `nodes` allocated (running or completing).
+pub async fn jobs_on(
+    engine: &impl Engine,
+    controller: &str,
+    nodes: &[String],
+) -> Result<Vec<String>, ActionError> {
+    if nodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = nodes.join(",");
+    let out = engine.exec(controller, &ExecSpec::new(["squeue", "-h", "-w", &list, "-o", "%i"])).await?;
+    if !out.ok() {
+        return Err(ActionError::CommandFailed {
+            cmd: format!("squeue -w {list}"),
+            container: controller.into(),
+            code: out.code,
+            stderr: out.stderr.trim().into(),
+        });
+    }
+    Ok(out.stdout.split_whitespace().map(String::from).collect())
+}

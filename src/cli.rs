@@ -50,6 +50,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Check the cluster the way the article does: sinfo, scontrol, srun, an MPI job.
     Verify(VerifyArgs),
+    /// Grow or shrink a cluster over several hosts (edits its spec file).
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Node images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -142,6 +145,50 @@ pub struct LogsArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub cluster: ClusterName,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Add a host to the spec (-f) and bring its compute node up; the controller and
+    /// running jobs are left alone.
+    Add(HostAddArgs),
+    /// Drain a host's nodes, wait for their jobs, remove its containers and take it
+    /// out of the spec (-f).
+    Remove(HostRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostAddArgs {
+    /// The new host's name (its compute node is named after it).
+    pub host: String,
+    /// How to reach its Docker engine: ssh://user@addr, tcp://addr:port or unix:///path.
+    #[arg(long)]
+    pub engine: String,
+    /// How the other hosts reach it (default: the address in --engine).
+    #[arg(long)]
+    pub address: Option<String>,
+    #[command(flatten)]
+    pub spec: ClusterName,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Seconds to wait for the new node to be idle.
+    #[arg(long, default_value_t = 180)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct HostRemoveArgs {
+    /// The host to take out of the cluster.
+    pub host: String,
+    #[command(flatten)]
+    pub spec: ClusterName,
+    /// Seconds to wait for jobs on its nodes to finish.
+    #[arg(long, default_value_t = 600)]
+    pub wait: u64,
+    /// Do not wait for jobs (they are killed), and remove a host that cannot be reached
+    /// from the spec (its containers then stay on it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -286,7 +286,7 @@ impl Plan {
                 nodes: COMPUTE_FEATURE.into(),
                 default: true,
             }],
-            slurmd_timeout: 30,
+            slurmd_timeout: 20,
         };
         let cgroup_conf = CgroupConf { plugin: CgroupPlugin::Disabled };
         let slurm_files = vec![

@@ -456,6 +456,72 @@ fn check_hosts(
     Ok(hosts)
 }
 
+// ---- editing a spec file -------------------------------------------------------------
+//
+// `slurmbox host add/remove` change a spec by editing its text, so the user's comments
+// and layout stay; the result is parsed and checked like any spec before it is written.
+
+/// The spec text with one more `[[host]]` table at its end.
+pub fn with_host(text: &str, name: &str, engine: &str, address: Option<&str>) -> Result<String, EditError> {
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| EditError(e.to_string()))?;
+    let hosts = doc
+        .entry("host")
+        .or_insert(toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| EditError("`host` is not a list of [[host]] tables".into()))?;
+    let mut table = toml_edit::Table::new();
+    table["name"] = toml_edit::value(name);
+    table["engine"] = toml_edit::value(engine);
+    if let Some(address) = address {
+        table["address"] = toml_edit::value(address);
+    }
+    hosts.push(table);
+    Ok(doc.to_string())
+}
+
+/// The spec text without the `[[host]]` table named `name`; `None` when it has none.
+pub fn without_host(text: &str, name: &str) -> Result<Option<String>, EditError> {
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| EditError(e.to_string()))?;
+    let Some(hosts) = doc.get_mut("host").and_then(|h| h.as_array_of_tables_mut()) else {
+        return Ok(None);
+    };
+    let Some(i) = hosts.iter().position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name)) else {
+        return Ok(None);
+    };
+    hosts.remove(i);
+    if hosts.is_empty() {
+        doc.remove("host");
+    }
+    Ok(Some(doc.to_string()))
+}
+
+/// Replaces the file at `path` with `text` in one step: written next to it, then
+/// renamed over it, so a crash leaves the old spec or the new one, never half of one.
+/// The file keeps its permissions.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.slurmbox-{}", std::process::id()));
+    let write = || {
+        std::fs::write(&tmp, text)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("cannot edit the spec: {0}")]
+#[diagnostic(help("fix the file by hand (`slurmbox up -f FILE` checks it), then run this again"))]
+pub struct EditError(String);
+
 fn in_range(
     value: &Spanned<i64>,
     min: i64,
@@ -603,6 +669,31 @@ name = "bob"
             ClusterSpec::parse("c.toml", &format!("{two}[home]\nhost_path = \"/gfsv/home\"\n")).unwrap();
         let addresses: Vec<&str> = spec.hosts.iter().map(|h| h.address.as_str()).collect();
         assert_eq!(addresses, ["a", "10.0.0.2"]);
+    }
+
+    #[test]
+    fn hosts_are_added_and_removed_keeping_comments() {
+        let text = "# the lab\nname = \"lab\"\n[home]\nhost_path = \"/gfsv/home\" # shared\n[[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.1\"\n";
+        let added = with_host(text, "pi2", "ssh://pi@10.0.0.2", Some("10.0.0.2")).unwrap();
+        assert!(added.starts_with(text), "{added}");
+        let spec = ClusterSpec::parse("c.toml", &added).unwrap();
+        let names: Vec<&str> = spec.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["pi1", "pi2"]);
+        assert_eq!(without_host(&added, "pi2").unwrap().as_deref(), Some(text));
+        assert_eq!(without_host(&added, "pi9").unwrap(), None);
+        let first = with_host("name = \"x\"\n", "a", "tcp://a:2375", None).unwrap();
+        assert_eq!(ClusterSpec::parse("c.toml", &first).unwrap().hosts[0].engine, "tcp://a:2375");
+        assert_eq!(without_host(&first, "a").unwrap().as_deref(), Some("name = \"x\"\n"));
+    }
+
+    #[test]
+    fn spec_files_are_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, "name = \"a\"\n").unwrap();
+        write_atomic(&path, "name = \"b\"\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "name = \"b\"\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }
 
     #[test]

@@ -16,16 +16,22 @@ pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
 
     let step = p.step(format!("Removing cluster {cluster:?}'s containers"));
     let mut removed = 0;
-    for engine in &handle.engines {
+    for (_, engine) in handle.reachable() {
         let containers = engine.list_containers(cluster).await?;
         try_join_all(containers.iter().map(|c| engine.remove_container(&c.name))).await?;
         removed += containers.len();
     }
     step.done_with(format!("{removed} removed"));
+    for (host, e) in handle.unreachable() {
+        p.say(format!(
+            "Host {:?} did not answer ({e}); its containers are left there: run `down` again once it is back.",
+            host.name
+        ));
+    }
     if args.purge {
         let step = p.step("Removing its volumes and network");
         let (mut volumes, mut networks) = (0, 0);
-        for engine in &handle.engines {
+        for (_, engine) in handle.reachable() {
             volumes += engine.remove_volumes(cluster).await?.len();
             networks += engine.remove_network(cluster).await?.len();
         }

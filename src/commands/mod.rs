@@ -4,6 +4,7 @@
 pub mod config;
 pub mod down;
 pub mod exec;
+pub mod host;
 pub mod image;
 pub mod logs;
 pub mod status;
@@ -12,25 +13,52 @@ pub mod verify;
 
 use miette::Diagnostic;
 
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
 use crate::cli::ClusterName;
 use crate::engine::docker::DockerEngine;
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Engine, EngineError, EngineInfo};
 use crate::plan::{LABEL_NODE, LABEL_USER};
 use crate::progress::Progress;
-use crate::spec::DEFAULT_NAME;
+use crate::spec::{DEFAULT_NAME, HostSpec};
 
 /// Settings resolved once from flags and environment.
 pub struct Context {
     pub progress: Progress,
 }
 
+/// How long a host's engine may take to answer before it counts as unreachable (an
+/// ssh connection to a machine that fell off the network would otherwise hang for
+/// minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl Context {
     /// Connects to the engine at `url` (ssh://, tcp://, unix://), or the local one.
-    pub async fn engine(&self, url: Option<&str>) -> Result<DockerEngine, crate::engine::EngineError> {
+    pub async fn engine(&self, url: Option<&str>) -> Result<DockerEngine, EngineError> {
         DockerEngine::connect(url).await
     }
 
-    /// The cluster a command acts on, connected to the engines of all its hosts.
+    /// Connects to a host's engine and asks what it offers; any failure, a slow answer
+    /// included, is an error naming the host.
+    pub async fn host_engine(&self, host: &HostSpec) -> Result<(DockerEngine, EngineInfo), EngineError> {
+        let probe = async {
+            let engine = self.engine(Some(&host.engine)).await?;
+            let info = engine.info().await?;
+            Ok::<_, EngineError>((engine, info))
+        };
+        let reason = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
+            Ok(Ok(found)) => return Ok(found),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        };
+        Err(EngineError::HostUnreachable { host: host.name.clone(), engine: host.engine.clone(), reason })
+    }
+
+    /// The cluster a command acts on, connected to the engines of all its hosts at once.
+    /// The controller's host must answer; other hosts that do not are kept as
+    /// unreachable, so commands can still act on the rest and say what they missed.
     pub async fn cluster(&self, args: &ClusterName) -> miette::Result<Cluster> {
         let (name, hosts) = match &args.file {
             Some(_) => {
@@ -40,12 +68,22 @@ impl Context {
             None => (cluster_name(args), Vec::new()),
         };
         if hosts.is_empty() {
-            let engines = vec![self.engine(None).await?];
-            return Ok(Cluster { name, hosts: vec!["local".into()], engines });
+            let engine = Ok(self.engine(None).await?);
+            return Ok(Cluster {
+                name,
+                hosts: vec![ClusterHost { name: "local".into(), url: None, engine }],
+            });
         }
-        let engines =
-            futures_util::future::try_join_all(hosts.iter().map(|h| self.engine(Some(&h.engine)))).await?;
-        Ok(Cluster { name, hosts: hosts.into_iter().map(|h| h.name).collect(), engines })
+        let engines = join_all(hosts.iter().map(|h| self.host_engine(h))).await;
+        let mut connected = Vec::new();
+        for (i, (host, engine)) in hosts.into_iter().zip(engines).enumerate() {
+            let engine = match engine {
+                Err(e) if i == 0 => return Err(e.into()),
+                other => other.map(|(engine, _)| engine),
+            };
+            connected.push(ClusterHost { name: host.name, url: Some(host.engine), engine });
+        }
+        Ok(Cluster { name, hosts: connected })
     }
 }
 
@@ -53,16 +91,23 @@ impl Context {
 /// first).
 pub struct Cluster {
     pub name: String,
-    pub hosts: Vec<String>,
-    pub engines: Vec<DockerEngine>,
+    pub hosts: Vec<ClusterHost>,
+}
+
+/// One of a cluster's hosts, and its engine if it answered.
+pub struct ClusterHost {
+    pub name: String,
+    /// The engine's address; `None` for the local engine.
+    pub url: Option<String>,
+    pub engine: Result<DockerEngine, EngineError>,
 }
 
 impl Cluster {
-    /// Every container of the cluster on every host, or an error saying it does not
-    /// exist.
+    /// Every container of the cluster on every host that answered, or an error saying
+    /// the cluster does not exist.
     pub async fn containers(&self) -> miette::Result<Vec<ContainerInfo>> {
         let mut all = Vec::new();
-        for (host, engine) in self.engines.iter().enumerate() {
+        for (host, engine) in self.reachable() {
             all.extend(
                 engine.list_containers(&self.name).await?.into_iter().map(|c| ContainerInfo { host, ..c }),
             );
@@ -73,9 +118,25 @@ impl Cluster {
         Ok(all)
     }
 
-    /// The engine a container lives on.
+    /// The hosts whose engines answered, with their index in [`Cluster::hosts`].
+    pub fn reachable(&self) -> impl Iterator<Item = (usize, &DockerEngine)> {
+        self.hosts.iter().enumerate().filter_map(|(i, h)| h.engine.as_ref().ok().map(|e| (i, e)))
+    }
+
+    /// The hosts whose engines did not answer, each with the reason.
+    pub fn unreachable(&self) -> impl Iterator<Item = (&ClusterHost, &EngineError)> {
+        self.hosts.iter().filter_map(|h| h.engine.as_ref().err().map(|e| (h, e)))
+    }
+
+    /// The engine a container lives on (containers are only listed from hosts that
+    /// answered).
     pub fn engine(&self, container: &ContainerInfo) -> &DockerEngine {
-        &self.engines[container.host]
+        self.hosts[container.host].engine.as_ref().expect("containers come from hosts that answered")
+    }
+
+    /// The controller's engine (its host always answered, or there is no [`Cluster`]).
+    pub fn control(&self) -> &DockerEngine {
+        self.hosts[0].engine.as_ref().expect("the controller's host answered")
     }
 }
 

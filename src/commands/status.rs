@@ -1,13 +1,33 @@
-//! `slurmbox status`: each node's container state and Slurm state.
+//! `slurmbox status`: each host (reachable or not, its engine, its nodes) and each
+//! node's container state and Slurm state.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use futures_util::future::join_all;
 
 use super::Context;
 use crate::actions::node_states;
 use crate::cli::StatusArgs;
+use crate::engine::Engine;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
+
+#[derive(Debug, serde::Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    /// The engine's address ("local" for the local engine).
+    pub engine: String,
+    pub reachable: bool,
+    /// Why it could not be reached.
+    pub error: Option<String>,
+    /// Docker version and CPU architecture, as its engine reports them.
+    pub docker_version: Option<String>,
+    pub arch: Option<String>,
+    /// Images the cluster's containers there run.
+    pub images: Vec<String>,
+    pub nodes: Vec<String>,
+}
 
 #[derive(Debug, serde::Serialize)]
 pub struct NodeStatus {
@@ -15,7 +35,8 @@ pub struct NodeStatus {
     pub host: String,
     pub node: String,
     pub role: String,
-    pub container: String,
+    /// Null for a node on a host that did not answer.
+    pub container: Option<String>,
     pub container_state: String,
     pub container_status: String,
     /// Slurm's state for compute nodes ("idle", "down*", ...); null for the others or
@@ -34,45 +55,111 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         Some(c) => node_states(handle.engine(c), &c.name).await.unwrap_or_default(),
         None => Default::default(),
     };
-    let nodes: Vec<NodeStatus> = containers
+    let mut nodes: Vec<NodeStatus> = containers
         .iter()
         .map(|c| {
             let node = c.labels.get(LABEL_NODE).cloned().unwrap_or_default();
             NodeStatus {
-                host: handle.hosts[c.host].clone(),
+                host: handle.hosts[c.host].name.clone(),
                 slurm_state: states.get(&node).cloned(),
                 role: c.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
                 node,
-                container: c.name.clone(),
+                container: Some(c.name.clone()),
                 container_state: c.state.clone(),
                 container_status: c.status.clone(),
             }
         })
         .collect();
+    // Nodes on hosts that did not answer, as far as Slurm knows them: over several
+    // hosts a compute node is named after its host.
+    for (host, _) in handle.unreachable() {
+        nodes.push(NodeStatus {
+            host: host.name.clone(),
+            node: host.name.clone(),
+            role: Role::Compute.as_str().into(),
+            container: None,
+            container_state: "unknown".into(),
+            container_status: "host unreachable".into(),
+            slurm_state: states.get(&host.name).cloned(),
+        });
+    }
+
+    let infos = join_all(handle.hosts.iter().map(|h| async {
+        match &h.engine {
+            Ok(engine) => Some(engine.info().await),
+            Err(_) => None,
+        }
+    }))
+    .await;
+    let hosts: Vec<HostStatus> = handle
+        .hosts
+        .iter()
+        .zip(infos)
+        .enumerate()
+        .map(|(i, (h, info))| {
+            let info = info.and_then(Result::ok);
+            let images: BTreeSet<String> =
+                containers.iter().filter(|c| c.host == i).map(|c| c.image.clone()).collect();
+            HostStatus {
+                host: h.name.clone(),
+                engine: h.url.clone().unwrap_or_else(|| "local".into()),
+                reachable: h.engine.is_ok(),
+                error: h.engine.as_ref().err().map(ToString::to_string),
+                docker_version: info.as_ref().map(|i| i.version.clone()),
+                arch: info.as_ref().map(|i| i.arch.clone()),
+                images: images.into_iter().collect(),
+                nodes: nodes.iter().filter(|n| n.host == h.name).map(|n| n.node.clone()).collect(),
+            }
+        })
+        .collect();
+
     if args.json {
-        let doc = serde_json::json!({ "cluster": cluster, "nodes": nodes });
+        let doc = serde_json::json!({ "cluster": cluster, "hosts": hosts, "nodes": nodes });
         println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("cluster {cluster}");
+    if hosts.len() > 1 || hosts.iter().any(|h| h.engine != "local") {
         let mut table = Table::new();
         table.load_style(UTF8_BORDERS_ONLY).set_header([
-            "NODE",
             "HOST",
-            "ROLE",
-            "SLURM",
-            "CONTAINER",
-            "STATUS",
+            "ENGINE",
+            "REACHABLE",
+            "DOCKER",
+            "IMAGE",
+            "NODES",
         ]);
-        for n in &nodes {
+        for h in &hosts {
+            let docker = match (&h.docker_version, &h.arch) {
+                (Some(v), Some(a)) => format!("{v} ({a})"),
+                _ => "-".into(),
+            };
             table.add_row([
-                n.node.as_str(),
-                n.host.as_str(),
-                n.role.as_str(),
-                n.slurm_state.as_deref().unwrap_or("-"),
-                n.container_state.as_str(),
-                n.container_status.as_str(),
+                h.host.clone(),
+                h.engine.clone(),
+                match &h.error {
+                    None => "yes".into(),
+                    Some(e) => format!("NO: {e}"),
+                },
+                docker,
+                if h.images.is_empty() { "-".into() } else { h.images.join(", ") },
+                h.nodes.join(", "),
             ]);
         }
-        println!("cluster {cluster}\n{table}");
+        println!("{table}");
     }
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY).set_header(["NODE", "HOST", "ROLE", "SLURM", "CONTAINER", "STATUS"]);
+    for n in &nodes {
+        table.add_row([
+            n.node.as_str(),
+            n.host.as_str(),
+            n.role.as_str(),
+            n.slurm_state.as_deref().unwrap_or("-"),
+            n.container_state.as_str(),
+            n.container_status.as_str(),
+        ]);
+    }
+    println!("{table}");
     Ok(ExitCode::SUCCESS)
 }

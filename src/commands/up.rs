@@ -55,27 +55,17 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
             many.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
     });
-    let targets: Vec<Option<&str>> = match spec.hosts.as_slice() {
-        [] => vec![None],
-        listed => listed.iter().map(|h| Some(h.engine.as_str())).collect(),
-    };
-    let hosts = &spec.hosts;
-    let probes = targets.iter().enumerate().map(|(i, target)| async move {
-        let probe = async {
-            let engine = ctx.engine(*target).await?;
+    let probes = async {
+        if spec.hosts.is_empty() {
+            let engine = ctx.engine(None).await?;
             let info = engine.info().await?;
-            Ok::<_, EngineError>((engine, info))
-        };
-        probe.await.map_err(|e| match hosts.get(i) {
-            Some(host) => EngineError::HostUnreachable {
-                host: host.name.clone(),
-                engine: host.engine.clone(),
-                reason: e.to_string(),
-            },
-            None => e,
-        })
-    });
-    let (engines, infos): (Vec<_>, Vec<_>) = try_join_all(probes).await?.into_iter().unzip();
+            return Ok(vec![(engine, info)]);
+        }
+        try_join_all(spec.hosts.iter().map(|h| ctx.host_engine(h))).await
+    };
+    let probed: Result<Vec<_>, EngineError> = probes.await;
+    let probed = probed.inspect_err(|_| step.fail("nothing was created on any host"))?;
+    let (engines, infos): (Vec<_>, Vec<_>) = probed.into_iter().unzip();
     step.done_with(
         infos
             .iter()

@@ -272,6 +272,7 @@ impl Engine for DockerEngine {
                     .trim_start_matches('/')
                     .to_string(),
                 id: c.id.unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
                 labels: c.labels.unwrap_or_default().into_iter().collect(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 status: c.status.unwrap_or_default(),

@@ -26,7 +26,7 @@ pub enum EngineError {
     #[error("host {host:?} cannot be reached at {engine}: {reason}")]
     #[diagnostic(help(
         "slurmbox reaches each engine the way you would: check that `docker -H {engine} info` works from \
-         here. Nothing was created on any host."
+         here"
     ))]
     HostUnreachable { host: String, engine: String, reason: String },
     #[error("{what} {name:?} already exists but was not made by slurmbox for this cluster")]
@@ -67,6 +67,8 @@ pub struct ContainerInfo {
     pub host: usize,
     pub name: String,
     pub id: String,
+    /// The image it was created from (`slurmbox/node:24.11-…`).
+    pub image: String,
     pub labels: BTreeMap<String, String>,
     /// created, running, restarting, exited, ...
     pub state: String,

@@ -97,6 +97,8 @@ pub struct Lab {
     hosts: Vec<LabHost>,
     /// Key pair, ssh client config, known-hosts file and the `ssh` wrapper.
     dir: TempDir,
+    /// Held while the lab exists: one lab at a time on this machine (see [`run_lock`]).
+    _turn: std::fs::File,
 }
 
 /// Where every lab host sees the folder all hosts share (see [`Lab::shared_dir`]).
@@ -155,6 +157,24 @@ fn image_exists(tag: &str) -> bool {
     docker(&["image", "inspect", "--format", "{{.Id}}", tag]).status.success()
 }
 
+/// `$HOME/.cache/slurmbox/NAME`, opened for locking (the folder is made if missing).
+fn lock_file(name: &str) -> std::fs::File {
+    let dir = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache/slurmbox");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// Waits for this machine's turn to run a lab and returns the lock that holds it.
+/// A lab runs several engines and a whole cluster; two at once on a small CI machine
+/// starve each other (sshd too slow to answer, controllers missing their timeouts), so
+/// tests in every thread and process take turns.
+fn run_lock() -> std::fs::File {
+    let lock = lock_file("lab-run.lock");
+    lock.lock().expect("lock lab-run.lock");
+    lock
+}
+
 /// Returns the lab host image's tag, building the image first if the engine lacks it.
 /// Tests running in parallel (threads or processes) build it only once: the build
 /// holds a lock on `$HOME/.cache/slurmbox/lab-build.lock`.
@@ -163,12 +183,8 @@ pub fn ensure_host_image() -> String {
     if image_exists(&tag) {
         return tag;
     }
-    let dir = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache/slurmbox");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let lock_path = dir.join("lab-build.lock");
-    let lock =
-        std::fs::File::create(&lock_path).unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-    lock.lock().unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+    let lock = lock_file("lab-build.lock");
+    lock.lock().expect("lock lab-build.lock");
     // Another test may have built it while this one waited for the lock.
     if !image_exists(&tag) {
         let started = Instant::now();
@@ -306,6 +322,7 @@ impl Lab {
     /// test's name). Returns once every host's inner engine answers `docker info` over ssh.
     pub fn start(tag: &str, hosts: usize) -> Lab {
         let image = ensure_host_image();
+        let turn = run_lock();
         let name = unique_lab_name(tag);
         let subnet = create_network(&name);
         let dir =
@@ -322,6 +339,7 @@ impl Lab {
                 .collect(),
             name,
             dir,
+            _turn: turn,
         };
         lab.write_ssh_files();
         // Hosts start and boot their engines in parallel; a failure in any thread is
@@ -361,7 +379,7 @@ impl Lab {
         let config = format!(
             "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
              StrictHostKeyChecking accept-new\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n  \
-             BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n",
+             BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 30\n  ServerAliveInterval 5\n  ServerAliveCountMax 6\n",
             key = key.display(),
             known = self.dir.path().join("known_hosts").display(),
         );
@@ -476,9 +494,19 @@ impl Lab {
         cmd
     }
 
-    /// Runs the shell command `cmd` on host `i` over ssh, as root.
+    /// Runs the shell command `cmd` on host `i` over ssh, as root. A connection that
+    /// fails (ssh's own exit status 255, e.g. a busy machine's sshd answering late) is
+    /// tried again, twice.
     pub fn ssh(&self, i: usize, cmd: &str) -> Output {
-        self.ssh_command(i).arg(cmd).stdin(Stdio::null()).output().expect("run ssh")
+        let mut tries = 0;
+        loop {
+            let out = self.ssh_command(i).arg(cmd).stdin(Stdio::null()).output().expect("run ssh");
+            tries += 1;
+            if out.status.code() != Some(255) || tries == 3 {
+                return out;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// Like [`Lab::ssh`], and returns stdout; panics with everything printed on failure.

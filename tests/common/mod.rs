@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod lab_cluster;
 
 use std::collections::HashMap;
 use std::io::Write;

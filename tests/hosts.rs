@@ -1,0 +1,138 @@
+//! Clusters over several lab hosts that change while they run: a host joins and leaves
+//! (`slurmbox host add/remove`), and a host falls off the network and comes back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lab::Lab;
+use common::lab_cluster::LabCluster;
+
+/// The id of a batch job submitted as the default user with `sbatch --parsable ARGS`.
+fn submit(cluster: &LabCluster, args: &str) -> String {
+    cluster.as_user(&format!("sbatch --parsable {args}"))
+}
+
+/// Slurm's state of a job ("RUNNING", "COMPLETED", ...).
+fn job_state(cluster: &LabCluster, job: &str) -> String {
+    let out = cluster.on_controller(&format!("scontrol show job {job}"));
+    out.split_whitespace().find_map(|w| w.strip_prefix("JobState=")).unwrap_or("").to_string()
+}
+
+fn wait_job(cluster: &LabCluster, job: &str, state: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let now = job_state(cluster, job);
+        if now == state {
+            return;
+        }
+        assert!(start.elapsed() < timeout, "job {job} is {now}, not {state}, after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Container id and start time of each of the cluster's containers on lab host `host`.
+fn identities(cluster: &LabCluster, host: usize) -> Vec<String> {
+    let list = cluster.lab.ssh_ok(
+        host,
+        &format!(
+            "docker ps -q --filter label=io.slurmbox.cluster={} | xargs -r docker inspect --format '{{{{.Name}}}} {{{{.Id}}}} {{{{.State.StartedAt}}}}'",
+            cluster.name
+        ),
+    );
+    let mut lines: Vec<String> = list.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// Issue acceptance 3: a fourth host joins a running three-host cluster and takes
+/// jobs; then it leaves, after the job it runs has finished. Neither disturbs the
+/// controller or a job running elsewhere.
+#[test]
+fn hosts_join_and_leave_a_running_cluster() {
+    let lab = Lab::start("join", 4);
+    let cluster = LabCluster::new(&lab, "join", 3);
+    cluster.slurmbox(&["up"], &[]).ok();
+    let before = identities(&cluster, 0);
+    let running = submit(&cluster, "-w pi2 --wrap \"sleep 25\"");
+    wait_job(&cluster, &running, "RUNNING", Duration::from_secs(30));
+
+    let add = cluster.slurmbox(&["host", "add", "pi4"], &["--engine", &lab.engine_url(3)]).ok();
+    assert!(add.stderr.contains("Added host \"pi4\""), "{}", add.stderr);
+    assert!(add.stderr.contains("1 created"), "only pi4's node is made: {}", add.stderr);
+    let spec = std::fs::read_to_string(cluster.spec()).unwrap();
+    assert!(spec.contains(&format!("name = \"pi4\"\nengine = \"{}\"", lab.engine_url(3))), "{spec}");
+    assert_eq!(identities(&cluster, 0), before, "the controller and login node were not restarted");
+    assert_eq!(job_state(&cluster, &running), "RUNNING", "the job on pi2 goes on");
+    assert_eq!(cluster.as_user("srun -w pi4 hostname"), "pi4");
+    assert_eq!(cluster.srun_hostnames(4), ["pi1", "pi2", "pi3", "pi4"]);
+
+    // A host with jobs leaves once they are done; no new job lands on it meanwhile.
+    let last = submit(&cluster, "-w pi4 --wrap \"sleep 8; hostname > on-pi4.txt\"");
+    wait_job(&cluster, &last, "RUNNING", Duration::from_secs(30));
+    let remove = cluster.slurmbox(&["host", "remove", "pi4"], &[]).ok();
+    assert!(remove.stderr.contains("Draining pi4"), "{}", remove.stderr);
+    wait_job(&cluster, &last, "COMPLETED", Duration::from_secs(5));
+    let note = std::fs::read_to_string(lab.shared_dir().join("home/researcher/on-pi4.txt")).unwrap();
+    assert_eq!(note, "pi4\n");
+    assert_eq!(cluster.node_state("pi4"), "", "Slurm forgot pi4");
+    let left = lab.ssh_ok(
+        3,
+        &format!(
+            "docker ps -aq --filter label=io.slurmbox.cluster={0}; docker volume ls -q --filter label=io.slurmbox.cluster={0}",
+            cluster.name
+        ),
+    );
+    assert_eq!(left.trim(), "", "nothing of the cluster is left on the fourth host");
+    let spec = std::fs::read_to_string(cluster.spec()).unwrap();
+    assert!(!spec.contains("pi4"), "{spec}");
+    wait_job(&cluster, &running, "COMPLETED", Duration::from_secs(30));
+    assert_eq!(identities(&cluster, 0), before, "the controller and login node were not restarted");
+
+    // The controller's host cannot leave; a host the spec does not list is named.
+    let refused = cluster.slurmbox(&["host", "remove", "pi1"], &[]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("runs the controller"), "{}", refused.stderr);
+    let unknown = cluster.slurmbox(&["host", "remove", "pi9"], &[]);
+    assert!(unknown.stderr.contains("has no host \"pi9\" (it has: pi1, pi2, pi3)"), "{}", unknown.stderr);
+}
+
+/// Issue acceptance 2: a host cut off the network while a job runs elsewhere. Its
+/// node goes down within seconds, the other job finishes, new jobs run on the hosts
+/// left; once it is plugged back in, the node returns to service by itself.
+#[test]
+fn host_cut_off_the_network_goes_down_and_comes_back_by_itself() {
+    let lab = Lab::start("cut", 3);
+    let cluster = LabCluster::new(&lab, "cut", 3);
+    cluster.slurmbox(&["up"], &[]).ok();
+    let job = submit(&cluster, "-w pi2 --wrap \"sleep 30; echo finished > after-cut.txt\"");
+    wait_job(&cluster, &job, "RUNNING", Duration::from_secs(30));
+
+    lab.disconnect(2);
+    let cut = Instant::now();
+    cluster.wait_node("pi3", &["down*"], Duration::from_secs(90));
+    eprintln!("pi3 marked down {:.1}s after it was cut off", cut.elapsed().as_secs_f64());
+
+    // The other hosts go on: the running job finishes, new jobs run there.
+    wait_job(&cluster, &job, "COMPLETED", Duration::from_secs(60));
+    let out = std::fs::read_to_string(lab.shared_dir().join("home/researcher/after-cut.txt")).unwrap();
+    assert_eq!(out, "finished\n");
+    assert_eq!(cluster.srun_hostnames(2), ["pi1", "pi2"]);
+
+    // status names the host that does not answer, and still shows the others.
+    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let hosts = doc["hosts"].as_array().unwrap();
+    let reachable: Vec<(String, bool)> = hosts
+        .iter()
+        .map(|h| (h["host"].as_str().unwrap().to_string(), h["reachable"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(reachable, [("pi1".into(), true), ("pi2".into(), true), ("pi3".into(), false)]);
+    let pi3 = doc["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "pi3").unwrap();
+    assert_eq!(pi3["slurm_state"], "down*", "{pi3}");
+
+    lab.reconnect(2);
+    let back = cluster.wait_node("pi3", &["idle"], Duration::from_secs(240));
+    eprintln!("pi3 idle again {:.1}s after it was reconnected", back.as_secs_f64());
+    assert_eq!(cluster.srun_hostnames(3), ["pi1", "pi2", "pi3"]);
+}
