@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::render::{self, CgroupConf, CgroupPlugin, NodeConf, NodeSetDef, PartitionDef, SlurmConf};
-use crate::spec::{ClusterSpec, HomeSpec};
+use crate::spec::{ClusterSpec, HomeSpec, NetworkSpec};
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
 /// engine through them, so there is no state file to lose or corrupt.
@@ -63,9 +63,9 @@ pub struct Plan {
     pub image: String,
     /// The machines, controller's first; one ("local") when the spec lists none.
     pub hosts: Vec<HostPlan>,
-    /// The cluster's bridge network, on a single engine; over several hosts the nodes
-    /// use their host's network instead.
-    pub network: Option<NetworkPlan>,
+    /// The cluster's networks: a bridge network on a single engine, a macvlan network
+    /// on every host in macvlan mode, none when nodes use their host's network.
+    pub networks: Vec<NetworkPlan>,
     pub volumes: Vec<VolumePlan>,
     pub containers: Vec<ContainerPlan>,
     pub slurm_conf: SlurmConf,
@@ -79,8 +79,20 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NetworkPlan {
+    /// Index into [`Plan::hosts`].
+    pub host: usize,
     pub name: String,
+    pub driver: NetworkDriver,
     pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum NetworkDriver {
+    /// A private network on one engine; containers find each other by name.
+    Bridge,
+    /// Containers on the LAN through the host's interface `parent`, each at the fixed
+    /// address its [`ContainerPlan::ip`] says (the same subnet on every host).
+    Macvlan { parent: String, subnet: String, gateway: Option<String>, ip_range: String },
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -117,6 +129,8 @@ pub struct ContainerPlan {
     pub mounts: Vec<MountPlan>,
     pub cap_add: Vec<String>,
     pub network: String,
+    /// Its fixed address on `network` (macvlan mode); `None`: the engine picks one.
+    pub ip: Option<String>,
     /// Files placed in the container before it first starts.
     pub files: Vec<PlannedFile>,
     pub labels: BTreeMap<String, String>,
@@ -185,13 +199,67 @@ impl Plan {
                 .map(|h| HostPlan { name: h.name.clone(), engine: Some(h.engine.clone()) })
                 .collect(),
         };
-        // Over several hosts the nodes use their host's network, like bare metal: one
-        // engine's bridge network does not reach the others.
+        // Over several hosts the nodes use their host's network by default, like bare
+        // metal: one engine's bridge network does not reach the others. In macvlan mode
+        // every container has its own address on the LAN instead, as in the article.
         let multi_host = hosts.len() > 1;
-        let network =
-            (!multi_host).then(|| NetworkPlan { name: format!("{cluster}-net"), labels: labels(&[]) });
-        let container_network = network.as_ref().map_or_else(|| HOST_NETWORK.to_string(), |n| n.name.clone());
-        let controller_addr = spec.hosts.first().filter(|_| multi_host).map(|h| h.address.clone());
+        let macvlan = match &spec.network {
+            NetworkSpec::Macvlan(m) => Some(m),
+            NetworkSpec::Default => None,
+        };
+        let on_host_network = multi_host && macvlan.is_none();
+        let networks: Vec<NetworkPlan> = match macvlan {
+            Some(m) => (0..hosts.len())
+                .map(|host| NetworkPlan {
+                    host,
+                    name: format!("{cluster}-lan"),
+                    driver: NetworkDriver::Macvlan {
+                        parent: m.parent.clone(),
+                        subnet: m.subnet.to_string(),
+                        gateway: m.gateway.map(|g| g.to_string()),
+                        ip_range: m.ip_range.to_string(),
+                    },
+                    labels: labels(&[]),
+                })
+                .collect(),
+            None if multi_host => Vec::new(),
+            None => vec![NetworkPlan {
+                host: 0,
+                name: format!("{cluster}-net"),
+                driver: NetworkDriver::Bridge,
+                labels: labels(&[]),
+            }],
+        };
+        let container_network = networks.first().map_or_else(|| HOST_NETWORK.to_string(), |n| n.name.clone());
+
+        // Compute node names and hosts: node1..N on one engine; over several hosts (or
+        // in macvlan mode) named after their host, `pi1` or `pi1-1`, `pi1-2`, ...
+        let per_host = spec.compute.count as usize;
+        let node_names: Vec<(usize, String)> = (0..hosts.len())
+            .flat_map(|host| (1..=per_host).map(move |i| (host, i)))
+            .map(|(host, i)| {
+                let name = match (multi_host || macvlan.is_some(), per_host) {
+                    (false, _) => format!("{COMPUTE_PREFIX}{i}"),
+                    (true, 1) => hosts[host].name.clone(),
+                    (true, _) => format!("{}-{i}", hosts[host].name),
+                };
+                (host, name)
+            })
+            .collect();
+        // Fixed addresses in macvlan mode: controller, login, then the compute nodes.
+        let addresses: Vec<Option<String>> = match macvlan {
+            Some(m) => m
+                .addresses(node_names.len() + 2)
+                .expect("the spec checked the range's size")
+                .into_iter()
+                .map(|a| Some(a.to_string()))
+                .collect(),
+            None => vec![None; node_names.len() + 2],
+        };
+        let controller_addr = match macvlan {
+            Some(_) => addresses[0].clone(),
+            None => spec.hosts.first().filter(|_| multi_host).map(|h| h.address.clone()),
+        };
 
         let munge_vol = format!("{cluster}-munge");
         let state_vol = format!("{cluster}-state");
@@ -226,12 +294,13 @@ impl Plan {
         // MPI ranks on the hosts' network talk over the hosts' subnet (taken as the
         // controller address's /24), never over a bridge every host has (docker0).
         // Jobs inherit it from the login node's environment.
-        if let Some(subnet) = controller_addr.as_deref().and_then(subnet_24) {
+        if let Some(subnet) = controller_addr.as_deref().filter(|_| on_host_network).and_then(subnet_24) {
             base_env.push(format!("OMPI_MCA_btl_tcp_if_include={subnet}"));
         }
 
         let init = PlannedFile { path: INIT_PATH.into(), mode: 0o755, contents: INIT_SCRIPT.into() };
         let container = |host: usize,
+                         ip: &Option<String>,
                          role: Role,
                          node: &str,
                          mounts: Vec<MountPlan>,
@@ -253,6 +322,7 @@ impl Plan {
                 mounts,
                 cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
                 network: container_network.clone(),
+                ip: ip.clone(),
                 files,
                 labels: labels(&[
                     (LABEL_ROLE, role.as_str()),
@@ -310,6 +380,7 @@ impl Plan {
         let mut containers = vec![
             container(
                 0,
+                &addresses[0],
                 Role::Controller,
                 CONTROLLER_HOST,
                 vec![munge(false), state, home.clone()],
@@ -320,42 +391,34 @@ impl Plan {
             // node (same port), so it gets its own copy of the files.
             container(
                 0,
+                &addresses[1],
                 Role::Login,
                 LOGIN_HOST,
                 vec![munge(true), home.clone()],
                 vec![],
-                if multi_host { slurm_files.clone() } else { vec![] },
+                if on_host_network { slurm_files.clone() } else { vec![] },
             ),
         ];
-        // Compute nodes: node1..N on one engine; over several hosts, one per host, named
-        // after it.
         let mut compute_nodes = Vec::new();
-        for (host, facts) in facts.iter().enumerate().take(hosts.len()) {
-            let names: Vec<String> = if multi_host {
-                vec![hosts[host].name.clone()]
-            } else {
-                (1..=spec.compute.count).map(|i| format!("{COMPUTE_PREFIX}{i}")).collect()
-            };
-            let conf = format!("SLURMBOX_NODE_CONF={}", node_conf_for(facts));
-            for node in names {
-                let munge = munge(host == 0);
-                containers.push(container(
-                    host,
-                    Role::Compute,
-                    &node,
-                    vec![munge, home.clone()],
-                    vec![conf.clone()],
-                    vec![],
-                ));
-                compute_nodes.push(node);
-            }
+        for ((host, node), ip) in node_names.iter().zip(&addresses[2..]) {
+            let conf = format!("SLURMBOX_NODE_CONF={}", node_conf_for(&facts[*host]));
+            containers.push(container(
+                *host,
+                ip,
+                Role::Compute,
+                node,
+                vec![munge(*host == 0), home.clone()],
+                vec![conf],
+                vec![],
+            ));
+            compute_nodes.push(node.clone());
         }
 
         Plan {
             cluster,
             image: image.to_string(),
             hosts,
-            network,
+            networks,
             volumes,
             containers,
             slurm_conf,
@@ -541,6 +604,53 @@ mod tests {
         let mut have = existing(&plan);
         have[2].running = false;
         assert_eq!(converge(&plan, &have), vec![Change::Start("slurmbox-node1".into())]);
+    }
+
+    fn lab(hosts: usize, extra: &str) -> ClusterSpec {
+        let mut text = "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n".to_string();
+        for i in 1..=hosts {
+            text.push_str(&format!("[[host]]\nname = \"pi{i}\"\nengine = \"ssh://pi@10.0.0.{i}\"\n"));
+        }
+        ClusterSpec::parse("c.toml", &format!("{text}{extra}")).unwrap()
+    }
+
+    const MACVLAN: &str = "[compute]\nper_host = 2\n[network]\nmode = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.0.64/26\"\n";
+
+    #[test]
+    fn macvlan_plan_gives_fixed_addresses_host_by_host() {
+        let plan = Plan::new(&lab(2, MACVLAN), &[facts(), facts()], IMAGE);
+        let placed: Vec<(usize, &str, Option<&str>)> =
+            plan.containers.iter().map(|c| (c.host, c.hostname.as_str(), c.ip.as_deref())).collect();
+        assert_eq!(
+            placed,
+            [
+                (0, "controller", Some("10.0.0.64")),
+                (0, "login", Some("10.0.0.65")),
+                (0, "pi1-1", Some("10.0.0.66")),
+                (0, "pi1-2", Some("10.0.0.67")),
+                (1, "pi2-1", Some("10.0.0.68")),
+                (1, "pi2-2", Some("10.0.0.69")),
+            ]
+        );
+        assert_eq!(plan.networks.len(), 2, "one macvlan network per host");
+        assert!(plan.containers.iter().all(|c| c.network == "lab-lan"));
+        assert_eq!(plan.slurm_conf.controller_addr.as_deref(), Some("10.0.0.64"));
+        // Every container has its own address: the login node runs sackd like on one engine.
+        assert!(plan.login().files.iter().all(|f| !f.path.starts_with("/etc/slurm/")));
+    }
+
+    #[test]
+    fn a_host_joining_creates_only_its_nodes() {
+        for extra in ["", MACVLAN] {
+            let before = Plan::new(&lab(3, extra), &[facts(), facts(), facts()], IMAGE);
+            let after = Plan::new(&lab(4, extra), &[facts(), facts(), facts(), facts()], IMAGE);
+            let created: Vec<Change> = converge(&after, &existing(&before));
+            assert!(
+                created.iter().all(|c| matches!(c, Change::Create(n) if n.starts_with("lab-pi4"))),
+                "{created:?}"
+            );
+            assert!(!created.is_empty());
+        }
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! from (`file:line:col`) with a hint. Nothing past this module sees raw TOML or has
 //! to re-check a value.
 
+use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::Deserialize;
@@ -63,6 +66,49 @@ pub struct ClusterSpec {
     /// The machines the cluster runs on. Empty: the local engine (DOCKER_HOST or the
     /// local socket).
     pub hosts: Vec<HostSpec>,
+    pub network: NetworkSpec,
+}
+
+/// How the cluster's containers reach each other.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum NetworkSpec {
+    /// The default: on one engine a bridge network of the cluster's own; over several
+    /// hosts every node on its host's network, like bare metal.
+    Default,
+    /// The article's set-up: every container gets its own fixed address on the hosts'
+    /// LAN through a macvlan network on each host.
+    Macvlan(MacvlanSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MacvlanSpec {
+    /// The hosts' interface on the LAN (the same name on every host), e.g. `eth0`.
+    pub parent: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    /// The block slurmbox hands addresses out of, in order: controller, login, then
+    /// the compute nodes host by host. Keep the LAN's DHCP server out of it.
+    pub ip_range: Ipv4Net,
+}
+
+impl MacvlanSpec {
+    /// The first `n` addresses slurmbox may give out, or `None` if the range holds
+    /// fewer: the range's addresses minus the subnet's own, its broadcast address and
+    /// the gateway's.
+    pub fn addresses(&self, n: usize) -> Option<Vec<Ipv4Addr>> {
+        // Without a gateway setting, Docker takes the subnet's first address for it.
+        let gateway = self.gateway.or_else(|| self.subnet.hosts().next());
+        let usable: Vec<Ipv4Addr> = self
+            .ip_range
+            .hosts()
+            .chain([self.ip_range.network(), self.ip_range.broadcast()])
+            .filter(|a| *a != self.subnet.network() && *a != self.subnet.broadcast() && Some(*a) != gateway)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .take(n)
+            .collect();
+        (usable.len() == n).then_some(usable)
+    }
 }
 
 /// A machine with a Docker engine.
@@ -112,6 +158,7 @@ impl ClusterSpec {
             home: HomeSpec::Volume,
             users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
             hosts: Vec::new(),
+            network: NetworkSpec::Default,
         }
     }
 
@@ -201,6 +248,17 @@ struct RawSpec {
     controller: Option<Spanned<String>>,
     #[serde(default)]
     host: Vec<RawHost>,
+    network: Option<RawNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    mode: Option<Spanned<String>>,
+    parent: Option<Spanned<String>>,
+    subnet: Option<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    ip_range: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,11 +351,16 @@ impl RawSpec {
                     ));
                 }
                 spec.compute.count = in_range(per_host, 1, 16, "compute.per_host", &err)? as u32;
-                if hosts.len() > 1 && spec.compute.count > 1 {
+                let macvlan = self
+                    .network
+                    .as_ref()
+                    .and_then(|n| n.mode.as_ref())
+                    .is_some_and(|m| m.get_ref() == "macvlan");
+                if hosts.len() > 1 && spec.compute.count > 1 && !macvlan {
                     return Err(err(
                         per_host.span(),
-                        "more than one compute node per host is not supported yet over several hosts".into(),
-                        "leave compute.per_host out: each host runs one node using the whole machine".into(),
+                        "more than one compute node per host needs network mode \"macvlan\" over several hosts".into(),
+                        "on a host's own network two nodes would need the same ports: leave compute.per_host out, or give every node its own address with [network] mode = \"macvlan\"".into(),
                     ));
                 }
             }
@@ -335,6 +398,10 @@ impl RawSpec {
             ));
         }
         spec.hosts = hosts;
+        if let Some(network) = &self.network {
+            let nodes = spec.hosts.len().max(1) * spec.compute.count as usize;
+            spec.network = check_network(network, nodes, &err)?;
+        }
         if !self.user.is_empty() {
             spec.users.clear();
             for (i, user) in self.user.into_iter().enumerate() {
@@ -522,6 +589,106 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 #[diagnostic(help("fix the file by hand (`slurmbox up -f FILE` checks it), then run this again"))]
 pub struct EditError(String);
 
+/// Checks `[network]`; `nodes` is how many compute nodes the spec asks for.
+fn check_network(
+    raw: &RawNetwork,
+    nodes: usize,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<NetworkSpec, SpecError> {
+    let macvlan = match &raw.mode {
+        Some(mode) if mode.get_ref() == "macvlan" => true,
+        Some(mode) if mode.get_ref() == "default" => false,
+        Some(mode) => {
+            return Err(err(
+                mode.span(),
+                format!("unknown network mode {:?}", mode.get_ref()),
+                "use \"macvlan\" (a LAN address for every container), or leave mode out for the default"
+                    .into(),
+            ));
+        }
+        None => false,
+    };
+    let keys = [&raw.parent, &raw.subnet, &raw.gateway, &raw.ip_range];
+    if !macvlan {
+        if let Some(key) = keys.into_iter().flatten().next() {
+            return Err(err(
+                key.span(),
+                "parent, subnet, gateway and ip_range are macvlan settings".into(),
+                "add mode = \"macvlan\" to [network], or leave them out".into(),
+            ));
+        }
+        return Ok(NetworkSpec::Default);
+    }
+    let missing = |key: &str, example: &str| {
+        let span = raw.mode.as_ref().map_or(0..0, |m| m.span());
+        err(
+            span,
+            format!("network mode \"macvlan\" needs {key}"),
+            format!("add {key} = {example} to [network]"),
+        )
+    };
+    let parent =
+        raw.parent.as_ref().ok_or_else(|| missing("parent", "\"eth0\" (the hosts' LAN interface)"))?;
+    if !(1..=15).contains(&parent.get_ref().len())
+        || !parent.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+    {
+        return Err(err(
+            parent.span(),
+            format!("invalid interface name {:?}", parent.get_ref()),
+            "name the hosts' network interface on the LAN, as `ip link` shows it (e.g. eth0)".into(),
+        ));
+    }
+    let net = |value: &Spanned<String>, key: &str| -> Result<Ipv4Net, SpecError> {
+        value.get_ref().parse::<Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
+            err(
+                value.span(),
+                format!("{key} must be an IPv4 block such as \"192.168.0.0/24\", got {:?}", value.get_ref()),
+                "write the address, a slash and the prefix length".into(),
+            )
+        })
+    };
+    let subnet = net(raw.subnet.as_ref().ok_or_else(|| missing("subnet", "\"192.168.0.0/24\""))?, "subnet")?;
+    let range_value = raw.ip_range.as_ref().ok_or_else(|| missing("ip_range", "\"192.168.0.192/27\""))?;
+    let ip_range = net(range_value, "ip_range")?;
+    if !subnet.contains(&ip_range) {
+        return Err(err(
+            range_value.span(),
+            format!("ip_range {ip_range} is not inside subnet {subnet}"),
+            "pick a block of the LAN's subnet that no other machine uses".into(),
+        ));
+    }
+    let gateway = match &raw.gateway {
+        Some(g) => {
+            let addr: Ipv4Addr = g.get_ref().parse().map_err(|_| {
+                err(
+                    g.span(),
+                    format!("invalid gateway address {:?}", g.get_ref()),
+                    "write an IPv4 address".into(),
+                )
+            })?;
+            if !subnet.contains(&addr) {
+                return Err(err(
+                    g.span(),
+                    format!("gateway {addr} is not inside subnet {subnet}"),
+                    "use the LAN router's address".into(),
+                ));
+            }
+            Some(addr)
+        }
+        None => None,
+    };
+    let spec = MacvlanSpec { parent: parent.get_ref().clone(), subnet, gateway, ip_range };
+    // Controller and login node, then every compute node.
+    if spec.addresses(nodes + 2).is_none() {
+        return Err(err(
+            range_value.span(),
+            format!("ip_range {ip_range} has too few addresses for {} containers", nodes + 2),
+            "the controller, the login node and every compute node each take one: widen the range".into(),
+        ));
+    }
+    Ok(NetworkSpec::Macvlan(spec))
+}
+
 fn in_range(
     value: &Spanned<i64>,
     min: i64,
@@ -694,6 +861,40 @@ name = "bob"
         write_atomic(&path, "name = \"b\"\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "name = \"b\"\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    }
+
+    const LAB: &str = "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n[[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.1\"\n[[host]]\nname = \"pi2\"\nengine = \"ssh://pi@10.0.0.2\"\n";
+
+    #[test]
+    fn macvlan_network_parses_and_hands_out_addresses() {
+        let text = format!(
+            "{LAB}[compute]\nper_host = 2\n[network]\nmode = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"192.168.0.0/24\"\ngateway = \"192.168.0.1\"\nip_range = \"192.168.0.0/29\"\n"
+        );
+        let spec = ClusterSpec::parse("c.toml", &text).unwrap();
+        let NetworkSpec::Macvlan(mv) = &spec.network else { panic!("{:?}", spec.network) };
+        // .0 is the subnet's own address and .1 the gateway: neither is handed out.
+        let six: Vec<String> = mv.addresses(6).unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            six,
+            ["192.168.0.2", "192.168.0.3", "192.168.0.4", "192.168.0.5", "192.168.0.6", "192.168.0.7"]
+        );
+        assert_eq!(mv.addresses(7), None);
+    }
+
+    #[test]
+    fn macvlan_settings_are_checked() {
+        let base =
+            format!("{LAB}[network]\nmode = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"192.168.0.0/24\"\n");
+        let e = error_of(&base);
+        assert!(e.ends_with("network mode \"macvlan\" needs ip_range"), "{e}");
+        let e = error_of(&format!("{base}ip_range = \"10.0.0.0/28\"\n"));
+        assert!(e.ends_with("ip_range 10.0.0.0/28 is not inside subnet 192.168.0.0/24"), "{e}");
+        let e = error_of(&format!("{base}ip_range = \"192.168.0.200/31\"\n"));
+        assert!(e.ends_with("ip_range 192.168.0.200/31 has too few addresses for 4 containers"), "{e}");
+        let e = error_of(&format!("{LAB}[network]\nsubnet = \"192.168.0.0/24\"\n"));
+        assert!(e.ends_with("parent, subnet, gateway and ip_range are macvlan settings"), "{e}");
+        let e = error_of(&format!("{LAB}[compute]\nper_host = 2\n"));
+        assert!(e.contains("more than one compute node per host needs network mode \"macvlan\""), "{e}");
     }
 
     #[test]

@@ -136,3 +136,40 @@ fn host_cut_off_the_network_goes_down_and_comes_back_by_itself() {
     eprintln!("pi3 idle again {:.1}s after it was reconnected", back.as_secs_f64());
     assert_eq!(cluster.srun_hostnames(3), ["pi1", "pi2", "pi3"]);
 }
+
+/// The article's networking: every container on the hosts' LAN at a fixed address of
+/// a macvlan network, two compute nodes per host.
+#[test]
+fn macvlan_gives_every_node_an_address_on_the_hosts_lan() {
+    let lab = Lab::start("macvlan", 2);
+    let [a, b, c, _] = lab.hosts()[0].ip.octets();
+    let network = format!(
+        "[compute]\nper_host = 2\ncpus = 1\n[network]\nmode = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"{a}.{b}.{c}.0/24\"\ngateway = \"{a}.{b}.{c}.1\"\nip_range = \"{a}.{b}.{c}.192/28\"\n"
+    );
+    let cluster = LabCluster::with(&lab, "macvlan", 2, &network);
+    cluster.slurmbox(&["up"], &[]).ok();
+
+    // Controller and login first, then the nodes host by host.
+    let expected = [
+        (0, "controller", 192),
+        (0, "login", 193),
+        (0, "pi1-1", 194),
+        (0, "pi1-2", 195),
+        (1, "pi2-1", 196),
+        (1, "pi2-2", 197),
+    ];
+    for (host, node, last) in expected {
+        let ip = lab.ssh_ok(
+            host,
+            &format!(
+                "docker inspect --format '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}}{{{{end}}}}' {}-{node}",
+                cluster.name
+            ),
+        );
+        assert_eq!(ip.trim(), format!("{a}.{b}.{c}.{last}"), "{node}");
+    }
+    assert_eq!(cluster.srun_hostnames(4), ["pi1-1", "pi1-2", "pi2-1", "pi2-2"]);
+    // The article's checks, the MPI job's ranks on both hosts.
+    let verify = cluster.slurmbox(&["verify"], &[]).ok();
+    assert!(verify.stdout.contains("ranks on pi1-1,pi1-2,pi2-1,pi2-2"), "{}", verify.stdout);
+}

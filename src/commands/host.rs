@@ -136,8 +136,13 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
             .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str()))
             .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
             .collect(),
-        // Over several hosts a host's compute node is named after it.
-        Err(_) if args.force => vec![leaving.name.clone()],
+        // Over several hosts a host's compute nodes are named after it (`pi3`, or
+        // `pi3-1`, `pi3-2`, ...): ask Slurm which it knows.
+        Err(_) if args.force => actions::node_states(control, &controller)
+            .await?
+            .into_keys()
+            .filter(|n| named_after(n, &leaving.name))
+            .collect(),
         Err(e) => {
             return Err(HostError::Unreachable { host: leaving.name.clone(), reason: e.to_string() }.into());
         }
@@ -203,4 +208,24 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether compute node `node` is one of host `host`'s: `host` or `host-N`.
+fn named_after(node: &str, host: &str) -> bool {
+    node == host
+        || node
+            .strip_prefix(host)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nodes_are_named_after_their_host() {
+        assert!(super::named_after("pi3", "pi3"));
+        assert!(super::named_after("pi3-2", "pi3"));
+        assert!(!super::named_after("pi3-gpu", "pi3"));
+        assert!(!super::named_after("pi31", "pi3"));
+    }
 }

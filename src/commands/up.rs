@@ -36,7 +36,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let spec = load_spec(&args.spec)?;
     let p = &ctx.progress;
     let hosts = spec.hosts.len().max(1);
-    let nodes = if spec.hosts.len() > 1 { hosts as u32 } else { spec.compute.count };
+    let nodes = hosts as u32 * spec.compute.count;
     p.say(format!(
         "Bringing up cluster {:?}: Slurm {}, {nodes} compute node{}{}",
         spec.name,
@@ -101,13 +101,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let plan = Plan::new(&spec, &facts, &tag);
 
     let step = p.step("Network and volumes");
-    if let Some(network) = &plan.network {
-        engines[0].ensure_network(network).await?;
+    for network in &plan.networks {
+        engines[network.host].ensure_network(network).await?;
     }
     for v in &plan.volumes {
         engines[v.host].ensure_volume(v).await?;
     }
-    let network = plan.network.as_ref().map_or("host networks", |n| n.name.as_str());
+    let network = plan.networks.first().map_or("host networks", |n| n.name.as_str());
     step.done_with(format!("{network}, {} volumes", plan.volumes.len()));
 
     let step = p.step("Containers");

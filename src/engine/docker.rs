@@ -7,8 +7,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
-    NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
@@ -20,7 +21,9 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncWriteExt, stdout};
 
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
-use crate::plan::{ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkPlan, VolumePlan};
+use crate::plan::{
+    ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkDriver, NetworkPlan, VolumePlan,
+};
 
 /// Longest a single engine request may take (an image transfer, a long `exec`).
 const REQUEST_TIMEOUT_S: u64 = 1800;
@@ -215,11 +218,29 @@ impl Engine for DockerEngine {
                 }
             }
             Err(e) if is_status(&e, 404) => {
-                let request = NetworkCreateRequest {
-                    name: net.name.clone(),
-                    driver: Some("bridge".into()),
-                    labels: Some(hash_map(&net.labels)),
-                    ..Default::default()
+                let request = match &net.driver {
+                    NetworkDriver::Bridge => NetworkCreateRequest {
+                        name: net.name.clone(),
+                        driver: Some("bridge".into()),
+                        labels: Some(hash_map(&net.labels)),
+                        ..Default::default()
+                    },
+                    NetworkDriver::Macvlan { parent, subnet, gateway, ip_range } => NetworkCreateRequest {
+                        name: net.name.clone(),
+                        driver: Some("macvlan".into()),
+                        options: Some(HashMap::from([("parent".to_string(), parent.clone())])),
+                        ipam: Some(Ipam {
+                            config: Some(vec![IpamConfig {
+                                subnet: Some(subnet.clone()),
+                                gateway: gateway.clone(),
+                                ip_range: Some(ip_range.clone()),
+                                ..Default::default()
+                            }]),
+                            ..Default::default()
+                        }),
+                        labels: Some(hash_map(&net.labels)),
+                        ..Default::default()
+                    },
                 };
                 match self.docker.create_network(request).await {
                     Ok(_) => Ok(()),
@@ -325,7 +346,15 @@ impl Engine for DockerEngine {
             networking_config: (c.network != HOST_NETWORK).then(|| NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     c.network.clone(),
-                    EndpointSettings { aliases: Some(vec![c.hostname.clone()]), ..Default::default() },
+                    EndpointSettings {
+                        aliases: Some(vec![c.hostname.clone()]),
+                        // Its fixed address on a macvlan network.
+                        ipam_config: c.ip.as_ref().map(|ip| EndpointIpamConfig {
+                            ipv4_address: Some(ip.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
                 )])),
             }),
             ..Default::default()

@@ -22,12 +22,18 @@ pub struct LabCluster<'a> {
 impl<'a> LabCluster<'a> {
     /// Writes the spec of a cluster on the lab's hosts `0..hosts` (nothing starts yet).
     pub fn new(lab: &'a Lab, tag: &str, hosts: usize) -> LabCluster<'a> {
+        LabCluster::with(lab, tag, hosts, "")
+    }
+
+    /// Like [`LabCluster::new`], with `more` (TOML tables) at the end of the spec.
+    pub fn with(lab: &'a Lab, tag: &str, hosts: usize, more: &str) -> LabCluster<'a> {
         let name = super::unique_name(tag);
         let mut text =
             format!("name = \"{name}\"\ncontroller = \"pi1\"\n[home]\nhost_path = \"{SHARED_MOUNT}/home\"\n");
         for i in 0..hosts {
             text.push_str(&format!("[[host]]\nname = \"pi{}\"\nengine = \"{}\"\n", i + 1, lab.engine_url(i)));
         }
+        text.push_str(more);
         std::fs::create_dir_all(lab.shared_dir().join("home")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cluster.toml"), text).unwrap();
