@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use miette::Diagnostic;
 
-use crate::engine::{Engine, ExecSpec};
+use crate::engine::{Engine, ExecOutput, ExecSpec};
 use crate::plan::Plan;
 
 /// Slurm node states (as `sinfo %T` prints them) of a node that answers and takes jobs.
@@ -29,20 +29,32 @@ pub enum ActionError {
     Engine(#[from] crate::engine::EngineError),
 }
 
+/// Runs a Slurm command (`sinfo`, `scontrol`, ...) in `container`; a failure is an
+/// error carrying the command and its stderr.
+async fn slurm<S: AsRef<str>>(
+    engine: &impl Engine,
+    container: &str,
+    cmd: &[S],
+) -> Result<ExecOutput, ActionError> {
+    let cmd: Vec<String> = cmd.iter().map(|c| c.as_ref().to_string()).collect();
+    let out = engine.exec(container, &ExecSpec::new(cmd.iter().cloned())).await?;
+    if out.ok() {
+        return Ok(out);
+    }
+    Err(ActionError::CommandFailed {
+        cmd: cmd.join(" "),
+        container: container.into(),
+        code: out.code,
+        stderr: out.stderr.trim().into(),
+    })
+}
+
 /// Node name → Slurm state (e.g. "idle", "down*"), as the controller sees them.
 pub async fn node_states(
     engine: &impl Engine,
     controller: &str,
 ) -> Result<BTreeMap<String, String>, ActionError> {
-    let out = engine.exec(controller, &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N %T"])).await?;
-    if !out.ok() {
-        return Err(ActionError::CommandFailed {
-            cmd: "sinfo".into(),
-            container: controller.into(),
-            code: out.code,
-            stderr: out.stderr.trim().into(),
-        });
-    }
+    let out = slurm(engine, controller, &["sinfo", "-h", "-N", "-o", "%N %T"]).await?;
     Ok(out
         .stdout
         .lines()
@@ -203,16 +215,11 @@ pub async fn delete_nodes(
     nodes: &[String],
 ) -> Result<(), ActionError> {
     for node in nodes {
-        let out = engine
-            .exec(controller, &ExecSpec::new(["scontrol", "delete", &format!("nodename={node}")]))
-            .await?;
-        if !out.ok() && !out.stderr.contains("Invalid node name") {
-            return Err(ActionError::CommandFailed {
-                cmd: format!("scontrol delete nodename={node}"),
-                container: controller.into(),
-                code: out.code,
-                stderr: out.stderr.trim().into(),
-            });
+        match slurm(engine, controller, &["scontrol", "delete", &format!("nodename={node}")]).await {
+            Err(ActionError::CommandFailed { stderr, .. }) if stderr.contains("Invalid node name") => {}
+            other => {
+                other?;
+            }
         }
     }
     Ok(())
@@ -230,21 +237,16 @@ pub async fn set_node_state(
     if nodes.is_empty() {
         return Ok(());
     }
-    let list = nodes.join(",");
-    let mut cmd =
-        vec!["scontrol".to_string(), "update".into(), format!("nodename={list}"), format!("state={state}")];
+    let mut cmd = vec![
+        "scontrol".to_string(),
+        "update".into(),
+        format!("nodename={}", nodes.join(",")),
+        format!("state={state}"),
+    ];
     if state != "resume" {
         cmd.push(format!("reason={reason}"));
     }
-    let out = engine.exec(controller, &ExecSpec::new(cmd)).await?;
-    if !out.ok() {
-        return Err(ActionError::CommandFailed {
-            cmd: format!("scontrol update nodename={list} state={state}"),
-            container: controller.into(),
-            code: out.code,
-            stderr: out.stderr.trim().into(),
-        });
-    }
+    slurm(engine, controller, &cmd).await?;
     Ok(())
 }
 
@@ -257,15 +259,6 @@ pub async fn jobs_on(
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    let list = nodes.join(",");
-    let out = engine.exec(controller, &ExecSpec::new(["squeue", "-h", "-w", &list, "-o", "%i"])).await?;
-    if !out.ok() {
-        return Err(ActionError::CommandFailed {
-            cmd: format!("squeue -w {list}"),
-            container: controller.into(),
-            code: out.code,
-            stderr: out.stderr.trim().into(),
-        });
-    }
+    let out = slurm(engine, controller, &["squeue", "-h", "-w", &nodes.join(","), "-o", "%i"]).await?;
     Ok(out.stdout.split_whitespace().map(String::from).collect())
 }

@@ -167,13 +167,9 @@ pub struct HostAddArgs {
     /// How the other hosts reach it (default: the address in --engine).
     #[arg(long)]
     pub address: Option<String>,
+    /// The spec to add it to (-f), and what `up` then takes.
     #[command(flatten)]
-    pub spec: ClusterName,
-    #[command(flatten)]
-    pub build: BuildArgs,
-    /// Seconds to wait for the new node to be idle.
-    #[arg(long, default_value_t = 180)]
-    pub wait: u64,
+    pub up: UpArgs,
 }
 
 #[derive(Debug, Args)]
@@ -202,11 +198,19 @@ pub struct ImageBuildArgs {
     /// Slurm release: 24.11 (Debian trixie) or 26.05 (Debian forky).
     #[arg(long, default_value = "24.11", value_parser = parse_slurm)]
     pub slurm: crate::spec::SlurmVersion,
+    /// CPU architecture: amd64 or arm64 (default: this machine's). Another one than
+    /// this machine's is built under qemu-user emulation.
+    #[arg(long, value_parser = parse_arch)]
+    pub arch: Option<crate::spec::Arch>,
     /// Build again even if the image exists.
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
     pub build: BuildArgs,
+}
+
+fn parse_arch(s: &str) -> Result<crate::spec::Arch, String> {
+    crate::spec::Arch::parse(s).ok_or_else(|| format!("unsupported architecture {s:?}; use amd64 or arm64"))
 }
 
 fn parse_slurm(s: &str) -> Result<crate::spec::SlurmVersion, String> {

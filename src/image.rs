@@ -7,6 +7,11 @@
 //!
 //! Building needs no registry: `mmdebstrap` writes a Debian root filesystem as a tar
 //! stream straight into the engine's import (`docker import`).
+//!
+//! There is one image per architecture too (`slurmbox/node` for amd64,
+//! `slurmbox/node-arm64` for arm64), so a cluster can mix a GPU server and a rack of
+//! Raspberry Pis. An image for another architecture than this machine's is built
+//! through qemu-user emulation (binfmt_misc), which mmdebstrap uses by itself.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,8 +23,9 @@ use tokio_util::io::ReaderStream;
 
 use crate::engine::{Engine, EngineError};
 use crate::progress::Progress;
-use crate::spec::SlurmVersion;
+use crate::spec::{Arch, SlurmVersion};
 
+/// The image repository for amd64; other architectures add theirs (`slurmbox/node-arm64`).
 pub const REPOSITORY: &str = "slurmbox/node";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
@@ -79,6 +85,14 @@ pub enum ImageError {
     BuildFailed { slurm: SlurmVersion, status: String, tail: String, mirror: String },
     #[error("cannot run mmdebstrap: {0}")]
     Spawn(std::io::Error),
+    #[error(
+        "building the {arch} image on this {native} machine needs qemu-user emulation, which is not set up"
+    )]
+    #[diagnostic(help(
+        "Debian/Ubuntu: `apt-get install qemu-user-static binfmt-support`; if /proc/sys/fs/binfmt_misc is empty, \
+         `mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc`. Or run slurmbox once on an {arch} machine."
+    ))]
+    NoEmulation { arch: Arch, native: Arch },
     #[error("cannot take the image build lock {}: {source}", path.display())]
     Lock { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -89,11 +103,12 @@ pub enum ImageError {
 /// Everything that decides an image's contents.
 pub struct Recipe {
     pub slurm: SlurmVersion,
+    pub arch: Arch,
 }
 
 impl Recipe {
-    pub fn new(slurm: SlurmVersion) -> Recipe {
-        Recipe { slurm }
+    pub fn new(slurm: SlurmVersion, arch: Arch) -> Recipe {
+        Recipe { slurm, arch }
     }
 
     pub fn digest(&self) -> String {
@@ -106,13 +121,18 @@ impl Recipe {
         hex::encode(&h.finalize()[..6])
     }
 
-    /// `slurmbox/node:24.11-<digest>`.
+    /// `slurmbox/node:24.11-<digest>` (amd64), `slurmbox/node-arm64:24.11-<digest>`.
     pub fn tag(&self) -> String {
-        format!("{REPOSITORY}:{}-{}", self.slurm, self.digest())
+        let repository = match self.arch {
+            Arch::Amd64 => REPOSITORY.to_string(),
+            other => format!("{REPOSITORY}-{other}"),
+        };
+        format!("{repository}:{}-{}", self.slurm, self.digest())
     }
 
     fn mmdebstrap_args(&self, mirror: &str) -> Vec<String> {
-        let mut args = mmdebstrap_args(self.slurm.debian_suite(), PACKAGES, CUSTOMIZE);
+        let mut args = vec![format!("--architectures={}", self.arch)];
+        args.extend(mmdebstrap_args(self.slurm.debian_suite(), PACKAGES, CUSTOMIZE));
         args.push(mirror.to_string());
         args
     }
@@ -169,15 +189,36 @@ fn lock_path() -> PathBuf {
     base.join("slurmbox")
 }
 
-/// Returns the image tag for `slurm`, building the image first if the engine lacks it.
+/// Whether this machine runs `arch` binaries: natively, or through a qemu-user
+/// interpreter registered with binfmt_misc (`qemu-aarch64`, ...).
+fn can_run(arch: Arch) -> bool {
+    if arch == Arch::native() {
+        return true;
+    }
+    let machine = match arch {
+        Arch::Amd64 => "x86_64",
+        Arch::Arm64 => "aarch64",
+    };
+    let Ok(entries) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name().to_string_lossy().contains(machine)
+            && std::fs::read_to_string(e.path()).is_ok_and(|s| s.starts_with("enabled"))
+    })
+}
+
+/// Returns the image tag for `slurm` on `arch`, building the image first if the
+/// engine lacks it.
 pub async fn ensure(
     engine: &impl Engine,
     slurm: SlurmVersion,
+    arch: Arch,
     mirror: &str,
     force: bool,
     progress: &Progress,
 ) -> Result<String, ImageError> {
-    let recipe = Recipe::new(slurm);
+    let recipe = Recipe::new(slurm, arch);
     let tag = recipe.tag();
     let step = progress.step(format!("Image {tag}"));
     if !force && engine.image_exists(&tag).await? {
@@ -198,6 +239,13 @@ pub async fn ensure(
     if !force && engine.image_exists(&tag).await? {
         step.done_with("built by another slurmbox");
         return Ok(tag);
+    }
+    if !can_run(arch) {
+        step.fail("no emulation for it here");
+        return Err(ImageError::NoEmulation { arch, native: Arch::native() });
+    }
+    if arch != Arch::native() {
+        step.message(format!("building for {arch} under emulation: several minutes"));
     }
     build(engine, &recipe, mirror, &step).await?;
     drop(lock);
@@ -243,7 +291,8 @@ async fn build(
     });
     let mut changes: Vec<String> = CHANGES.iter().map(|c| c.to_string()).collect();
     changes.push(format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", recipe.digest()));
-    let imported = engine.import_image(&changes, ReaderStream::new(stdout)).await;
+    let platform = format!("linux/{}", recipe.arch);
+    let imported = engine.import_image(&changes, &platform, ReaderStream::new(stdout)).await;
     let status = child.wait().await.map_err(ImageError::Spawn)?;
     let tail = log.await.unwrap_or_default();
     if !status.success() {
@@ -269,17 +318,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_are_versioned_by_release_and_recipe() {
-        let a = Recipe::new(SlurmVersion::V24_11).tag();
-        let b = Recipe::new(SlurmVersion::V26_05).tag();
+    fn tags_are_versioned_by_release_architecture_and_recipe() {
+        let a = Recipe::new(SlurmVersion::V24_11, Arch::Amd64).tag();
+        let b = Recipe::new(SlurmVersion::V26_05, Arch::Amd64).tag();
+        let c = Recipe::new(SlurmVersion::V24_11, Arch::Arm64).tag();
         assert!(a.starts_with("slurmbox/node:24.11-"), "{a}");
         assert!(b.starts_with("slurmbox/node:26.05-"), "{b}");
+        assert!(c.starts_with("slurmbox/node-arm64:24.11-"), "{c}");
         assert_ne!(a.rsplit('-').next(), b.rsplit('-').next());
+        assert_ne!(a.rsplit('-').next(), c.rsplit('-').next());
     }
 
     #[test]
     fn mmdebstrap_builds_the_right_suite_without_a_munge_key() {
-        let args = Recipe::new(SlurmVersion::V26_05).mmdebstrap_args(DEFAULT_MIRROR);
+        let args = Recipe::new(SlurmVersion::V26_05, Arch::Arm64).mmdebstrap_args(DEFAULT_MIRROR);
+        assert_eq!(args[0], "--architectures=arm64");
         assert_eq!(&args[args.len() - 3..], ["forky", "-", DEFAULT_MIRROR]);
         assert!(args.iter().any(|a| a.contains("rm -f \"$1/etc/munge/munge.key\"")));
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::render::{self, CgroupConf, CgroupPlugin, NodeConf, NodeSetDef, PartitionDef, SlurmConf};
-use crate::spec::{ClusterSpec, HomeSpec, NetworkSpec};
+use crate::spec::{Arch, ClusterSpec, HomeSpec, NetworkSpec};
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
 /// engine through them, so there is no state file to lose or corrupt.
@@ -33,11 +33,16 @@ pub const COMPUTE_FEATURE: &str = "compute";
 /// Most compute nodes a cluster can have (spec limit; slurm.conf's MaxNodeCount).
 pub const MAX_NODES: u32 = 128;
 
-/// What the Docker host offers; read once by `up` and passed in.
+/// What `up` learned about a host: what its engine offers, and the node image its
+/// containers run (the one built for its architecture, present there).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HostFacts {
     pub cpus: u32,
     pub memory_mib: u64,
+    /// The architecture of its node image; compute nodes carry it as a Slurm feature
+    /// (`sbatch --constraint=arm64`).
+    pub arch: Arch,
+    pub image: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -60,7 +65,6 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Plan {
     pub cluster: String,
-    pub image: String,
     /// The machines, controller's first; one ("local") when the spec lists none.
     pub hosts: Vec<HostPlan>,
     /// The cluster's networks: a bridge network on a single engine, a macvlan network
@@ -183,7 +187,7 @@ const BASE_CAPS: &[(&str, &str)] = &[
 impl Plan {
     /// `facts` has one entry per host of the spec, in the spec's order (controller's
     /// host first), or one for the local engine when the spec lists no hosts.
-    pub fn new(spec: &ClusterSpec, facts: &[HostFacts], image: &str) -> Plan {
+    pub fn new(spec: &ClusterSpec, facts: &[HostFacts]) -> Plan {
         let cluster = spec.name.clone();
         let labels = |extra: &[(&str, &str)]| {
             let mut l = BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.clone())]);
@@ -316,7 +320,7 @@ impl Plan {
                 name: format!("{cluster}-{node}"),
                 hostname: node.to_string(),
                 role,
-                image: image.to_string(),
+                image: facts[host].image.clone(),
                 command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
                 env,
                 mounts,
@@ -342,7 +346,7 @@ impl Plan {
             // scheduled resource (CR_Core) until cgroups can enforce it. Not divided by
             // the node count, so growing the cluster leaves existing nodes alone.
             real_memory_mib: spec.compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
-            feature: COMPUTE_FEATURE.into(),
+            features: vec![COMPUTE_FEATURE.into(), facts.arch.to_string()],
         };
         let node_conf = node_conf_for(&facts[0]);
         let slurm_conf = SlurmConf {
@@ -416,7 +420,6 @@ impl Plan {
 
         Plan {
             cluster,
-            image: image.to_string(),
             hosts,
             networks,
             volumes,
@@ -509,7 +512,7 @@ mod tests {
     const IMAGE: &str = "slurmbox/node:24.11-test";
 
     fn facts() -> HostFacts {
-        HostFacts { cpus: 2, memory_mib: 24000 }
+        HostFacts { cpus: 2, memory_mib: 24000, arch: Arch::Amd64, image: IMAGE.into() }
     }
 
     fn existing(plan: &Plan) -> Vec<Existing> {
@@ -525,7 +528,7 @@ mod tests {
 
     #[test]
     fn default_plan() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
         insta::assert_yaml_snapshot!(plan, {
             // The digest covers the init script too; its value is checked by the converge tests.
             ".containers[].labels[\"io.slurmbox.spec-hash\"]" => "[hash]",
@@ -535,7 +538,7 @@ mod tests {
 
     #[test]
     fn default_slurm_conf() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
         insta::assert_snapshot!(plan.slurm_conf.to_string());
     }
 
@@ -546,7 +549,7 @@ mod tests {
             "name = \"asai\"\n[compute]\ncount = 2\ncpus = 4\nmemory_mb = 7000\n[home]\nhost_path = \"/gfsv/home\"\n",
         )
         .unwrap();
-        let plan = Plan::new(&spec, &[facts()], IMAGE);
+        let plan = Plan::new(&spec, &[facts()]);
         insta::assert_snapshot!(plan.slurm_conf.to_string());
         assert_eq!(plan.login().mounts[1].source, MountSource::HostPath("/gfsv/home".into()));
         assert_eq!(plan.volumes.len(), 2, "no home volume when /home is a host folder");
@@ -555,9 +558,9 @@ mod tests {
     #[test]
     fn changing_node_cpus_recreates_compute_nodes_only() {
         let mut spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &[facts()], IMAGE);
+        let before = Plan::new(&spec, &[facts()]);
         spec.compute.cpus = Some(8);
-        let after = Plan::new(&spec, &[facts()], IMAGE);
+        let after = Plan::new(&spec, &[facts()]);
         assert_eq!(
             converge(&after, &existing(&before)),
             vec![Change::Recreate("slurmbox-node1".into()), Change::Recreate("slurmbox-node2".into())]
@@ -566,33 +569,33 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_everything_matches() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
         assert_eq!(converge(&plan, &existing(&plan)), vec![]);
     }
 
     #[test]
     fn growing_the_cluster_only_creates_the_new_node() {
         let mut spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &[facts()], IMAGE);
+        let before = Plan::new(&spec, &[facts()]);
         spec.compute.count = 3;
-        let after = Plan::new(&spec, &[facts()], IMAGE);
+        let after = Plan::new(&spec, &[facts()]);
         assert_eq!(converge(&after, &existing(&before)), vec![Change::Create("slurmbox-node3".into())]);
     }
 
     #[test]
     fn shrinking_removes_the_extra_node() {
         let mut spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &[facts()], IMAGE);
+        let before = Plan::new(&spec, &[facts()]);
         spec.compute.count = 1;
-        let after = Plan::new(&spec, &[facts()], IMAGE);
+        let after = Plan::new(&spec, &[facts()]);
         assert_eq!(converge(&after, &existing(&before)), vec![Change::Remove("slurmbox-node2".into())]);
     }
 
     #[test]
     fn new_image_recreates_every_container() {
         let spec = ClusterSpec::default_cluster();
-        let before = Plan::new(&spec, &[facts()], IMAGE);
-        let after = Plan::new(&spec, &[facts()], "slurmbox/node:24.11-other");
+        let before = Plan::new(&spec, &[facts()]);
+        let after = Plan::new(&spec, &[HostFacts { image: "slurmbox/node:24.11-other".into(), ..facts() }]);
         let changes = converge(&after, &existing(&before));
         assert_eq!(changes.len(), 4);
         assert!(changes.iter().all(|c| matches!(c, Change::Recreate(_))));
@@ -600,7 +603,7 @@ mod tests {
 
     #[test]
     fn stopped_container_is_started_not_recreated() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
         let mut have = existing(&plan);
         have[2].running = false;
         assert_eq!(converge(&plan, &have), vec![Change::Start("slurmbox-node1".into())]);
@@ -618,7 +621,7 @@ mod tests {
 
     #[test]
     fn macvlan_plan_gives_fixed_addresses_host_by_host() {
-        let plan = Plan::new(&lab(2, MACVLAN), &[facts(), facts()], IMAGE);
+        let plan = Plan::new(&lab(2, MACVLAN), &[facts(), facts()]);
         let placed: Vec<(usize, &str, Option<&str>)> =
             plan.containers.iter().map(|c| (c.host, c.hostname.as_str(), c.ip.as_deref())).collect();
         assert_eq!(
@@ -642,8 +645,8 @@ mod tests {
     #[test]
     fn a_host_joining_creates_only_its_nodes() {
         for extra in ["", MACVLAN] {
-            let before = Plan::new(&lab(3, extra), &[facts(), facts(), facts()], IMAGE);
-            let after = Plan::new(&lab(4, extra), &[facts(), facts(), facts(), facts()], IMAGE);
+            let before = Plan::new(&lab(3, extra), &[facts(), facts(), facts()]);
+            let after = Plan::new(&lab(4, extra), &[facts(), facts(), facts(), facts()]);
             let created: Vec<Change> = converge(&after, &existing(&before));
             assert!(
                 created.iter().all(|c| matches!(c, Change::Create(n) if n.starts_with("lab-pi4"))),
@@ -655,9 +658,9 @@ mod tests {
 
     #[test]
     fn cpus_default_to_at_least_four() {
-        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()], IMAGE);
+        let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
         assert_eq!(plan.node_conf.cpus, 4);
-        let big = HostFacts { cpus: 64, memory_mib: 512_000 };
-        assert_eq!(Plan::new(&ClusterSpec::default_cluster(), &[big], IMAGE).node_conf.cpus, 64);
+        let big = HostFacts { cpus: 64, memory_mib: 512_000, ..facts() };
+        assert_eq!(Plan::new(&ClusterSpec::default_cluster(), &[big]).node_conf.cpus, 64);
     }
 }

@@ -36,7 +36,8 @@ pub struct SlurmConf {
 pub struct NodeConf {
     pub cpus: u32,
     pub real_memory_mib: u64,
-    pub feature: String,
+    /// Slurm features: the one node sets select on, and the image's architecture.
+    pub features: Vec<String>,
 }
 
 impl Display for NodeConf {
@@ -45,7 +46,7 @@ impl Display for NodeConf {
             f,
             "CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={} Feature={}",
             self.real_memory_mib,
-            self.feature,
+            self.features.join(","),
             cpus = self.cpus
         )
     }
@@ -146,10 +147,11 @@ mod tests {
 
     #[test]
     fn node_conf_renders_for_slurmd_z() {
-        let conf = NodeConf { cpus: 4, real_memory_mib: 7000, feature: "compute".into() };
+        let conf =
+            NodeConf { cpus: 4, real_memory_mib: 7000, features: vec!["compute".into(), "arm64".into()] };
         assert_eq!(
             conf.to_string(),
-            "CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=7000 Feature=compute"
+            "CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=7000 Feature=compute,arm64"
         );
     }
 

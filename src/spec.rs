@@ -53,6 +53,42 @@ impl std::fmt::Display for SlurmVersion {
     }
 }
 
+/// CPU architectures slurmbox builds node images for (Debian's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// From Debian's name or the kernel's (`uname -m`, which Docker reports).
+    pub fn parse(s: &str) -> Option<Arch> {
+        match s {
+            "amd64" | "x86_64" => Some(Arch::Amd64),
+            "arm64" | "aarch64" | "armv8" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    /// The machine slurmbox itself runs on.
+    pub fn native() -> Arch {
+        Arch::parse(std::env::consts::ARCH).unwrap_or(Arch::Amd64)
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A checked cluster description. Every field holds a valid value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClusterSpec {
@@ -119,6 +155,8 @@ pub struct HostSpec {
     pub engine: String,
     /// How the other hosts reach this one: the `address` key, else the engine's host.
     pub address: String,
+    /// The architecture of its node image; `None`: the one its engine reports.
+    pub arch: Option<Arch>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -483,15 +521,16 @@ fn check_hosts(
                 "use ssh://user@host (your own ssh setup is used), tcp://host:port or unix:///var/run/docker.sock".into(),
             ));
         }
-        if let Some(arch) = &host.arch
-            && !matches!(arch.get_ref().as_str(), "amd64" | "x86_64")
-        {
-            return Err(err(
-                arch.span(),
-                format!("architecture {:?} is not supported yet", arch.get_ref()),
-                "node images are built for amd64 (x86_64) only for now".into(),
-            ));
-        }
+        let arch = match &host.arch {
+            Some(arch) => Some(Arch::parse(arch.get_ref()).ok_or_else(|| {
+                err(
+                    arch.span(),
+                    format!("unsupported architecture {:?}", arch.get_ref()),
+                    "use \"amd64\" (x86_64) or \"arm64\" (aarch64, a Raspberry Pi), or leave arch out to use the one the host's engine reports".into(),
+                )
+            })?),
+            None => None,
+        };
         let address = match (&host.address, engine.split_once("://")) {
             (Some(address), _) => address.get_ref().clone(),
             (None, Some(("ssh", rest))) => {
@@ -508,7 +547,7 @@ fn check_hosts(
             }
             _ => String::new(),
         };
-        hosts.push(HostSpec { name: name.clone(), engine: engine.clone(), address });
+        hosts.push(HostSpec { name: name.clone(), engine: engine.clone(), address, arch });
     }
     if let Some(controller) = controller {
         let Some(i) = hosts.iter().position(|h| &h.name == controller.get_ref()) else {
@@ -895,6 +934,15 @@ name = "bob"
         assert!(e.ends_with("parent, subnet, gateway and ip_range are macvlan settings"), "{e}");
         let e = error_of(&format!("{LAB}[compute]\nper_host = 2\n"));
         assert!(e.contains("more than one compute node per host needs network mode \"macvlan\""), "{e}");
+    }
+
+    #[test]
+    fn host_architectures_are_checked() {
+        let spec = ClusterSpec::parse("c.toml", &format!("{LAB}arch = \"aarch64\"\n")).unwrap();
+        assert_eq!(spec.hosts[1].arch, Some(Arch::Arm64));
+        assert_eq!(spec.hosts[0].arch, None, "detected from the engine");
+        let e = error_of(&format!("{LAB}arch = \"riscv64\"\n"));
+        assert!(e.ends_with("unsupported architecture \"riscv64\""), "{e}");
     }
 
     #[test]

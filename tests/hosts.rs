@@ -173,3 +173,32 @@ fn macvlan_gives_every_node_an_address_on_the_hosts_lan() {
     let verify = cluster.slurmbox(&["verify"], &[]).ok();
     assert!(verify.stdout.contains("ranks on pi1-1,pi1-2,pi2-1,pi2-2"), "{}", verify.stdout);
 }
+
+/// A Pi lab plus an x86 box: one host runs the arm64 node image (on this x86 machine
+/// through qemu-user emulation, as an x86 build machine makes it), the other amd64.
+#[test]
+fn mixed_amd64_and_arm64_hosts_run_one_cluster() {
+    let lab = Lab::start("mixed", 2);
+    // Appended after the last [[host]] table: it sets pi2's architecture.
+    let cluster = LabCluster::with(&lab, "mixed", 2, "arch = \"arm64\"\n");
+    cluster.slurmbox(&["up"], &[]).ok();
+
+    let out = cluster.as_user("srun -N2 bash -c \"echo \\$(hostname) \\$(uname -m)\"");
+    let mut machines: Vec<&str> = out.lines().collect();
+    machines.sort();
+    assert_eq!(machines, ["pi1 x86_64", "pi2 aarch64"]);
+    // Each node carries its architecture as a Slurm feature.
+    assert_eq!(cluster.as_user("srun -C arm64 uname -m"), "aarch64");
+    assert_eq!(cluster.as_user("srun -C amd64 uname -m"), "x86_64");
+
+    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let images: Vec<String> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["images"][0].as_str().unwrap().to_string())
+        .collect();
+    assert!(images[0].starts_with("slurmbox/node:24.11-"), "{images:?}");
+    assert!(images[1].starts_with("slurmbox/node-arm64:24.11-"), "{images:?}");
+}

@@ -6,6 +6,7 @@ use super::Context;
 use crate::cli::ConfigCommand;
 use crate::engine::Engine;
 use crate::plan::{HostFacts, Plan};
+use crate::spec::Arch;
 
 pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> {
     let ConfigCommand::Render(args) = cmd;
@@ -13,10 +14,12 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> 
     // Node sizes default to a share of the Docker host, so ask it.
     let engine = ctx.engine(spec.engine()).await?;
     let info = engine.info().await?;
-    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib };
+    let arch = Arch::parse(&info.arch).unwrap_or(Arch::native());
+    let image = crate::image::Recipe::new(spec.slurm, arch).tag();
+    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib, arch, image };
     // Every host is assumed to look like the controller's here; `up` asks each one.
     let facts = vec![facts; spec.hosts.len().max(1)];
-    let plan = Plan::new(&spec, &facts, &crate::image::Recipe::new(spec.slurm).tag());
+    let plan = Plan::new(&spec, &facts);
     for file in plan.slurm_files() {
         println!("# ---- {} (controller; nodes fetch it) ----", file.path);
         print!("{}", file.contents);

@@ -15,7 +15,7 @@ use miette::Diagnostic;
 
 use super::{Context, up};
 use crate::actions;
-use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs, UpArgs};
+use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
 use crate::engine::Engine;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
 use crate::spec::{self, ClusterSpec};
@@ -77,7 +77,7 @@ fn write(path: &Path, text: &str) -> Result<(), HostError> {
 
 async fn add(ctx: &Context, args: HostAddArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.spec)?;
+    let (path, text) = spec_file(&args.up.spec)?;
     let origin = path.display().to_string();
     let before = ClusterSpec::parse(&origin, &text)?;
     if before.hosts.is_empty() {
@@ -102,7 +102,7 @@ async fn add(ctx: &Context, args: HostAddArgs) -> miette::Result<ExitCode> {
     }
     write(&path, &edited)?;
     p.say(format!("Added host {:?} to {origin}.", host.name));
-    up::run(ctx, UpArgs { spec: args.spec, build: args.build, wait: args.wait }).await
+    up::run(ctx, args.up).await
 }
 
 async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode> {

@@ -13,8 +13,9 @@ pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
 
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
     let engine = ctx.engine(None).await?;
-    let tag =
-        crate::image::ensure(&engine, args.slurm, &args.build.mirror, args.force, &ctx.progress).await?;
+    let arch = args.arch.unwrap_or_else(crate::spec::Arch::native);
+    let tag = crate::image::ensure(&engine, args.slurm, arch, &args.build.mirror, args.force, &ctx.progress)
+        .await?;
     println!("{tag}");
     Ok(ExitCode::SUCCESS)
 }

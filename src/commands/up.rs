@@ -1,5 +1,6 @@
 //! `slurmbox up`: spec → plan → converge → apply → wait until every node is idle.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::image;
 use crate::plan::{
     Change, ContainerPlan, Existing, HostFacts, LABEL_HASH, LABEL_NODE, LABEL_ROLE, Plan, Role, converge,
 };
-use crate::spec::ClusterSpec;
+use crate::spec::{Arch, ClusterSpec};
 
 /// Reads the spec named by `-f` (or the default), with `--name` taking precedence.
 pub fn load_spec(args: &crate::cli::ClusterName) -> miette::Result<ClusterSpec> {
@@ -69,36 +70,60 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     step.done_with(
         infos
             .iter()
-            .map(|i| format!("{} CPUs, {} MiB, Docker {}", i.cpus, i.memory_mib, i.version))
+            .map(|i| format!("{} CPUs, {} MiB, {}, Docker {}", i.cpus, i.memory_mib, i.arch, i.version))
             .collect::<Vec<_>>()
             .join("; "),
     );
-    let facts: Vec<HostFacts> =
-        infos.iter().map(|i| HostFacts { cpus: i.cpus, memory_mib: i.memory_mib }).collect();
+    // Each host runs the image of its architecture: the spec's `arch`, else the one
+    // its engine reports.
+    let arches: Vec<Arch> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let listed = spec.hosts.get(i).and_then(|h| h.arch);
+            listed.or_else(|| Arch::parse(&info.arch)).unwrap_or(Arch::native())
+        })
+        .collect();
+    let wanted: BTreeSet<Arch> = arches.iter().copied().collect();
 
     // Images are built where slurmbox runs, when it has an engine, and streamed to
     // each host that lacks them; without a local engine they are built on each host.
     let local = if spec.hosts.is_empty() { None } else { ctx.engine(None).await.ok() };
-    let tag = match &local {
+    let mut tags: BTreeMap<Arch, String> = BTreeMap::new();
+    match &local {
         None => {
-            let mut tag = String::new();
-            for engine in &engines {
-                tag = image::ensure(engine, spec.slurm, &args.build.mirror, false, p).await?;
+            for (engine, arch) in engines.iter().zip(&arches) {
+                let tag = image::ensure(engine, spec.slurm, *arch, &args.build.mirror, false, p).await?;
+                tags.insert(*arch, tag);
             }
-            tag
         }
         Some(local) => {
-            let tag = image::ensure(local, spec.slurm, &args.build.mirror, false, p).await?;
+            for arch in wanted {
+                tags.insert(
+                    arch,
+                    image::ensure(local, spec.slurm, arch, &args.build.mirror, false, p).await?,
+                );
+            }
             let sends = spec
                 .hosts
                 .iter()
                 .zip(&engines)
-                .map(|(h, e)| image::send_if_missing(local, e, &h.name, &tag, p));
+                .zip(&arches)
+                .map(|((h, e), arch)| image::send_if_missing(local, e, &h.name, &tags[arch], p));
             try_join_all(sends).await?;
-            tag
         }
-    };
-    let plan = Plan::new(&spec, &facts, &tag);
+    }
+    let facts: Vec<HostFacts> = infos
+        .iter()
+        .zip(&arches)
+        .map(|(i, arch)| HostFacts {
+            cpus: i.cpus,
+            memory_mib: i.memory_mib,
+            arch: *arch,
+            image: tags[arch].clone(),
+        })
+        .collect();
+    let plan = Plan::new(&spec, &facts);
 
     let step = p.step("Network and volumes");
     for network in &plan.networks {

@@ -33,7 +33,13 @@ const STOP_TIMEOUT_S: i32 = 20;
 
 pub struct DockerEngine {
     docker: Docker,
+    /// Requests in flight at once over ssh: each opens its own ssh connection, and
+    /// sshd drops new ones beyond its MaxStartups (10 by default) while they log in.
+    turns: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
+
+/// At most this many requests at once to an engine reached over ssh.
+const SSH_CONCURRENCY: usize = 6;
 
 fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
     let action = action.into();
@@ -72,7 +78,17 @@ impl DockerEngine {
         // Image transfers and `verify`'s MPI job take longer than bollard's default.
         .with_timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S));
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(DockerEngine { docker })
+        let over_ssh = url.is_some_and(|u| u.starts_with("ssh://"));
+        let turns = over_ssh.then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(SSH_CONCURRENCY)));
+        Ok(DockerEngine { docker, turns })
+    }
+
+    /// Waits for a free slot when the engine is reached over ssh.
+    async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.turns {
+            Some(turns) => Some(turns.clone().acquire_owned().await.expect("the semaphore is never closed")),
+            None => None,
+        }
     }
 
     async fn run_exec(
@@ -122,6 +138,7 @@ impl DockerEngine {
 
 impl Engine for DockerEngine {
     async fn info(&self) -> Result<EngineInfo> {
+        let _turn = self.turn().await;
         let info = self.docker.info().await.map_err(|e| EngineError::Unreachable(e.to_string()))?;
         Ok(EngineInfo {
             version: info.server_version.unwrap_or_default(),
@@ -132,6 +149,7 @@ impl Engine for DockerEngine {
     }
 
     async fn image_exists(&self, image: &str) -> Result<bool> {
+        let _turn = self.turn().await;
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),
             Err(e) if is_status(&e, 404) => Ok(false),
@@ -142,11 +160,14 @@ impl Engine for DockerEngine {
     async fn import_image(
         &self,
         changes: &[String],
+        platform: &str,
         tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     ) -> Result<String> {
+        let _turn = self.turn().await;
         let options = CreateImageOptions {
             from_src: Some("-".into()),
             changes: changes.to_vec(),
+            platform: platform.to_string(),
             ..Default::default()
         };
         let mut progress = self.docker.create_image(Some(options), Some(bollard::body_try_stream(tar)), None);
@@ -162,6 +183,7 @@ impl Engine for DockerEngine {
     }
 
     async fn tag_image(&self, id: &str, image: &str) -> Result<()> {
+        let _turn = self.turn().await;
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
         let options =
             bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
@@ -169,6 +191,7 @@ impl Engine for DockerEngine {
     }
 
     async fn send_image(&self, image: &str, to: &Self) -> Result<()> {
+        let (_turn, _theirs) = (self.turn().await, to.turn().await);
         // The export runs in its own task and hands chunks over a small channel, so the
         // image is never held in memory or written to disk on the way.
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
@@ -194,6 +217,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image(&self, id: &str) -> Result<()> {
+        let _turn = self.turn().await;
         match self.docker.remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None).await
         {
             Ok(_) => Ok(()),
@@ -203,6 +227,7 @@ impl Engine for DockerEngine {
     }
 
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()> {
+        let _turn = self.turn().await;
         match self
             .docker
             .inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>)
@@ -254,6 +279,7 @@ impl Engine for DockerEngine {
     }
 
     async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()> {
+        let _turn = self.turn().await;
         match self.docker.inspect_volume(&vol.name).await {
             Ok(found) => {
                 if found.labels.get(LABEL_CLUSTER) == vol.labels.get(LABEL_CLUSTER) {
@@ -279,6 +305,7 @@ impl Engine for DockerEngine {
     }
 
     async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>> {
+        let _turn = self.turn().await;
         let options =
             ListContainersOptions { all: true, filters: Some(cluster_filter(cluster)), ..Default::default() };
         let found = self.docker.list_containers(Some(options)).await.map_err(api("list containers"))?;
@@ -304,6 +331,7 @@ impl Engine for DockerEngine {
     }
 
     async fn create_container(&self, c: &ContainerPlan) -> Result<()> {
+        let _turn = self.turn().await;
         let mounts = c
             .mounts
             .iter()
@@ -378,6 +406,7 @@ impl Engine for DockerEngine {
     }
 
     async fn upload(&self, container: &str, files: &[FileUpload]) -> Result<()> {
+        let _turn = self.turn().await;
         let mut builder = tar::Builder::new(Vec::new());
         for f in files {
             let mut header = tar::Header::new_gnu();
@@ -400,6 +429,7 @@ impl Engine for DockerEngine {
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
+        let _turn = self.turn().await;
         match self.docker.start_container(name, None::<StartContainerOptions>).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 304) => Ok(()),
@@ -408,6 +438,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {
+        let _turn = self.turn().await;
         // Stop first: SIGTERM lets slurmctld write its state (queued jobs) to its volume,
         // which a forced removal (SIGKILL) would lose.
         let stop = StopContainerOptions { t: Some(STOP_TIMEOUT_S), signal: None };
@@ -425,6 +456,7 @@ impl Engine for DockerEngine {
     }
 
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
+        let _turn = self.turn().await;
         let (id, started) = self.run_exec(container, spec, false, false).await?;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         if let StartExecResults::Attached { mut output, .. } = started {
@@ -443,6 +475,7 @@ impl Engine for DockerEngine {
     }
 
     async fn exec_attached(&self, container: &str, spec: &ExecSpec, tty: bool) -> Result<i64> {
+        let _turn = self.turn().await;
         let (id, started) = self.run_exec(container, spec, tty, true).await?;
         let StartExecResults::Attached { mut output, mut input } = started else {
             return self.exit_code(&id).await;
@@ -477,6 +510,7 @@ impl Engine for DockerEngine {
     }
 
     async fn logs(&self, container: &str, tail: &str) -> Result<String> {
+        let _turn = self.turn().await;
         let options =
             LogsOptions { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
         let chunks: Vec<LogOutput> =
@@ -492,6 +526,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_network(&self, cluster: &str) -> Result<Vec<String>> {
+        let _turn = self.turn().await;
         let options = ListNetworksOptions { filters: Some(cluster_filter(cluster)) };
         let nets = self.docker.list_networks(Some(options)).await.map_err(api("list networks"))?;
         let mut removed = Vec::new();
@@ -506,6 +541,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_volumes(&self, cluster: &str) -> Result<Vec<String>> {
+        let _turn = self.turn().await;
         let options = ListVolumesOptions { filters: Some(cluster_filter(cluster)) };
         let vols = self.docker.list_volumes(Some(options)).await.map_err(api("list volumes"))?;
         let mut removed = Vec::new();

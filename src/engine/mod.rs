@@ -136,9 +136,11 @@ pub trait Engine {
     /// Imports a root filesystem tarball (`docker import`), applying Dockerfile-style
     /// `changes` such as `ENV` and `ENTRYPOINT`. The image is left untagged; the
     /// returned id is tagged once the caller knows the tarball was complete.
+    /// `platform` (`linux/arm64`) records the architecture the files are for.
     async fn import_image(
         &self,
         changes: &[String],
+        platform: &str,
         tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     ) -> Result<String>;
     async fn tag_image(&self, id: &str, image: &str) -> Result<()>;

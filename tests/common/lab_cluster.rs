@@ -80,12 +80,13 @@ impl<'a> LabCluster<'a> {
         out
     }
 
-    /// Like [`LabCluster::docker_exec`] on the controller as root; panics on failure.
-    pub fn on_controller(&self, script: &str) -> String {
-        let out = self.docker_exec(0, "controller", None, script);
+    /// Like [`LabCluster::docker_exec`] on lab host 0; returns the trimmed stdout and
+    /// panics with everything printed on failure.
+    fn docker_exec_ok(&self, node: &str, user: Option<&str>, script: &str) -> String {
+        let out = self.docker_exec(0, node, user, script);
         assert!(
             out.status.success(),
-            "`{script}` on the controller failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+            "`{script}` on {node} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -93,17 +94,14 @@ impl<'a> LabCluster<'a> {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Runs `script` on the controller as root; panics on failure.
+    pub fn on_controller(&self, script: &str) -> String {
+        self.docker_exec_ok("controller", None, script)
+    }
+
     /// Runs `script` on the login node as the default user; panics on failure.
     pub fn as_user(&self, script: &str) -> String {
-        let out = self.docker_exec(0, "login", Some("researcher"), script);
-        assert!(
-            out.status.success(),
-            "`{script}` on the login node failed ({})\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.docker_exec_ok("login", Some("researcher"), script)
     }
 
     /// Slurm's state of `node` ("idle", "down*", ...; empty if Slurm does not know it).
