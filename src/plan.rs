@@ -209,7 +209,7 @@ impl Plan {
         let multi_host = hosts.len() > 1;
         let macvlan = match &spec.network {
             NetworkSpec::Macvlan(m) => Some(m),
-            NetworkSpec::Default => None,
+            NetworkSpec::Default { .. } => None,
         };
         let on_host_network = multi_host && macvlan.is_none();
         let networks: Vec<NetworkPlan> = match macvlan {
@@ -295,10 +295,15 @@ impl Plan {
             format!("SLURMBOX_USERS={}", users.join(" ")),
             format!("SLURMBOX_CONTROLLER={}", controller_addr.as_deref().unwrap_or(CONTROLLER_HOST)),
         ];
-        // MPI ranks on the hosts' network talk over the hosts' subnet (taken as the
-        // controller address's /24), never over a bridge every host has (docker0).
+        // MPI ranks on the hosts' network talk over the hosts' subnet (the spec's
+        // network.subnet, else the controller address's /24), never over a bridge every
+        // host has (docker0).
         // Jobs inherit it from the login node's environment.
-        if let Some(subnet) = controller_addr.as_deref().filter(|_| on_host_network).and_then(subnet_24) {
+        let hosts_subnet = match &spec.network {
+            NetworkSpec::Default { subnet: Some(subnet) } => Some(subnet.to_string()),
+            _ => controller_addr.as_deref().and_then(subnet_24),
+        };
+        if let Some(subnet) = hosts_subnet.filter(|_| on_host_network) {
             base_env.push(format!("OMPI_MCA_btl_tcp_if_include={subnet}"));
         }
 
@@ -654,6 +659,21 @@ mod tests {
             );
             assert!(!created.is_empty());
         }
+    }
+
+    #[test]
+    fn mpi_keeps_to_the_hosts_subnet() {
+        let env = |plan: &Plan| plan.login().env.iter().find(|e| e.starts_with("OMPI_")).cloned();
+        let plan = Plan::new(&lab(2, ""), &[facts(), facts()]);
+        assert_eq!(env(&plan).as_deref(), Some("OMPI_MCA_btl_tcp_if_include=10.0.0.0/24"));
+        let wide = lab(2, "[network]\nsubnet = \"10.0.0.0/16\"\n");
+        let plan = Plan::new(&wide, &[facts(), facts()]);
+        assert_eq!(env(&plan).as_deref(), Some("OMPI_MCA_btl_tcp_if_include=10.0.0.0/16"));
+        assert_eq!(
+            env(&Plan::new(&lab(2, MACVLAN), &[facts(), facts()])),
+            None,
+            "macvlan: eth0, the image's default"
+        );
     }
 
     #[test]

@@ -109,8 +109,9 @@ pub struct ClusterSpec {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum NetworkSpec {
     /// The default: on one engine a bridge network of the cluster's own; over several
-    /// hosts every node on its host's network, like bare metal.
-    Default,
+    /// hosts every node on its host's network, like bare metal. `subnet`: the hosts'
+    /// network, which MPI traffic keeps to (default: the controller address's /24).
+    Default { subnet: Option<Ipv4Net> },
     /// The article's set-up: every container gets its own fixed address on the hosts'
     /// LAN through a macvlan network on each host.
     Macvlan(MacvlanSpec),
@@ -196,7 +197,7 @@ impl ClusterSpec {
             home: HomeSpec::Volume,
             users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
             hosts: Vec::new(),
-            network: NetworkSpec::Default,
+            network: NetworkSpec::Default { subnet: None },
         }
     }
 
@@ -438,7 +439,7 @@ impl RawSpec {
         spec.hosts = hosts;
         if let Some(network) = &self.network {
             let nodes = spec.hosts.len().max(1) * spec.compute.count as usize;
-            spec.network = check_network(network, nodes, &err)?;
+            spec.network = check_network(network, nodes, spec.hosts.len(), &err)?;
         }
         if !self.user.is_empty() {
             spec.users.clear();
@@ -628,10 +629,12 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 #[diagnostic(help("fix the file by hand (`slurmbox up -f FILE` checks it), then run this again"))]
 pub struct EditError(String);
 
-/// Checks `[network]`; `nodes` is how many compute nodes the spec asks for.
+/// Checks `[network]`; `nodes` is how many compute nodes the spec asks for, on
+/// `hosts` listed hosts.
 fn check_network(
     raw: &RawNetwork,
     nodes: usize,
+    hosts: usize,
     err: &impl Fn(Range<usize>, String, String) -> SpecError,
 ) -> Result<NetworkSpec, SpecError> {
     let macvlan = match &raw.mode {
@@ -647,16 +650,35 @@ fn check_network(
         }
         None => false,
     };
-    let keys = [&raw.parent, &raw.subnet, &raw.gateway, &raw.ip_range];
+    let net = |value: &Spanned<String>, key: &str| -> Result<Ipv4Net, SpecError> {
+        value.get_ref().parse::<Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
+            err(
+                value.span(),
+                format!("{key} must be an IPv4 block such as \"192.168.0.0/24\", got {:?}", value.get_ref()),
+                "write the address, a slash and the prefix length".into(),
+            )
+        })
+    };
     if !macvlan {
-        if let Some(key) = keys.into_iter().flatten().next() {
+        if let Some(key) = [&raw.parent, &raw.gateway, &raw.ip_range].into_iter().flatten().next() {
             return Err(err(
                 key.span(),
-                "parent, subnet, gateway and ip_range are macvlan settings".into(),
+                "parent, gateway and ip_range are macvlan settings".into(),
                 "add mode = \"macvlan\" to [network], or leave them out".into(),
             ));
         }
-        return Ok(NetworkSpec::Default);
+        let subnet = match &raw.subnet {
+            Some(subnet) if hosts < 2 => {
+                return Err(err(
+                    subnet.span(),
+                    "network.subnet names the hosts' network of a cluster over several hosts".into(),
+                    "on one engine the cluster has a network of its own: leave subnet out".into(),
+                ));
+            }
+            Some(subnet) => Some(net(subnet, "subnet")?),
+            None => None,
+        };
+        return Ok(NetworkSpec::Default { subnet });
     }
     let missing = |key: &str, example: &str| {
         let span = raw.mode.as_ref().map_or(0..0, |m| m.span());
@@ -677,15 +699,6 @@ fn check_network(
             "name the hosts' network interface on the LAN, as `ip link` shows it (e.g. eth0)".into(),
         ));
     }
-    let net = |value: &Spanned<String>, key: &str| -> Result<Ipv4Net, SpecError> {
-        value.get_ref().parse::<Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
-            err(
-                value.span(),
-                format!("{key} must be an IPv4 block such as \"192.168.0.0/24\", got {:?}", value.get_ref()),
-                "write the address, a slash and the prefix length".into(),
-            )
-        })
-    };
     let subnet = net(raw.subnet.as_ref().ok_or_else(|| missing("subnet", "\"192.168.0.0/24\""))?, "subnet")?;
     let range_value = raw.ip_range.as_ref().ok_or_else(|| missing("ip_range", "\"192.168.0.192/27\""))?;
     let ip_range = net(range_value, "ip_range")?;
@@ -930,8 +943,16 @@ name = "bob"
         assert!(e.ends_with("ip_range 10.0.0.0/28 is not inside subnet 192.168.0.0/24"), "{e}");
         let e = error_of(&format!("{base}ip_range = \"192.168.0.200/31\"\n"));
         assert!(e.ends_with("ip_range 192.168.0.200/31 has too few addresses for 4 containers"), "{e}");
-        let e = error_of(&format!("{LAB}[network]\nsubnet = \"192.168.0.0/24\"\n"));
-        assert!(e.ends_with("parent, subnet, gateway and ip_range are macvlan settings"), "{e}");
+        let e = error_of(&format!("{LAB}[network]\nparent = \"eth0\"\n"));
+        assert!(e.ends_with("parent, gateway and ip_range are macvlan settings"), "{e}");
+        let e = error_of("[network]\nsubnet = \"10.1.0.0/16\"\n");
+        assert!(
+            e.ends_with("network.subnet names the hosts' network of a cluster over several hosts"),
+            "{e}"
+        );
+        let spec =
+            ClusterSpec::parse("c.toml", &format!("{LAB}[network]\nsubnet = \"10.1.2.3/16\"\n")).unwrap();
+        assert_eq!(spec.network, NetworkSpec::Default { subnet: Some("10.1.0.0/16".parse().unwrap()) });
         let e = error_of(&format!("{LAB}[compute]\nper_host = 2\n"));
         assert!(e.contains("more than one compute node per host needs network mode \"macvlan\""), "{e}");
     }
