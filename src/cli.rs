@@ -77,6 +77,10 @@ pub struct UpArgs {
     /// Seconds to wait for the compute nodes to become idle.
     #[arg(long, default_value_t = 180)]
     pub wait: u64,
+    /// Go on without hosts whose engine does not answer (not the controller's): their
+    /// nodes are left as they are.
+    #[arg(long)]
+    pub skip_unreachable: bool,
 }
 
 #[derive(Debug, Args)]

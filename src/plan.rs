@@ -442,6 +442,29 @@ impl Plan {
         self.controller().files.iter().filter(|f| f.path.starts_with("/etc/slurm/"))
     }
 
+    /// The plan without the hosts `skipped` (indices into [`Plan::hosts`]), the others
+    /// renumbered: what `up --skip-unreachable` acts on. Names and addresses stay as
+    /// the whole plan gives them.
+    pub fn without_hosts(mut self, skipped: &[usize]) -> Plan {
+        let kept = |host: &usize| !skipped.contains(host);
+        let renumber = |host: usize| host - skipped.iter().filter(|s| **s < host).count();
+        let gone: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|c| !kept(&c.host) && c.role == Role::Compute)
+            .map(|c| c.hostname.clone())
+            .collect();
+        self.compute_nodes.retain(|n| !gone.contains(n));
+        self.containers.retain(|c| kept(&c.host));
+        self.containers.iter_mut().for_each(|c| c.host = renumber(c.host));
+        self.volumes.retain(|v| kept(&v.host));
+        self.volumes.iter_mut().for_each(|v| v.host = renumber(v.host));
+        self.networks.retain(|n| kept(&n.host));
+        self.networks.iter_mut().for_each(|n| n.host = renumber(n.host));
+        self.hosts = self.hosts.into_iter().enumerate().filter(|(i, _)| kept(i)).map(|(_, h)| h).collect();
+        self
+    }
+
     pub fn controller(&self) -> &ContainerPlan {
         self.containers.iter().find(|c| c.role == Role::Controller).expect("plan has a controller")
     }
@@ -674,6 +697,20 @@ mod tests {
             None,
             "macvlan: eth0, the image's default"
         );
+    }
+
+    #[test]
+    fn skipping_a_host_keeps_the_others_names_and_addresses() {
+        let full = Plan::new(&lab(3, MACVLAN), &[facts(), facts(), facts()]);
+        let part = full.clone().without_hosts(&[1]);
+        assert_eq!(part.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["pi1", "pi3"]);
+        assert_eq!(part.compute_nodes, ["pi1-1", "pi1-2", "pi3-1", "pi3-2"]);
+        let pi3 = |p: &Plan| p.containers.iter().find(|c| c.hostname == "pi3-1").cloned().unwrap();
+        assert_eq!(pi3(&part).host, 1, "renumbered to its engine's place");
+        assert_eq!(pi3(&part).ip, pi3(&full).ip);
+        assert_eq!(pi3(&part).labels, pi3(&full).labels);
+        assert_eq!(part.networks.len(), 2);
+        assert!(part.volumes.iter().all(|v| v.host < 2));
     }
 
     #[test]

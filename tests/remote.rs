@@ -159,8 +159,33 @@ fn unreachable_host_stops_up_before_anything_is_created() {
     )
     .unwrap();
     let out = slurmbox_env(&["up", "-f", spec.to_str().unwrap()], &env);
+    assert!(out.stderr.contains("--skip-unreachable"), "the error names the way on: {}", out.stderr);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains(&format!("host \"pi2\" cannot be reached at {nobody}")), "{}", out.stderr);
     let made = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}; docker images -q"));
     assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "", "something was created on pi1");
+
+    // Asked to, `up` goes on with the hosts that answer.
+    std::fs::create_dir_all(lab.shared_dir().join("home")).unwrap();
+    let spec = spec.to_str().unwrap();
+    let _down = SpecGuard { spec, env: &env };
+    let up = slurmbox_env(&["up", "-f", spec, "--skip-unreachable"], &env).ok();
+    assert!(up.stderr.contains("Skipping host \"pi2\""), "{}", up.stderr);
+    let hosts = slurmbox_env(&["exec", "-f", spec, "--", "srun", "-N1", "hostname"], &env).ok();
+    assert_eq!(hosts.stdout, "pi1\n");
+}
+
+/// Runs `down --purge -f SPEC` when dropped, on panic too.
+struct SpecGuard<'a> {
+    spec: &'a str,
+    env: &'a [(&'a str, &'a str)],
+}
+
+impl Drop for SpecGuard<'_> {
+    fn drop(&mut self) {
+        let out = slurmbox_env(&["down", "--purge", "--quiet", "-f", self.spec], self.env);
+        if out.code != 0 {
+            eprintln!("cleanup of {} failed: {}", self.spec, out.stderr);
+        }
+    }
 }

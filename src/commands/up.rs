@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 
 use super::Context;
 use crate::actions;
 use crate::cli::UpArgs;
-use crate::engine::{ContainerInfo, Engine, EngineError, FileUpload};
+use crate::engine::docker::DockerEngine;
+use crate::engine::{ContainerInfo, Engine, EngineError, EngineInfo, FileUpload};
 use crate::image;
 use crate::plan::{
     Change, ContainerPlan, Existing, HostFacts, LABEL_HASH, LABEL_NODE, LABEL_ROLE, Plan, Role, converge,
@@ -46,8 +47,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
         if spec.hosts.len() > 1 { format!(" on {hosts} hosts") } else { String::new() },
     ));
 
-    // Every engine first, all at once: an unreachable host stops `up` before anything
-    // is created anywhere.
+    // Every engine first, all at once.
     let step = p.step(match spec.hosts.as_slice() {
         [] => "Docker engine".to_string(),
         [host] => format!("Docker engine on {} ({})", host.name, host.engine),
@@ -56,31 +56,50 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
             many.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
     });
-    let probes = async {
-        if spec.hosts.is_empty() {
+    let probed: Vec<Result<(DockerEngine, EngineInfo), EngineError>> = if spec.hosts.is_empty() {
+        let local = async {
             let engine = ctx.engine(None).await?;
             let info = engine.info().await?;
-            return Ok(vec![(engine, info)]);
-        }
-        try_join_all(spec.hosts.iter().map(|h| ctx.host_engine(h))).await
+            Ok((engine, info))
+        };
+        vec![local.await]
+    } else {
+        join_all(spec.hosts.iter().map(|h| ctx.host_engine(h))).await
     };
-    let probed: Result<Vec<_>, EngineError> = probes.await;
-    let probed = probed.inspect_err(|_| step.fail("nothing was created on any host"))?;
-    let (engines, infos): (Vec<_>, Vec<_>) = probed.into_iter().unzip();
+    // The controller's host must answer. Another that does not stops `up` before it
+    // changes anything, unless --skip-unreachable leaves that host as it is.
+    let (mut reached, mut skipped) = (Vec::new(), Vec::new());
+    for (i, probe) in probed.into_iter().enumerate() {
+        match probe {
+            Ok(found) => reached.push((i, found)),
+            Err(e) if i > 0 && args.skip_unreachable => skipped.push((i, e)),
+            Err(e) => {
+                step.fail("nothing was created on any host");
+                return Err(e.into());
+            }
+        }
+    }
     step.done_with(
-        infos
+        reached
             .iter()
-            .map(|i| format!("{} CPUs, {} MiB, {}, Docker {}", i.cpus, i.memory_mib, i.arch, i.version))
+            .map(|(_, (_, i))| {
+                format!("{} CPUs, {} MiB, {}, Docker {}", i.cpus, i.memory_mib, i.arch, i.version)
+            })
             .collect::<Vec<_>>()
             .join("; "),
     );
+    for (i, e) in &skipped {
+        p.say(format!(
+            "Skipping host {:?} ({e}): its nodes are left as they are; `up` again once it answers.",
+            spec.hosts[*i].name
+        ));
+    }
     // Each host runs the image of its architecture: the spec's `arch`, else the one
     // its engine reports.
-    let arches: Vec<Arch> = infos
+    let arches: Vec<Arch> = reached
         .iter()
-        .enumerate()
-        .map(|(i, info)| {
-            let listed = spec.hosts.get(i).and_then(|h| h.arch);
+        .map(|(i, (_, info))| {
+            let listed = spec.hosts.get(*i).and_then(|h| h.arch);
             listed.or_else(|| Arch::parse(&info.arch)).unwrap_or(Arch::native())
         })
         .collect();
@@ -92,7 +111,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let mut tags: BTreeMap<Arch, String> = BTreeMap::new();
     match &local {
         None => {
-            for (engine, arch) in engines.iter().zip(&arches) {
+            for ((_, (engine, _)), arch) in reached.iter().zip(&arches) {
                 let tag = image::ensure(engine, spec.slurm, *arch, &args.build.mirror, false, p).await?;
                 tags.insert(*arch, tag);
             }
@@ -104,26 +123,30 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
                     image::ensure(local, spec.slurm, arch, &args.build.mirror, false, p).await?,
                 );
             }
-            let sends = spec
-                .hosts
-                .iter()
-                .zip(&engines)
-                .zip(&arches)
-                .map(|((h, e), arch)| image::send_if_missing(local, e, &h.name, &tags[arch], p));
+            let sends = reached.iter().zip(&arches).map(|((i, (engine, _)), arch)| {
+                image::send_if_missing(local, engine, &spec.hosts[*i].name, &tags[arch], p)
+            });
             try_join_all(sends).await?;
         }
     }
-    let facts: Vec<HostFacts> = infos
+    let mut facts: Vec<HostFacts> = reached
         .iter()
         .zip(&arches)
-        .map(|(i, arch)| HostFacts {
+        .map(|((_, (_, i)), arch)| HostFacts {
             cpus: i.cpus,
             memory_mib: i.memory_mib,
             arch: *arch,
             image: tags[arch].clone(),
         })
         .collect();
-    let plan = Plan::new(&spec, &facts);
+    // Skipped hosts are planned like the controller's (for names and addresses that
+    // stay put); nothing planned for them is carried out.
+    let skipped: Vec<usize> = skipped.into_iter().map(|(i, _)| i).collect();
+    for &i in &skipped {
+        facts.insert(i, facts[0].clone());
+    }
+    let plan = Plan::new(&spec, &facts).without_hosts(&skipped);
+    let engines: Vec<DockerEngine> = reached.into_iter().map(|(_, (engine, _))| engine).collect();
 
     let step = p.step("Network and volumes");
     for network in &plan.networks {

@@ -26,7 +26,7 @@ pub enum EngineError {
     #[error("host {host:?} cannot be reached at {engine}: {reason}")]
     #[diagnostic(help(
         "slurmbox reaches each engine the way you would: check that `docker -H {engine} info` works from \
-         here"
+         here. Meanwhile `slurmbox up --skip-unreachable` brings up the other hosts"
     ))]
     HostUnreachable { host: String, engine: String, reason: String },
     #[error("{what} {name:?} already exists but was not made by slurmbox for this cluster")]
