@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::{Context, default_user, exit_code, running_node};
 use crate::cli::{ClusterName, ExecArgs, ShellArgs, Target};
 use crate::engine::{Engine, ExecSpec};
-use crate::plan::LOGIN_HOST;
+use crate::plan::{CONTROLLER_HOST, LOGIN_HOST};
 
 fn exec_spec(cmd: Vec<String>, user: &str) -> ExecSpec {
     let spec = ExecSpec { cmd, ..Default::default() };
@@ -32,9 +32,13 @@ async fn attach(
     cmd: Vec<String>,
     tty: bool,
 ) -> miette::Result<ExitCode> {
-    let cluster = ctx.cluster(cluster).await?;
+    let node = target.node.as_deref().unwrap_or(LOGIN_HOST);
+    let cluster = match node {
+        LOGIN_HOST | CONTROLLER_HOST => ctx.cluster_controller(cluster).await?,
+        _ => ctx.cluster(cluster).await?,
+    };
     let containers = cluster.containers().await?;
-    let node = running_node(&cluster.name, &containers, target.node.as_deref().unwrap_or(LOGIN_HOST))?;
+    let node = running_node(&cluster.name, &containers, node)?;
     let user = target.user.clone().unwrap_or_else(|| default_user(&containers));
     let code = cluster.engine(node).exec_attached(&node.name, &exec_spec(cmd, &user), tty).await?;
     Ok(exit_code(code))

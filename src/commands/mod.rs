@@ -60,7 +60,17 @@ impl Context {
     /// The controller's host must answer; other hosts that do not are kept as
     /// unreachable, so commands can still act on the rest and say what they missed.
     pub async fn cluster(&self, args: &ClusterName) -> miette::Result<Cluster> {
-        let (name, hosts) = match &args.file {
+        self.connect(args, false).await
+    }
+
+    /// Like [`Context::cluster`], connected to the controller's host only (which also
+    /// runs the login node): commands there need not wait for a host that is down.
+    pub async fn cluster_controller(&self, args: &ClusterName) -> miette::Result<Cluster> {
+        self.connect(args, true).await
+    }
+
+    async fn connect(&self, args: &ClusterName, controller_only: bool) -> miette::Result<Cluster> {
+        let (name, mut hosts) = match &args.file {
             Some(_) => {
                 let spec = up::load_spec(args)?;
                 (spec.name, spec.hosts)
@@ -73,6 +83,9 @@ impl Context {
                 name,
                 hosts: vec![ClusterHost { name: "local".into(), url: None, engine }],
             });
+        }
+        if controller_only {
+            hosts.truncate(1);
         }
         let engines = join_all(hosts.iter().map(|h| self.host_engine(h))).await;
         let mut connected = Vec::new();
