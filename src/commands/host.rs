@@ -148,7 +148,8 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         }
     };
 
-    let list = nodes.join(",");
+    let list =
+        if nodes.is_empty() { format!("{} (no nodes left there)", leaving.name) } else { nodes.join(",") };
     let step = p.step(format!("Draining {list} (no new jobs)"));
     let reason = format!("host {} leaving the cluster", leaving.name);
     actions::set_node_state(control, &controller, &nodes, "drain", &reason).await?;
