@@ -194,6 +194,10 @@ fn mixed_amd64_and_arm64_hosts_run_one_cluster() {
     // Each node carries its architecture as a Slurm feature.
     assert_eq!(cluster.as_user("srun -C arm64 uname -m"), "aarch64");
     assert_eq!(cluster.as_user("srun -C amd64 uname -m"), "x86_64");
+    // The article's checks, its MPI job with ranks on both architectures (slow here:
+    // the arm64 ranks run under emulation).
+    let verify = cluster.slurmbox(&["verify"], &[]).ok();
+    assert!(verify.stdout.contains("ranks on pi1,pi2"), "{}", verify.stdout);
 
     let status = cluster.slurmbox(&["status"], &["--json"]).ok();
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
