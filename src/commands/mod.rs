@@ -11,11 +11,10 @@ pub mod status;
 pub mod up;
 pub mod verify;
 
-use miette::Diagnostic;
-
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use miette::Diagnostic;
 
 use crate::cli::ClusterName;
 use crate::engine::docker::DockerEngine;
