@@ -482,6 +482,16 @@ impl ContainerPlan {
     }
 }
 
+/// Whether compute node `node` is one of host `host`'s, as [`Plan::new`] names them
+/// over several hosts: `host`, or `host-1`, `host-2`, ...
+pub fn runs_on_host(node: &str, host: &str) -> bool {
+    node == host
+        || node
+            .strip_prefix(host)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// `a.b.c.0/24` for an IPv4 address `a.b.c.d`.
 fn subnet_24(addr: &str) -> Option<String> {
     let ip: std::net::Ipv4Addr = addr.parse().ok()?;
@@ -711,6 +721,16 @@ mod tests {
         assert_eq!(pi3(&part).labels, pi3(&full).labels);
         assert_eq!(part.networks.len(), 2);
         assert!(part.volumes.iter().all(|v| v.host < 2));
+    }
+
+    #[test]
+    fn nodes_are_named_after_their_host() {
+        assert!(runs_on_host("pi3", "pi3"));
+        assert!(runs_on_host("pi3-2", "pi3"));
+        assert!(!runs_on_host("pi3-gpu", "pi3"));
+        assert!(!runs_on_host("pi31", "pi3"));
+        let plan = Plan::new(&lab(2, MACVLAN), &[facts(), facts()]);
+        assert!(plan.compute_nodes.iter().all(|n| runs_on_host(n, "pi1") != runs_on_host(n, "pi2")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::{Context, up};
 use crate::actions;
 use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
 use crate::engine::Engine;
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
+use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
 use crate::spec::{self, ClusterSpec};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -141,7 +141,7 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         Err(_) if args.force => actions::node_states(control, &controller)
             .await?
             .into_keys()
-            .filter(|n| named_after(n, &leaving.name))
+            .filter(|n| runs_on_host(n, &leaving.name))
             .collect(),
         Err(e) => {
             return Err(HostError::Unreachable { host: leaving.name.clone(), reason: e.to_string() }.into());
@@ -209,24 +209,4 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether compute node `node` is one of host `host`'s: `host` or `host-N`.
-fn named_after(node: &str, host: &str) -> bool {
-    node == host
-        || node
-            .strip_prefix(host)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn nodes_are_named_after_their_host() {
-        assert!(super::named_after("pi3", "pi3"));
-        assert!(super::named_after("pi3-2", "pi3"));
-        assert!(!super::named_after("pi3-gpu", "pi3"));
-        assert!(!super::named_after("pi31", "pi3"));
-    }
 }

@@ -11,7 +11,7 @@ use super::Context;
 use crate::actions::node_states;
 use crate::cli::StatusArgs;
 use crate::engine::Engine;
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
+use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
 
 #[derive(Debug, serde::Serialize)]
 pub struct HostStatus {
@@ -70,18 +70,20 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
             }
         })
         .collect();
-    // Nodes on hosts that did not answer, as far as Slurm knows them: over several
-    // hosts a compute node is named after its host.
+    // Nodes on hosts that did not answer, as far as Slurm knows them (over several
+    // hosts compute nodes are named after their host).
     for (host, _) in handle.unreachable() {
-        nodes.push(NodeStatus {
-            host: host.name.clone(),
-            node: host.name.clone(),
-            role: Role::Compute.as_str().into(),
-            container: None,
-            container_state: "unknown".into(),
-            container_status: "host unreachable".into(),
-            slurm_state: states.get(&host.name).cloned(),
-        });
+        for (node, state) in states.iter().filter(|(n, _)| runs_on_host(n, &host.name)) {
+            nodes.push(NodeStatus {
+                host: host.name.clone(),
+                node: node.clone(),
+                role: Role::Compute.as_str().into(),
+                container: None,
+                container_state: "unknown".into(),
+                container_status: "host unreachable".into(),
+                slurm_state: Some(state.clone()),
+            });
+        }
     }
 
     let infos = join_all(handle.hosts.iter().map(|h| async {
