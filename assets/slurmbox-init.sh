@@ -13,6 +13,8 @@
 #   SLURMBOX_USERS       "name:uid:gid ..." accounts to create with the same IDs everywhere
 #   SLURMBOX_NODE        this node's Slurm name (compute)
 #   SLURMBOX_NODE_CONF   what a compute node registers with ("CPUs=4 RealMemory=...")
+#   SLURMBOX_SHARED_HOME "glusterfs" when /home is the volume the host's storage
+#                        container mounts (compute and login nodes wait for it)
 set -euo pipefail
 
 role="${1:?usage: slurmbox-init controller|compute|login}"
@@ -27,6 +29,20 @@ wait_for() {
     done
     return 1
 }
+
+# Jobs and the users' homes belong on the shared volume, never in the folder under
+# it: wait until the host's storage container has mounted it. (The last mount at /home
+# is the top one; the folder under it may be FUSE too, e.g. on fuse-overlayfs.)
+shared_home_mounted() {
+    awk '$5 == "/home" { top = $0 } END { exit !(top ~ / - fuse\.glusterfs /) }' /proc/self/mountinfo &&
+        stat -f /home >/dev/null
+}
+if [ "${SLURMBOX_SHARED_HOME:-}" = glusterfs ] && [ "$role" != controller ]; then
+    log "waiting for the shared /home (GlusterFS, mounted by this host's storage container)"
+    wait_for shared_home_mounted 6000 ||
+        { log "no shared /home after 300 s: see the logs of this host's storage container"; exit 1; }
+    log "the shared /home is there"
+fi
 
 # Accounts: same name, UID and GID on every node, no password (login is through
 # `slurmbox exec`/`shell`, which run as the user directly).

@@ -1,5 +1,6 @@
 //! Things done to a running cluster through its daemons' own tools (`sinfo`,
-//! `scontrol`): waiting for the controller and the nodes, forgetting removed nodes.
+//! `scontrol`, `gluster` through the storage script): waiting for the controller and
+//! the nodes, forgetting removed nodes, shaping the shared /home's volume.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,9 +30,9 @@ pub enum ActionError {
     Engine(#[from] crate::engine::EngineError),
 }
 
-/// Runs a Slurm command (`sinfo`, `scontrol`, ...) in `container`; a failure is an
-/// error carrying the command and its stderr.
-async fn slurm<S: AsRef<str>>(
+/// Runs a command (`sinfo`, `scontrol`, the storage script, ...) in `container`; a
+/// failure is an error carrying the command and its stderr.
+async fn checked<S: AsRef<str>>(
     engine: &impl Engine,
     container: &str,
     cmd: &[S],
@@ -54,7 +55,7 @@ pub async fn node_states(
     engine: &impl Engine,
     controller: &str,
 ) -> Result<BTreeMap<String, String>, ActionError> {
-    let out = slurm(engine, controller, &["sinfo", "-h", "-N", "-o", "%N %T"]).await?;
+    let out = checked(engine, controller, &["sinfo", "-h", "-N", "-o", "%N %T"]).await?;
     Ok(out
         .stdout
         .lines()
@@ -215,7 +216,7 @@ pub async fn delete_nodes(
     nodes: &[String],
 ) -> Result<(), ActionError> {
     for node in nodes {
-        match slurm(engine, controller, &["scontrol", "delete", &format!("nodename={node}")]).await {
+        match checked(engine, controller, &["scontrol", "delete", &format!("nodename={node}")]).await {
             Err(ActionError::CommandFailed { stderr, .. }) if stderr.contains("Invalid node name") => {}
             other => {
                 other?;
@@ -246,7 +247,7 @@ pub async fn set_node_state(
     if state != "resume" {
         cmd.push(format!("reason={reason}"));
     }
-    slurm(engine, controller, &cmd).await?;
+    checked(engine, controller, &cmd).await?;
     Ok(())
 }
 
@@ -259,6 +260,33 @@ pub async fn jobs_on(
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    let out = slurm(engine, controller, &["squeue", "-h", "-w", &nodes.join(","), "-o", "%i"]).await?;
+    let out = checked(engine, controller, &["squeue", "-h", "-w", &nodes.join(","), "-o", "%i"]).await?;
     Ok(out.stdout.split_whitespace().map(String::from).collect())
+}
+
+/// Makes the shared /home's GlusterFS volume span every storage host of the plan:
+/// the first host's storage container probes the others, creates the volume (one
+/// brick per host, replicated to all) or adds the bricks of new hosts, and starts it.
+/// Each host's storage container then mounts it by itself. Returns what changed.
+pub async fn converge_storage<E: Engine>(engines: &[E], plan: &Plan) -> Result<String, ActionError> {
+    let Some(first) = plan.storage.first() else {
+        return Ok(String::new());
+    };
+    let mut cmd = vec![crate::plan::STORAGE_PATH.to_string(), "converge".into()];
+    cmd.extend(plan.storage.iter().map(|s| s.address.clone()));
+    let out = checked(&engines[first.host], &first.container, &cmd).await?;
+    // The script reports each change on stderr ("slurmbox-storage: created ...").
+    Ok(out.stderr.lines().filter_map(|l| l.strip_prefix("slurmbox-storage: ")).collect::<Vec<_>>().join("; "))
+}
+
+/// Takes a leaving host's brick out of the shared /home's volume and forgets the host
+/// (run in the first host's storage container `first`). What it held stays on the
+/// other hosts' bricks.
+pub async fn remove_storage_peer(
+    engine: &impl Engine,
+    first: &str,
+    address: &str,
+) -> Result<(), ActionError> {
+    checked(engine, first, &[crate::plan::STORAGE_PATH, "remove", address]).await?;
+    Ok(())
 }

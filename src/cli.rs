@@ -193,7 +193,8 @@ pub struct HostRemoveArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build the node image for a Slurm release (kept and reused once built).
+    /// Build the node image for a Slurm release, or the storage image (kept and reused
+    /// once built).
     Build(ImageBuildArgs),
 }
 
@@ -206,6 +207,10 @@ pub struct ImageBuildArgs {
     /// this machine's is built under qemu-user emulation.
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<crate::spec::Arch>,
+    /// Build the storage image (GlusterFS, for `[home] shared = "glusterfs"`) instead
+    /// of a node image.
+    #[arg(long, conflicts_with = "slurm")]
+    pub storage: bool,
     /// Build again even if the image exists.
     #[arg(long)]
     pub force: bool,

@@ -1,4 +1,5 @@
-//! The node image: one image per Slurm release, used by every role.
+//! The node image: one image per Slurm release, used by every role. And the storage
+//! image, for clusters whose shared /home slurmbox provides (GlusterFS).
 //!
 //! It holds Debian's own packages (Slurm, munge, sackd, OpenMPI with PMIx, mpi4py,
 //! numpy) and nothing cluster-specific: no key, no slurm.conf, no users. Those reach the
@@ -27,6 +28,10 @@ use crate::spec::{Arch, SlurmVersion};
 
 /// The image repository for amd64; other architectures add theirs (`slurmbox/node-arm64`).
 pub const REPOSITORY: &str = "slurmbox/node";
+/// The storage image's repository (amd64; `slurmbox/storage-arm64` for arm64).
+pub const STORAGE_REPOSITORY: &str = "slurmbox/storage";
+/// The Debian release the storage image comes from (GlusterFS 11).
+const STORAGE_SUITE: &str = "trixie";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Debian packages in every node image.
@@ -64,6 +69,17 @@ const CUSTOMIZE: &[&str] = &[
     r#"rm -f "$1/etc/slurm/plugstack.conf""#,
 ];
 
+/// Debian packages in the storage image: GlusterFS's server (glusterd and the brick
+/// processes) and its FUSE client, which mounts the volume for the host's nodes.
+const STORAGE_PACKAGES: &[&str] =
+    &["glusterfs-server", "glusterfs-client", "mount", "attr", "procps", "tini", "ca-certificates"];
+
+const STORAGE_CUSTOMIZE: &[&str] = &[
+    // glusterd names itself by the UUID in glusterd.info, made on first start. One baked
+    // into the image would give every host the same identity, and peers refuse that.
+    r#"rm -f "$1/var/lib/glusterd/glusterd.info""#,
+];
+
 /// Dockerfile-style changes applied on import.
 const CHANGES: &[&str] = &[
     // tini is PID 1: it reaps zombies and forwards signals to slurmbox-init.
@@ -73,16 +89,14 @@ const CHANGES: &[&str] = &[
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ImageError {
-    #[error("building the Slurm {slurm} image needs mmdebstrap, which is not installed")]
+    #[error("building the {what} needs mmdebstrap, which is not installed")]
     #[diagnostic(help("install it (Debian/Ubuntu: `apt-get install mmdebstrap`) and run the command again"))]
-    NoBuilder { slurm: SlurmVersion },
-    #[error(
-        "mmdebstrap failed to build the Slurm {slurm} image (exit status {status}); its last lines:\n{tail}"
-    )]
+    NoBuilder { what: String },
+    #[error("mmdebstrap failed to build the {what} (exit status {status}); its last lines:\n{tail}")]
     #[diagnostic(help(
         "check that the Debian mirror ({mirror}) is reachable, or pass another with --mirror"
     ))]
-    BuildFailed { slurm: SlurmVersion, status: String, tail: String, mirror: String },
+    BuildFailed { what: String, status: String, tail: String, mirror: String },
     #[error("cannot run mmdebstrap: {0}")]
     Spawn(std::io::Error),
     #[error(
@@ -100,15 +114,36 @@ pub enum ImageError {
     Engine(#[from] EngineError),
 }
 
+/// Which image: a node image for a Slurm release, or the storage image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Node(SlurmVersion),
+    Storage,
+}
+
 /// Everything that decides an image's contents.
 pub struct Recipe {
-    pub slurm: SlurmVersion,
+    pub kind: Kind,
     pub arch: Arch,
 }
 
 impl Recipe {
+    /// The node image for `slurm` on `arch`.
     pub fn new(slurm: SlurmVersion, arch: Arch) -> Recipe {
-        Recipe { slurm, arch }
+        Recipe { kind: Kind::Node(slurm), arch }
+    }
+
+    /// The storage image (GlusterFS) on `arch`.
+    pub fn storage(arch: Arch) -> Recipe {
+        Recipe { kind: Kind::Storage, arch }
+    }
+
+    /// What the image is, for messages: "Slurm 24.11 node image", "storage image".
+    pub fn what(&self) -> String {
+        match self.kind {
+            Kind::Node(slurm) => format!("Slurm {slurm} node image"),
+            Kind::Storage => "storage image".into(),
+        }
     }
 
     pub fn digest(&self) -> String {
@@ -121,18 +156,26 @@ impl Recipe {
         hex::encode(&h.finalize()[..6])
     }
 
-    /// `slurmbox/node:24.11-<digest>` (amd64), `slurmbox/node-arm64:24.11-<digest>`.
+    /// `slurmbox/node:24.11-<digest>` (amd64), `slurmbox/node-arm64:24.11-<digest>`,
+    /// `slurmbox/storage:gluster-<digest>`.
     pub fn tag(&self) -> String {
-        let repository = match self.arch {
-            Arch::Amd64 => REPOSITORY.to_string(),
-            other => format!("{REPOSITORY}-{other}"),
+        let (repository, version) = match self.kind {
+            Kind::Node(slurm) => (REPOSITORY, slurm.to_string()),
+            Kind::Storage => (STORAGE_REPOSITORY, "gluster".to_string()),
         };
-        format!("{repository}:{}-{}", self.slurm, self.digest())
+        let repository = match self.arch {
+            Arch::Amd64 => repository.to_string(),
+            other => format!("{repository}-{other}"),
+        };
+        format!("{repository}:{version}-{}", self.digest())
     }
 
     fn mmdebstrap_args(&self, mirror: &str) -> Vec<String> {
         let mut args = vec![format!("--architectures={}", self.arch)];
-        args.extend(mmdebstrap_args(self.slurm.debian_suite(), PACKAGES, CUSTOMIZE));
+        args.extend(match self.kind {
+            Kind::Node(slurm) => mmdebstrap_args(slurm.debian_suite(), PACKAGES, CUSTOMIZE),
+            Kind::Storage => mmdebstrap_args(STORAGE_SUITE, STORAGE_PACKAGES, STORAGE_CUSTOMIZE),
+        });
         args.push(mirror.to_string());
         args
     }
@@ -208,17 +251,15 @@ fn can_run(arch: Arch) -> bool {
     })
 }
 
-/// Returns the image tag for `slurm` on `arch`, building the image first if the
-/// engine lacks it.
+/// Returns the tag of `recipe`'s image, building the image first if the engine lacks it.
 pub async fn ensure(
     engine: &impl Engine,
-    slurm: SlurmVersion,
-    arch: Arch,
+    recipe: Recipe,
     mirror: &str,
     force: bool,
     progress: &Progress,
 ) -> Result<String, ImageError> {
-    let recipe = Recipe::new(slurm, arch);
+    let arch = recipe.arch;
     let tag = recipe.tag();
     let step = progress.step(format!("Image {tag}"));
     if !force && engine.image_exists(&tag).await? {
@@ -259,7 +300,7 @@ async fn build(
     mirror: &str,
     step: &crate::progress::Step,
 ) -> Result<(), ImageError> {
-    let slurm = recipe.slurm;
+    let what = recipe.what();
     let mut child = tokio::process::Command::new("mmdebstrap")
         .args(recipe.mmdebstrap_args(mirror))
         .stdin(Stdio::null())
@@ -268,7 +309,7 @@ async fn build(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ImageError::NoBuilder { slurm },
+            std::io::ErrorKind::NotFound => ImageError::NoBuilder { what: what.clone() },
             _ => ImageError::Spawn(e),
         })?;
     let stdout = child.stdout.take().expect("piped stdout");
@@ -290,7 +331,12 @@ async fn build(
         tail.join("\n")
     });
     let mut changes: Vec<String> = CHANGES.iter().map(|c| c.to_string()).collect();
-    changes.push(format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", recipe.digest()));
+    changes.push(match recipe.kind {
+        Kind::Node(slurm) => {
+            format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", recipe.digest())
+        }
+        Kind::Storage => format!("LABEL io.slurmbox.recipe={}", recipe.digest()),
+    });
     let platform = format!("linux/{}", recipe.arch);
     let imported = engine.import_image(&changes, &platform, ReaderStream::new(stdout)).await;
     let status = child.wait().await.map_err(ImageError::Spawn)?;
@@ -303,7 +349,7 @@ async fn build(
             let _ = engine.remove_image(id).await;
         }
         return Err(ImageError::BuildFailed {
-            slurm,
+            what,
             status: status.code().map_or("signal".into(), |c| c.to_string()),
             tail,
             mirror: mirror.to_string(),
@@ -327,6 +373,9 @@ mod tests {
         assert!(c.starts_with("slurmbox/node-arm64:24.11-"), "{c}");
         assert_ne!(a.rsplit('-').next(), b.rsplit('-').next());
         assert_ne!(a.rsplit('-').next(), c.rsplit('-').next());
+        let s = Recipe::storage(Arch::Amd64).tag();
+        assert!(s.starts_with("slurmbox/storage:gluster-"), "{s}");
+        assert!(Recipe::storage(Arch::Arm64).tag().starts_with("slurmbox/storage-arm64:gluster-"));
     }
 
     #[test]

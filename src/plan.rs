@@ -24,6 +24,12 @@ pub const LABEL_USER: &str = "io.slurmbox.user";
 /// The init script every container runs under tini (see assets/slurmbox-init.sh).
 pub const INIT_SCRIPT: &str = include_str!("../assets/slurmbox-init.sh");
 pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
+/// The storage containers' script (see assets/slurmbox-storage.sh).
+pub const STORAGE_SCRIPT: &str = include_str!("../assets/slurmbox-storage.sh");
+pub const STORAGE_PATH: &str = "/usr/local/sbin/slurmbox-storage";
+/// Where a host's storage container mounts the GlusterFS /home (`<cluster>` replaced):
+/// a folder of the host, which its node containers see as /home.
+pub const SHARED_HOME_DIR: &str = "/var/lib/slurmbox/<cluster>/home";
 
 pub const CONTROLLER_HOST: &str = "controller";
 pub const LOGIN_HOST: &str = "login";
@@ -43,6 +49,8 @@ pub struct HostFacts {
     /// (`sbatch --constraint=arm64`).
     pub arch: Arch,
     pub image: String,
+    /// The storage image for its architecture, when the cluster's /home is GlusterFS.
+    pub storage_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -50,6 +58,8 @@ pub enum Role {
     Controller,
     Login,
     Compute,
+    /// A host's part of the shared /home (GlusterFS).
+    Storage,
 }
 
 impl Role {
@@ -58,6 +68,7 @@ impl Role {
             Role::Controller => "controller",
             Role::Login => "login",
             Role::Compute => "compute",
+            Role::Storage => "storage",
         }
     }
 }
@@ -79,6 +90,17 @@ pub struct Plan {
     /// Slurm names of the compute nodes, in order.
     pub compute_nodes: Vec<String>,
     pub default_user: String,
+    /// The hosts holding the GlusterFS /home, first host's first; empty otherwise.
+    pub storage: Vec<StoragePeer>,
+}
+
+/// A host's storage container, and the address the other hosts reach it at.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoragePeer {
+    /// Index into [`Plan::hosts`].
+    pub host: usize,
+    pub container: String,
+    pub address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -138,6 +160,12 @@ pub struct ContainerPlan {
     /// Files placed in the container before it first starts.
     pub files: Vec<PlannedFile>,
     pub labels: BTreeMap<String, String>,
+    /// Host devices it gets (`/dev/fuse` for a storage container).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// Security options (`apparmor=unconfined`: AppArmor's default profile forbids mount).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
 }
 
 /// A file written into a container at creation (owned by root).
@@ -160,6 +188,18 @@ pub struct MountPlan {
     pub source: MountSource,
     pub target: String,
     pub read_only: bool,
+    /// How mounts made later under a host folder reach the container (the GlusterFS
+    /// /home); `None`: Docker's default (rprivate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<Propagation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum Propagation {
+    /// Mounts made inside the container reach the host (and its other containers).
+    Shared,
+    /// Mounts made on the host reach the container, not the other way.
+    Slave,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -182,6 +222,20 @@ const BASE_CAPS: &[(&str, &str)] = &[
     ("SETGID", "set the job user's groups"),
     // slurmd signals job steps (scancel, time limits); init stops munged on exit.
     ("KILL", "signal processes of other accounts (scancel, shutdown)"),
+];
+
+/// A storage container's capabilities: GlusterFS's servers act as root on the brick
+/// for every user's files, and its client mounts the volume.
+const STORAGE_CAPS: &[(&str, &str)] = &[
+    // The FUSE mount, and the trusted.* extended attributes GlusterFS keeps on bricks.
+    ("SYS_ADMIN", "mount the volume; GlusterFS's trusted.* attributes on the brick"),
+    ("CHOWN", "files on the brick keep their users' owners"),
+    ("DAC_OVERRIDE", "the brick server reads and writes every user's files"),
+    ("DAC_READ_SEARCH", "the brick server walks every user's folders"),
+    ("FOWNER", "set modes and times on files of other owners"),
+    ("FSETID", "keep setgid bits on shared folders"),
+    ("KILL", "stop the brick processes on shutdown"),
+    ("NET_BIND_SERVICE", "GlusterFS clients connect from privileged ports"),
 ];
 
 impl Plan {
@@ -279,14 +333,22 @@ impl Plan {
                 MountSource::Volume(home_vol)
             }
             HomeSpec::HostPath(p) => MountSource::HostPath(p.display().to_string()),
+            HomeSpec::GlusterFs => MountSource::HostPath(SHARED_HOME_DIR.replace("<cluster>", &cluster)),
         };
-        let home = MountPlan { source: home_source, target: "/home".into(), read_only: false };
+        let gluster = spec.home == HomeSpec::GlusterFs;
+        let home = MountPlan {
+            source: home_source.clone(),
+            target: "/home".into(),
+            read_only: false,
+            propagation: gluster.then_some(Propagation::Slave),
+        };
         // Nodes beside the controller read its key; nodes on other hosts get a copy
         // written into their host's munge volume before they start.
         let munge = |read_only| MountPlan {
             source: MountSource::Volume(munge_vol.clone()),
             target: "/etc/munge".into(),
             read_only,
+            propagation: None,
         };
 
         let users: Vec<String> =
@@ -305,6 +367,9 @@ impl Plan {
         };
         if let Some(subnet) = hosts_subnet.filter(|_| on_host_network) {
             base_env.push(format!("OMPI_MCA_btl_tcp_if_include={subnet}"));
+        }
+        if gluster {
+            base_env.push("SLURMBOX_SHARED_HOME=glusterfs".into());
         }
 
         let init = PlannedFile { path: INIT_PATH.into(), mode: 0o755, contents: INIT_SCRIPT.into() };
@@ -338,6 +403,8 @@ impl Plan {
                     (LABEL_NODE, node),
                     (LABEL_USER, spec.default_user()),
                 ]),
+                devices: vec![],
+                security_opt: vec![],
             };
             let hash = c.spec_hash();
             c.labels.insert(LABEL_HASH.to_string(), hash);
@@ -385,6 +452,7 @@ impl Plan {
             source: MountSource::Volume(state_vol),
             target: render::STATE_SAVE_LOCATION.into(),
             read_only: false,
+            propagation: None,
         };
         let mut containers = vec![
             container(
@@ -423,6 +491,64 @@ impl Plan {
             compute_nodes.push(node.clone());
         }
 
+        // The GlusterFS /home: a storage container on every host, on the host's
+        // network, with its brick and glusterd's state in volumes of that host.
+        let mut storage = Vec::new();
+        if gluster {
+            let glusterd_vol = format!("{cluster}-glusterd");
+            let brick_vol = format!("{cluster}-brick");
+            for (host, listed) in spec.hosts.iter().enumerate() {
+                for name in [&glusterd_vol, &brick_vol] {
+                    volumes.push(VolumePlan { host, name: name.clone(), labels: labels(&[]) });
+                }
+                let volume = |name: &str, target: &str| MountPlan {
+                    source: MountSource::Volume(name.to_string()),
+                    target: target.into(),
+                    read_only: false,
+                    propagation: None,
+                };
+                let node = format!("storage-{}", listed.name);
+                let mut c = ContainerPlan {
+                    host,
+                    name: format!("{cluster}-{node}"),
+                    hostname: node.clone(),
+                    role: Role::Storage,
+                    image: facts[host].storage_image.clone().expect("facts carry the storage image"),
+                    command: vec![STORAGE_PATH.to_string(), "run".into()],
+                    env: vec![format!("SLURMBOX_STORAGE_ADDRESS={}", listed.address)],
+                    mounts: vec![
+                        volume(&glusterd_vol, "/var/lib/glusterd"),
+                        volume(&brick_vol, "/srv/brick"),
+                        MountPlan {
+                            source: home_source.clone(),
+                            target: "/srv/home".into(),
+                            read_only: false,
+                            propagation: Some(Propagation::Shared),
+                        },
+                    ],
+                    cap_add: STORAGE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+                    network: HOST_NETWORK.into(),
+                    ip: None,
+                    files: vec![PlannedFile {
+                        path: STORAGE_PATH.into(),
+                        mode: 0o755,
+                        contents: STORAGE_SCRIPT.into(),
+                    }],
+                    labels: labels(&[(LABEL_ROLE, Role::Storage.as_str()), (LABEL_NODE, &node)]),
+                    devices: vec!["/dev/fuse".into()],
+                    security_opt: vec!["apparmor=unconfined".into()],
+                };
+                let hash = c.spec_hash();
+                c.labels.insert(LABEL_HASH.to_string(), hash);
+                storage.push(StoragePeer {
+                    host,
+                    container: c.name.clone(),
+                    address: listed.address.clone(),
+                });
+                containers.push(c);
+            }
+        }
+
         Plan {
             cluster,
             hosts,
@@ -434,6 +560,7 @@ impl Plan {
             node_conf,
             compute_nodes,
             default_user: spec.default_user().to_string(),
+            storage,
         }
     }
 
@@ -461,6 +588,8 @@ impl Plan {
         self.volumes.iter_mut().for_each(|v| v.host = renumber(v.host));
         self.networks.retain(|n| kept(&n.host));
         self.networks.iter_mut().for_each(|n| n.host = renumber(n.host));
+        self.storage.retain(|s| kept(&s.host));
+        self.storage.iter_mut().for_each(|s| s.host = renumber(s.host));
         self.hosts = self.hosts.into_iter().enumerate().filter(|(i, _)| kept(i)).map(|(_, h)| h).collect();
         self
     }
@@ -550,7 +679,7 @@ mod tests {
     const IMAGE: &str = "slurmbox/node:24.11-test";
 
     fn facts() -> HostFacts {
-        HostFacts { cpus: 2, memory_mib: 24000, arch: Arch::Amd64, image: IMAGE.into() }
+        HostFacts { cpus: 2, memory_mib: 24000, arch: Arch::Amd64, image: IMAGE.into(), storage_image: None }
     }
 
     fn existing(plan: &Plan) -> Vec<Existing> {
@@ -653,6 +782,52 @@ mod tests {
             text.push_str(&format!("[[host]]\nname = \"pi{i}\"\nengine = \"ssh://pi@10.0.0.{i}\"\n"));
         }
         ClusterSpec::parse("c.toml", &format!("{text}{extra}")).unwrap()
+    }
+
+    #[test]
+    fn glusterfs_home_puts_a_storage_container_on_every_host() {
+        let text = "name = \"lab\"\n[home]\nshared = \"glusterfs\"\n[[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.1\"\n[[host]]\nname = \"pi2\"\nengine = \"ssh://pi@10.0.0.2\"\n";
+        let spec = ClusterSpec::parse("c.toml", text).unwrap();
+        let storage = HostFacts { storage_image: Some("slurmbox/storage:gluster-test".into()), ..facts() };
+        let plan = Plan::new(&spec, &[storage.clone(), storage]);
+        let peers: Vec<(usize, &str, &str)> =
+            plan.storage.iter().map(|s| (s.host, s.container.as_str(), s.address.as_str())).collect();
+        assert_eq!(peers, [(0, "lab-storage-pi1", "10.0.0.1"), (1, "lab-storage-pi2", "10.0.0.2")]);
+        let shared = MountSource::HostPath("/var/lib/slurmbox/lab/home".into());
+        for c in &plan.containers {
+            let home =
+                c.mounts.iter().find(|m| m.source == shared).expect("every container sees the shared home");
+            if c.role == Role::Storage {
+                assert_eq!(
+                    (home.target.as_str(), home.propagation),
+                    ("/srv/home", Some(Propagation::Shared))
+                );
+                assert_eq!(c.network, HOST_NETWORK);
+                assert_eq!(c.image, "slurmbox/storage:gluster-test");
+                assert_eq!(c.devices, ["/dev/fuse"]);
+                assert!(c.cap_add.contains(&"SYS_ADMIN".to_string()));
+            } else {
+                assert_eq!((home.target.as_str(), home.propagation), ("/home", Some(Propagation::Slave)));
+                assert!(c.env.contains(&"SLURMBOX_SHARED_HOME=glusterfs".to_string()), "{}", c.name);
+                assert!(!c.cap_add.contains(&"SYS_ADMIN".to_string()), "{}", c.name);
+            }
+        }
+        let volumes: Vec<(usize, &str)> = plan.volumes.iter().map(|v| (v.host, v.name.as_str())).collect();
+        assert_eq!(
+            volumes,
+            [
+                (0, "lab-munge"),
+                (1, "lab-munge"),
+                (0, "lab-state"),
+                (0, "lab-glusterd"),
+                (0, "lab-brick"),
+                (1, "lab-glusterd"),
+                (1, "lab-brick")
+            ]
+        );
+        // A host skipped by `up --skip-unreachable` is not asked to take part.
+        let kept = plan.without_hosts(&[1]);
+        assert_eq!(kept.storage.len(), 1);
     }
 
     const MACVLAN: &str = "[compute]\nper_host = 2\n[network]\nmode = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.0.64/26\"\n";

@@ -175,6 +175,9 @@ pub enum HomeSpec {
     Volume,
     /// A folder on the host, e.g. an existing GlusterFS or NFS mount such as /gfsv/home.
     HostPath(PathBuf),
+    /// A GlusterFS volume slurmbox runs on the hosts themselves, replicated to every
+    /// host (`[home] shared = "glusterfs"`).
+    GlusterFs,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -322,6 +325,7 @@ struct RawCompute {
 #[serde(deny_unknown_fields)]
 struct RawHome {
     host_path: Option<Spanned<String>>,
+    shared: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,6 +418,32 @@ impl RawSpec {
                     Some(in_range(&mem, 1, 64 * 1024 * 1024, "compute.memory_mb", &err)? as u64);
             }
         }
+        if let Some(home) = &self.home
+            && let Some(shared) = &home.shared
+        {
+            if shared.get_ref() != "glusterfs" {
+                return Err(err(
+                    shared.span(),
+                    format!("unknown home.shared {:?}", shared.get_ref()),
+                    "slurmbox provides \"glusterfs\"; for NFS or another shared folder, mount it on every host and set home.host_path".into(),
+                ));
+            }
+            if home.host_path.is_some() {
+                return Err(err(
+                    shared.span(),
+                    "home.shared and home.host_path cannot both be set".into(),
+                    "use host_path for a shared folder the hosts already have, shared = \"glusterfs\" for one slurmbox runs".into(),
+                ));
+            }
+            if hosts.is_empty() {
+                return Err(err(
+                    shared.span(),
+                    "a GlusterFS /home is replicated across hosts, and this spec lists none".into(),
+                    "list the machines as [[host]] tables, or leave [home] out on one machine (a volume holds /home)".into(),
+                ));
+            }
+            spec.home = HomeSpec::GlusterFs;
+        }
         if let Some(home) = self.home
             && let Some(path) = home.host_path
         {
@@ -432,7 +462,7 @@ impl RawSpec {
             return Err(err(
                 span,
                 "a cluster over several hosts needs a /home every host shares".into(),
-                "mount one shared folder (GlusterFS, NFS) at the same path on every host and set home.host_path"
+                "set [home] shared = \"glusterfs\" for one slurmbox runs on the hosts, or mount a shared folder (NFS, GlusterFS) at the same path on every host and set home.host_path"
                     .into(),
             ));
         }
@@ -888,6 +918,22 @@ name = "bob"
             ClusterSpec::parse("c.toml", &format!("{two}[home]\nhost_path = \"/gfsv/home\"\n")).unwrap();
         let addresses: Vec<&str> = spec.hosts.iter().map(|h| h.address.as_str()).collect();
         assert_eq!(addresses, ["a", "10.0.0.2"]);
+        let gluster =
+            ClusterSpec::parse("c.toml", &format!("{two}[home]\nshared = \"glusterfs\"\n")).unwrap();
+        assert_eq!(gluster.home, HomeSpec::GlusterFs);
+    }
+
+    #[test]
+    fn glusterfs_home_is_checked() {
+        let e = error_of("[home]\nshared = \"nfs\"\n");
+        assert_eq!(e, "cluster.toml:2:10: unknown home.shared \"nfs\"");
+        let e = error_of("[home]\nshared = \"glusterfs\"\n");
+        assert_eq!(
+            e,
+            "cluster.toml:2:10: a GlusterFS /home is replicated across hosts, and this spec lists none"
+        );
+        let e = error_of("[home]\nshared = \"glusterfs\"\nhost_path = \"/gfsv\"\n");
+        assert_eq!(e, "cluster.toml:2:10: home.shared and home.host_path cannot both be set");
     }
 
     #[test]

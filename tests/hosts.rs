@@ -210,3 +210,68 @@ fn mixed_amd64_and_arm64_hosts_run_one_cluster() {
     assert!(images[0].starts_with("slurmbox/node:24.11-"), "{images:?}");
     assert!(images[1].starts_with("slurmbox/node-arm64:24.11-"), "{images:?}");
 }
+
+/// The shared /home slurmbox provides itself: a GlusterFS volume replicated to every
+/// host. What a job writes on one host is read on the others and every host's brick
+/// holds a copy; a joining host gets a copy of what is there, a leaving one takes
+/// nothing with it, and a host whose storage container restarts mounts /home again by
+/// itself.
+#[test]
+fn glusterfs_home_is_shared_and_replicated_across_hosts() {
+    let lab = Lab::start("gluster", 3);
+    let cluster = LabCluster::glusterfs(&lab, "gluster", 2);
+    let up = cluster.slurmbox(&["up"], &[]).ok();
+    assert!(up.stderr.contains("Shared /home (GlusterFS on 2 hosts)"), "{}", up.stderr);
+    assert!(up.stderr.contains("created volume home on"), "{}", up.stderr);
+    // What is on a host's brick (the volume's copy there).
+    let brick = |host: usize, file: &str| {
+        let out = cluster.docker_exec(
+            host,
+            &format!("storage-pi{}", host + 1),
+            None,
+            &format!("cat /srv/brick/home/{file}"),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+
+    cluster.as_user("srun -w pi2 bash -c \"hostname > from-pi2.txt\"");
+    assert_eq!(cluster.as_user("cat from-pi2.txt"), "pi2", "written on pi2, read on pi1's login node");
+    assert_eq!(brick(0, "researcher/from-pi2.txt"), "pi2");
+    assert_eq!(brick(1, "researcher/from-pi2.txt"), "pi2");
+    // The article's checks, the MPI job's output on the shared /home.
+    let verify = cluster.slurmbox(&["verify"], &[]).ok();
+    assert!(verify.stdout.contains("ranks on pi1,pi2"), "{}", verify.stdout);
+
+    // A third host joins: its brick is added and filled with what is already there.
+    let add = cluster.slurmbox(&["host", "add", "pi3"], &["--engine", &lab.engine_url(2)]).ok();
+    assert!(add.stderr.contains("brick (replica 3)"), "{}", add.stderr);
+    assert_eq!(cluster.as_user("srun -w pi3 cat from-pi2.txt"), "pi2");
+    let start = Instant::now();
+    while brick(2, "researcher/from-pi2.txt") != "pi2" {
+        assert!(start.elapsed() < Duration::from_secs(90), "pi3's brick never got from-pi2.txt");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("pi3's brick had the existing files {:.1}s after it joined", start.elapsed().as_secs_f64());
+    cluster.as_user("srun -w pi3 bash -c \"hostname > from-pi3.txt\"");
+
+    // pi2's storage container restarts: pi2's node gets /home back by itself.
+    lab.ssh_ok(1, &format!("docker restart {}-storage-pi2", cluster.name));
+    let start = Instant::now();
+    loop {
+        let out = cluster.docker_exec(1, "pi2", Some("researcher"), "cat /home/researcher/from-pi3.txt");
+        if String::from_utf8_lossy(&out.stdout).trim() == "pi3" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "pi2 has no /home after its storage restarted");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("pi2's /home back {:.1}s after its storage container restarted", start.elapsed().as_secs_f64());
+
+    // pi3 leaves: what it wrote stays, on the two bricks left.
+    cluster.slurmbox(&["host", "remove", "pi3"], &[]).ok();
+    assert_eq!(cluster.as_user("cat from-pi3.txt"), "pi3");
+    assert_eq!(brick(1, "researcher/from-pi3.txt"), "pi3");
+    let info = cluster.docker_exec(0, "storage-pi1", None, "gluster volume info home");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("Number of Bricks: 1 x 2 = 2"), "{info}");
+}

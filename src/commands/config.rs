@@ -16,7 +16,8 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> 
     let info = engine.info().await?;
     let arch = Arch::parse(&info.arch).unwrap_or(Arch::native());
     let image = crate::image::Recipe::new(spec.slurm, arch).tag();
-    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib, arch, image };
+    let storage_image = Some(crate::image::Recipe::storage(arch).tag());
+    let facts = HostFacts { cpus: info.cpus, memory_mib: info.memory_mib, arch, image, storage_image };
     // Every host is assumed to look like the controller's here; `up` asks each one.
     let facts = vec![facts; spec.hosts.len().max(1)];
     let plan = Plan::new(&spec, &facts);

@@ -18,7 +18,7 @@ use crate::actions;
 use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
 use crate::engine::Engine;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
-use crate::spec::{self, ClusterSpec};
+use crate::spec::{self, ClusterSpec, HomeSpec};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum HostError {
@@ -186,6 +186,20 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
             jobs.join(", ")
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Its brick leaves the shared /home's volume while the other hosts still hold
+    // every file (the volume is replicated to all of them).
+    if spec.home == HomeSpec::GlusterFs {
+        let step = p.step(format!("Taking {}'s brick out of the shared /home", leaving.name));
+        let first = containers
+            .iter()
+            .find(|c| {
+                c.host == 0 && c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Storage.as_str())
+            })
+            .ok_or_else(|| super::ClusterError::Missing(cluster.name.clone()))?;
+        actions::remove_storage_peer(control, &first.name, &spec.hosts[index].address).await?;
+        step.done();
     }
 
     let step = p.step(format!("Removing {}'s containers and volumes", leaving.name));

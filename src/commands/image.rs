@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::{ImageBuildArgs, ImageCommand};
+use crate::image::Recipe;
 
 pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
     match cmd {
@@ -14,8 +15,11 @@ pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
     let engine = ctx.engine(None).await?;
     let arch = args.arch.unwrap_or_else(crate::spec::Arch::native);
-    let tag = crate::image::ensure(&engine, args.slurm, arch, &args.build.mirror, args.force, &ctx.progress)
-        .await?;
+    let recipe = match args.storage {
+        true => Recipe::storage(arch),
+        false => Recipe::new(args.slurm, arch),
+    };
+    let tag = crate::image::ensure(&engine, recipe, &args.build.mirror, args.force, &ctx.progress).await?;
     println!("{tag}");
     Ok(ExitCode::SUCCESS)
 }

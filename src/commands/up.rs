@@ -12,10 +12,11 @@ use crate::cli::UpArgs;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerInfo, Engine, EngineError, EngineInfo, FileUpload};
 use crate::image;
+use crate::image::Recipe;
 use crate::plan::{
     Change, ContainerPlan, Existing, HostFacts, LABEL_HASH, LABEL_NODE, LABEL_ROLE, Plan, Role, converge,
 };
-use crate::spec::{Arch, ClusterSpec};
+use crate::spec::{Arch, ClusterSpec, HomeSpec};
 
 /// Reads the spec named by `-f` (or the default), with `--name` taking precedence.
 pub fn load_spec(args: &crate::cli::ClusterName) -> miette::Result<ClusterSpec> {
@@ -107,24 +108,42 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
 
     // Images are built where slurmbox runs, when it has an engine, and streamed to
     // each host that lacks them; without a local engine they are built on each host.
+    // A GlusterFS /home adds the storage image.
+    let gluster = spec.home == HomeSpec::GlusterFs;
+    let recipes = |arch: Arch| {
+        let mut r = vec![Recipe::new(spec.slurm, arch)];
+        if gluster {
+            r.push(Recipe::storage(arch));
+        }
+        r
+    };
     let local = if spec.hosts.is_empty() { None } else { ctx.engine(None).await.ok() };
-    let mut tags: BTreeMap<Arch, String> = BTreeMap::new();
+    // (arch, is the storage image) → tag
+    let mut tags: BTreeMap<(Arch, bool), String> = BTreeMap::new();
     match &local {
         None => {
             for ((_, (engine, _)), arch) in reached.iter().zip(&arches) {
-                let tag = image::ensure(engine, spec.slurm, *arch, &args.build.mirror, false, p).await?;
-                tags.insert(*arch, tag);
+                for recipe in recipes(*arch) {
+                    let key = (*arch, recipe.kind == image::Kind::Storage);
+                    tags.insert(key, image::ensure(engine, recipe, &args.build.mirror, false, p).await?);
+                }
             }
         }
         Some(local) => {
             for arch in wanted {
-                tags.insert(
-                    arch,
-                    image::ensure(local, spec.slurm, arch, &args.build.mirror, false, p).await?,
-                );
+                for recipe in recipes(arch) {
+                    let key = (arch, recipe.kind == image::Kind::Storage);
+                    tags.insert(key, image::ensure(local, recipe, &args.build.mirror, false, p).await?);
+                }
             }
-            let sends = reached.iter().zip(&arches).map(|((i, (engine, _)), arch)| {
-                image::send_if_missing(local, engine, &spec.hosts[*i].name, &tags[arch], p)
+            let (hosts, tags) = (&spec.hosts, &tags);
+            let sends = reached.iter().zip(&arches).map(|((i, (engine, _)), arch)| async move {
+                let host = &hosts[*i].name;
+                image::send_if_missing(local, engine, host, &tags[&(*arch, false)], p).await?;
+                if let Some(storage) = tags.get(&(*arch, true)) {
+                    image::send_if_missing(local, engine, host, storage, p).await?;
+                }
+                Ok::<_, image::ImageError>(())
             });
             try_join_all(sends).await?;
         }
@@ -136,7 +155,8 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
             cpus: i.cpus,
             memory_mib: i.memory_mib,
             arch: *arch,
-            image: tags[arch].clone(),
+            image: tags[&(*arch, false)].clone(),
+            storage_image: tags.get(&(*arch, true)).cloned(),
         })
         .collect();
     // Skipped hosts are planned like the controller's (for names and addresses that
@@ -174,6 +194,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let changes = converge(&plan, &existing);
     let summary = apply(&engines, &plan, &found, &changes, &step).await?;
     step.done_with(summary);
+
+    if !plan.storage.is_empty() {
+        let step = p.step(format!("Shared /home (GlusterFS on {} hosts)", plan.storage.len()));
+        step.message("peers, bricks and volume");
+        let changed = actions::converge_storage(&engines, &plan).await?;
+        step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });
+    }
 
     let wait = Duration::from_secs(args.wait);
     let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));

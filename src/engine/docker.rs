@@ -7,9 +7,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
-    MountType, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest,
+    NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
@@ -22,7 +22,8 @@ use tokio::io::{AsyncWriteExt, stdout};
 
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
 use crate::plan::{
-    ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkDriver, NetworkPlan, VolumePlan,
+    ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkDriver, NetworkPlan, Propagation,
+    VolumePlan,
 };
 
 /// Longest a single engine request may take (an image transfer, a long `exec`).
@@ -340,11 +341,22 @@ impl Engine for DockerEngine {
                     MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
                     MountSource::HostPath(p) => (MountType::BIND, p.clone()),
                 };
+                // A folder a storage container mounts the shared /home on: made on the
+                // host if missing, and shared with the host and its nodes.
+                let bind_options = m.propagation.map(|p| MountBindOptions {
+                    propagation: Some(match p {
+                        Propagation::Shared => MountBindOptionsPropagationEnum::RSHARED,
+                        Propagation::Slave => MountBindOptionsPropagationEnum::RSLAVE,
+                    }),
+                    create_mountpoint: Some(true),
+                    ..Default::default()
+                });
                 Mount {
                     target: Some(m.target.clone()),
                     source: Some(source),
                     typ: Some(typ),
                     read_only: Some(m.read_only),
+                    bind_options,
                     ..Default::default()
                 }
             })
@@ -367,6 +379,17 @@ impl Engine for DockerEngine {
                     maximum_retry_count: None,
                 }),
                 network_mode: Some(c.network.clone()),
+                devices: (!c.devices.is_empty()).then(|| {
+                    c.devices
+                        .iter()
+                        .map(|d| DeviceMapping {
+                            path_on_host: Some(d.clone()),
+                            path_in_container: Some(d.clone()),
+                            cgroup_permissions: Some("rwm".into()),
+                        })
+                        .collect()
+                }),
+                security_opt: (!c.security_opt.is_empty()).then(|| c.security_opt.clone()),
                 ..Default::default()
             }),
             // On the cluster's own network the node is found by its name; on the host's
@@ -433,6 +456,13 @@ impl Engine for DockerEngine {
         match self.docker.start_container(name, None::<StartContainerOptions>).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 304) => Ok(()),
+            // Mount propagation (the GlusterFS /home) needs the host's mount under the
+            // folder to be shared: "path P is mounted on / but it is not a shared mount".
+            Err(e) if e.to_string().contains("is not a shared") => {
+                let text = e.to_string();
+                let path = text.split("path ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("");
+                Err(EngineError::NotShared { path: path.to_string(), container: name.to_string() })
+            }
             Err(e) => Err(api(format!("start container {name}"))(e)),
         }
     }

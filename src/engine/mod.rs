@@ -43,6 +43,12 @@ pub enum EngineError {
         "create it there first (for a shared /home: mount the shared filesystem at that path on every host)"
     ))]
     MissingPath { path: String, container: String },
+    #[error("the host of {container} does not share mounts under {path} with its containers")]
+    #[diagnostic(help(
+        "the GlusterFS /home reaches the nodes through mount propagation: run `mount --make-rshared /` on that \
+         host as root (systemd hosts do this at boot; others need it after each boot), then `slurmbox up` again"
+    ))]
+    NotShared { path: String, container: String },
     #[error("container {0:?} does not exist")]
     #[diagnostic(help("is the cluster up? `slurmbox status` lists its nodes"))]
     NoContainer(String),

@@ -48,6 +48,8 @@ const PACKAGES: &[&str] = &[
     "iputils-ping",
     "ca-certificates",
     "procps",
+    // `mount --make-rshared /` at start (see HOST_START).
+    "mount",
 ];
 
 /// Shell run by mmdebstrap on the finished tree (`$1` is its root).
@@ -72,8 +74,10 @@ const CUSTOMIZE: &[&str] = &[
 /// engines using the default `/docker` parent would share it with the outer engine's.
 /// The inner engine cannot turn IPv6 off on its containers' interfaces (the lab host's
 /// /proc/sys is read-only), which Docker 26 treats as fatal unless told to go on.
+/// Its root is made a shared mount, as systemd makes a real machine's: the GlusterFS
+/// /home reaches node containers through mount propagation.
 const HOST_START: &str = "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && \
-     exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{cgroup}";
+     mount --make-rshared / && exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{cgroup}";
 
 /// How long a host's inner engine may take to answer over ssh after the container starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -414,6 +418,8 @@ impl Lab {
             "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            // FUSE, for a storage container's GlusterFS mount.
+            "--device", "/dev/fuse",
             // The inner engine's storage: a volume (overlay2 cannot stack on the
             // container's own overlay), removed with the container (`rm -v`).
             "-v", "/var/lib/docker",

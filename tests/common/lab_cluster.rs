@@ -27,9 +27,17 @@ impl<'a> LabCluster<'a> {
 
     /// Like [`LabCluster::new`], with `more` (TOML tables) at the end of the spec.
     pub fn with(lab: &'a Lab, tag: &str, hosts: usize, more: &str) -> LabCluster<'a> {
+        LabCluster::with_home(lab, tag, hosts, &format!("host_path = \"{SHARED_MOUNT}/home\""), more)
+    }
+
+    /// Like [`LabCluster::new`], with the GlusterFS /home slurmbox provides.
+    pub fn glusterfs(lab: &'a Lab, tag: &str, hosts: usize) -> LabCluster<'a> {
+        LabCluster::with_home(lab, tag, hosts, "shared = \"glusterfs\"", "")
+    }
+
+    fn with_home(lab: &'a Lab, tag: &str, hosts: usize, home: &str, more: &str) -> LabCluster<'a> {
         let name = super::unique_name(tag);
-        let mut text =
-            format!("name = \"{name}\"\ncontroller = \"pi1\"\n[home]\nhost_path = \"{SHARED_MOUNT}/home\"\n");
+        let mut text = format!("name = \"{name}\"\ncontroller = \"pi1\"\n[home]\n{home}\n");
         for i in 0..hosts {
             text.push_str(&format!("[[host]]\nname = \"pi{}\"\nengine = \"{}\"\n", i + 1, lab.engine_url(i)));
         }

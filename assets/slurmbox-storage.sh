@@ -1,0 +1,138 @@
+#!/bin/bash
+# slurmbox-storage: the shared /home slurmbox provides with `[home] shared = "glusterfs"`.
+#
+# One storage container runs on every host, on the host's network. It holds a brick
+# of the cluster's GlusterFS volume (a Docker volume at /srv/brick) and mounts the
+# volume over FUSE at /srv/home, a folder of the host that the host's node containers
+# see as /home (mount propagation carries the mount to them).
+#
+# Usage:
+#   slurmbox-storage run              the container's main process (under tini)
+#   slurmbox-storage converge ADDR..  on the first host: make ADDR.. peers, each with a
+#                                     brick of a volume replicated to all of them
+#   slurmbox-storage remove ADDR      on the first host: take ADDR's brick out, forget it
+# Environment (set by slurmbox):
+#   SLURMBOX_STORAGE_ADDRESS  how the other hosts reach this one
+set -euo pipefail
+
+volume=home
+brick_dir=/srv/brick/home
+mnt=/srv/home
+self="${SLURMBOX_STORAGE_ADDRESS:?}"
+log() { echo "slurmbox-storage: $*" >&2; }
+gl() { gluster --mode=script "$@"; }
+
+# Whether a GlusterFS client is mounted at /srv/home (on top of the host's folder,
+# which is itself a mount: never unmount that one).
+client_mounted() { grep -q " $mnt [^-]* - fuse.glusterfs " /proc/self/mountinfo; }
+# Whether the top mount at /srv/home is the volume and its client answers.
+mounted() {
+    awk -v m="$mnt" '$5 == m { top = $0 } END { exit !(top ~ / - fuse\.glusterfs /) }' /proc/self/mountinfo &&
+        stat -f "$mnt" >/dev/null 2>&1
+}
+# Unmounts clients at /srv/home (the nodes lose them too, through propagation).
+unmount() { while client_mounted; do umount -l "$mnt" || return 0; done; }
+
+# The volume's bricks, one "ADDR:/srv/brick/home" per line.
+bricks() { gl volume info "$volume" | sed -n 's/^Brick[0-9]*: //p'; }
+
+# Try the command in $1 every second for $2 seconds, until it succeeds.
+retry() {
+    local what="$1" seconds="$2"
+    for ((i = 0; i < seconds; i++)); do
+        if eval "$what" >/dev/null 2>&1; then return 0; fi
+        sleep 1
+    done
+    return 1
+}
+
+run() {
+    mkdir -p "$brick_dir" "$mnt"
+    # A mount left by an earlier run of this container, whose client is gone.
+    unmount
+    glusterd -N --log-file=- &
+    local glusterd=$!
+    stop() {
+        unmount
+        kill -TERM "$glusterd" 2>/dev/null || true
+        pkill -TERM glusterfsd 2>/dev/null || true
+        exit 0
+    }
+    trap stop TERM INT
+    retry "gl pool list" 60 || { log "glusterd did not start"; exit 1; }
+    log "glusterd answers at $self"
+    # Mount the volume once the first host has made it (see converge); mount it again
+    # whenever the client stops answering (it died, or the volume was stopped).
+    while kill -0 "$glusterd" 2>/dev/null; do
+        if ! mounted; then
+            unmount
+            if gl volume info "$volume" 2>/dev/null | grep -q '^Status: Started' &&
+                mount -t glusterfs -o log-file=/var/log/glusterfs/home-mount.log "localhost:/$volume" "$mnt"; then
+                log "volume $volume mounted at $mnt (the nodes' /home)"
+            fi
+        fi
+        sleep 2 &
+        wait $! || true
+    done
+    log "glusterd exited"
+    exit 1
+}
+
+converge() {
+    local want=("$@") a
+    for a in "${want[@]}"; do
+        [ "$a" = "$self" ] && continue
+        # The other hosts' storage containers may still be starting.
+        retry "gl peer probe $a" 120 || { log "host $a does not answer GlusterFS (port 24007)"; exit 1; }
+    done
+    # Every peer connected, or volume commands are refused.
+    local others=$((${#want[@]} - 1))
+    retry "[ \$(gl peer status | grep -c 'Peer in Cluster (Connected)') -ge $others ]" 120 ||
+        { gl peer status >&2; log "not every host's glusterd is connected"; exit 1; }
+    if ! gl volume info "$volume" >/dev/null 2>&1; then
+        local replica=() list=()
+        [ "${#want[@]}" -gt 1 ] && replica=(replica "${#want[@]}")
+        for a in "${want[@]}"; do list+=("$a:$brick_dir"); done
+        # force: the bricks are on the hosts' root file systems (Docker volumes).
+        gl volume create "$volume" "${replica[@]}" "${list[@]}" force
+        log "created volume $volume on ${want[*]}"
+    else
+        local have count
+        have="$(bricks)"
+        count=$(wc -l <<<"$have")
+        for a in "${want[@]}"; do
+            grep -qx "$a:$brick_dir" <<<"$have" && continue
+            count=$((count + 1))
+            gl volume add-brick "$volume" replica "$count" "$a:$brick_dir" force
+            log "added $a's brick (replica $count)"
+            # Copy what is already there onto the new brick now, not file by file later.
+            gl volume heal "$volume" full >/dev/null 2>&1 || true
+        done
+    fi
+    gl volume info "$volume" | grep -q '^Status: Started' || gl volume start "$volume"
+}
+
+remove() {
+    local gone="${1:?usage: slurmbox-storage remove ADDR}" count
+    if bricks | grep -qx "$gone:$brick_dir"; then
+        count=$(bricks | wc -l)
+        if [ "$count" -gt 1 ]; then
+            gl volume remove-brick "$volume" replica "$((count - 1))" "$gone:$brick_dir" force
+            log "removed $gone's brick (replica $((count - 1)))"
+        fi
+    fi
+    if gl pool list | awk 'NR > 1 { print $2 }' | grep -qx "$gone"; then
+        gl peer detach "$gone" force
+        log "host $gone is no longer a GlusterFS peer"
+    fi
+}
+
+case "${1:-}" in
+run) run ;;
+converge) shift && converge "$@" ;;
+remove) shift && remove "$@" ;;
+*)
+    echo "usage: slurmbox-storage run | converge ADDR... | remove ADDR" >&2
+    exit 2
+    ;;
+esac
