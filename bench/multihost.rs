@@ -20,6 +20,14 @@
 //!   done (from just before `sbatch` on the login node to the end of `mpiexec`; the lab's
 //!   hosts share one clock). Not `sbatch --wait`'s own return: it polls the job, after
 //!   2 s and then 8 s more, so its wall time is 2 s or 10 s whatever the job takes.
+//! - the shared /home: the same file work on the three-host cluster with /home on a
+//!   folder every host mounts (the lab's /gfsv: one folder of this machine, so no
+//!   network in between), then on a cluster whose /home is the GlusterFS volume
+//!   slurmbox runs on the hosts (`[home] shared = "glusterfs"`, replicated to all
+//!   three): a job step on pi2 writes one large file (`dd ... conv=fsync`) and many
+//!   small ones, then one on pi3 reads them all back. Timed inside the steps. Also the
+//!   GlusterFS cluster's `up`: the first one (storage image sent to every host), then
+//!   warm ones of the purged cluster, against the warm `up` above.
 //!
 //! The lab's hosts share this machine's cores: the three-host numbers show slurmbox's
 //! and MPI's own overhead and parallelism, not what more machines would add, and 12
@@ -50,6 +58,9 @@ const RANKS_PER_NODE: usize = 4;
 const PI_PROGRAM: &str = include_str!("../assets/verify/pi.py");
 /// Folder of the pi program and its job scripts, in the default user's (shared) home.
 const WORKDIR: &str = ".slurmbox-bench";
+/// The shared /home's workload: one file of this many MB, and this many small files.
+const LARGE_MB: usize = 128;
+const SMALL_FILES: usize = 500;
 
 fn main() {
     let image = slurmbox(None, &["image", "build", "--quiet"], "").stdout.trim().to_string();
@@ -57,8 +68,8 @@ fn main() {
     std::fs::create_dir_all(lab.shared_dir().join("home")).expect("create the shared /home");
     let dir = tempfile::tempdir().expect("create a tempdir for the specs");
     let name = format!("bench-mh-{}", std::process::id());
-    let one = Cluster::new(&lab, dir.path(), &format!("{name}-one"), 1);
-    let three = Cluster::new(&lab, dir.path(), &format!("{name}-three"), HOSTS);
+    let one = Cluster::new(&lab, dir.path(), &format!("{name}-one"), 1, false);
+    let three = Cluster::new(&lab, dir.path(), &format!("{name}-three"), HOSTS, false);
 
     note("up of 1 host, image not there yet");
     let (cold_one, sent_one) = one.up_sending(&["pi1"]);
@@ -88,6 +99,22 @@ fn main() {
         }
     }
 
+    note("shared /home on a host folder");
+    let folder_io = HomeIo::measure(&three);
+    three.down();
+    let gluster = Cluster::new(&lab, dir.path(), &format!("{name}-gluster"), HOSTS, true);
+    note("up of 3 hosts with a GlusterFS /home, storage image not there yet");
+    let cold_gluster = gluster.up();
+    let storage_sent = image_sends(&cold_gluster.stderr, "Storage image on ");
+    let mut warm_gluster = Vec::new();
+    for round in 1..=ROUNDS {
+        note(&format!("warm up with a GlusterFS /home, round {round} of {ROUNDS}"));
+        gluster.down();
+        warm_gluster.push(gluster.up().seconds);
+    }
+    note("shared /home on GlusterFS");
+    let gluster_io = HomeIo::measure(&gluster);
+
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let ratio = median(&warm_three) / median(&warm_one);
     println!();
@@ -108,6 +135,84 @@ fn main() {
     for (jobs, (nodes, ranks)) in pi.iter().zip(layouts) {
         let place = if nodes == 1 { "1 node".to_string() } else { format!("across {nodes} hosts") };
         println!("MPI pi, {place}, {ranks} ranks: {}", PiJob::summary(jobs));
+    }
+    println!("shared /home, host folder: {folder_io}");
+    println!("shared /home, GlusterFS:   {gluster_io}");
+    println!(
+        "up with GlusterFS /home, 3 hosts: first {:.1} s (storage image: {}); warm median {:.1} s (runs: {}) \
+         against {:.1} s with a host folder",
+        cold_gluster.seconds,
+        sends(&storage_sent),
+        median(&warm_gluster),
+        runs(&warm_gluster),
+        median(&warm_three)
+    );
+}
+
+/// Seconds of the shared /home's workload (see the module's doc).
+struct HomeIo {
+    write_large: f64,
+    write_small: f64,
+    read_large: f64,
+    read_small: f64,
+}
+
+impl HomeIo {
+    /// Runs the workload on `cluster`: written by a job step on pi2, read on pi3.
+    fn measure(cluster: &Cluster) -> HomeIo {
+        let timed = |node: &str, key: &str, first: &str, second: &str| {
+            format!(
+                "srun -w {node} bash -c 't0=$(date +%s.%N); {first}; t1=$(date +%s.%N); {second}; echo {key}=$t0 $t1 $(date +%s.%N)'"
+            )
+        };
+        let write = timed(
+            "pi2",
+            "write",
+            &format!("dd if=/dev/zero of=large bs=1M count={LARGE_MB} conv=fsync status=none"),
+            &format!("for i in $(seq {SMALL_FILES}); do echo $i > small$i; done"),
+        );
+        let read = timed(
+            "pi3",
+            "read",
+            "cat large > /dev/null",
+            &format!("test $(cat small* | wc -l) = {SMALL_FILES}"),
+        );
+        let out = cluster.bash(
+            &format!("mkdir -p {WORKDIR}/io && cd {WORKDIR}/io && rm -f large small* && {write} && {read}"),
+            "",
+        );
+        let times = |key: &str| -> Vec<f64> {
+            out.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("no {key}= in:\n{}", out.stdout))
+                .split(' ')
+                .map(|t| t.parse().expect("a date +%s.%N time"))
+                .collect()
+        };
+        let (w, r) = (times("write"), times("read"));
+        HomeIo {
+            write_large: w[1] - w[0],
+            write_small: w[2] - w[1],
+            read_large: r[1] - r[0],
+            read_small: r[2] - r[1],
+        }
+    }
+}
+
+impl std::fmt::Display for HomeIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = LARGE_MB as f64;
+        let files = SMALL_FILES as f64;
+        write!(
+            f,
+            "on pi2 {LARGE_MB} MB written at {:.0} MB/s, {SMALL_FILES} small files at {:.0}/s; \
+             on pi3 read at {:.0} MB/s and {:.0} files/s",
+            mb / self.write_large,
+            files / self.write_small,
+            mb / self.read_large,
+            files / self.read_small
+        )
     }
 }
 
@@ -156,11 +261,13 @@ struct Cluster {
 impl Cluster {
     /// One host: controller, login and one compute node on lab host 0, /home a volume.
     /// Several: controller and login on pi1, one compute node per host, /home on the
-    /// lab's shared folder.
-    fn new(lab: &Lab, dir: &Path, name: &str, hosts: usize) -> Cluster {
+    /// lab's shared folder, or on the GlusterFS volume slurmbox runs (`gluster`).
+    fn new(lab: &Lab, dir: &Path, name: &str, hosts: usize, gluster: bool) -> Cluster {
         let mut text = format!("name = \"{name}\"\ncontroller = \"pi1\"\n");
         if hosts == 1 {
             text.push_str("[compute]\nper_host = 1\n");
+        } else if gluster {
+            text.push_str("[home]\nshared = \"glusterfs\"\n");
         } else {
             text.push_str(&format!("[home]\nhost_path = \"{}/home\"\n", lab::SHARED_MOUNT));
         }
@@ -191,7 +298,7 @@ impl Cluster {
     /// of each send.
     fn up_sending(&self, hosts: &[&str]) -> (Run, Vec<(String, f64)>) {
         let run = self.up();
-        let mut sent = image_sends(&run.stderr);
+        let mut sent = image_sends(&run.stderr, "Image on ");
         sent.sort_by(|a, b| a.0.cmp(&b.0));
         let names: Vec<&str> = sent.iter().map(|(h, _)| h.as_str()).collect();
         assert_eq!(names, hosts, "hosts the image was sent to; up printed:\n{}", run.stderr);
@@ -292,12 +399,13 @@ impl PiJob {
 }
 
 /// The hosts and seconds of each ` ✓ Image on HOST (sent, 12.3s)` line of `up`'s
-/// progress (in the order the sends finished).
-fn image_sends(stderr: &str) -> Vec<(String, f64)> {
+/// progress (`step` is "Image on ", or "Storage image on "), in the order the sends
+/// finished.
+fn image_sends(stderr: &str, step: &str) -> Vec<(String, f64)> {
     stderr
         .lines()
         .filter_map(|line| {
-            let (host, detail) = line.split_once("Image on ")?.1.split_once(" (sent, ")?;
+            let (host, detail) = line.split_once(&format!(" ✓ {step}"))?.1.split_once(" (sent, ")?;
             Some((host.to_string(), detail.strip_suffix("s)")?.parse().ok()?))
         })
         .collect()

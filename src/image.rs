@@ -212,7 +212,9 @@ pub async fn send_if_missing<E: Engine>(
     tag: &str,
     progress: &Progress,
 ) -> Result<(), ImageError> {
-    let step = progress.step(format!("Image on {host}"));
+    // "Image on pi2", "Storage image on pi2".
+    let what = if tag.starts_with(STORAGE_REPOSITORY) { "Storage image" } else { "Image" };
+    let step = progress.step(format!("{what} on {host}"));
     if target.image_exists(tag).await? {
         step.done_with("present");
         return Ok(());

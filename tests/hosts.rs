@@ -220,6 +220,16 @@ fn mixed_amd64_and_arm64_hosts_run_one_cluster() {
 fn glusterfs_home_is_shared_and_replicated_across_hosts() {
     let lab = Lab::start("gluster", 3);
     let cluster = LabCluster::glusterfs(&lab, "gluster", 2);
+    // A host whose root mount does not share mounts with containers (not systemd's
+    // default) cannot pass /home on: `up` says what to run there.
+    lab.ssh_ok(1, "mount --make-rprivate /");
+    let refused = cluster.slurmbox(&["up"], &[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    // (The report is wrapped to the terminal's width.)
+    let flat = refused.stderr.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("pi2 does not share mounts under"), "{}", refused.stderr);
+    assert!(flat.contains("run `mount --make-rshared /` on that host"), "{}", refused.stderr);
+    lab.ssh_ok(1, "mount --make-rshared /");
     let up = cluster.slurmbox(&["up"], &[]).ok();
     assert!(up.stderr.contains("Shared /home (GlusterFS on 2 hosts)"), "{}", up.stderr);
     assert!(up.stderr.contains("created volume home on"), "{}", up.stderr);

@@ -198,8 +198,13 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
                 c.host == 0 && c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Storage.as_str())
             })
             .ok_or_else(|| super::ClusterError::Missing(cluster.name.clone()))?;
-        actions::remove_storage_peer(control, &first.name, &spec.hosts[index].address).await?;
-        step.done();
+        match actions::remove_storage_peer(control, &first.name, &spec.hosts[index].address).await {
+            Ok(()) => step.done(),
+            // A host taken out by force may be gone for good: the volume keeps its
+            // copies on the other hosts either way.
+            Err(e) if args.force => step.fail(format!("{e}; the volume still lists it")),
+            Err(e) => return Err(e.into()),
+        }
     }
 
     let step = p.step(format!("Removing {}'s containers and volumes", leaving.name));
