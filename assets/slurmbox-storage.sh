@@ -36,12 +36,12 @@ unmount() { while client_mounted; do umount -l "$mnt" || return 0; done; }
 # The volume's bricks, one "ADDR:/srv/brick/home" per line.
 bricks() { gl volume info "$volume" | sed -n 's/^Brick[0-9]*: //p'; }
 
-# Try the command in $1 every second for $2 seconds, until it succeeds.
+# Try the command in $1 five times a second for $2 seconds, until it succeeds.
 retry() {
     local what="$1" seconds="$2"
-    for ((i = 0; i < seconds; i++)); do
+    for ((i = 0; i < seconds * 5; i++)); do
         if eval "$what" >/dev/null 2>&1; then return 0; fi
-        sleep 1
+        sleep 0.2
     done
     return 1
 }
@@ -64,14 +64,17 @@ run() {
     # Mount the volume once the first host has made it (see converge); mount it again
     # whenever the client stops answering (it died, or the volume was stopped).
     while kill -0 "$glusterd" 2>/dev/null; do
+        local pause=2
         if ! mounted; then
             unmount
             if gl volume info "$volume" 2>/dev/null | grep -q '^Status: Started' &&
                 mount -t glusterfs -o log-file=/var/log/glusterfs/home-mount.log "localhost:/$volume" "$mnt"; then
                 log "volume $volume mounted at $mnt (the nodes' /home)"
             fi
+            # The nodes are waiting: look again soon.
+            pause=0.5
         fi
-        sleep 2 &
+        sleep "$pause" &
         wait $! || true
     done
     log "glusterd exited"
