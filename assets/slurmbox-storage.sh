@@ -11,6 +11,7 @@
 #   slurmbox-storage converge ADDR..  on the first host: make ADDR.. peers, each with a
 #                                     brick of a volume replicated to all of them
 #   slurmbox-storage remove ADDR      on the first host: take ADDR's brick out, forget it
+#   slurmbox-storage status           key=value lines for `slurmbox status`
 # Environment (set by slurmbox):
 #   SLURMBOX_STORAGE_ADDRESS  how the other hosts reach this one
 set -euo pipefail
@@ -130,12 +131,28 @@ remove() {
     fi
 }
 
+# What `slurmbox status` shows: whether this host's nodes have the volume, and the
+# volume's bricks as GlusterFS sees them (online, files waiting for self-heal, files in
+# split-brain).
+status() {
+    if mounted; then echo "mounted=yes"; else echo "mounted=no"; fi
+    gl volume info "$volume" >/dev/null 2>&1 || { echo "volume=none"; return 0; }
+    echo "volume=$(gl volume info "$volume" | sed -n 's/^Status: //p')"
+    echo "bricks=$(bricks | wc -l)"
+    echo "online=$(gl volume status "$volume" detail 2>/dev/null | grep -c '^Online *: Y')"
+    gl volume heal "$volume" info summary 2>/dev/null | awk -F: '
+        /entries in heal pending/ { heal += $2 }
+        /entries in split-brain/ { broken += $2 }
+        END { printf "heal_pending=%d\nsplit_brain=%d\n", heal, broken }'
+}
+
 case "${1:-}" in
 run) run ;;
+status) status ;;
 converge) shift && converge "$@" ;;
 remove) shift && remove "$@" ;;
 *)
-    echo "usage: slurmbox-storage run | converge ADDR... | remove ADDR" >&2
+    echo "usage: slurmbox-storage run | converge ADDR... | remove ADDR | status" >&2
     exit 2
     ;;
 esac

@@ -256,6 +256,19 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
         let waited = on_brick(host, "from-pi2.txt", "pi2");
         eprintln!("from-pi2.txt on pi{}'s brick after {:.1}s", host + 1, waited.as_secs_f64());
     }
+    // status: each host's nodes have the volume, both bricks answer.
+    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let mounted: Vec<&serde_json::Value> =
+        doc["hosts"].as_array().unwrap().iter().map(|h| &h["home_mounted"]).collect();
+    assert_eq!(mounted, [true, true], "{doc}");
+    let home = &doc["shared_home"];
+    assert_eq!(
+        (home["volume"].as_str(), home["bricks"].as_u64(), home["online"].as_u64()),
+        (Some("Started"), Some(2), Some(2)),
+        "{doc}"
+    );
+    assert_eq!(home["split_brain"], 0, "{doc}");
     // The article's checks, the MPI job's output on the shared /home.
     let verify = cluster.slurmbox(&["verify"], &[]).ok();
     assert!(verify.stdout.contains("ranks on pi1,pi2"), "{}", verify.stdout);
@@ -288,4 +301,10 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
     let info = cluster.docker_exec(0, "storage-pi1", None, "gluster volume info home");
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("Number of Bricks: 1 x 2 = 2"), "{info}");
+    let status = cluster.slurmbox(&["status"], &[]).ok();
+    assert!(
+        status.stdout.contains("shared /home: GlusterFS volume started, 2 of 2 bricks online"),
+        "{}",
+        status.stdout
+    );
 }

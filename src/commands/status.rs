@@ -1,7 +1,8 @@
-//! `slurmbox status`: each host (reachable or not, its engine, its nodes) and each
-//! node's container state and Slurm state.
+//! `slurmbox status`: each host (reachable or not, its engine, its nodes, whether its
+//! nodes have the GlusterFS /home), that volume's bricks, and each node's container
+//! state and Slurm state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
@@ -10,8 +11,8 @@ use futures_util::future::join_all;
 use super::Context;
 use crate::actions::node_states;
 use crate::cli::StatusArgs;
-use crate::engine::Engine;
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
+use crate::engine::{Engine, ExecSpec};
+use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
 
 #[derive(Debug, serde::Serialize)]
 pub struct HostStatus {
@@ -27,6 +28,23 @@ pub struct HostStatus {
     /// Images the cluster's containers there run.
     pub images: Vec<String>,
     pub nodes: Vec<String>,
+    /// With a GlusterFS /home: whether its storage container has the volume mounted
+    /// for the host's nodes (null without one, or when it cannot be asked).
+    pub home_mounted: Option<bool>,
+}
+
+/// The GlusterFS /home's volume, as the first host's storage container reports it.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SharedHomeStatus {
+    /// "Started", "Stopped", or "none" before the first `up` made it.
+    pub volume: String,
+    pub bricks: u32,
+    /// Bricks whose server runs and answers.
+    pub online: u32,
+    /// Files a brick still lacks, which self-heal will copy there.
+    pub heal_pending: u32,
+    /// Files whose copies disagree and which GlusterFS cannot settle by itself.
+    pub split_brain: u32,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -86,6 +104,43 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         }
     }
 
+    // With a GlusterFS /home, each running storage container reports on it.
+    let storage = join_all(
+        containers
+            .iter()
+            .filter(|c| {
+                c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Storage.as_str()) && c.running()
+            })
+            .map(|c| async {
+                let cmd = ExecSpec::new([STORAGE_PATH, "status"]);
+                let out = handle.engine(c).exec(&c.name, &cmd).await;
+                let report: BTreeMap<String, String> = out
+                    .ok()
+                    .filter(|o| o.ok())
+                    .map(|o| {
+                        o.stdout
+                            .lines()
+                            .filter_map(|l| l.split_once('='))
+                            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (c.host, report)
+            }),
+    )
+    .await;
+    let shared_home =
+        storage.iter().min_by_key(|(host, _)| *host).filter(|(_, r)| !r.is_empty()).map(|(_, r)| {
+            let number = |key: &str| r.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+            SharedHomeStatus {
+                volume: r.get("volume").cloned().unwrap_or_default(),
+                bricks: number("bricks"),
+                online: number("online"),
+                heal_pending: number("heal_pending"),
+                split_brain: number("split_brain"),
+            }
+        });
+
     let infos = join_all(handle.hosts.iter().map(|h| async {
         match &h.engine {
             Ok(engine) => Some(engine.info().await),
@@ -111,12 +166,22 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
                 arch: info.as_ref().map(|i| i.arch.clone()),
                 images: images.into_iter().collect(),
                 nodes: nodes.iter().filter(|n| n.host == h.name).map(|n| n.node.clone()).collect(),
+                home_mounted: storage
+                    .iter()
+                    .find(|(host, _)| *host == i)
+                    .and_then(|(_, r)| r.get("mounted"))
+                    .map(|m| m == "yes"),
             }
         })
         .collect();
 
     if args.json {
-        let doc = serde_json::json!({ "cluster": cluster, "hosts": hosts, "nodes": nodes });
+        let doc = serde_json::json!({
+            "cluster": cluster,
+            "hosts": hosts,
+            "nodes": nodes,
+            "shared_home": shared_home,
+        });
         println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
         return Ok(ExitCode::SUCCESS);
     }
@@ -130,6 +195,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
             "DOCKER",
             "IMAGE",
             "NODES",
+            "HOME",
         ]);
         for h in &hosts {
             let docker = match (&h.docker_version, &h.arch) {
@@ -146,9 +212,24 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
                 docker,
                 if h.images.is_empty() { "-".into() } else { h.images.join(", ") },
                 h.nodes.join(", "),
+                match h.home_mounted {
+                    Some(true) => "mounted".into(),
+                    Some(false) => "NOT mounted".into(),
+                    None => "-".into(),
+                },
             ]);
         }
         println!("{table}");
+    }
+    if let Some(home) = &shared_home {
+        println!(
+            "shared /home: GlusterFS volume {}, {} of {} bricks online, {} files waiting for self-heal, {} in split-brain",
+            home.volume.to_lowercase(),
+            home.online,
+            home.bricks,
+            home.heal_pending,
+            home.split_brain
+        );
     }
     let mut table = Table::new();
     table.load_style(UTF8_BORDERS_ONLY).set_header(["NODE", "HOST", "ROLE", "SLURM", "CONTAINER", "STATUS"]);
