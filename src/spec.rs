@@ -442,6 +442,19 @@ impl RawSpec {
                     "list the machines as [[host]] tables, or leave [home] out on one machine (a volume holds /home)".into(),
                 ));
             }
+            // The hosts' GlusterFS servers find each other at these addresses.
+            if let Some(host) = hosts.iter().find(|h| h.address.is_empty()) {
+                let raw = self
+                    .host
+                    .iter()
+                    .find(|r| r.name.get_ref() == &host.name)
+                    .expect("checked hosts come from [[host]]");
+                return Err(err(
+                    raw.engine.span(),
+                    format!("host {:?} needs an address for the GlusterFS /home", host.name),
+                    "add address = \"192.168.0.106\" (its address on the hosts' network)".into(),
+                ));
+            }
             spec.home = HomeSpec::GlusterFs;
         }
         if let Some(home) = self.home
@@ -932,6 +945,10 @@ name = "bob"
             e,
             "cluster.toml:2:10: a GlusterFS /home is replicated across hosts, and this spec lists none"
         );
+        let e = error_of(
+            "[home]\nshared = \"glusterfs\"\n[[host]]\nname = \"a\"\nengine = \"unix:///run/docker.sock\"\n",
+        );
+        assert_eq!(e, "cluster.toml:5:10: host \"a\" needs an address for the GlusterFS /home");
         let e = error_of("[home]\nshared = \"glusterfs\"\nhost_path = \"/gfsv\"\n");
         assert_eq!(e, "cluster.toml:2:10: home.shared and home.host_path cannot both be set");
     }
