@@ -256,7 +256,7 @@ fn can_run(arch: Arch) -> bool {
 /// Returns the tag of `recipe`'s image, building the image first if the engine lacks it.
 pub async fn ensure(
     engine: &impl Engine,
-    recipe: Recipe,
+    recipe: &Recipe,
     mirror: &str,
     force: bool,
     progress: &Progress,
@@ -290,7 +290,7 @@ pub async fn ensure(
     if arch != Arch::native() {
         step.message(format!("building for {arch} under emulation: several minutes"));
     }
-    build(engine, &recipe, mirror, &step).await?;
+    build(engine, recipe, mirror, &step).await?;
     drop(lock);
     step.done_with("built");
     Ok(tag)

@@ -19,7 +19,7 @@ async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> 
         true => Recipe::storage(arch),
         false => Recipe::new(args.slurm, arch),
     };
-    let tag = crate::image::ensure(&engine, recipe, &args.build.mirror, args.force, &ctx.progress).await?;
+    let tag = crate::image::ensure(&engine, &recipe, &args.build.mirror, args.force, &ctx.progress).await?;
     println!("{tag}");
     Ok(ExitCode::SUCCESS)
 }

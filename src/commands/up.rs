@@ -118,35 +118,33 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
         r
     };
     let local = if spec.hosts.is_empty() { None } else { ctx.engine(None).await.ok() };
-    // (arch, is the storage image) → tag
-    let mut tags: BTreeMap<(Arch, bool), String> = BTreeMap::new();
-    match &local {
-        None => {
-            for ((_, (engine, _)), arch) in reached.iter().zip(&arches) {
-                for recipe in recipes(*arch) {
-                    let key = (*arch, recipe.kind == image::Kind::Storage);
-                    tags.insert(key, image::ensure(engine, recipe, &args.build.mirror, false, p).await?);
-                }
-            }
+    // Built here when slurmbox has a local engine (and sent on below), else on each host.
+    let builds: Vec<(&DockerEngine, Arch)> = match &local {
+        None => reached.iter().zip(&arches).map(|((_, (engine, _)), arch)| (engine, *arch)).collect(),
+        Some(local) => wanted.iter().map(|arch| (local, *arch)).collect(),
+    };
+    // Architecture → tag, of the node images and of the storage images.
+    let (mut tags, mut storage_tags) = (BTreeMap::new(), BTreeMap::new());
+    for (engine, arch) in builds {
+        for recipe in recipes(arch) {
+            let tag = image::ensure(engine, &recipe, &args.build.mirror, false, p).await?;
+            match recipe.kind {
+                image::Kind::Node(_) => tags.insert(arch, tag),
+                image::Kind::Storage => storage_tags.insert(arch, tag),
+            };
         }
-        Some(local) => {
-            for arch in wanted {
-                for recipe in recipes(arch) {
-                    let key = (arch, recipe.kind == image::Kind::Storage);
-                    tags.insert(key, image::ensure(local, recipe, &args.build.mirror, false, p).await?);
-                }
+    }
+    if let Some(local) = &local {
+        let (hosts, tags, storage_tags) = (&spec.hosts, &tags, &storage_tags);
+        let sends = reached.iter().zip(&arches).map(|((i, (engine, _)), arch)| async move {
+            let host = &hosts[*i].name;
+            image::send_if_missing(local, engine, host, &tags[arch], p).await?;
+            if let Some(storage) = storage_tags.get(arch) {
+                image::send_if_missing(local, engine, host, storage, p).await?;
             }
-            let (hosts, tags) = (&spec.hosts, &tags);
-            let sends = reached.iter().zip(&arches).map(|((i, (engine, _)), arch)| async move {
-                let host = &hosts[*i].name;
-                image::send_if_missing(local, engine, host, &tags[&(*arch, false)], p).await?;
-                if let Some(storage) = tags.get(&(*arch, true)) {
-                    image::send_if_missing(local, engine, host, storage, p).await?;
-                }
-                Ok::<_, image::ImageError>(())
-            });
-            try_join_all(sends).await?;
-        }
+            Ok::<_, image::ImageError>(())
+        });
+        try_join_all(sends).await?;
     }
     let mut facts: Vec<HostFacts> = reached
         .iter()
@@ -155,8 +153,8 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
             cpus: i.cpus,
             memory_mib: i.memory_mib,
             arch: *arch,
-            image: tags[&(*arch, false)].clone(),
-            storage_image: tags.get(&(*arch, true)).cloned(),
+            image: tags[arch].clone(),
+            storage_image: storage_tags.get(arch).cloned(),
         })
         .collect();
     // Skipped hosts are planned like the controller's (for names and addresses that
