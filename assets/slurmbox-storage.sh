@@ -11,7 +11,8 @@
 #   slurmbox-storage converge ADDR..  on the first host: make ADDR.. peers, each with a
 #                                     brick of a volume replicated to all of them
 #   slurmbox-storage remove ADDR      on the first host: take ADDR's brick out, forget it
-#   slurmbox-storage status           key=value lines for `slurmbox status`
+#   slurmbox-storage status [--volume]  key=value lines for `slurmbox status`: whether
+#                                     this host has the volume mounted [and the volume's state]
 # Environment (set by slurmbox):
 #   SLURMBOX_STORAGE_ADDRESS  how the other hosts reach this one
 set -euo pipefail
@@ -136,6 +137,7 @@ remove() {
 # split-brain).
 status() {
     if mounted; then echo "mounted=yes"; else echo "mounted=no"; fi
+    [ "${1:-}" = --volume ] || return 0
     gl volume info "$volume" >/dev/null 2>&1 || { echo "volume=none"; return 0; }
     echo "volume=$(gl volume info "$volume" | sed -n 's/^Status: //p')"
     echo "bricks=$(bricks | wc -l)"
@@ -148,11 +150,11 @@ status() {
 
 case "${1:-}" in
 run) run ;;
-status) status ;;
+status) shift && status "$@" ;;
 converge) shift && converge "$@" ;;
 remove) shift && remove "$@" ;;
 *)
-    echo "usage: slurmbox-storage run | converge ADDR... | remove ADDR | status" >&2
+    echo "usage: slurmbox-storage run | converge ADDR... | remove ADDR | status [--volume]" >&2
     exit 2
     ;;
 esac

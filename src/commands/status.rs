@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use super::Context;
 use crate::actions::node_states;
 use crate::cli::StatusArgs;
-use crate::engine::{Engine, ExecSpec};
+use crate::engine::{ContainerInfo, Engine, ExecSpec};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
 
 #[derive(Debug, serde::Serialize)]
@@ -104,33 +104,38 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         }
     }
 
-    // With a GlusterFS /home, each running storage container reports on it.
-    let storage = join_all(
-        containers
-            .iter()
-            .filter(|c| {
-                c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Storage.as_str()) && c.running()
+    // With a GlusterFS /home, each running storage container says whether its host has
+    // the volume mounted; the first one also reports on the volume.
+    let storage: Vec<&ContainerInfo> = containers
+        .iter()
+        .filter(|c| {
+            c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Storage.as_str()) && c.running()
+        })
+        .collect();
+    let first = storage.iter().map(|c| c.host).min();
+    let handle = &handle;
+    let storage = join_all(storage.into_iter().map(|c| async move {
+        let mut cmd = ExecSpec::new([STORAGE_PATH, "status"]);
+        if Some(c.host) == first {
+            cmd.cmd.push("--volume".into());
+        }
+        let out = handle.engine(c).exec(&c.name, &cmd).await;
+        let report: BTreeMap<String, String> = out
+            .ok()
+            .filter(|o| o.ok())
+            .map(|o| {
+                o.stdout
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+                    .collect()
             })
-            .map(|c| async {
-                let cmd = ExecSpec::new([STORAGE_PATH, "status"]);
-                let out = handle.engine(c).exec(&c.name, &cmd).await;
-                let report: BTreeMap<String, String> = out
-                    .ok()
-                    .filter(|o| o.ok())
-                    .map(|o| {
-                        o.stdout
-                            .lines()
-                            .filter_map(|l| l.split_once('='))
-                            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (c.host, report)
-            }),
-    )
+            .unwrap_or_default();
+        (c.host, report)
+    }))
     .await;
     let shared_home =
-        storage.iter().min_by_key(|(host, _)| *host).filter(|(_, r)| !r.is_empty()).map(|(_, r)| {
+        storage.iter().find(|(host, r)| Some(*host) == first && r.contains_key("volume")).map(|(_, r)| {
             let number = |key: &str| r.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
             SharedHomeStatus {
                 volume: r.get("volume").cloned().unwrap_or_default(),
