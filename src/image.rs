@@ -202,18 +202,18 @@ pub fn mmdebstrap_args(suite: &str, packages: &[&str], customize: &[&str]) -> Ve
     args
 }
 
-/// Makes sure a remote host's engine (`target`) has the node image `tag`, streaming it
-/// from `local` (where [`ensure`] put it) when it is missing. Only a missing or
-/// outdated image is sent: the tag names the recipe.
+/// Makes sure a remote host's engine (`target`) has the image `tag`, streaming it from
+/// `local` (where [`ensure`] put it) when it is missing. Only a missing or outdated
+/// image is sent: the tag names the recipe. `what` names the step ("Image",
+/// "Storage image").
 pub async fn send_if_missing<E: Engine>(
     local: &E,
     target: &E,
     host: &str,
     tag: &str,
+    what: &str,
     progress: &Progress,
 ) -> Result<(), ImageError> {
-    // "Image on pi2", "Storage image on pi2".
-    let what = if tag.starts_with(STORAGE_REPOSITORY) { "Storage image" } else { "Image" };
     let step = progress.step(format!("{what} on {host}"));
     if target.image_exists(tag).await? {
         step.done_with("present");

@@ -385,7 +385,7 @@ impl Plan {
             env.extend(extra);
             let mut files = vec![init.clone()];
             files.extend(config);
-            let mut c = ContainerPlan {
+            ContainerPlan {
                 host,
                 name: format!("{cluster}-{node}"),
                 hostname: node.to_string(),
@@ -405,10 +405,8 @@ impl Plan {
                 ]),
                 devices: vec![],
                 security_opt: vec![],
-            };
-            let hash = c.spec_hash();
-            c.labels.insert(LABEL_HASH.to_string(), hash);
-            c
+            }
+            .sealed()
         };
 
         // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
@@ -508,7 +506,7 @@ impl Plan {
                     propagation: None,
                 };
                 let node = format!("storage-{}", listed.name);
-                let mut c = ContainerPlan {
+                let c = ContainerPlan {
                     host,
                     name: format!("{cluster}-{node}"),
                     hostname: node.clone(),
@@ -537,9 +535,8 @@ impl Plan {
                     labels: labels(&[(LABEL_ROLE, Role::Storage.as_str()), (LABEL_NODE, &node)]),
                     devices: vec!["/dev/fuse".into()],
                     security_opt: vec!["apparmor=unconfined".into()],
-                };
-                let hash = c.spec_hash();
-                c.labels.insert(LABEL_HASH.to_string(), hash);
+                }
+                .sealed();
                 storage.push(StoragePeer {
                     host,
                     container: c.name.clone(),
@@ -608,6 +605,13 @@ impl ContainerPlan {
     /// (its files included). Stored as a label so a later `up` can tell.
     pub fn spec_hash(&self) -> String {
         hex::encode(&Sha256::digest(serde_json::to_vec(self).expect("plan serializes"))[..8])
+    }
+
+    /// The container with its [`spec_hash`](Self::spec_hash) in its labels.
+    fn sealed(mut self) -> ContainerPlan {
+        let hash = self.spec_hash();
+        self.labels.insert(LABEL_HASH.to_string(), hash);
+        self
     }
 }
 

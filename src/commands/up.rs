@@ -138,9 +138,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
         let (hosts, tags, storage_tags) = (&spec.hosts, &tags, &storage_tags);
         let sends = reached.iter().zip(&arches).map(|((i, (engine, _)), arch)| async move {
             let host = &hosts[*i].name;
-            image::send_if_missing(local, engine, host, &tags[arch], p).await?;
+            image::send_if_missing(local, engine, host, &tags[arch], "Image", p).await?;
             if let Some(storage) = storage_tags.get(arch) {
-                image::send_if_missing(local, engine, host, storage, p).await?;
+                image::send_if_missing(local, engine, host, storage, "Storage image", p).await?;
             }
             Ok::<_, image::ImageError>(())
         });
