@@ -920,3 +920,106 @@ mod tests {
         assert_eq!(Plan::new(&ClusterSpec::default_cluster(), &[big]).node_conf.cpus, 64);
     }
 }
+
+/// The spec-hash labels of plans made by earlier releases: `up` leaves a container
+/// alone while its hash matches, so a change here recreates running clusters'
+/// containers. Change these only on purpose, saying so in the commit.
+#[cfg(test)]
+mod pinned_hashes {
+    use super::*;
+    use crate::spec::ClusterSpec;
+
+    fn facts(storage: bool) -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_mib: 24000,
+            arch: Arch::Amd64,
+            image: "slurmbox/node:24.11-test".into(),
+            storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
+        }
+    }
+
+    fn hashes(spec: &str, hosts: usize, storage: bool) -> Vec<(String, String)> {
+        let spec = ClusterSpec::parse("c.toml", spec).unwrap();
+        let plan = Plan::new(&spec, &vec![facts(storage); hosts.max(1)]);
+        plan.containers.iter().map(|c| (c.name.clone(), c.labels[LABEL_HASH].clone())).collect()
+    }
+
+    fn lab(hosts: usize, extra: &str) -> String {
+        let mut text = format!("name = \"lab\"\n{extra}");
+        for i in 1..=hosts {
+            text.push_str(&format!("[[host]]\nname = \"pi{i}\"\nengine = \"ssh://pi@10.0.0.{i}\"\n"));
+        }
+        text
+    }
+
+    fn macvlan() -> String {
+        lab(
+            2,
+            "[home]\nhost_path = \"/gfsv/home\"\n[compute]\nper_host = 2\n[network]\nmode = \"macvlan\"\n\
+             parent = \"eth0\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.0.64/26\"\n",
+        )
+    }
+
+    fn assert_pinned(got: Vec<(String, String)>, want: &[(&str, &str)]) {
+        let want: Vec<(String, String)> = want.iter().map(|(n, h)| (n.to_string(), h.to_string())).collect();
+        assert_eq!(got, want, "spec hashes changed: running clusters' containers would be recreated");
+    }
+
+    #[test]
+    fn default_cluster_hashes_are_pinned() {
+        assert_pinned(
+            hashes("", 0, false),
+            &[
+                ("slurmbox-controller", "87854afecd3ad5be"),
+                ("slurmbox-login", "d6ae867f48bbb44e"),
+                ("slurmbox-node1", "aa1ef2c042975f4b"),
+                ("slurmbox-node2", "32b640f28c87a800"),
+            ],
+        );
+    }
+
+    #[test]
+    fn three_host_hashes_are_pinned() {
+        assert_pinned(
+            hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
+            &[
+                ("lab-controller", "7063771e1e5c88ea"),
+                ("lab-login", "3f4fda8efcae876d"),
+                ("lab-pi1", "96f556b251552e4e"),
+                ("lab-pi2", "12cccef1d025edc3"),
+                ("lab-pi3", "43900321d8657b3b"),
+            ],
+        );
+    }
+
+    #[test]
+    fn macvlan_hashes_are_pinned() {
+        assert_pinned(
+            hashes(&macvlan(), 2, false),
+            &[
+                ("lab-controller", "903d964d38b0dd21"),
+                ("lab-login", "50933f7b5cefc787"),
+                ("lab-pi1-1", "11524183b52f6efd"),
+                ("lab-pi1-2", "45533edab293b593"),
+                ("lab-pi2-1", "df168845944c0c42"),
+                ("lab-pi2-2", "a95c592f3f44c494"),
+            ],
+        );
+    }
+
+    #[test]
+    fn glusterfs_hashes_are_pinned() {
+        assert_pinned(
+            hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
+            &[
+                ("lab-controller", "d74eb25b29a18dd1"),
+                ("lab-login", "7572e02595dfcf94"),
+                ("lab-pi1", "817cbc1cd68e2c23"),
+                ("lab-pi2", "ed62ea6029358faf"),
+                ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
+                ("lab-storage-pi2", "fe4cd2638e63a346"),
+            ],
+        );
+    }
+}
