@@ -9,6 +9,9 @@
 pub mod actions;
 pub mod cli;
 pub mod commands;
+pub mod components;
+pub mod contract;
+pub mod deploy;
 pub mod engine;
 pub mod image;
 pub mod plan;

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::render::{self, CgroupConf, CgroupPlugin, NodeConf, NodeSetDef, PartitionDef, SlurmConf};
-use crate::spec::{Arch, ClusterSpec, HomeSpec, NetworkSpec};
+use crate::components::{Config, Layout, PARTS};
+use crate::render::{CgroupConf, NodeConf, SlurmConf};
+use crate::spec::{Arch, ClusterSpec};
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
 /// engine through them, so there is no state file to lose or corrupt.
@@ -21,18 +22,15 @@ pub const LABEL_HASH: &str = "io.slurmbox.spec-hash";
 /// The cluster's default user (for `exec`, `shell` and `verify`).
 pub const LABEL_USER: &str = "io.slurmbox.user";
 
-/// The init script every container runs under tini (see assets/slurmbox-init.sh).
-pub const INIT_SCRIPT: &str = include_str!("../assets/slurmbox-init.sh");
-pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
-/// The storage containers' script (see assets/slurmbox-storage.sh).
-pub const STORAGE_SCRIPT: &str = include_str!("../assets/slurmbox-storage.sh");
-pub const STORAGE_PATH: &str = "/usr/local/sbin/slurmbox-storage";
+pub use crate::components::compute::runs_on_host;
+pub use crate::contract::{
+    CONTROLLER_HOST, INIT_PATH, INIT_SCRIPT, LOGIN_HOST, STORAGE_PATH, STORAGE_SCRIPT,
+};
+
 /// Where a host's storage container mounts the GlusterFS /home (`<cluster>` replaced):
 /// a folder of the host, which its node containers see as /home.
 pub const SHARED_HOME_DIR: &str = "/var/lib/slurmbox/<cluster>/home";
 
-pub const CONTROLLER_HOST: &str = "controller";
-pub const LOGIN_HOST: &str = "login";
 pub const COMPUTE_PREFIX: &str = "node";
 /// The feature compute nodes register with, and the node set partitions draw on.
 pub const COMPUTE_FEATURE: &str = "compute";
@@ -208,357 +206,35 @@ pub enum MountSource {
     HostPath(String),
 }
 
-/// Capabilities. Every container starts from none (`--cap-drop ALL`, never
-/// `--privileged`) and gets back exactly these, each for a reason.
-const BASE_CAPS: &[(&str, &str)] = &[
-    // slurmbox-init chowns the munge key, state and home folders to their owners.
-    ("CHOWN", "hand key, spool and home folders to munge, slurm and users"),
-    // root writes into folders owned by munge/slurm (key, spool) while preparing them.
-    ("DAC_OVERRIDE", "prepare folders owned by the munge and slurm accounts"),
-    // chmod of files root does not own (the key after chown, homes).
-    ("FOWNER", "set modes on files handed to other accounts"),
-    // munged and slurmctld drop to their accounts; slurmd starts job steps as the user.
-    ("SETUID", "drop to munge/slurm and start jobs as the submitting user"),
-    ("SETGID", "set the job user's groups"),
-    // slurmd signals job steps (scancel, time limits); init stops munged on exit.
-    ("KILL", "signal processes of other accounts (scancel, shutdown)"),
-];
-
-/// A storage container's capabilities: GlusterFS's servers act as root on the brick
-/// for every user's files, and its client mounts the volume.
-const STORAGE_CAPS: &[(&str, &str)] = &[
-    // The FUSE mount, and the trusted.* extended attributes GlusterFS keeps on bricks.
-    ("SYS_ADMIN", "mount the volume; GlusterFS's trusted.* attributes on the brick"),
-    ("CHOWN", "files on the brick keep their users' owners"),
-    ("DAC_OVERRIDE", "the brick server reads and writes every user's files"),
-    ("DAC_READ_SEARCH", "the brick server walks every user's folders"),
-    ("FOWNER", "set modes and times on files of other owners"),
-    ("FSETID", "keep setgid bits on shared folders"),
-    ("KILL", "stop the brick processes on shutdown"),
-    ("NET_BIND_SERVICE", "GlusterFS clients connect from privileged ports"),
-];
-
 impl Plan {
     /// `facts` has one entry per host of the spec, in the spec's order (controller's
     /// host first), or one for the local engine when the spec lists no hosts.
     pub fn new(spec: &ClusterSpec, facts: &[HostFacts]) -> Plan {
-        let cluster = spec.name.clone();
-        let labels = |extra: &[(&str, &str)]| {
-            let mut l = BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.clone())]);
-            for (k, v) in extra {
-                l.insert(k.to_string(), v.to_string());
-            }
-            l
-        };
-        let hosts: Vec<HostPlan> = match spec.hosts.as_slice() {
-            [] => vec![HostPlan { name: "local".into(), engine: None }],
-            listed => listed
-                .iter()
-                .map(|h| HostPlan { name: h.name.clone(), engine: Some(h.engine.clone()) })
-                .collect(),
-        };
-        // Over several hosts the nodes use their host's network by default, like bare
-        // metal: one engine's bridge network does not reach the others. In macvlan mode
-        // every container has its own address on the LAN instead, as in the article.
-        let multi_host = hosts.len() > 1;
-        let macvlan = match &spec.network {
-            NetworkSpec::Macvlan(m) => Some(m),
-            NetworkSpec::Default { .. } => None,
-        };
-        let on_host_network = multi_host && macvlan.is_none();
-        let networks: Vec<NetworkPlan> = match macvlan {
-            Some(m) => (0..hosts.len())
-                .map(|host| NetworkPlan {
-                    host,
-                    name: format!("{cluster}-lan"),
-                    driver: NetworkDriver::Macvlan {
-                        parent: m.parent.clone(),
-                        subnet: m.subnet.to_string(),
-                        gateway: m.gateway.map(|g| g.to_string()),
-                        ip_range: m.ip_range.to_string(),
-                    },
-                    labels: labels(&[]),
-                })
-                .collect(),
-            None if multi_host => Vec::new(),
-            None => vec![NetworkPlan {
-                host: 0,
-                name: format!("{cluster}-net"),
-                driver: NetworkDriver::Bridge,
-                labels: labels(&[]),
-            }],
-        };
-        let container_network = networks.first().map_or_else(|| HOST_NETWORK.to_string(), |n| n.name.clone());
-
-        // Compute node names and hosts: node1..N on one engine; over several hosts (or
-        // in macvlan mode) named after their host, `pi1` or `pi1-1`, `pi1-2`, ...
-        let per_host = spec.compute.count as usize;
-        let node_names: Vec<(usize, String)> = (0..hosts.len())
-            .flat_map(|host| (1..=per_host).map(move |i| (host, i)))
-            .map(|(host, i)| {
-                let name = match (multi_host || macvlan.is_some(), per_host) {
-                    (false, _) => format!("{COMPUTE_PREFIX}{i}"),
-                    (true, 1) => hosts[host].name.clone(),
-                    (true, _) => format!("{}-{i}", hosts[host].name),
-                };
-                (host, name)
-            })
-            .collect();
-        // Fixed addresses in macvlan mode: controller, login, then the compute nodes.
-        let addresses: Vec<Option<String>> = match macvlan {
-            Some(m) => m
-                .addresses(node_names.len() + 2)
-                .expect("the spec checked the range's size")
-                .into_iter()
-                .map(|a| Some(a.to_string()))
-                .collect(),
-            None => vec![None; node_names.len() + 2],
-        };
-        let controller_addr = match macvlan {
-            Some(_) => addresses[0].clone(),
-            None => spec.hosts.first().filter(|_| multi_host).map(|h| h.address.clone()),
-        };
-
-        let munge_vol = format!("{cluster}-munge");
-        let state_vol = format!("{cluster}-state");
-        let home_vol = format!("{cluster}-home");
-        let mut volumes = Vec::new();
-        for host in 0..hosts.len() {
-            volumes.push(VolumePlan { host, name: munge_vol.clone(), labels: labels(&[]) });
+        let layout = Layout::new(spec, facts);
+        let mut config = Config::new(&layout);
+        for part in PARTS {
+            part.configure(&layout, &mut config);
         }
-        volumes.push(VolumePlan { host: 0, name: state_vol.clone(), labels: labels(&[]) });
-        let home_source = match &spec.home {
-            HomeSpec::Volume => {
-                volumes.push(VolumePlan { host: 0, name: home_vol.clone(), labels: labels(&[]) });
-                MountSource::Volume(home_vol)
-            }
-            HomeSpec::HostPath(p) => MountSource::HostPath(p.display().to_string()),
-            HomeSpec::GlusterFs => MountSource::HostPath(SHARED_HOME_DIR.replace("<cluster>", &cluster)),
-        };
-        let gluster = spec.home == HomeSpec::GlusterFs;
-        let home = MountPlan {
-            source: home_source.clone(),
-            target: "/home".into(),
-            read_only: false,
-            propagation: gluster.then_some(Propagation::Slave),
-        };
-        // Nodes beside the controller read its key; nodes on other hosts get a copy
-        // written into their host's munge volume before they start.
-        let munge = |read_only| MountPlan {
-            source: MountSource::Volume(munge_vol.clone()),
-            target: "/etc/munge".into(),
-            read_only,
-            propagation: None,
-        };
-
-        let users: Vec<String> =
-            spec.users.iter().map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid)).collect();
-        let mut base_env = vec![
-            format!("SLURMBOX_USERS={}", users.join(" ")),
-            format!("SLURMBOX_CONTROLLER={}", controller_addr.as_deref().unwrap_or(CONTROLLER_HOST)),
-        ];
-        // MPI ranks on the hosts' network talk over the hosts' subnet (the spec's
-        // network.subnet, else the controller address's /24), never over a bridge every
-        // host has (docker0).
-        // Jobs inherit it from the login node's environment.
-        let hosts_subnet = match &spec.network {
-            NetworkSpec::Default { subnet: Some(subnet) } => Some(subnet.to_string()),
-            _ => controller_addr.as_deref().and_then(subnet_24),
-        };
-        if let Some(subnet) = hosts_subnet.filter(|_| on_host_network) {
-            base_env.push(format!("OMPI_MCA_btl_tcp_if_include={subnet}"));
-        }
-        if gluster {
-            base_env.push("SLURMBOX_SHARED_HOME=glusterfs".into());
-        }
-
-        let init = PlannedFile { path: INIT_PATH.into(), mode: 0o755, contents: INIT_SCRIPT.into() };
-        let container = |host: usize,
-                         ip: &Option<String>,
-                         role: Role,
-                         node: &str,
-                         mounts: Vec<MountPlan>,
-                         extra: Vec<String>,
-                         config: Vec<PlannedFile>| {
-            let mut env = base_env.clone();
-            env.push(format!("SLURMBOX_NODE={node}"));
-            env.extend(extra);
-            let mut files = vec![init.clone()];
-            files.extend(config);
-            ContainerPlan {
-                host,
-                name: format!("{cluster}-{node}"),
-                hostname: node.to_string(),
-                role,
-                image: facts[host].image.clone(),
-                command: vec![INIT_PATH.to_string(), role.as_str().to_string()],
-                env,
-                mounts,
-                cap_add: BASE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
-                network: container_network.clone(),
-                ip: ip.clone(),
-                files,
-                labels: labels(&[
-                    (LABEL_ROLE, role.as_str()),
-                    (LABEL_NODE, node),
-                    (LABEL_USER, spec.default_user()),
-                ]),
-                devices: vec![],
-                security_opt: vec![],
-            }
-            .sealed()
-        };
-
-        // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
-        let node_conf_for = |facts: &HostFacts| NodeConf {
-            cpus: spec.compute.cpus.unwrap_or(facts.cpus.max(4)),
-            // Every node on a host sees all of its memory, and memory is not a
-            // scheduled resource (CR_Core) until cgroups can enforce it. Not divided by
-            // the node count, so growing the cluster leaves existing nodes alone.
-            real_memory_mib: spec.compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
-            features: vec![COMPUTE_FEATURE.into(), facts.arch.to_string()],
-        };
-        let node_conf = node_conf_for(&facts[0]);
-        let slurm_conf = SlurmConf {
-            cluster_name: cluster.clone(),
-            controller_host: CONTROLLER_HOST.into(),
-            controller_addr: controller_addr.clone(),
-            max_node_count: MAX_NODES,
-            node_sets: vec![NodeSetDef { name: COMPUTE_FEATURE.into(), feature: COMPUTE_FEATURE.into() }],
-            partitions: vec![PartitionDef {
-                name: "debug".into(),
-                nodes: COMPUTE_FEATURE.into(),
-                default: true,
-            }],
-            slurmd_timeout: 20,
-        };
-        let cgroup_conf = CgroupConf { plugin: CgroupPlugin::Disabled };
-        let slurm_files = vec![
-            PlannedFile {
-                path: "/etc/slurm/slurm.conf".into(),
-                mode: 0o644,
-                contents: slurm_conf.to_string(),
-            },
-            PlannedFile {
-                path: "/etc/slurm/cgroup.conf".into(),
-                mode: 0o644,
-                contents: cgroup_conf.to_string(),
-            },
-        ];
-
-        let state = MountPlan {
-            source: MountSource::Volume(state_vol),
-            target: render::STATE_SAVE_LOCATION.into(),
-            read_only: false,
-            propagation: None,
-        };
-        let mut containers = vec![
-            container(
-                0,
-                &addresses[0],
-                Role::Controller,
-                CONTROLLER_HOST,
-                vec![munge(false), state, home.clone()],
-                vec![],
-                slurm_files.clone(),
-            ),
-            // On the host's network the login node cannot run sackd beside the compute
-            // node (same port), so it gets its own copy of the files.
-            container(
-                0,
-                &addresses[1],
-                Role::Login,
-                LOGIN_HOST,
-                vec![munge(true), home.clone()],
-                vec![],
-                if on_host_network { slurm_files.clone() } else { vec![] },
-            ),
-        ];
-        let mut compute_nodes = Vec::new();
-        for ((host, node), ip) in node_names.iter().zip(&addresses[2..]) {
-            let conf = format!("SLURMBOX_NODE_CONF={}", node_conf_for(&facts[*host]));
-            containers.push(container(
-                *host,
-                ip,
-                Role::Compute,
-                node,
-                vec![munge(*host == 0), home.clone()],
-                vec![conf],
-                vec![],
-            ));
-            compute_nodes.push(node.clone());
-        }
-
-        // The GlusterFS /home: a storage container on every host, on the host's
-        // network, with its brick and glusterd's state in volumes of that host.
-        let mut storage = Vec::new();
-        if gluster {
-            let glusterd_vol = format!("{cluster}-glusterd");
-            let brick_vol = format!("{cluster}-brick");
-            for (host, listed) in spec.hosts.iter().enumerate() {
-                for name in [&glusterd_vol, &brick_vol] {
-                    volumes.push(VolumePlan { host, name: name.clone(), labels: labels(&[]) });
-                }
-                let volume = |name: &str, target: &str| MountPlan {
-                    source: MountSource::Volume(name.to_string()),
-                    target: target.into(),
-                    read_only: false,
-                    propagation: None,
-                };
-                let node = format!("storage-{}", listed.name);
-                let c = ContainerPlan {
-                    host,
-                    name: format!("{cluster}-{node}"),
-                    hostname: node.clone(),
-                    role: Role::Storage,
-                    image: facts[host].storage_image.clone().expect("facts carry the storage image"),
-                    command: vec![STORAGE_PATH.to_string(), "run".into()],
-                    env: vec![format!("SLURMBOX_STORAGE_ADDRESS={}", listed.address)],
-                    mounts: vec![
-                        volume(&glusterd_vol, "/var/lib/glusterd"),
-                        volume(&brick_vol, "/srv/brick"),
-                        MountPlan {
-                            source: home_source.clone(),
-                            target: "/srv/home".into(),
-                            read_only: false,
-                            propagation: Some(Propagation::Shared),
-                        },
-                    ],
-                    cap_add: STORAGE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
-                    network: HOST_NETWORK.into(),
-                    ip: None,
-                    files: vec![PlannedFile {
-                        path: STORAGE_PATH.into(),
-                        mode: 0o755,
-                        contents: STORAGE_SCRIPT.into(),
-                    }],
-                    labels: labels(&[(LABEL_ROLE, Role::Storage.as_str()), (LABEL_NODE, &node)]),
-                    devices: vec!["/dev/fuse".into()],
-                    security_opt: vec!["apparmor=unconfined".into()],
-                }
-                .sealed();
-                storage.push(StoragePeer {
-                    host,
-                    container: c.name.clone(),
-                    address: listed.address.clone(),
-                });
-                containers.push(c);
-            }
-        }
-
-        Plan {
-            cluster,
-            hosts,
-            networks,
-            volumes,
-            containers,
-            slurm_conf,
-            cgroup_conf,
-            node_conf,
-            compute_nodes,
+        let mut plan = Plan {
+            cluster: layout.cluster.clone(),
+            hosts: layout.hosts.clone(),
+            networks: Vec::new(),
+            volumes: Vec::new(),
+            containers: Vec::new(),
+            node_conf: crate::components::compute::node_conf(&layout, &facts[0]),
+            slurm_conf: config.slurm_conf.clone(),
+            cgroup_conf: config.cgroup_conf.clone(),
+            compute_nodes: Vec::new(),
             default_user: spec.default_user().to_string(),
-            storage,
+            storage: Vec::new(),
+        };
+        for part in PARTS {
+            part.add(&layout, &config, &mut plan);
         }
+        // Sealed last: a part may add to another part's containers.
+        plan.containers =
+            std::mem::take(&mut plan.containers).into_iter().map(ContainerPlan::sealed).collect();
+        plan
     }
 
     /// The Slurm files the controller holds (and serves to the other nodes).
@@ -613,23 +289,6 @@ impl ContainerPlan {
         self.labels.insert(LABEL_HASH.to_string(), hash);
         self
     }
-}
-
-/// Whether compute node `node` is one of host `host`'s, as [`Plan::new`] names them
-/// over several hosts: `host`, or `host-1`, `host-2`, ...
-pub fn runs_on_host(node: &str, host: &str) -> bool {
-    node == host
-        || node
-            .strip_prefix(host)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `a.b.c.0/24` for an IPv4 address `a.b.c.d`.
-fn subnet_24(addr: &str) -> Option<String> {
-    let ip: std::net::Ipv4Addr = addr.parse().ok()?;
-    let [a, b, c, _] = ip.octets();
-    Some(format!("{a}.{b}.{c}.0/24"))
 }
 
 /// What the engine reports about one of the cluster's containers.

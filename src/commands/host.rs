@@ -9,15 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use miette::Diagnostic;
 
-use super::{Context, up};
-use crate::actions;
+use super::{Context, load_spec, up};
 use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
-use crate::engine::Engine;
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
+use crate::deploy::remove::{Leaving, RemoveOptions, remove_host};
 use crate::spec::{self, ClusterSpec, HomeSpec};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -39,18 +37,6 @@ pub enum HostError {
     #[error("host {0:?} runs the controller and the login node; it cannot leave the cluster")]
     #[diagnostic(help("`slurmbox down` removes the whole cluster"))]
     Controller(String),
-    #[error("host {host:?} cannot be reached: {reason}")]
-    #[diagnostic(help(
-        "bring it back and run this again, or add --force to take it out of the spec anyway (its containers then \
-         stay on it until you remove them there)"
-    ))]
-    Unreachable { host: String, reason: String },
-    #[error("jobs {jobs} still run on {host:?} after {waited}s")]
-    #[diagnostic(help(
-        "its nodes stay drained (no new jobs): wait longer with --wait SECONDS, or --force kills the jobs. \
-         `slurmbox exec -- scontrol update nodename={nodes} state=resume` puts them back in service"
-    ))]
-    Busy { host: String, jobs: String, waited: u64, nodes: String },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
 }
@@ -109,7 +95,7 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
     let p = &ctx.progress;
     let (path, text) = spec_file(&args.spec)?;
     let origin = path.display().to_string();
-    let spec = up::load_spec(&args.spec)?;
+    let spec = load_spec(&args.spec)?;
     let Some(index) = spec.hosts.iter().position(|h| h.name == args.host) else {
         let known = spec.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(HostError::Unknown { file: origin, host: args.host, known }.into());
@@ -122,105 +108,22 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
 
     let cluster = ctx.cluster(&args.spec).await?;
     let containers = cluster.containers().await?;
-    let controller = containers
-        .iter()
-        .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Controller.as_str()))
-        .map(|c| c.name.clone())
-        .ok_or_else(|| super::ClusterError::Missing(cluster.name.clone()))?;
-    let control = cluster.control();
-    let leaving = &cluster.hosts[index];
-    let on_host: Vec<_> = containers.iter().filter(|c| c.host == index).collect();
-    let nodes: Vec<String> = match &leaving.engine {
-        Ok(_) => on_host
-            .iter()
-            .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str()))
-            .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
-            .collect(),
-        // Over several hosts a host's compute nodes are named after it (`pi3`, or
-        // `pi3-1`, `pi3-2`, ...): ask Slurm which it knows.
-        Err(_) if args.force => actions::node_states(control, &controller)
-            .await?
-            .into_keys()
-            .filter(|n| runs_on_host(n, &leaving.name))
-            .collect(),
-        Err(e) => {
-            return Err(HostError::Unreachable { host: leaving.name.clone(), reason: e.to_string() }.into());
-        }
+    let host = &cluster.hosts[index];
+    let leaving = Leaving {
+        name: &host.name,
+        address: &spec.hosts[index].address,
+        engine: host.engine.as_ref().map_err(ToString::to_string),
+        containers: containers.iter().filter(|c| c.host == index).collect(),
     };
-
-    let list =
-        if nodes.is_empty() { format!("{} (no nodes left there)", leaving.name) } else { nodes.join(",") };
-    let step = p.step(format!("Draining {list} (no new jobs)"));
-    let reason = format!("host {} leaving the cluster", leaving.name);
-    actions::set_node_state(control, &controller, &nodes, "drain", &reason).await?;
-    step.done();
-
-    let step = p.step(format!("Waiting for jobs on {list}"));
-    let started = Instant::now();
-    if args.force {
-        // DOWN ends the jobs holding the nodes.
-        actions::set_node_state(control, &controller, &nodes, "down", &reason).await?;
-    }
-    loop {
-        let jobs = actions::jobs_on(control, &controller, &nodes).await?;
-        if jobs.is_empty() {
-            step.done_with(format!("none left after {:.0?}", started.elapsed()));
-            break;
-        }
-        let waited = started.elapsed().as_secs();
-        // Killed jobs leave within seconds; --force does not wait for more than that.
-        let limit = if args.force { 60 } else { args.wait };
-        if waited >= limit {
-            step.fail(format!("{} still running", jobs.len()));
-            return Err(HostError::Busy {
-                host: leaving.name.clone(),
-                jobs: jobs.join(", "),
-                waited,
-                nodes: list,
-            }
-            .into());
-        }
-        step.message(format!(
-            "job{} {} running, {waited}s",
-            if jobs.len() == 1 { "" } else { "s" },
-            jobs.join(", ")
-        ));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-
-    // Its brick leaves the shared /home's volume while the other hosts still hold
-    // every file (the volume is replicated to all of them).
-    if spec.home == HomeSpec::GlusterFs {
-        let step = p.step(format!("Taking {}'s brick out of the shared /home", leaving.name));
-        let first = containers
-            .iter()
-            .find(|c| {
-                c.host == 0 && c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Storage.as_str())
-            })
-            .ok_or_else(|| super::ClusterError::Missing(cluster.name.clone()))?;
-        match actions::remove_storage_peer(control, &first.name, &spec.hosts[index].address).await {
-            Ok(()) => step.done(),
-            // A host taken out by force may be gone for good: the volume keeps its
-            // copies on the other hosts either way.
-            Err(e) if args.force => step.fail(format!("{e}; the volume still lists it")),
-            Err(e) => return Err(e.into()),
-        }
-    }
-
-    let step = p.step(format!("Removing {}'s containers and volumes", leaving.name));
-    match &leaving.engine {
-        Ok(engine) => {
-            futures_util::future::try_join_all(on_host.iter().map(|c| engine.remove_container(&c.name)))
-                .await?;
-            let volumes = engine.remove_volumes(&cluster.name).await?;
-            step.done_with(format!("{} containers, {} volumes", on_host.len(), volumes.len()));
-        }
-        Err(_) => step.fail("the host cannot be reached: its containers stay on it"),
-    }
-    actions::delete_nodes(control, &controller, &nodes).await?;
+    let options = RemoveOptions {
+        force: args.force,
+        wait: Duration::from_secs(args.wait),
+        glusterfs: spec.home == HomeSpec::GlusterFs,
+    };
+    remove_host(&cluster.name, cluster.control(), &containers, leaving, &options, p).await?;
 
     write(&path, &edited)?;
-    p.say(format!("Host {:?} left cluster {:?}; {origin} no longer lists it.", leaving.name, cluster.name));
+    p.say(format!("Host {:?} left cluster {:?}; {origin} no longer lists it.", args.host, cluster.name));
     if remaining.hosts.len() == 1 {
         p.say(
             "One host is left: the next `slurmbox up` makes the cluster again as a one-host cluster (its own \

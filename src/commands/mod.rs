@@ -11,8 +11,6 @@ pub mod status;
 pub mod up;
 pub mod verify;
 
-use std::time::Duration;
-
 use futures_util::future::join_all;
 use miette::Diagnostic;
 
@@ -21,17 +19,12 @@ use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerInfo, Engine, EngineError, EngineInfo};
 use crate::plan::{LABEL_NODE, LABEL_USER};
 use crate::progress::Progress;
-use crate::spec::{DEFAULT_NAME, HostSpec};
+use crate::spec::{ClusterSpec, DEFAULT_NAME, HostSpec};
 
 /// Settings resolved once from flags and environment.
 pub struct Context {
     pub progress: Progress,
 }
-
-/// How long a host's engine may take to answer before it counts as unreachable (an
-/// ssh connection to a machine that fell off the network would otherwise hang for
-/// minutes).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Context {
     /// Connects to the engine at `url` (ssh://, tcp://, unix://), or the local one.
@@ -42,17 +35,7 @@ impl Context {
     /// Connects to a host's engine and asks what it offers; any failure, a slow answer
     /// included, is an error naming the host.
     pub async fn host_engine(&self, host: &HostSpec) -> Result<(DockerEngine, EngineInfo), EngineError> {
-        let probe = async {
-            let engine = self.engine(Some(&host.engine)).await?;
-            let info = engine.info().await?;
-            Ok::<_, EngineError>((engine, info))
-        };
-        let reason = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
-            Ok(Ok(found)) => return Ok(found),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-        };
-        Err(EngineError::HostUnreachable { host: host.name.clone(), engine: host.engine.clone(), reason })
+        crate::deploy::hosts::connect(host).await
     }
 
     /// The cluster a command acts on, connected to the engines of all its hosts at once.
@@ -71,7 +54,7 @@ impl Context {
     async fn connect(&self, args: &ClusterName, controller_only: bool) -> miette::Result<Cluster> {
         let (name, mut hosts) = match &args.file {
             Some(_) => {
-                let spec = up::load_spec(args)?;
+                let spec = load_spec(args)?;
                 (spec.name, spec.hosts)
             }
             None => (cluster_name(args), Vec::new()),
@@ -165,6 +148,23 @@ pub enum ClusterError {
         "`slurmbox up --name {cluster}` starts it again; `slurmbox logs --name {cluster} {node}` shows why it stopped"
     ))]
     NotRunning { cluster: String, node: String, state: String },
+}
+
+/// Reads the spec named by `-f` (or the default), with `--name` taking precedence.
+pub fn load_spec(args: &ClusterName) -> miette::Result<ClusterSpec> {
+    let mut spec = match &args.file {
+        Some(path) => ClusterSpec::load(path)?,
+        None => ClusterSpec::default_cluster(),
+    };
+    if let Some(name) = &args.name {
+        spec = ClusterSpec::parse("--name", &format!("name = {}", toml_string(name)))
+            .map(|named| ClusterSpec { name: named.name, ..spec })?;
+    }
+    Ok(spec)
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 pub fn cluster_name(arg: &ClusterName) -> String {

@@ -1,0 +1,88 @@
+//! Compute nodes: one slurmd container per node, a Slurm dynamic node that registers
+//! itself (`slurmd -Z`) with the CPUs, memory and features in its [`NodeConf`]. On one
+//! engine they are `node1..N`; over several hosts (or in macvlan mode) they are named
+//! after their host: `pi1`, or `pi1-1`, `pi1-2`, ... with several per host.
+
+use std::time::Duration;
+
+use super::{Config, Layout, NodeContainer, home, munge};
+use crate::actions;
+use crate::contract;
+use crate::deploy::{Apply, DeployError};
+use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, Plan, Role};
+use crate::render::NodeConf;
+
+/// `(host, name)` of every compute node, host by host.
+pub fn node_names(hosts: &[HostPlan], per_host: u32, named_after_host: bool) -> Vec<(usize, String)> {
+    let per_host = per_host as usize;
+    (0..hosts.len())
+        .flat_map(|host| (1..=per_host).map(move |i| (host, i)))
+        .map(|(host, i)| {
+            let name = match (named_after_host, per_host) {
+                (false, _) => format!("{COMPUTE_PREFIX}{i}"),
+                (true, 1) => hosts[host].name.clone(),
+                (true, _) => format!("{}-{i}", hosts[host].name),
+            };
+            (host, name)
+        })
+        .collect()
+}
+
+/// Whether compute node `node` is one of host `host`'s, as [`node_names`] names them
+/// over several hosts: `host`, or `host-1`, `host-2`, ...
+pub fn runs_on_host(node: &str, host: &str) -> bool {
+    node == host
+        || node
+            .strip_prefix(host)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What a node on a host with these facts registers with.
+pub fn node_conf(layout: &Layout, facts: &HostFacts) -> NodeConf {
+    let compute = &layout.spec.compute;
+    NodeConf {
+        // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
+        cpus: compute.cpus.unwrap_or(facts.cpus.max(4)),
+        // Every node on a host sees all of its memory, and memory is not a scheduled
+        // resource (CR_Core) until cgroups can enforce it. Not divided by the node
+        // count, so growing the cluster leaves existing nodes alone.
+        real_memory_mib: compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
+        features: vec![COMPUTE_FEATURE.into(), facts.arch.to_string()],
+    }
+}
+
+pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
+    for placed in &layout.nodes {
+        let conf = node_conf(layout, &layout.facts[placed.host]);
+        plan.containers.push(layout.node_container(
+            config,
+            NodeContainer {
+                placed,
+                role: Role::Compute,
+                mounts: vec![
+                    munge::mount(layout, placed.host == layout.controller.host),
+                    home::mount(layout),
+                ],
+                env: vec![format!("{}={conf}", contract::ENV_NODE_CONF)],
+                files: vec![],
+            },
+        ));
+        plan.compute_nodes.push(placed.name.clone());
+    }
+}
+
+/// Dynamic nodes stay registered until deleted: Slurm forgets the ones that went away,
+/// and the ones being replaced (they may register with other resources), before the
+/// new containers start.
+pub async fn before_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    if apply.gone_nodes.is_empty() {
+        return Ok(());
+    }
+    apply.say("removing nodes from Slurm");
+    apply.start_controller().await?;
+    let controller = &apply.plan.controller().name;
+    actions::wait_for_controller(apply.control(), controller, Duration::from_secs(60)).await?;
+    actions::delete_nodes(apply.control(), controller, &apply.gone_nodes).await?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The GlusterFS /home slurmbox provides (`[home] shared = "glusterfs"`): a storage
+//! container on every host, on the host's network, with its brick and glusterd's
+//! state in volumes of that host. It FUSE-mounts the replicated volume on a folder of
+//! its host, which the host's nodes see as /home (see [`super::home`]). Once the
+//! containers run, the first host's storage container shapes the volume.
+
+use super::{Layout, home};
+use crate::actions;
+use crate::contract;
+use crate::deploy::{Apply, DeployError};
+use crate::plan::{
+    ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
+    Propagation, Role, StoragePeer, VolumePlan,
+};
+use crate::spec::HomeSpec;
+
+/// A storage container's capabilities: GlusterFS's servers act as root on the brick
+/// for every user's files, and its client mounts the volume.
+pub const STORAGE_CAPS: &[(&str, &str)] = &[
+    // The FUSE mount, and the trusted.* extended attributes GlusterFS keeps on bricks.
+    ("SYS_ADMIN", "mount the volume; GlusterFS's trusted.* attributes on the brick"),
+    ("CHOWN", "files on the brick keep their users' owners"),
+    ("DAC_OVERRIDE", "the brick server reads and writes every user's files"),
+    ("DAC_READ_SEARCH", "the brick server walks every user's folders"),
+    ("FOWNER", "set modes and times on files of other owners"),
+    ("FSETID", "keep setgid bits on shared folders"),
+    ("KILL", "stop the brick processes on shutdown"),
+    ("NET_BIND_SERVICE", "GlusterFS clients connect from privileged ports"),
+];
+
+pub fn add(layout: &Layout, plan: &mut Plan) {
+    if layout.spec.home != HomeSpec::GlusterFs {
+        return;
+    }
+    let glusterd_vol = format!("{}-glusterd", layout.cluster);
+    let brick_vol = format!("{}-brick", layout.cluster);
+    let volume = |name: &str, target: &str| MountPlan {
+        source: MountSource::Volume(name.to_string()),
+        target: target.into(),
+        read_only: false,
+        propagation: None,
+    };
+    for (host, listed) in layout.spec.hosts.iter().enumerate() {
+        for name in [&glusterd_vol, &brick_vol] {
+            plan.volumes.push(VolumePlan { host, name: name.clone(), labels: layout.labels(&[]) });
+        }
+        let node = format!("storage-{}", listed.name);
+        let c = ContainerPlan {
+            host,
+            name: format!("{}-{node}", layout.cluster),
+            hostname: node.clone(),
+            role: Role::Storage,
+            image: layout.facts[host].storage_image.clone().expect("facts carry the storage image"),
+            command: vec![contract::STORAGE_PATH.to_string(), "run".into()],
+            env: vec![format!("{}={}", contract::ENV_STORAGE_ADDRESS, listed.address)],
+            mounts: vec![
+                volume(&glusterd_vol, "/var/lib/glusterd"),
+                volume(&brick_vol, "/srv/brick"),
+                MountPlan {
+                    source: home::source(layout),
+                    target: "/srv/home".into(),
+                    read_only: false,
+                    propagation: Some(Propagation::Shared),
+                },
+            ],
+            cap_add: STORAGE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+            network: HOST_NETWORK.into(),
+            ip: None,
+            files: vec![PlannedFile {
+                path: contract::STORAGE_PATH.into(),
+                mode: 0o755,
+                contents: contract::STORAGE_SCRIPT.into(),
+            }],
+            labels: layout.labels(&[(LABEL_ROLE, Role::Storage.as_str()), (LABEL_NODE, &node)]),
+            devices: vec!["/dev/fuse".into()],
+            security_opt: vec!["apparmor=unconfined".into()],
+        };
+        plan.storage.push(StoragePeer { host, container: c.name.clone(), address: listed.address.clone() });
+        plan.containers.push(c);
+    }
+}
+
+/// Makes the volume span every storage host (peers, bricks, start); idempotent.
+pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    if apply.plan.storage.is_empty() {
+        return Ok(());
+    }
+    let step = apply.progress.step(format!("Shared /home (GlusterFS on {} hosts)", apply.plan.storage.len()));
+    step.message("peers, bricks and volume");
+    let changed = actions::converge_storage(apply.engines, apply.plan).await?;
+    step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });
+    Ok(())
+}

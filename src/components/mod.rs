@@ -1,0 +1,300 @@
+//! The parts of a cluster, one file each.
+//!
+//! | part | file | adds to the plan | once its containers run |
+//! |---|---|---|---|
+//! | network | [`network`] | the bridge or macvlan networks; MPI's subnet | – |
+//! | munge key | [`munge`] | a key volume per host | copies the key to other hosts |
+//! | controller | [`controller`] | slurmctld's container, state volume, slurm.conf | has running nodes register again |
+//! | shared /home | [`home`] | the home volume or host folder every node mounts | – |
+//! | login node | [`login`] | the login container (sackd, or its own slurm.conf) | – |
+//! | compute nodes | [`compute`] | a slurmd container per node, what each registers with | forgets nodes that went away |
+//! | GlusterFS /home | [`glusterfs`] | a storage container, brick and state volume per host | shapes the replicated volume |
+//!
+//! [`crate::plan::Plan::new`] folds over [`PARTS`] in two passes: first each part
+//! [`configures`](Part::configure) what other parts' containers carry (slurm.conf,
+//! the nodes' environment), then each [`adds`](Part::add) its networks, volumes and
+//! containers. Both passes are pure. What a part does through the engine once its
+//! containers exist is in the same file; [`crate::deploy`] runs it at the right
+//! moment ([`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
+//! variant here and its line in [`PARTS`]: no command knows the parts.
+
+pub mod compute;
+pub mod controller;
+pub mod glusterfs;
+pub mod home;
+pub mod login;
+pub mod munge;
+pub mod network;
+
+use std::collections::BTreeMap;
+
+use crate::contract;
+use crate::deploy::{Apply, DeployError};
+use crate::engine::Engine;
+use crate::plan::{
+    ContainerPlan, HostFacts, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan,
+    PlannedFile, Role,
+};
+use crate::render::{CgroupConf, SlurmConf};
+use crate::spec::{ClusterSpec, MacvlanSpec, NetworkSpec};
+
+/// Every part of a cluster, in the order the plan is folded (and its containers listed).
+pub const PARTS: [Part; 7] =
+    [Part::Network, Part::Munge, Part::Controller, Part::Home, Part::Login, Part::Compute, Part::GlusterFs];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Network,
+    Munge,
+    Controller,
+    Home,
+    Login,
+    Compute,
+    GlusterFs,
+}
+
+impl Part {
+    /// What this part sets that other parts' containers carry.
+    pub fn configure(self, layout: &Layout, config: &mut Config) {
+        match self {
+            Part::Network => network::configure(layout, config),
+            Part::Home => home::configure(layout, config),
+            Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::GlusterFs => {}
+        }
+    }
+
+    /// The networks, volumes and containers this part adds to the plan.
+    pub fn add(self, layout: &Layout, config: &Config, plan: &mut Plan) {
+        match self {
+            Part::Network => network::add(layout, plan),
+            Part::Munge => munge::add(layout, plan),
+            Part::Controller => controller::add(layout, config, plan),
+            Part::Home => home::add(layout, plan),
+            Part::Login => login::add(layout, config, plan),
+            Part::Compute => compute::add(layout, config, plan),
+            Part::GlusterFs => glusterfs::add(layout, plan),
+        }
+    }
+
+    /// Work between creating the containers and starting them all (the controller may
+    /// be started first). Returns what it did, for the progress line.
+    pub async fn before_start<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+        match self {
+            Part::Munge => munge::before_start(apply).await,
+            Part::Compute => compute::before_start(apply).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Work once every container runs. Returns a line for the progress output when the
+    /// part had something to do.
+    pub async fn after_start<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+        match self {
+            Part::Controller => controller::after_start(apply).await,
+            Part::GlusterFs => glusterfs::after_start(apply).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where things go, decided once from the spec and the hosts' facts: the hosts, the
+/// network the nodes share, and which host (and address) each node gets.
+pub struct Layout<'a> {
+    pub spec: &'a ClusterSpec,
+    /// One per host, in [`Layout::hosts`]' order.
+    pub facts: &'a [HostFacts],
+    pub cluster: String,
+    /// The machines, controller's first; one ("local") when the spec lists none.
+    pub hosts: Vec<HostPlan>,
+    pub multi_host: bool,
+    pub macvlan: Option<&'a MacvlanSpec>,
+    /// Over several hosts (not macvlan) nodes use their host's own network.
+    pub on_host_network: bool,
+    /// The network node containers join ([`crate::plan::HOST_NETWORK`] on hosts' networks).
+    pub network: String,
+    pub controller: Placed,
+    pub login: Placed,
+    /// The compute nodes, host by host.
+    pub nodes: Vec<Placed>,
+    /// How the other nodes reach the controller when its name does not resolve.
+    pub controller_addr: Option<String>,
+}
+
+/// A node's place: its host (index into [`Layout::hosts`]), its name, and its fixed
+/// address in macvlan mode.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub host: usize,
+    pub name: String,
+    pub ip: Option<String>,
+}
+
+impl<'a> Layout<'a> {
+    pub fn new(spec: &'a ClusterSpec, facts: &'a [HostFacts]) -> Layout<'a> {
+        let cluster = spec.name.clone();
+        let hosts: Vec<HostPlan> = match spec.hosts.as_slice() {
+            [] => vec![HostPlan { name: "local".into(), engine: None }],
+            listed => listed
+                .iter()
+                .map(|h| HostPlan { name: h.name.clone(), engine: Some(h.engine.clone()) })
+                .collect(),
+        };
+        // Over several hosts the nodes use their host's network by default, like bare
+        // metal: one engine's bridge network does not reach the others. In macvlan mode
+        // every container has its own address on the LAN instead, as in the article.
+        let multi_host = hosts.len() > 1;
+        let macvlan = match &spec.network {
+            NetworkSpec::Macvlan(m) => Some(m),
+            NetworkSpec::Default { .. } => None,
+        };
+        let names = compute::node_names(&hosts, spec.compute.count, multi_host || macvlan.is_some());
+        // Fixed addresses in macvlan mode: controller, login, then the compute nodes.
+        let mut ips: Vec<Option<String>> = match macvlan {
+            Some(m) => m
+                .addresses(names.len() + 2)
+                .expect("the spec checked the range's size")
+                .into_iter()
+                .map(|a| Some(a.to_string()))
+                .collect(),
+            None => vec![None; names.len() + 2],
+        };
+        let nodes_ips = ips.split_off(2);
+        let login_ip = ips.pop().flatten();
+        let controller_ip = ips.pop().flatten();
+        let controller_addr = match macvlan {
+            Some(_) => controller_ip.clone(),
+            None => spec.hosts.first().filter(|_| multi_host).map(|h| h.address.clone()),
+        };
+        let nodes =
+            names.into_iter().zip(nodes_ips).map(|((host, name), ip)| Placed { host, name, ip }).collect();
+        Layout {
+            network: network::node_network(&cluster, multi_host, macvlan.is_some()),
+            spec,
+            facts,
+            hosts,
+            multi_host,
+            macvlan,
+            on_host_network: multi_host && macvlan.is_none(),
+            controller: Placed { host: 0, name: contract::CONTROLLER_HOST.into(), ip: controller_ip },
+            login: Placed { host: 0, name: contract::LOGIN_HOST.into(), ip: login_ip },
+            nodes,
+            controller_addr,
+            cluster,
+        }
+    }
+
+    /// The labels every object of the cluster carries, plus `extra`.
+    pub fn labels(&self, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(LABEL_CLUSTER.to_string(), self.cluster.clone())]);
+        labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        labels
+    }
+
+    /// A Slurm node's container (controller, login or compute): the node image of its
+    /// host, slurmbox-init as its command, the nodes' shared environment and
+    /// capabilities. Sealed later, once every part has had its say.
+    pub fn node_container(&self, config: &Config, node: NodeContainer) -> ContainerPlan {
+        let NodeContainer { placed, role, mounts, env, files } = node;
+        let mut all_env = config.node_env.clone();
+        all_env.push(format!("{}={}", contract::ENV_NODE, placed.name));
+        all_env.extend(env);
+        let mut all_files = vec![PlannedFile {
+            path: contract::INIT_PATH.into(),
+            mode: 0o755,
+            contents: contract::INIT_SCRIPT.into(),
+        }];
+        all_files.extend(files);
+        ContainerPlan {
+            host: placed.host,
+            name: format!("{}-{}", self.cluster, placed.name),
+            hostname: placed.name.clone(),
+            role,
+            image: self.facts[placed.host].image.clone(),
+            command: vec![contract::INIT_PATH.to_string(), role.as_str().to_string()],
+            env: all_env,
+            mounts,
+            cap_add: NODE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+            network: self.network.clone(),
+            ip: placed.ip.clone(),
+            files: all_files,
+            labels: self.labels(&[
+                (LABEL_ROLE, role.as_str()),
+                (LABEL_NODE, &placed.name),
+                (LABEL_USER, self.spec.default_user()),
+            ]),
+            devices: vec![],
+            security_opt: vec![],
+        }
+    }
+}
+
+/// What makes one Slurm node's container differ from the others'.
+pub struct NodeContainer<'p> {
+    pub placed: &'p Placed,
+    pub role: Role,
+    pub mounts: Vec<MountPlan>,
+    /// Variables beyond the ones every node gets.
+    pub env: Vec<String>,
+    /// Files beyond slurmbox-init.
+    pub files: Vec<PlannedFile>,
+}
+
+/// What the parts set for each other in the first pass.
+pub struct Config {
+    pub slurm_conf: SlurmConf,
+    pub cgroup_conf: CgroupConf,
+    /// The environment every Slurm node's container starts with.
+    pub node_env: Vec<String>,
+}
+
+impl Config {
+    pub fn new(layout: &Layout) -> Config {
+        let users: Vec<String> =
+            layout.spec.users.iter().map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid)).collect();
+        Config {
+            slurm_conf: controller::slurm_conf(layout),
+            cgroup_conf: controller::cgroup_conf(),
+            node_env: vec![
+                format!("{}={}", contract::ENV_USERS, users.join(" ")),
+                format!(
+                    "{}={}",
+                    contract::ENV_CONTROLLER,
+                    layout.controller_addr.as_deref().unwrap_or(contract::CONTROLLER_HOST)
+                ),
+            ],
+        }
+    }
+
+    /// The Slurm files the controller holds (and serves to the other nodes).
+    pub fn slurm_files(&self) -> Vec<PlannedFile> {
+        vec![
+            PlannedFile {
+                path: contract::SLURM_CONF.into(),
+                mode: 0o644,
+                contents: self.slurm_conf.to_string(),
+            },
+            PlannedFile {
+                path: contract::CGROUP_CONF.into(),
+                mode: 0o644,
+                contents: self.cgroup_conf.to_string(),
+            },
+        ]
+    }
+}
+
+/// Capabilities of Slurm nodes' containers. Every container starts from none
+/// (`--cap-drop ALL`, never `--privileged`) and gets back exactly these, each for a
+/// reason.
+pub const NODE_CAPS: &[(&str, &str)] = &[
+    // slurmbox-init chowns the munge key, state and home folders to their owners.
+    ("CHOWN", "hand key, spool and home folders to munge, slurm and users"),
+    // root writes into folders owned by munge/slurm (key, spool) while preparing them.
+    ("DAC_OVERRIDE", "prepare folders owned by the munge and slurm accounts"),
+    // chmod of files root does not own (the key after chown, homes).
+    ("FOWNER", "set modes on files handed to other accounts"),
+    // munged and slurmctld drop to their accounts; slurmd starts job steps as the user.
+    ("SETUID", "drop to munge/slurm and start jobs as the submitting user"),
+    ("SETGID", "set the job user's groups"),
+    // slurmd signals job steps (scancel, time limits); init stops munged on exit.
+    ("KILL", "signal processes of other accounts (scancel, shutdown)"),
+];

@@ -1,0 +1,156 @@
+//! Carrying out the changes [`crate::plan::converge`] listed, on each container's own
+//! engine: removals first, then creations (each container gets its files before it
+//! starts), then each part's work before the start (the munge key for other hosts,
+//! Slurm forgetting nodes that go away), then everything new or stopped starts at
+//! once. [`Apply`] is also what the parts' hooks see.
+
+use futures_util::future::try_join_all;
+
+use super::DeployError;
+use crate::components::PARTS;
+use crate::engine::{ContainerInfo, Engine, EngineError, FileUpload};
+use crate::plan::{Change, ContainerPlan, LABEL_NODE, LABEL_ROLE, Plan, Role};
+use crate::progress::{Progress, Step};
+
+/// One run of the changes, as the parts' hooks see it.
+pub struct Apply<'a, E> {
+    /// One per host of the plan, in its order.
+    pub engines: &'a [E],
+    pub plan: &'a Plan,
+    pub progress: &'a Progress,
+    changes: &'a [Change],
+    step: &'a Step,
+    /// Compute nodes whose containers went away or are replaced: Slurm must forget them.
+    pub gone_nodes: Vec<String>,
+    /// Containers already started by a hook (the controller, for the others' sake).
+    started: Vec<String>,
+}
+
+impl<'a, E: Engine> Apply<'a, E> {
+    pub fn new(
+        engines: &'a [E],
+        plan: &'a Plan,
+        changes: &'a [Change],
+        progress: &'a Progress,
+        step: &'a Step,
+    ) -> Apply<'a, E> {
+        Apply { engines, plan, progress, changes, step, gone_nodes: Vec::new(), started: Vec::new() }
+    }
+
+    /// The controller's engine.
+    pub fn control(&self) -> &'a E {
+        &self.engines[self.plan.controller().host]
+    }
+
+    /// Containers created (or created again) by this run.
+    pub fn created(&self) -> Vec<&'a ContainerPlan> {
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Create(n) | Change::Recreate(n) => Some(n),
+                Change::Start(_) | Change::Remove(_) => None,
+            })
+            .filter_map(|n| self.planned(n))
+            .collect()
+    }
+
+    /// Whether this run created, replaced or started the container `name`.
+    pub fn touched(&self, name: &str) -> bool {
+        self.changes
+            .iter()
+            .any(|c| matches!(c, Change::Create(n) | Change::Recreate(n) | Change::Start(n) if n == name))
+    }
+
+    /// Starts the controller ahead of the others, if this run starts it at all.
+    pub async fn start_controller(&mut self) -> Result<(), EngineError> {
+        let controller = self.plan.controller();
+        if self.touched(&controller.name) && !self.started.contains(&controller.name) {
+            self.engines[controller.host].start_container(&controller.name).await?;
+            self.started.push(controller.name.clone());
+        }
+        Ok(())
+    }
+
+    /// Says what is happening now, on the containers step's line.
+    pub fn say(&self, message: impl Into<String>) {
+        self.step.message(message);
+    }
+
+    fn planned(&self, name: &str) -> Option<&'a ContainerPlan> {
+        self.plan.containers.iter().find(|c| c.name == name)
+    }
+
+    /// Carries out the changes; `found` is what the engines listed (`(host, container)`).
+    /// Returns a one-line summary.
+    pub async fn run(&mut self, found: &[(usize, ContainerInfo)]) -> Result<String, DeployError> {
+        self.say("removing outdated containers");
+        let mut removals = Vec::new();
+        for change in self.changes {
+            if let Change::Remove(name) | Change::Recreate(name) = change
+                && let Some((host, info)) = found.iter().find(|(_, c)| &c.name == name)
+            {
+                if info.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str())
+                    && let Some(node) = info.labels.get(LABEL_NODE)
+                {
+                    self.gone_nodes.push(node.clone());
+                }
+                removals.push(self.engines[*host].remove_container(name));
+            }
+        }
+        try_join_all(removals).await?;
+
+        let to_create = self.created();
+        self.say(format!("creating {} containers", to_create.len()));
+        let t = std::time::Instant::now();
+        try_join_all(to_create.iter().map(|c| create_with_files(&self.engines[c.host], c))).await?;
+        tracing::info!(containers = to_create.len(), elapsed = ?t.elapsed(), "created");
+
+        for part in PARTS {
+            part.before_start(self).await?;
+        }
+
+        self.say("starting");
+        let to_start: Vec<&ContainerPlan> = self
+            .plan
+            .containers
+            .iter()
+            .filter(|c| self.touched(&c.name) && !self.started.contains(&c.name))
+            .collect();
+        let t = std::time::Instant::now();
+        try_join_all(to_start.iter().map(|c| self.engines[c.host].start_container(&c.name))).await?;
+        tracing::info!(containers = to_start.len(), elapsed = ?t.elapsed(), "started");
+        Ok(self.summary())
+    }
+
+    fn summary(&self) -> String {
+        let count = |f: fn(&Change) -> bool| self.changes.iter().filter(|c| f(c)).count();
+        let created = count(|c| matches!(c, Change::Create(_)));
+        let recreated = count(|c| matches!(c, Change::Recreate(_)));
+        let started = count(|c| matches!(c, Change::Start(_)));
+        let removed = count(|c| matches!(c, Change::Remove(_)));
+        let kept = self.plan.containers.len() - created - recreated - started;
+        let mut parts = vec![];
+        for (n, what) in
+            [(created, "created"), (recreated, "recreated"), (started, "started"), (removed, "removed")]
+        {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        if kept > 0 {
+            parts.push(format!("{kept} kept"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Creates a container and places its files in it, ready to start.
+async fn create_with_files(engine: &impl Engine, c: &ContainerPlan) -> Result<(), EngineError> {
+    engine.create_container(c).await?;
+    let files: Vec<FileUpload> = c
+        .files
+        .iter()
+        .map(|f| FileUpload { path: f.path.clone(), contents: f.contents.clone().into_bytes(), mode: f.mode })
+        .collect();
+    engine.upload(&c.name, &files).await
+}

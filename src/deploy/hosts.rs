@@ -1,0 +1,192 @@
+//! Reaching a cluster's hosts and learning their facts: each engine answers (or the
+//! host counts as unreachable), says what it offers and its architecture, and gets the
+//! images its containers run (built here and streamed there, or built there).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures_util::future::{join_all, try_join_all};
+
+use super::DeployError;
+use crate::engine::docker::DockerEngine;
+use crate::engine::{Engine, EngineError, EngineInfo};
+use crate::image::{self, Recipe};
+use crate::plan::HostFacts;
+use crate::progress::Progress;
+use crate::spec::{Arch, ClusterSpec, HomeSpec, HostSpec};
+
+/// How long a host's engine may take to answer before it counts as unreachable (an
+/// ssh connection to a machine that fell off the network would otherwise hang for
+/// minutes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connects to a host's engine and asks what it offers; any failure, a slow answer
+/// included, is an error naming the host.
+pub async fn connect(host: &HostSpec) -> Result<(DockerEngine, EngineInfo), EngineError> {
+    let probe = async {
+        let engine = DockerEngine::connect(Some(&host.engine)).await?;
+        let info = engine.info().await?;
+        Ok::<_, EngineError>((engine, info))
+    };
+    let reason = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
+        Ok(Ok(found)) => return Ok(found),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+    };
+    Err(EngineError::HostUnreachable { host: host.name.clone(), engine: host.engine.clone(), reason })
+}
+
+/// The hosts that answered (in the spec's order), and those left out.
+pub struct Reached {
+    /// The engines of the hosts that answered.
+    pub engines: Vec<DockerEngine>,
+    pub infos: Vec<EngineInfo>,
+    /// Each answering host's architecture: the spec's `arch`, else its engine's.
+    pub arches: Vec<Arch>,
+    /// The spec's index of each answering host.
+    pub index: Vec<usize>,
+    /// Indices into the spec's hosts of those that did not answer (`--skip-unreachable`).
+    pub skipped: Vec<usize>,
+}
+
+/// Every engine at once. The controller's host must answer; another that does not
+/// stops `up` before it changes anything, unless `skip_unreachable` leaves it as it is.
+pub async fn reach(spec: &ClusterSpec, skip_unreachable: bool, p: &Progress) -> Result<Reached, DeployError> {
+    let step = p.step(match spec.hosts.as_slice() {
+        [] => "Docker engine".to_string(),
+        [host] => format!("Docker engine on {} ({})", host.name, host.engine),
+        many => format!(
+            "Docker engines on {}",
+            many.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    });
+    let probed: Vec<Result<(DockerEngine, EngineInfo), EngineError>> = if spec.hosts.is_empty() {
+        let local = async {
+            let engine = DockerEngine::connect(None).await?;
+            let info = engine.info().await?;
+            Ok((engine, info))
+        };
+        vec![local.await]
+    } else {
+        join_all(spec.hosts.iter().map(connect)).await
+    };
+    let mut reached =
+        Reached { engines: vec![], infos: vec![], arches: vec![], index: vec![], skipped: vec![] };
+    let mut skipped = Vec::new();
+    for (i, probe) in probed.into_iter().enumerate() {
+        match probe {
+            Ok((engine, info)) => {
+                let listed = spec.hosts.get(i).and_then(|h| h.arch);
+                reached.arches.push(listed.or_else(|| Arch::parse(&info.arch)).unwrap_or(Arch::native()));
+                reached.engines.push(engine);
+                reached.infos.push(info);
+                reached.index.push(i);
+            }
+            Err(e) if i > 0 && skip_unreachable => skipped.push((i, e)),
+            Err(e) => {
+                step.fail("nothing was created on any host");
+                return Err(e.into());
+            }
+        }
+    }
+    step.done_with(
+        reached
+            .infos
+            .iter()
+            .map(|i| format!("{} CPUs, {} MiB, {}, Docker {}", i.cpus, i.memory_mib, i.arch, i.version))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    for (i, e) in &skipped {
+        p.say(format!(
+            "Skipping host {:?} ({e}): its nodes are left as they are; `up` again once it answers.",
+            spec.hosts[*i].name
+        ));
+    }
+    reached.skipped = skipped.into_iter().map(|(i, _)| i).collect();
+    Ok(reached)
+}
+
+/// Has every answering host hold the images of its architecture (the node image, and
+/// the storage image for a GlusterFS /home) and returns each host's facts, one per
+/// host of the spec: a skipped host is given the controller's (its nodes keep their
+/// names and addresses; nothing planned for it is carried out).
+pub async fn images(
+    spec: &ClusterSpec,
+    reached: &Reached,
+    mirror: &str,
+    p: &Progress,
+) -> Result<Vec<HostFacts>, DeployError> {
+    let gluster = spec.home == HomeSpec::GlusterFs;
+    let recipes = |arch: Arch| {
+        let mut r = vec![Recipe::new(spec.slurm, arch)];
+        if gluster {
+            r.push(Recipe::storage(arch));
+        }
+        r
+    };
+    let wanted: BTreeSet<Arch> = reached.arches.iter().copied().collect();
+    // Built where slurmbox runs when it has an engine (and sent on below), else on each host.
+    let local = if spec.hosts.is_empty() { None } else { DockerEngine::connect(None).await.ok() };
+    let builds: Vec<(&DockerEngine, Arch)> = match &local {
+        None => reached.engines.iter().zip(&reached.arches).map(|(engine, arch)| (engine, *arch)).collect(),
+        Some(local) => wanted.iter().map(|arch| (local, *arch)).collect(),
+    };
+    // Architecture → tag, of the node images and of the storage images.
+    let (mut tags, mut storage_tags) = (BTreeMap::new(), BTreeMap::new());
+    for (engine, arch) in builds {
+        for recipe in recipes(arch) {
+            let tag = image::ensure(engine, &recipe, mirror, false, p).await?;
+            match recipe.kind {
+                image::Kind::Node(_) => tags.insert(arch, tag),
+                image::Kind::Storage => storage_tags.insert(arch, tag),
+            };
+        }
+    }
+    if let Some(local) = &local {
+        let (tags, storage_tags) = (&tags, &storage_tags);
+        let sends = reached.engines.iter().zip(&reached.arches).zip(&reached.index).map(
+            |((engine, arch), i)| async move {
+                let host = &spec.hosts[*i].name;
+                image::send_if_missing(local, engine, host, &tags[arch], "Image", p).await?;
+                if let Some(storage) = storage_tags.get(arch) {
+                    image::send_if_missing(local, engine, host, storage, "Storage image", p).await?;
+                }
+                Ok::<_, image::ImageError>(())
+            },
+        );
+        try_join_all(sends).await?;
+    }
+    let mut facts: Vec<HostFacts> = reached
+        .infos
+        .iter()
+        .zip(&reached.arches)
+        .map(|(info, arch)| HostFacts {
+            cpus: info.cpus,
+            memory_mib: info.memory_mib,
+            arch: *arch,
+            image: tags[arch].clone(),
+            storage_image: storage_tags.get(arch).cloned(),
+        })
+        .collect();
+    for &i in &reached.skipped {
+        facts.insert(i, facts[0].clone());
+    }
+    Ok(facts)
+}
+
+/// Facts for showing a cluster's files without starting anything (`config render`):
+/// every host is assumed to look like the local engine's (or the one host's).
+pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineError> {
+    let engine = DockerEngine::connect(spec.engine()).await?;
+    let info = engine.info().await?;
+    let arch = Arch::parse(&info.arch).unwrap_or(Arch::native());
+    let facts = HostFacts {
+        cpus: info.cpus,
+        memory_mib: info.memory_mib,
+        arch,
+        image: Recipe::new(spec.slurm, arch).tag(),
+        storage_image: Some(Recipe::storage(arch).tag()),
+    };
+    Ok(vec![facts; spec.hosts.len().max(1)])
+}

@@ -1,0 +1,117 @@
+//! Deploying a cluster: everything `up`, `host add`, `host remove` and `config render`
+//! do through the engines, in one place.
+//!
+//! [`up`]: reach every host and learn its facts ([`hosts`]), have the images there,
+//! build the [`Plan`], then [`converge`]: networks and volumes, the containers that
+//! must change ([`crate::plan::converge`] decides, [`apply`] carries it out, each part
+//! of the cluster doing its own work before and after the containers start, see
+//! [`crate::components`]), and wait until every compute node takes jobs.
+//! Everything past reaching the hosts is generic over [`Engine`], so the deploy logic
+//! is unit-tested with [`crate::engine::recording::RecordingEngine`].
+
+pub mod apply;
+pub mod hosts;
+pub mod remove;
+
+use std::time::Duration;
+
+use miette::Diagnostic;
+
+pub use apply::Apply;
+
+use crate::actions::{self, ActionError};
+use crate::components::PARTS;
+use crate::engine::{Engine, EngineError};
+use crate::image::ImageError;
+use crate::plan::{self, Existing, LABEL_HASH, Plan};
+use crate::progress::Progress;
+use crate::spec::ClusterSpec;
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum DeployError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Action(#[from] ActionError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] ImageError),
+}
+
+/// How `up` goes about it (from its flags).
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Go on without hosts that do not answer (never the controller's).
+    pub skip_unreachable: bool,
+    /// How long the compute nodes may take to be ready.
+    pub wait: Duration,
+    /// The Debian mirror images are built from.
+    pub mirror: String,
+}
+
+/// Brings the cluster of `spec` to what the spec says, on every host that answers, and
+/// returns the plan it carried out.
+pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result<Plan, DeployError> {
+    let hosts = spec.hosts.len().max(1);
+    let nodes = hosts as u32 * spec.compute.count;
+    p.say(format!(
+        "Bringing up cluster {:?}: Slurm {}, {nodes} compute node{}{}",
+        spec.name,
+        spec.slurm,
+        if nodes == 1 { "" } else { "s" },
+        if spec.hosts.len() > 1 { format!(" on {hosts} hosts") } else { String::new() },
+    ));
+    let reached = hosts::reach(spec, options.skip_unreachable, p).await?;
+    let facts = hosts::images(spec, &reached, &options.mirror, p).await?;
+    let plan = Plan::new(spec, &facts).without_hosts(&reached.skipped);
+    converge(&reached.engines, &plan, options.wait, p).await?;
+    Ok(plan)
+}
+
+/// Makes what runs on `engines` (one per host of the plan, in its order) match the plan,
+/// then waits for the compute nodes.
+pub async fn converge<E: Engine>(
+    engines: &[E],
+    plan: &Plan,
+    wait: Duration,
+    p: &Progress,
+) -> Result<(), DeployError> {
+    let step = p.step("Network and volumes");
+    for network in &plan.networks {
+        engines[network.host].ensure_network(network).await?;
+    }
+    for v in &plan.volumes {
+        engines[v.host].ensure_volume(v).await?;
+    }
+    let network = plan.networks.first().map_or("host networks", |n| n.name.as_str());
+    step.done_with(format!("{network}, {} volumes", plan.volumes.len()));
+
+    let step = p.step("Containers");
+    let mut found = Vec::new();
+    for (host, engine) in engines.iter().enumerate() {
+        found.extend(engine.list_containers(&plan.cluster).await?.into_iter().map(|c| (host, c)));
+    }
+    let existing: Vec<Existing> = found
+        .iter()
+        .map(|(_, c)| Existing {
+            running: c.running(),
+            spec_hash: c.labels.get(LABEL_HASH).cloned(),
+            name: c.name.clone(),
+        })
+        .collect();
+    let changes = plan::converge(plan, &existing);
+    let mut applied = Apply::new(engines, plan, &changes, p, &step);
+    let summary = applied.run(&found).await?;
+    step.done_with(summary);
+    for part in PARTS {
+        part.after_start(&mut applied).await?;
+    }
+
+    let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));
+    actions::wait_for_nodes(engines, plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
+        .await?;
+    step.done();
+    Ok(())
+}
