@@ -415,7 +415,8 @@ impl RawSpec {
             }
             if let Some(mem) = compute.memory_mb {
                 spec.compute.memory_mb =
-                    Some(in_range(&mem, 1, 64 * 1024 * 1024, "compute.memory_mb", &err)? as u64);
+                    Some(in_range(&mem, MIN_NODE_MEMORY_MB, 64 * 1024 * 1024, "compute.memory_mb", &err)?
+                        as u64);
             }
         }
         if let Some(home) = &self.home
@@ -466,6 +467,13 @@ impl RawSpec {
                     path.span(),
                     format!("home.host_path must be an absolute path, got {:?}", path.get_ref()),
                     "name a folder on the Docker host, e.g. host_path = \"/gfsv/home\"".into(),
+                ));
+            }
+            if let Some(reason) = system_folder(&p) {
+                return Err(err(
+                    path.span(),
+                    format!("home.host_path {:?} {reason}", path.get_ref()),
+                    "users' homes are made (and handed to their owners) inside it: name a folder of its own, e.g. a shared mount such as host_path = \"/gfsv/home\"".into(),
                 ));
             }
             spec.home = HomeSpec::HostPath(p);
@@ -784,6 +792,52 @@ fn check_network(
     Ok(NetworkSpec::Macvlan(spec))
 }
 
+/// The least memory a compute node can be given: its daemons (slurmd, munged) and a
+/// small job need about that much.
+const MIN_NODE_MEMORY_MB: i64 = 256;
+
+/// Folders of a host's system that must never hold users' homes (slurmbox makes a
+/// folder per user in `home.host_path` and hands it to its owner): why, or `None`.
+fn system_folder(path: &Path) -> Option<&'static str> {
+    use std::path::Component;
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+        return Some("has '.' or '..' in it");
+    }
+    let p = path.components().collect::<PathBuf>();
+    // Nothing at or under these is the users' to have.
+    const SYSTEM_TREES: &[&str] = &[
+        "/etc",
+        "/usr",
+        "/boot",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/run",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/root",
+        "/var/lib/docker",
+        "/var/lib/containerd",
+        "/var/run",
+        "/var/lib/slurmbox",
+        "/snap",
+    ];
+    // These themselves hold the system's own folders (subfolders may be fine).
+    const SYSTEM_FOLDERS: &[&str] =
+        &["/", "/var", "/var/lib", "/home", "/opt", "/srv", "/mnt", "/media", "/tmp"];
+    if SYSTEM_TREES.iter().any(|t| p.starts_with(t)) {
+        return Some("is a system folder of the host (or inside one)");
+    }
+    if SYSTEM_FOLDERS.iter().any(|f| p == Path::new(f)) {
+        return Some("is a system folder of the host");
+    }
+    None
+}
+
 fn in_range(
     value: &Spanned<i64>,
     min: i64,
@@ -808,6 +862,50 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         ClusterSpec::parse("cluster.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn host_path_refuses_the_hosts_system_folders() {
+        for path in [
+            "/",
+            "/etc",
+            "/etc/researcher",
+            "/usr/local",
+            "/var",
+            "/var/lib/docker/volumes",
+            "/boot",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/run",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib64",
+            "/home",
+            "/root",
+            "/tmp",
+            "/srv/../etc",
+        ] {
+            let e = error_of(&format!("[home]\nhost_path = \"{path}\"\n"));
+            assert!(
+                e.contains("home.host_path") && (e.contains("system folder") || e.contains("'..'")),
+                "{path}: {e}"
+            );
+        }
+        for path in
+            ["/gfsv/home", "/srv/nfs/home", "/home/shared", "/tmp/x/home", "/var/nfs/home", "/mnt/cluster"]
+        {
+            let spec = ClusterSpec::parse("c.toml", &format!("[home]\nhost_path = \"{path}\"\n")).unwrap();
+            assert_eq!(spec.home, HomeSpec::HostPath(path.into()));
+        }
+    }
+
+    #[test]
+    fn node_memory_no_node_can_run_with_is_refused() {
+        let e = error_of("[compute]\nmemory_mb = 1\n");
+        assert!(e.contains("compute.memory_mb = 1 is out of range"), "{e}");
+        assert!(ClusterSpec::parse("c.toml", "[compute]\nmemory_mb = 256\n").is_ok());
     }
 
     #[test]
