@@ -48,7 +48,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the daemons' logs of one node or all.
     Logs(LogsArgs),
-    /// Check the cluster the way the article does: sinfo, scontrol, srun, an MPI job.
+    /// Check that the cluster works for users: every node idle in sinfo and scontrol, srun
+    /// on every node, and an MPI job (sbatch + mpiexec) that computes pi across all of them.
     Verify(VerifyArgs),
     /// Grow or shrink a cluster over several hosts (edits its spec file).
     #[command(subcommand)]

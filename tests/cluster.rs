@@ -38,6 +38,9 @@ fn default_cluster_runs_the_article_job_and_converges() {
     assert!(failing.stderr.contains("to-stderr"), "{}", failing.stderr);
     let root = cluster.run(&["exec"], &["--user", "root", "--node", "node1", "--", "id", "-u"]).ok();
     assert_eq!(root.stdout, "0\n");
+    // A daemon account starts where its passwd entry says (slurm's home does not exist).
+    let slurm = cluster.run(&["exec"], &["--user", "slurm", "--", "sh", "-c", "id -un; pwd"]).ok();
+    assert_eq!(slurm.stdout, "slurm\n/\n");
 
     // The munge key: munge's alone, read-only, and out of users' reach.
     let key = cluster
@@ -223,6 +226,8 @@ fn bad_spec_exits_2_with_location_and_creates_nothing() {
         (format!("name = \"{name}\"\n[compute]\ncount = \"two\"\n"), "cluster.toml:3:9"),
         (format!("name = \"{name}\"\n[compute]\ncount = 0\n"), "cluster.toml:3:9"),
         (format!("name = \"{name}\"\nslurm = \"21.08\"\n"), "cluster.toml:2:9"),
+        (format!("name = \"{name}\"\n[home]\nhost_path = \"/etc\"\n"), "cluster.toml:3:13"),
+        (format!("name = \"{name}\"\n[compute]\nmemory_mb = 1\n"), "cluster.toml:3:13"),
     ] {
         let path = dir.path().join("cluster.toml");
         std::fs::write(&path, &text).unwrap();

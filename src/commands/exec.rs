@@ -7,13 +7,14 @@ use crate::cli::{ClusterName, ExecArgs, ShellArgs, Target};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::{CONTROLLER_HOST, LOGIN_HOST};
 
-fn exec_spec(cmd: Vec<String>, user: &str) -> ExecSpec {
-    let spec = ExecSpec { cmd, ..Default::default() };
-    if user == "root" {
-        ExecSpec { user: Some("root".into()), workdir: Some("/root".into()), ..spec }
-    } else {
-        spec.as_user(user)
-    }
+/// The home folder of `user` in `container`, from its passwd database (daemon
+/// accounts have theirs outside /home, or none: slurm's is /nonexistent); `None`
+/// when it has no entry or the folder does not exist.
+async fn account_home(engine: &impl Engine, container: &str, user: &str) -> Option<String> {
+    let script = r#"home=$(getent passwd "$1" | cut -d: -f6) && [ -d "$home" ] && echo "$home""#;
+    let out = engine.exec(container, &ExecSpec::new(["sh", "-c", script, "sh", user])).await.ok()?;
+    let home = out.stdout.trim();
+    (out.ok() && !home.is_empty()).then(|| home.to_string())
 }
 
 pub async fn run(ctx: &Context, args: ExecArgs) -> miette::Result<ExitCode> {
@@ -40,6 +41,11 @@ async fn attach(
     let containers = cluster.containers().await?;
     let node = running_node(&cluster.name, &containers, node)?;
     let user = target.user.clone().unwrap_or_else(|| default_user(&containers));
-    let code = cluster.engine(node).exec_attached(&node.name, &exec_spec(cmd, &user), tty).await?;
+    let engine = cluster.engine(node);
+    // Commands start in the account's home, like a login; Docker names an account
+    // it does not know in its own error.
+    let workdir = account_home(engine, &node.name, &user).await;
+    let spec = ExecSpec { cmd, user: Some(user), workdir, env: vec![] };
+    let code = engine.exec_attached(&node.name, &spec, tty).await?;
     Ok(exit_code(code))
 }

@@ -1,4 +1,4 @@
-//! `slurmbox verify`: checks a cluster the way the article does, as the default user
+//! `slurmbox verify`: checks a cluster the way a user would, as the default user
 //! on the login node: `sinfo`, `scontrol show node`, `srun -N<all> hostname`, and an
 //! MPI computation of pi submitted with `sbatch` and run with `mpiexec` across every
 //! compute node. Prints a table on stdout; exits non-zero if any check fails.
