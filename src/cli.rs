@@ -91,6 +91,9 @@ pub struct DownArgs {
     /// Also remove the cluster's volumes (home, Slurm state, munge key) and network.
     #[arg(long)]
     pub purge: bool,
+    /// Answer yes to any confirmation (for scripts); accepted whether or not one is asked.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -262,6 +262,12 @@ fn missing_cluster_is_reported_with_a_hint() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("slurmbox up --name {name}")), "{}", out.stderr);
+    // `down` never reports success for a cluster it did not find.
+    for purge in [&["down", "--name", &name][..], &["down", "--purge", "--yes", "--name", &name]] {
+        let out = slurmbox(purge);
+        assert_eq!(out.code, 1, "{purge:?}: {}", out.stderr);
+        assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    }
 }
 
 /// `shell` gives an interactive login shell (on a terminal) on the login node, as the
