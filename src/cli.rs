@@ -51,6 +51,8 @@ pub enum Command {
     /// Check that the cluster works for users: every node idle in sinfo and scontrol, srun
     /// on every node, and an MPI job (sbatch + mpiexec) that computes pi across all of them.
     Verify(VerifyArgs),
+    /// The clusters this machine brought up (found with --name from any folder).
+    List(ListArgs),
     /// Grow or shrink a cluster over several hosts (edits its spec file).
     #[command(subcommand)]
     Host(HostCommand),
@@ -127,6 +129,13 @@ pub struct Target {
     /// Account to run as (default: the cluster's default user; "root" for root).
     #[arg(long, short = 'u')]
     pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

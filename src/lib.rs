@@ -16,5 +16,6 @@ pub mod engine;
 pub mod image;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod render;
 pub mod spec;

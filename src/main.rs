@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Status(args) => commands::status::run(&ctx, args).await,
             Command::Logs(args) => commands::logs::run(&ctx, args).await,
             Command::Verify(args) => commands::verify::run(&ctx, args).await,
+            Command::List(args) => commands::list::run(&ctx, args).await,
             Command::Host(cmd) => commands::host::run(&ctx, cmd).await,
             Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
             Command::Config(cmd) => commands::config::run(&ctx, cmd).await,

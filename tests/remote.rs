@@ -130,7 +130,22 @@ fn cluster_across_three_hosts_runs_jobs_on_all_of_them() {
     let verify = slurmbox_env(&["verify", "-f", spec], &env).ok();
     assert!(verify.stdout.contains("ranks on pi1,pi2,pi3"), "{}", verify.stdout);
 
-    slurmbox_env(&["down", "--purge", "-f", spec], &env).ok();
+    // This machine remembers the cluster: by name alone, from another folder (the
+    // tests run in the repository; the spec is in a folder of its own), it is found on
+    // its hosts.
+    let listed = slurmbox_env(&["list", "--json"], &env).ok();
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let entry = listed.as_array().unwrap().iter().find(|c| c["name"] == name.as_str()).expect("listed");
+    assert_eq!(entry["hosts"], serde_json::json!(["pi1", "pi2", "pi3"]));
+    let status = slurmbox_env(&["status", "--name", &name, "--json"], &env).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(doc["hosts"].as_array().unwrap().len(), 3, "{doc}");
+    let there = slurmbox_env(&["exec", "--name", &name, "--node", "pi2", "--", "hostname"], &env).ok();
+    assert_eq!(there.stdout, "pi2\n");
+    let down = slurmbox_env(&["down", "--purge", "--yes", "--name", &name], &env).ok();
+    assert!(down.stderr.contains("5 removed"), "{}", down.stderr);
+    let gone = slurmbox_env(&["status", "--name", &name], &env);
+    assert_eq!(gone.code, 1, "a forgotten cluster is not found: {}", gone.stderr);
     for i in 0..3 {
         let left = lab.ssh(i, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}"));
         assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "host {i}");

@@ -38,6 +38,11 @@ pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
         }
         step.done_with(format!("{volumes} volumes, {networks} networks"));
         purged = volumes + networks;
+        // Nothing of it left where its hosts answered: forget it, unless a host still
+        // holds its containers.
+        if handle.unreachable().next().is_none() {
+            crate::registry::forget(cluster)?;
+        }
     } else if removed > 0 {
         p.say(format!(
             "Home, Slurm state and munge key are kept; `slurmbox down --purge --name {cluster}` removes them."

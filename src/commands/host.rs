@@ -123,6 +123,8 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
     remove_host(&cluster.name, cluster.control(), &containers, leaving, &options, p).await?;
 
     write(&path, &edited)?;
+    let entry = crate::registry::Entry::new(&remaining, Some(&path), edited.clone());
+    crate::registry::remember(&entry)?;
     p.say(format!("Host {:?} left cluster {:?}; {origin} no longer lists it.", args.host, cluster.name));
     if remaining.hosts.len() == 1 {
         p.say(

@@ -6,6 +6,7 @@ pub mod down;
 pub mod exec;
 pub mod host;
 pub mod image;
+pub mod list;
 pub mod logs;
 pub mod status;
 pub mod up;
@@ -52,13 +53,8 @@ impl Context {
     }
 
     async fn connect(&self, args: &ClusterName, controller_only: bool) -> miette::Result<Cluster> {
-        let (name, mut hosts) = match &args.file {
-            Some(_) => {
-                let spec = load_spec(args)?;
-                (spec.name, spec.hosts)
-            }
-            None => (cluster_name(args), Vec::new()),
-        };
+        let spec = load_spec(args)?;
+        let (name, mut hosts) = (spec.name, spec.hosts);
         if hosts.is_empty() {
             let engine = Ok(self.engine(None).await?);
             return Ok(Cluster {
@@ -150,11 +146,29 @@ pub enum ClusterError {
     NotRunning { cluster: String, node: String, state: String },
 }
 
-/// Reads the spec named by `-f` (or the default), with `--name` taking precedence.
+/// The text `up` remembers the cluster by (see [`crate::registry`]): its spec file's,
+/// else the remembered copy, else just its name.
+pub fn spec_text(args: &ClusterName, spec: &ClusterSpec) -> String {
+    if let Some(text) = args.file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
+        return text;
+    }
+    crate::registry::find(&spec.name)
+        .map(|e| e.spec)
+        .unwrap_or_else(|| format!("name = {}\n", toml_string(&spec.name)))
+}
+
+/// Reads the spec named by `-f`; without one, the spec of the cluster `--name` names
+/// if this machine brought it up (wherever its hosts are), else the default cluster.
+/// `--name` takes precedence over the spec's name.
 pub fn load_spec(args: &ClusterName) -> miette::Result<ClusterSpec> {
-    let mut spec = match &args.file {
-        Some(path) => ClusterSpec::load(path)?,
-        None => ClusterSpec::default_cluster(),
+    let remembered = match (&args.file, &args.name) {
+        (None, Some(name)) => crate::registry::find(name),
+        _ => None,
+    };
+    let mut spec = match (&args.file, remembered) {
+        (Some(path), _) => ClusterSpec::load(path)?,
+        (None, Some(entry)) => entry.load()?,
+        (None, None) => ClusterSpec::default_cluster(),
     };
     if let Some(name) = &args.name {
         spec = ClusterSpec::parse("--name", &format!("name = {}", toml_string(name)))

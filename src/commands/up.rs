@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{Context, load_spec};
+use super::{Context, load_spec, spec_text};
 use crate::cli::UpArgs;
 use crate::deploy::{self, UpOptions};
+use crate::registry;
 
 pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let spec = load_spec(&args.spec)?;
@@ -16,6 +17,9 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
         mirror: args.build.mirror.clone(),
     };
     let plan = deploy::up(&spec, &options, &ctx.progress).await?;
+    // `--name` finds it from any folder from now on.
+    let text = spec_text(&args.spec, &spec);
+    registry::remember(&registry::Entry::new(&spec, args.spec.file.as_deref(), text))?;
 
     let flag = match (&args.spec.file, plan.cluster.as_str()) {
         (Some(file), _) => format!(" -f {}", file.display()),

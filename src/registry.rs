@@ -1,0 +1,138 @@
+//! The clusters this machine brought up, remembered like kubectl's contexts: one small
+//! file per cluster under the user's config folder (`$XDG_CONFIG_HOME/slurmbox/clusters`,
+//! else `~/.config/slurmbox/clusters`), holding where its spec file is and a copy of
+//! the spec. So `--name NAME` finds a cluster over several hosts from any folder, and
+//! `slurmbox list` shows them. `up` writes the entry, `down --purge` removes it; what
+//! runs is still only ever asked of the engines.
+
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+
+use crate::spec::{self, ClusterSpec};
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum RegistryError {
+    #[error("cannot write {path}: {source}")]
+    #[diagnostic(help("slurmbox remembers clusters there; check that folder's owner and free space"))]
+    Write { path: String, source: std::io::Error },
+}
+
+/// What is remembered of one cluster.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub name: String,
+    /// The spec file `up` was given (absolute), if any.
+    pub spec_file: Option<PathBuf>,
+    /// The spec's text as `up` last read it: used when the file is gone.
+    pub spec: String,
+    /// The hosts, by name (empty: the local engine).
+    pub hosts: Vec<String>,
+    pub slurm: String,
+}
+
+impl Entry {
+    pub fn new(spec: &ClusterSpec, spec_file: Option<&Path>, text: String) -> Entry {
+        Entry {
+            name: spec.name.clone(),
+            spec_file: spec_file.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+            spec: text,
+            hosts: spec.hosts.iter().map(|h| h.name.clone()).collect(),
+            slurm: spec.slurm.to_string(),
+        }
+    }
+
+    /// The cluster's spec: from its file while that still names this cluster, else the
+    /// copy kept here (named as the cluster was).
+    pub fn load(&self) -> Result<ClusterSpec, spec::SpecError> {
+        if let Some(path) = &self.spec_file
+            && let Ok(found) = ClusterSpec::load(path)
+            && found.name == self.name
+        {
+            return Ok(found);
+        }
+        let origin = format!("the copy of {}'s spec slurmbox kept", self.name);
+        ClusterSpec::parse(&origin, &self.spec).map(|spec| ClusterSpec { name: self.name.clone(), ..spec })
+    }
+}
+
+/// The folder entries live in.
+pub fn dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("slurmbox").join("clusters")
+}
+
+fn path(name: &str) -> PathBuf {
+    dir().join(format!("{name}.toml"))
+}
+
+/// The entry of cluster `name`, if this machine brought it up (an unreadable entry
+/// counts as none).
+pub fn find(name: &str) -> Option<Entry> {
+    let text = std::fs::read_to_string(path(name)).ok()?;
+    toml::from_str(&text).ok()
+}
+
+/// Every remembered cluster, by name.
+pub fn list() -> Vec<Entry> {
+    let Ok(entries) = std::fs::read_dir(dir()) else {
+        return Vec::new();
+    };
+    let mut all: Vec<Entry> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| toml::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .collect();
+    all.sort_by(|a: &Entry, b| a.name.cmp(&b.name));
+    all
+}
+
+/// Remembers (or updates) a cluster.
+pub fn remember(entry: &Entry) -> Result<(), RegistryError> {
+    let path = path(&entry.name);
+    let text = toml::to_string(entry).expect("an entry serializes");
+    std::fs::create_dir_all(dir())
+        .and_then(|()| spec::write_atomic(&path, &text))
+        .map_err(|source| RegistryError::Write { path: path.display().to_string(), source })
+}
+
+/// Forgets a cluster (nothing to do if it was not remembered).
+pub fn forget(name: &str) -> Result<(), RegistryError> {
+    match std::fs::remove_file(path(name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(RegistryError::Write { path: path(name).display().to_string(), source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_loads_its_file_and_falls_back_to_its_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pilab.toml");
+        let text = "name = \"pilab\"\n[compute]\ncount = 3\n";
+        std::fs::write(&file, text).unwrap();
+        let spec = ClusterSpec::parse("c.toml", text).unwrap();
+        let entry = Entry::new(&spec, Some(&file), text.into());
+        let back: Entry = toml::from_str(&toml::to_string(&entry).unwrap()).unwrap();
+        assert_eq!(back, entry);
+        std::fs::write(&file, "name = \"pilab\"\n[compute]\ncount = 4\n").unwrap();
+        assert_eq!(entry.load().unwrap().compute.count, 4, "the file, as it is now");
+        std::fs::write(&file, "name = \"other\"\n").unwrap();
+        assert_eq!(
+            entry.load().unwrap().compute.count,
+            3,
+            "a file that names another cluster is not this one's"
+        );
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(entry.load().unwrap().compute.count, 3, "the copy, once the file is gone");
+    }
+}
