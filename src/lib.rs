@@ -4,11 +4,13 @@
 //! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
 //! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
 //! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
-//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`].
+//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`];
+//! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
 pub mod actions;
 pub mod cli;
 pub mod commands;
+pub mod contract;
 pub mod engine;
 pub mod image;
 pub mod plan;

@@ -109,7 +109,7 @@ impl ExecSpec {
     }
 
     pub fn as_user(mut self, user: &str) -> ExecSpec {
-        self.workdir = Some(format!("/home/{user}"));
+        self.workdir = Some(format!("{}/{user}", crate::contract::HOME));
         self.user = Some(user.to_string());
         self
     }
