@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod contract;
 pub mod engine;
+pub mod exit;
 pub mod image;
 pub mod plan;
 pub mod progress;
