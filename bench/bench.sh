@@ -40,7 +40,7 @@ median() { sort -n | sed -n 2p; }
 # two cores make single runs noisy.
 warms=()
 floors=()
-for round in 1 2 3; do
+for _ in 1 2 3; do
     $SB down --purge --quiet --name "$NAME"
     t0=$(now); $SB up --quiet --name "$NAME"; t1=$(now)
     warms+=("$(secs "$t0" "$t1")")
@@ -58,6 +58,8 @@ done
 warm=$(printf '%s\n' "${warms[@]}" | median)
 floor=$(printf '%s\n' "${floors[@]}" | median)
 
+# The jobs' shell runs in the login node: its $(...) expand there, not here.
+# shellcheck disable=SC2016
 srun=$($SB exec --name "$NAME" -- bash -c '
     for i in $(seq 10); do
         s=$(date +%s%N); srun -N2 hostname >/dev/null; e=$(date +%s%N)
@@ -68,6 +70,7 @@ srun=$($SB exec --name "$NAME" -- bash -c '
 awk '/^```python/{f=1;next} /^```/{f=0} f' "$SEED" | $SB exec --name "$NAME" -- bash -c 'cat > calc.py'
 awk '/^```bash/{b=""; f=1; next} /^```/{if (f && b ~ /#SBATCH --ntasks=8/) printf "%s", b; f=0} f{b=b $0 "\n"}' "$SEED" |
     $SB exec --name "$NAME" -- bash -c 'cat > script.sh'
+# shellcheck disable=SC2016
 pi=$($SB exec --name "$NAME" -- bash -c '
     s=$(date +%s%N); sbatch --wait script.sh >/dev/null; e=$(date +%s%N)
     echo "$(( (e - s) / 1000000 )) $(grep -h "pi is approximately" slurm-*.out)"')

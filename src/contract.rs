@@ -1,35 +1,200 @@
-//! The contract between slurmbox and the scripts its containers run
-//! (assets/slurmbox-init.sh, assets/slurmbox-storage.sh): the variables they read and
-//! the paths both sides name, declared once here. The tests below keep the scripts and
-//! these names from drifting apart.
+//! The contract between slurmbox and the scripts it puts in its containers, declared
+//! once: the environment variables, paths, arguments and output the scripts in
+//! `assets/` read, rely on or print, and which Rust code names too.
+//!
+//! The scripts are [`INIT_SCRIPT`] (`slurmbox-init`, every Slurm node's main process)
+//! and [`STORAGE_SCRIPT`] (`slurmbox-storage`, the GlusterFS /home's containers). Their
+//! text is part of every container's spec hash, so they are never rewritten from here;
+//! instead the tests below read them and fail when a name on either side changes alone.
 
-/// The init script every Slurm node's container runs under tini.
+/// The init script every node container runs under tini (assets/slurmbox-init.sh).
 pub const INIT_SCRIPT: &str = include_str!("../assets/slurmbox-init.sh");
+/// Where the init script is placed in a node container (its command).
 pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
-/// The storage containers' script (the GlusterFS /home).
+/// The roles the init script takes as its argument (`slurmbox-init ROLE`).
+pub const INIT_ROLES: &[&str] = &["controller", "compute", "login"];
+
+/// The storage containers' script (assets/slurmbox-storage.sh).
 pub const STORAGE_SCRIPT: &str = include_str!("../assets/slurmbox-storage.sh");
+/// Where the storage script is placed in a storage container.
 pub const STORAGE_PATH: &str = "/usr/local/sbin/slurmbox-storage";
 
 /// Host names of the controller and the login node inside the cluster.
 pub const CONTROLLER_HOST: &str = "controller";
 pub const LOGIN_HOST: &str = "login";
 
-/// `name:uid:gid ...`: the accounts every node creates with the same IDs.
-pub const ENV_USERS: &str = "SLURMBOX_USERS";
-/// Where the nodes reach the controller (its name, or its address).
-pub const ENV_CONTROLLER: &str = "SLURMBOX_CONTROLLER";
-/// The node's Slurm name.
-pub const ENV_NODE: &str = "SLURMBOX_NODE";
-/// What a compute node registers with (`slurmd -Z --conf`).
-pub const ENV_NODE_CONF: &str = "SLURMBOX_NODE_CONF";
-/// `glusterfs` when /home is the volume the host's storage container mounts.
-pub const ENV_SHARED_HOME: &str = "SLURMBOX_SHARED_HOME";
-/// How the other hosts reach a storage container.
-pub const ENV_STORAGE_ADDRESS: &str = "SLURMBOX_STORAGE_ADDRESS";
+/// Environment variables slurmbox sets on containers for their scripts.
+pub mod env {
+    /// `"name:uid:gid ..."`: the accounts slurmbox-init creates, same IDs on every node.
+    pub const USERS: &str = "SLURMBOX_USERS";
+    /// The controller's host name or address, for compute and login nodes.
+    pub const CONTROLLER: &str = "SLURMBOX_CONTROLLER";
+    /// This node's Slurm name (a compute node registers with it).
+    pub const NODE: &str = "SLURMBOX_NODE";
+    /// What a compute node registers with (`CPUs=4 RealMemory=... Feature=...`).
+    pub const NODE_CONF: &str = "SLURMBOX_NODE_CONF";
+    /// [`SHARED_HOME_GLUSTERFS`] when /home is the GlusterFS volume the host's storage
+    /// container mounts: compute and login nodes wait for it.
+    pub const SHARED_HOME: &str = "SLURMBOX_SHARED_HOME";
+    /// The value of [`SHARED_HOME`] for a GlusterFS /home.
+    pub const SHARED_HOME_GLUSTERFS: &str = "glusterfs";
+    /// How the other hosts reach this storage container's host.
+    pub const STORAGE_ADDRESS: &str = "SLURMBOX_STORAGE_ADDRESS";
 
-/// The munge key's folder (a volume) and the key in it.
+    /// The variables slurmbox-init reads.
+    pub const INIT: &[&str] = &[USERS, CONTROLLER, NODE, NODE_CONF, SHARED_HOME];
+    /// The variables slurmbox-storage reads.
+    pub const STORAGE: &[&str] = &[STORAGE_ADDRESS];
+
+    /// `NAME=value`, as a container's environment lists it.
+    pub fn var(name: &str, value: impl std::fmt::Display) -> String {
+        format!("{name}={value}")
+    }
+}
+
+/// The users' homes in node containers (slurmbox-init makes `/home/NAME` on the login
+/// node and, for a GlusterFS /home, waits for the volume mounted there).
+pub const HOME: &str = "/home";
+/// The munge volume's mount point in node containers.
 pub const MUNGE_DIR: &str = "/etc/munge";
+/// The cluster's munge key: the controller's slurmbox-init makes it; slurmbox copies
+/// it to nodes on other hosts, where slurmbox-init hands it to munge.
 pub const MUNGE_KEY: &str = "/etc/munge/munge.key";
-/// The Slurm files the controller holds.
+/// Slurm's configuration. A login node given its own copy runs no sackd
+/// (slurmbox-init checks whether this file exists).
 pub const SLURM_CONF: &str = "/etc/slurm/slurm.conf";
+/// Cgroup settings, beside slurm.conf (the controller serves both).
 pub const CGROUP_CONF: &str = "/etc/slurm/cgroup.conf";
+/// slurmctld's state (the state volume's mount point); slurmbox-init hands it to the
+/// slurm account.
+pub const STATE_SAVE_LOCATION: &str = "/var/spool/slurmctld";
+
+/// A storage container's brick volume's mount point (the brick is `BRICK_DIR/home`).
+pub const BRICK_DIR: &str = "/srv/brick";
+/// Where a storage container mounts the GlusterFS volume: a host folder its nodes see
+/// as [`HOME`].
+pub const STORAGE_HOME: &str = "/srv/home";
+/// slurmbox-storage's subcommands: the container's main process, making the volume
+/// span the given addresses, taking one address's brick out, and reporting.
+pub const STORAGE_RUN: &str = "run";
+pub const STORAGE_CONVERGE: &str = "converge";
+pub const STORAGE_REMOVE: &str = "remove";
+pub const STORAGE_STATUS: &str = "status";
+/// `status --volume`: report on the volume too, not only this host's mount.
+pub const STORAGE_STATUS_VOLUME: &str = "--volume";
+/// The `key=value` lines `slurmbox-storage status [--volume]` prints.
+pub const STORAGE_STATUS_KEYS: &[&str] =
+    &["mounted", "volume", "bricks", "online", "heal_pending", "split_brain"];
+/// How slurmbox-storage starts each line it writes to stderr, the changes it made
+/// among them.
+pub const STORAGE_LOG_PREFIX: &str = "slurmbox-storage: ";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every `SLURMBOX_*` name a script mentions.
+    fn slurmbox_names(script: &str) -> BTreeSet<&str> {
+        script
+            .match_indices("SLURMBOX_")
+            .map(|(start, _)| {
+                let rest = &script[start..];
+                let end = rest.find(|c: char| !(c.is_ascii_uppercase() || c == '_')).unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect()
+    }
+
+    /// Whether a shell script reads variable `name` (`$NAME` or `${NAME...}`).
+    fn reads(script: &str, name: &str) -> bool {
+        script.contains(&format!("${{{name}:"))
+            || script.contains(&format!("${{{name}}}"))
+            || script.contains(&format!("${name}"))
+    }
+
+    #[test]
+    fn every_variable_a_script_names_is_declared_for_it() {
+        for (script, declared) in [(INIT_SCRIPT, env::INIT), (STORAGE_SCRIPT, env::STORAGE)] {
+            let named = slurmbox_names(script);
+            let declared: BTreeSet<&str> = declared.iter().copied().collect();
+            assert_eq!(named, declared, "the SLURMBOX_* names of a script and of env::INIT/env::STORAGE");
+        }
+    }
+
+    #[test]
+    fn every_declared_variable_is_read_by_its_script() {
+        for name in env::INIT {
+            assert!(reads(INIT_SCRIPT, name), "slurmbox-init does not read {name}");
+            assert!(
+                !STORAGE_SCRIPT.contains(name),
+                "slurmbox-storage names {name}, declared for slurmbox-init"
+            );
+        }
+        for name in env::STORAGE {
+            assert!(reads(STORAGE_SCRIPT, name), "slurmbox-storage does not read {name}");
+        }
+        let all: BTreeSet<&str> = env::INIT.iter().chain(env::STORAGE).copied().collect();
+        let each =
+            [env::USERS, env::CONTROLLER, env::NODE, env::NODE_CONF, env::SHARED_HOME, env::STORAGE_ADDRESS];
+        assert_eq!(all, each.into_iter().collect(), "each variable is listed for the script that reads it");
+        // The one value a script compares with.
+        let test = format!("\"${{{}:-}}\" = {} ]", env::SHARED_HOME, env::SHARED_HOME_GLUSTERFS);
+        assert!(INIT_SCRIPT.contains(&test), "slurmbox-init no longer tests `{test}`");
+        assert_eq!(env::var(env::NODE, "node1"), "SLURMBOX_NODE=node1");
+        assert_eq!(env::var(env::NODE_CONF, 4), "SLURMBOX_NODE_CONF=4");
+    }
+
+    #[test]
+    fn the_init_scripts_paths_and_roles() {
+        for path in [HOME, MUNGE_DIR, MUNGE_KEY, SLURM_CONF, STATE_SAVE_LOCATION] {
+            assert!(INIT_SCRIPT.contains(path), "slurmbox-init does not use {path}");
+        }
+        assert!(
+            INIT_SCRIPT.contains(&format!("key={MUNGE_KEY}\n")),
+            "slurmbox-init's munge key is {MUNGE_KEY}"
+        );
+        assert!(
+            INIT_SCRIPT.contains(&format!("[ -s {SLURM_CONF} ]")),
+            "slurmbox-init tests for {SLURM_CONF}"
+        );
+        assert!(MUNGE_KEY.starts_with(&format!("{MUNGE_DIR}/")));
+        let name = INIT_PATH.rsplit('/').next().unwrap();
+        assert!(INIT_SCRIPT.contains(&format!("# Usage: {name} {}\n", INIT_ROLES.join("|"))));
+        for role in INIT_ROLES {
+            let arm = INIT_SCRIPT
+                .lines()
+                .any(|l| l.strip_suffix(')').is_some_and(|pattern| pattern.split(" | ").any(|p| p == *role)));
+            assert!(arm, "slurmbox-init has no case for role {role}");
+        }
+    }
+
+    #[test]
+    fn the_node_roles_are_the_ones_the_init_script_takes() {
+        use crate::plan::Role;
+        for role in [Role::Controller, Role::Login, Role::Compute] {
+            assert!(INIT_ROLES.contains(&role.as_str()), "{role:?}");
+        }
+        assert!(!INIT_ROLES.contains(&Role::Storage.as_str()), "storage containers run slurmbox-storage");
+    }
+
+    #[test]
+    fn the_storage_scripts_paths_commands_and_output() {
+        assert!(STORAGE_SCRIPT.contains(&format!("brick_dir={BRICK_DIR}/home\n")));
+        assert!(STORAGE_SCRIPT.contains(&format!("mnt={STORAGE_HOME}\n")));
+        let name = STORAGE_PATH.rsplit('/').next().unwrap();
+        assert!(STORAGE_SCRIPT.contains(&format!("# {name}: ")));
+        for cmd in [STORAGE_RUN, STORAGE_CONVERGE, STORAGE_REMOVE, STORAGE_STATUS] {
+            assert!(
+                STORAGE_SCRIPT.contains(&format!("\n{cmd}) ")),
+                "slurmbox-storage has no subcommand {cmd}"
+            );
+        }
+        assert!(STORAGE_SCRIPT.contains(&format!("\"${{1:-}}\" = {STORAGE_STATUS_VOLUME} ]")));
+        for key in STORAGE_STATUS_KEYS {
+            assert!(STORAGE_SCRIPT.contains(&format!("{key}=")), "slurmbox-storage status prints no {key}=");
+        }
+        assert!(STORAGE_SCRIPT.contains(&format!("log() {{ echo \"{STORAGE_LOG_PREFIX}$*\" >&2; }}")));
+    }
+}

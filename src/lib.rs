@@ -4,7 +4,8 @@
 //! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
 //! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
 //! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
-//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`].
+//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`];
+//! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
 pub mod actions;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod components;
 pub mod contract;
 pub mod deploy;
 pub mod engine;
+pub mod exit;
 pub mod image;
 pub mod plan;
 pub mod progress;

@@ -1,5 +1,6 @@
 //! The `slurmbox` binary: parse arguments, run one command, turn errors into a
-//! message with a hint and an exit code (2 for a bad spec or usage, 1 otherwise).
+//! message with a hint and an exit code (2 for a bad spec or usage, 1 otherwise: see
+//! [`slurmbox::exit`]).
 
 use std::process::ExitCode;
 
@@ -7,7 +8,6 @@ use clap::Parser;
 use slurmbox::cli::{Cli, Command};
 use slurmbox::commands::{self, Context};
 use slurmbox::progress::Progress;
-use slurmbox::spec::SpecError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,9 +44,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(report) => {
-            let code = if report.downcast_ref::<SpecError>().is_some() { 2 } else { 1 };
             eprintln!("{report:?}");
-            ExitCode::from(code)
+            ExitCode::from(slurmbox::exit::code(&report))
         }
     }
 }

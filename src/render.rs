@@ -12,7 +12,7 @@
 use std::fmt::{self, Display, Write as _};
 
 /// Where each daemon keeps things inside the containers (fixed by the image layout).
-pub const STATE_SAVE_LOCATION: &str = "/var/spool/slurmctld";
+pub const STATE_SAVE_LOCATION: &str = crate::contract::STATE_SAVE_LOCATION;
 pub const SLURMD_SPOOL_DIR: &str = "/var/spool/slurmd";
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -89,11 +89,13 @@ fn hosts_join_and_leave_a_running_cluster() {
     wait_job(&cluster, &running, "COMPLETED", Duration::from_secs(30));
     assert_eq!(identities(&cluster, 0), before, "the controller and login node were not restarted");
 
-    // The controller's host cannot leave; a host the spec does not list is named.
+    // The controller's host cannot leave; a host the spec does not list is named. Both
+    // are usage mistakes (exit 2).
     let refused = cluster.slurmbox(&["host", "remove", "pi1"], &[]);
-    assert_eq!(refused.code, 1);
+    assert_eq!(refused.code, 2);
     assert!(refused.stderr.contains("runs the controller"), "{}", refused.stderr);
     let unknown = cluster.slurmbox(&["host", "remove", "pi9"], &[]);
+    assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("has no host \"pi9\" (it has: pi1, pi2, pi3)"), "{}", unknown.stderr);
 }
 

@@ -41,6 +41,20 @@ pub enum HostError {
     Write { path: String, source: std::io::Error },
 }
 
+impl HostError {
+    /// Whether it is a mistake in what was asked (no spec file, a host the spec does not
+    /// list or that cannot leave), which [`crate::exit`] turns into exit code 2.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            HostError::NoSpecFile
+            | HostError::NoHosts(_)
+            | HostError::Unknown { .. }
+            | HostError::Controller(_) => true,
+            HostError::Write { .. } => false,
+        }
+    }
+}
+
 pub async fn run(ctx: &Context, cmd: HostCommand) -> miette::Result<ExitCode> {
     match cmd {
         HostCommand::Add(args) => add(ctx, args).await,

@@ -64,7 +64,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
                     munge::mount(layout, placed.host == layout.controller.host),
                     home::mount(layout),
                 ],
-                env: vec![format!("{}={conf}", contract::ENV_NODE_CONF)],
+                env: vec![format!("{}={conf}", contract::env::NODE_CONF)],
                 files: vec![],
             },
         ));

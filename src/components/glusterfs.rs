@@ -52,7 +52,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
             role: Role::Storage,
             image: layout.facts[host].storage_image.clone().expect("facts carry the storage image"),
             command: vec![contract::STORAGE_PATH.to_string(), "run".into()],
-            env: vec![format!("{}={}", contract::ENV_STORAGE_ADDRESS, listed.address)],
+            env: vec![format!("{}={}", contract::env::STORAGE_ADDRESS, listed.address)],
             mounts: vec![
                 volume(&glusterd_vol, "/var/lib/glusterd"),
                 volume(&brick_vol, "/srv/brick"),

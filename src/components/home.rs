@@ -34,7 +34,9 @@ pub fn mount(layout: &Layout) -> MountPlan {
 /// Nodes wait for the GlusterFS mount before starting their daemons.
 pub fn configure(layout: &Layout, config: &mut Config) {
     if layout.spec.home == HomeSpec::GlusterFs {
-        config.node_env.push(format!("{}=glusterfs", contract::ENV_SHARED_HOME));
+        config
+            .node_env
+            .push(contract::env::var(contract::env::SHARED_HOME, contract::env::SHARED_HOME_GLUSTERFS));
     }
 }
 

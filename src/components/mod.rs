@@ -196,7 +196,7 @@ impl<'a> Layout<'a> {
     pub fn node_container(&self, config: &Config, node: NodeContainer) -> ContainerPlan {
         let NodeContainer { placed, role, mounts, env, files } = node;
         let mut all_env = config.node_env.clone();
-        all_env.push(format!("{}={}", contract::ENV_NODE, placed.name));
+        all_env.push(format!("{}={}", contract::env::NODE, placed.name));
         all_env.extend(env);
         let mut all_files = vec![PlannedFile {
             path: contract::INIT_PATH.into(),
@@ -255,10 +255,10 @@ impl Config {
             slurm_conf: controller::slurm_conf(layout),
             cgroup_conf: controller::cgroup_conf(),
             node_env: vec![
-                format!("{}={}", contract::ENV_USERS, users.join(" ")),
+                format!("{}={}", contract::env::USERS, users.join(" ")),
                 format!(
                     "{}={}",
-                    contract::ENV_CONTROLLER,
+                    contract::env::CONTROLLER,
                     layout.controller_addr.as_deref().unwrap_or(contract::CONTROLLER_HOST)
                 ),
             ],

@@ -3,9 +3,11 @@
 //! Commands never talk to Docker directly: they call [`Engine`], whose real
 //! implementation is [`docker::DockerEngine`] (bollard over the engine's API, with the
 //! API version negotiated so old engines such as Debian's 20.10 work). Every `ensure_*`
-//! call is idempotent, and every object is found through its labels.
+//! call is idempotent, and every object is found through its labels. Unit tests pass
+//! a [`recording::RecordingEngine`] instead, which keeps everything in memory.
 
 pub mod docker;
+pub mod recording;
 
 use std::collections::BTreeMap;
 
@@ -107,7 +109,7 @@ impl ExecSpec {
     }
 
     pub fn as_user(mut self, user: &str) -> ExecSpec {
-        self.workdir = Some(format!("/home/{user}"));
+        self.workdir = Some(format!("{}/{user}", crate::contract::HOME));
         self.user = Some(user.to_string());
         self
     }
@@ -124,6 +126,16 @@ pub struct ExecOutput {
 impl ExecOutput {
     pub fn ok(&self) -> bool {
         self.code == 0
+    }
+
+    /// Exit 0 with `stdout` and nothing on stderr.
+    pub fn success(stdout: &str) -> ExecOutput {
+        ExecOutput { code: 0, stdout: stdout.into(), stderr: String::new() }
+    }
+
+    /// Exit `code` with `stderr` and nothing on stdout.
+    pub fn failure(code: i64, stderr: &str) -> ExecOutput {
+        ExecOutput { code, stdout: String::new(), stderr: stderr.into() }
     }
 }
 
