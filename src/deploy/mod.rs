@@ -12,6 +12,8 @@
 pub mod apply;
 pub mod hosts;
 pub mod remove;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 

@@ -1,0 +1,216 @@
+//! The deploy logic against recording engines: which changes, in what order, on which
+//! host; what `host remove` does when a host does not answer. Milliseconds each; the
+//! real-engine tests in tests/ stay.
+
+use std::time::Duration;
+
+use super::remove::{Leaving, RemoveError, RemoveOptions, remove_host};
+use super::{DeployError, converge};
+use crate::engine::recording::{ANY_CONTAINER, Call, RecordingEngine};
+use crate::engine::{ContainerInfo, Engine, ExecOutput};
+use crate::plan::{HostFacts, Plan};
+use crate::progress::Progress;
+use crate::spec::{Arch, ClusterSpec};
+
+const IMAGE: &str = "slurmbox/node:24.11-test";
+
+fn facts() -> HostFacts {
+    HostFacts { cpus: 2, memory_mib: 4096, arch: Arch::Amd64, image: IMAGE.into(), storage_image: None }
+}
+
+fn quiet() -> Progress {
+    Progress::new(true)
+}
+
+fn lab(hosts: usize) -> ClusterSpec {
+    let mut text = "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n".to_string();
+    for i in 1..=hosts {
+        text.push_str(&format!("[[host]]\nname = \"pi{i}\"\nengine = \"ssh://pi@10.0.0.{i}\"\n"));
+    }
+    ClusterSpec::parse("c.toml", &text).unwrap()
+}
+
+/// Engines for the plan's hosts, holding its image; the controller's answers Slurm's
+/// questions as a cluster whose every compute node is idle.
+fn engines(plan: &Plan) -> Vec<RecordingEngine> {
+    let engines: Vec<RecordingEngine> = plan.hosts.iter().map(|h| RecordingEngine::named(&h.name)).collect();
+    for e in &engines {
+        e.insert_image(IMAGE);
+    }
+    let idle: String = plan.compute_nodes.iter().map(|n| format!("{n} idle\n")).collect();
+    let control = &engines[plan.controller().host];
+    control.answer(
+        &plan.controller().name,
+        &["sinfo", "-h", "-N", "-o", "%N %T"],
+        ExecOutput::success(&idle),
+    );
+    control.answer(
+        &plan.controller().name,
+        &["scontrol", "ping"],
+        ExecOutput::success("Slurmctld(primary) at controller is UP\n"),
+    );
+    // The munge key, as the controller made it (base64).
+    control.answer(&plan.controller().name, &["bash", "-c"], ExecOutput::success("a2V5\n"));
+    engines
+}
+
+async fn up(engines: &[RecordingEngine], plan: &Plan) -> Result<(), DeployError> {
+    converge(engines, plan, Duration::from_secs(2), &quiet()).await
+}
+
+/// The calls that change something, as `verb name` lines.
+fn changes(engine: &RecordingEngine) -> Vec<String> {
+    engine
+        .take_calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::CreateContainer { name, .. } => Some(format!("create {name}")),
+            Call::StartContainer { name } => Some(format!("start {name}")),
+            Call::RemoveContainer { name } => Some(format!("remove {name}")),
+            Call::Upload { container, paths } => Some(format!("upload {container} {}", paths.join(" "))),
+            Call::Exec { container, cmd, .. } if cmd[0] != "sinfo" && cmd[..2] != ["scontrol", "ping"] => {
+                Some(format!("exec {container} {}", cmd.join(" ")))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
+    let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
+    let engines = engines(&plan);
+    up(&engines, &plan).await.unwrap();
+    let done = changes(&engines[0]);
+    let (creates, rest): (Vec<_>, Vec<_>) = done.iter().partition(|c| !c.starts_with("start"));
+    assert_eq!(
+        creates,
+        [
+            "create slurmbox-controller",
+            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf",
+            "create slurmbox-login",
+            "upload slurmbox-login /usr/local/sbin/slurmbox-init",
+            "create slurmbox-node1",
+            "upload slurmbox-node1 /usr/local/sbin/slurmbox-init",
+            "create slurmbox-node2",
+            "upload slurmbox-node2 /usr/local/sbin/slurmbox-init",
+        ]
+    );
+    assert_eq!(rest.len(), 4, "everything starts once it is created: {done:?}");
+    assert!(engines[0].has_network("slurmbox-net") && engines[0].has_volume("slurmbox-munge"));
+
+    up(&engines, &plan).await.unwrap();
+    assert_eq!(changes(&engines[0]), Vec::<String>::new(), "nothing changed, nothing done");
+}
+
+#[tokio::test]
+async fn nodes_on_other_hosts_get_the_key_before_they_start() {
+    let plan = Plan::new(&lab(3), &[facts(), facts(), facts()]);
+    let engines = engines(&plan);
+    up(&engines, &plan).await.unwrap();
+    let control = changes(&engines[0]);
+    let started = control.iter().position(|c| c == "start lab-controller").unwrap();
+    let read = control.iter().position(|c| c.starts_with("exec lab-controller bash -c")).unwrap();
+    assert!(started < read, "the controller makes the key: {control:?}");
+    for (host, node) in [(1, "lab-pi2"), (2, "lab-pi3")] {
+        let there = changes(&engines[host]);
+        let key = there.iter().position(|c| c == &format!("upload {node} /etc/munge/munge.key")).unwrap();
+        let start = there.iter().position(|c| c == &format!("start {node}")).unwrap();
+        assert!(key < start, "{there:?}");
+        assert_eq!(engines[host].file(node, "/etc/munge/munge.key").as_deref(), Some(&b"key"[..]));
+    }
+    // The controller's own host reads the key from its volume.
+    assert!(!control.iter().any(|c| c.contains("munge.key") && c.starts_with("upload")));
+}
+
+#[tokio::test]
+async fn slurm_forgets_a_removed_node_and_a_new_controller_hears_from_the_others() {
+    let mut spec = ClusterSpec::default_cluster();
+    let before = Plan::new(&spec, &[facts()]);
+    let engines = engines(&before);
+    up(&engines, &before).await.unwrap();
+    engines[0].take_calls();
+
+    spec.compute.count = 1;
+    let after = Plan::new(&spec, &[facts()]);
+    up(&engines, &after).await.unwrap();
+    let done = changes(&engines[0]);
+    let removed = done.iter().position(|c| c == "remove slurmbox-node2").unwrap();
+    let forgot =
+        done.iter().position(|c| c == "exec slurmbox-controller scontrol delete nodename=node2").unwrap();
+    assert!(removed < forgot, "{done:?}");
+    assert!(!done.iter().any(|c| c.contains("node1")), "node1 is left alone: {done:?}");
+
+    // The controller's container is lost: only it is made again, and the node that kept
+    // running registers with it again.
+    engines[0].remove_container("slurmbox-controller").await.unwrap();
+    engines[0].take_calls();
+    up(&engines, &after).await.unwrap();
+    let done = changes(&engines[0]);
+    assert_eq!(
+        done,
+        [
+            "create slurmbox-controller",
+            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf",
+            "start slurmbox-controller",
+            "exec slurmbox-controller scontrol delete nodename=node1",
+            "exec slurmbox-node1 pkill -HUP -x slurmd",
+        ]
+    );
+}
+
+fn compute(cluster: &str, host: usize, node: &str) -> ContainerInfo {
+    ContainerInfo {
+        host,
+        name: format!("{cluster}-{node}"),
+        id: node.into(),
+        image: IMAGE.into(),
+        labels: [
+            ("io.slurmbox.cluster", cluster),
+            ("io.slurmbox.role", if node == "controller" { "controller" } else { "compute" }),
+            ("io.slurmbox.node", node),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        state: "running".into(),
+        status: "Up".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_answer_leaves_only_by_force() {
+    let control = RecordingEngine::named("pi1");
+    let controller = compute("lab", 0, "controller");
+    control.insert_container(controller.clone());
+    control.answer(
+        ANY_CONTAINER,
+        &["sinfo", "-h", "-N", "-o", "%N %T"],
+        ExecOutput::success("pi1 idle\npi3 down*\npi3-2 down*\npi31 idle\n"),
+    );
+    let containers = vec![controller];
+    let options = |force| RemoveOptions { force, wait: Duration::from_secs(5), glusterfs: false };
+    let leaving = || Leaving::<RecordingEngine> {
+        name: "pi3",
+        address: "10.0.0.3",
+        engine: Err("no answer within 15s".into()),
+        containers: vec![],
+    };
+
+    let refused = remove_host("lab", &control, &containers, leaving(), &options(false), &quiet()).await;
+    assert!(matches!(refused, Err(RemoveError::Unreachable { .. })), "{refused:?}");
+    assert_eq!(changes(&control), Vec::<String>::new(), "nothing is touched without --force");
+
+    remove_host("lab", &control, &containers, leaving(), &options(true), &quiet()).await.unwrap();
+    assert_eq!(
+        changes(&control),
+        [
+            "exec lab-controller scontrol update nodename=pi3,pi3-2 state=drain reason=host pi3 leaving the cluster",
+            "exec lab-controller scontrol update nodename=pi3,pi3-2 state=down reason=host pi3 leaving the cluster",
+            "exec lab-controller squeue -h -w pi3,pi3-2 -o %i",
+            "exec lab-controller scontrol delete nodename=pi3",
+            "exec lab-controller scontrol delete nodename=pi3-2",
+        ],
+        "its nodes (found in Slurm, pi31 is another host's) are drained, downed and forgotten"
+    );
+}
