@@ -85,7 +85,10 @@ pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> 
     if apply.plan.storage.is_empty() {
         return Ok(());
     }
-    let step = apply.progress.step(format!("Shared /home (GlusterFS on {} hosts)", apply.plan.storage.len()));
+    let hosts = apply.plan.storage.len();
+    let step = apply
+        .progress
+        .step(format!("Shared /home (GlusterFS on {hosts} host{})", if hosts == 1 { "" } else { "s" }));
     step.message("peers, bricks and volume");
     let changed = actions::converge_storage(apply.engines, apply.plan).await?;
     step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });

@@ -8,8 +8,8 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
-    Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest,
-    NetworkingConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    Mount, MountType, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
@@ -333,30 +333,36 @@ impl Engine for DockerEngine {
 
     async fn create_container(&self, c: &ContainerPlan) -> Result<()> {
         let _turn = self.turn().await;
-        let mounts = c
-            .mounts
+        // A folder a storage container mounts the shared /home on (and its nodes see
+        // it through): given as a bind ("SRC:DST:rshared"), which every engine version
+        // creates on the host when missing (a mount's create_mountpoint needs API 1.42).
+        let (propagated, plain): (Vec<_>, Vec<_>) = c.mounts.iter().partition(|m| m.propagation.is_some());
+        let binds: Vec<String> = propagated
+            .iter()
+            .map(|m| {
+                let source = match &m.source {
+                    MountSource::Volume(v) | MountSource::HostPath(v) => v,
+                };
+                let propagation = match m.propagation {
+                    Some(Propagation::Shared) => "rshared",
+                    _ => "rslave",
+                };
+                let mode = if m.read_only { "ro" } else { "rw" };
+                format!("{source}:{}:{mode},{propagation}", m.target)
+            })
+            .collect();
+        let mounts: Vec<Mount> = plain
             .iter()
             .map(|m| {
                 let (typ, source) = match &m.source {
                     MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
                     MountSource::HostPath(p) => (MountType::BIND, p.clone()),
                 };
-                // A folder a storage container mounts the shared /home on: made on the
-                // host if missing, and shared with the host and its nodes.
-                let bind_options = m.propagation.map(|p| MountBindOptions {
-                    propagation: Some(match p {
-                        Propagation::Shared => MountBindOptionsPropagationEnum::RSHARED,
-                        Propagation::Slave => MountBindOptionsPropagationEnum::RSLAVE,
-                    }),
-                    create_mountpoint: Some(true),
-                    ..Default::default()
-                });
                 Mount {
                     target: Some(m.target.clone()),
                     source: Some(source),
                     typ: Some(typ),
                     read_only: Some(m.read_only),
-                    bind_options,
                     ..Default::default()
                 }
             })
@@ -369,6 +375,7 @@ impl Engine for DockerEngine {
             labels: Some(hash_map(&c.labels)),
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
+                binds: (!binds.is_empty()).then_some(binds),
                 // Start from no capabilities and add back only the named ones (see
                 // plan::BASE_CAPS for why each is needed). Never --privileged.
                 cap_drop: Some(vec!["ALL".into()]),
