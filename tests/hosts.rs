@@ -275,6 +275,35 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
     let verify = cluster.slurmbox(&["verify"], &[]).ok();
     assert!(verify.stdout.contains("ranks on pi1,pi2"), "{}", verify.stdout);
 
+    // A GlusterFS /home on one host is a one-brick volume; another cluster's on a host
+    // that already holds one is refused before anything is made (GlusterFS's ports).
+    let on_host = |host: usize| {
+        let engine = lab.engine_url(host);
+        move |name: &str| {
+            format!(
+                "name = \"{name}\"\n[home]\nshared = \"glusterfs\"\n[[host]]\nname = \"pi{}\"\nengine = \"{engine}\"\n",
+                host + 1
+            )
+        }
+    };
+    let solo = LabCluster::custom(&lab, "solo", on_host(2));
+    let up = solo.slurmbox(&["up"], &[]).ok();
+    assert!(up.stderr.contains("Shared /home (GlusterFS on 1 host)"), "{}", up.stderr);
+    let wrote =
+        solo.slurmbox(&["exec"], &["--", "bash", "-c", "echo solo > solo.txt && srun cat solo.txt"]).ok();
+    assert_eq!(wrote.stdout, "solo\n");
+    let taken = LabCluster::custom(&lab, "taken", on_host(0));
+    let refused = taken.slurmbox(&["up"], &[]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let flat = refused.stderr.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("already holds the GlusterFS /home of cluster \"{}\"", cluster.name)),
+        "{flat}"
+    );
+    let made = lab.ssh_ok(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={}", taken.name));
+    assert_eq!(made, "", "nothing of the refused cluster was made");
+    solo.slurmbox(&["down"], &["--purge", "--yes"]).ok();
+
     // A third host joins: its brick is added and filled with what is already there.
     let add = cluster.slurmbox(&["host", "add", "pi3"], &["--engine", &lab.engine_url(2)]).ok();
     assert!(add.stderr.contains("brick (replica 3)"), "{}", add.stderr);

@@ -80,6 +80,25 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
     }
 }
 
+/// GlusterFS's servers use fixed ports of their host (24007 and up), so a host holds
+/// the GlusterFS /home of one cluster only: another's is refused before anything changes.
+pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Result<(), DeployError> {
+    for peer in &plan.storage {
+        let there = engines[peer.host].list_labelled(LABEL_ROLE, Role::Storage.as_str()).await?;
+        if let Some(other) = there
+            .iter()
+            .filter_map(|c| c.labels.get(crate::plan::LABEL_CLUSTER))
+            .find(|cluster| **cluster != plan.cluster)
+        {
+            return Err(DeployError::SharedHomeTaken {
+                host: plan.hosts[peer.host].name.clone(),
+                other: other.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Makes the volume span every storage host (peers, bricks, start); idempotent.
 pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
     if apply.plan.storage.is_empty() {

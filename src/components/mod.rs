@@ -15,7 +15,7 @@
 //! the nodes' environment), then each [`adds`](Part::add) its networks, volumes and
 //! containers. Both passes are pure. What a part does through the engine once its
 //! containers exist is in the same file; [`crate::deploy`] runs it at the right
-//! moment ([`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
+//! moment ([`Part::check`], [`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
 //! variant here and its line in [`PARTS`]: no command knows the parts.
 
 pub mod compute;
@@ -73,6 +73,14 @@ impl Part {
             Part::Login => login::add(layout, config, plan),
             Part::Compute => compute::add(layout, config, plan),
             Part::GlusterFs => glusterfs::add(layout, plan),
+        }
+    }
+
+    /// Checks against what already runs on the hosts, before anything changes.
+    pub async fn check<E: Engine>(self, engines: &[E], plan: &Plan) -> Result<(), DeployError> {
+        match self {
+            Part::GlusterFs => glusterfs::check(engines, plan).await,
+            _ => Ok(()),
         }
     }
 

@@ -40,6 +40,12 @@ pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ImageError),
+    #[error("host {host:?} already holds the GlusterFS /home of cluster {other:?}")]
+    #[diagnostic(help(
+        "GlusterFS takes fixed ports of its host, so one cluster per host can have shared = \"glusterfs\": give \
+         this cluster other hosts, or a /home of its own with [home] host_path. Nothing was changed"
+    ))]
+    SharedHomeTaken { host: String, other: String },
 }
 
 /// How `up` goes about it (from its flags).
@@ -80,6 +86,9 @@ pub async fn converge<E: Engine>(
     wait: Duration,
     p: &Progress,
 ) -> Result<(), DeployError> {
+    for part in PARTS {
+        part.check(engines, plan).await?;
+    }
     let step = p.step("Network and volumes");
     for network in &plan.networks {
         engines[network.host].ensure_network(network).await?;

@@ -214,3 +214,29 @@ async fn a_host_that_does_not_answer_leaves_only_by_force() {
         "its nodes (found in Slurm, pi31 is another host's) are drained, downed and forgotten"
     );
 }
+
+#[tokio::test]
+async fn a_host_holds_the_glusterfs_home_of_one_cluster_only() {
+    let text = |name: &str| {
+        format!(
+            "name = \"{name}\"\n[home]\nshared = \"glusterfs\"\n[[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.1\"\n"
+        )
+    };
+    let storage = HostFacts { storage_image: Some("slurmbox/storage:gluster-test".into()), ..facts() };
+    let first =
+        Plan::new(&ClusterSpec::parse("c.toml", &text("lab")).unwrap(), std::slice::from_ref(&storage));
+    let second = Plan::new(&ClusterSpec::parse("c.toml", &text("other")).unwrap(), &[storage]);
+    let engines = engines(&first);
+    engines[0].insert_image("slurmbox/storage:gluster-test");
+    engines[0].insert_planned(
+        &first.containers.iter().find(|c| c.name == "lab-storage-pi1").unwrap().clone(),
+        true,
+    );
+    engines[0].take_calls();
+    let refused = up(&engines, &second).await;
+    assert!(
+        matches!(&refused, Err(DeployError::SharedHomeTaken { host, other }) if host == "pi1" && other == "lab"),
+        "{refused:?}"
+    );
+    assert_eq!(changes(&engines[0]), Vec::<String>::new(), "nothing changed");
+}

@@ -60,6 +60,33 @@ fn hash_map(labels: &std::collections::BTreeMap<String, String>) -> HashMap<Stri
 }
 
 impl DockerEngine {
+    /// The containers labelled `label=value`, stopped ones too, by name.
+    async fn list_label(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>> {
+        let _turn = self.turn().await;
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let found = self.docker.list_containers(Some(options)).await.map_err(api("list containers"))?;
+        let mut out: Vec<ContainerInfo> = found
+            .into_iter()
+            .map(|c| ContainerInfo {
+                host: 0,
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                id: c.id.unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     /// Connects to the engine at `url` (`ssh://user@host` through the user's own ssh
     /// setup, `tcp://host:port`, `unix:///path`), or, without one, the way the docker
     /// CLI does (DOCKER_HOST, else the local socket). Agrees on an API version both
@@ -306,29 +333,11 @@ impl Engine for DockerEngine {
     }
 
     async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>> {
-        let _turn = self.turn().await;
-        let options =
-            ListContainersOptions { all: true, filters: Some(cluster_filter(cluster)), ..Default::default() };
-        let found = self.docker.list_containers(Some(options)).await.map_err(api("list containers"))?;
-        let mut out: Vec<ContainerInfo> = found
-            .into_iter()
-            .map(|c| ContainerInfo {
-                host: 0,
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_string(),
-                id: c.id.unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                labels: c.labels.unwrap_or_default().into_iter().collect(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                status: c.status.unwrap_or_default(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        self.list_label(LABEL_CLUSTER, cluster).await
+    }
+
+    async fn list_labelled(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>> {
+        self.list_label(label, value).await
     }
 
     async fn create_container(&self, c: &ContainerPlan) -> Result<()> {

@@ -169,6 +169,8 @@ pub trait Engine {
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()>;
     async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()>;
     async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>>;
+    /// Every container (of any cluster) carrying `label` = `value`.
+    async fn list_labelled(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>>;
     async fn create_container(&self, c: &ContainerPlan) -> Result<()>;
     /// Writes files into a container (created or running), owned by root.
     async fn upload(&self, container: &str, files: &[FileUpload]) -> Result<()>;

@@ -89,6 +89,10 @@ pub enum Call {
     ListContainers {
         cluster: String,
     },
+    ListLabelled {
+        label: String,
+        value: String,
+    },
     CreateContainer {
         name: String,
         image: String,
@@ -579,6 +583,16 @@ impl Engine for RecordingEngine {
             .containers
             .values()
             .filter(|c| c.info.labels.get(LABEL_CLUSTER).map(String::as_str) == Some(cluster))
+            .map(|c| c.info.clone())
+            .collect())
+    }
+
+    async fn list_labelled(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>> {
+        let state = self.record(Call::ListLabelled { label: label.into(), value: value.into() })?;
+        Ok(state
+            .containers
+            .values()
+            .filter(|c| c.info.labels.get(label).map(String::as_str) == Some(value))
             .map(|c| c.info.clone())
             .collect())
     }

@@ -35,6 +35,14 @@ impl<'a> LabCluster<'a> {
         LabCluster::with_home(lab, tag, hosts, "shared = \"glusterfs\"", "")
     }
 
+    /// A cluster whose spec `text` writes, given the cluster's unique name.
+    pub fn custom(lab: &'a Lab, tag: &str, text: impl Fn(&str) -> String) -> LabCluster<'a> {
+        let name = super::unique_name(tag);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cluster.toml"), text(&name)).unwrap();
+        LabCluster { lab, name, dir }
+    }
+
     fn with_home(lab: &'a Lab, tag: &str, hosts: usize, home: &str, more: &str) -> LabCluster<'a> {
         let name = super::unique_name(tag);
         let mut text = format!("name = \"{name}\"\ncontroller = \"pi1\"\n[home]\n{home}\n");
