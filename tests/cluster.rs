@@ -298,3 +298,25 @@ fn shell_is_an_interactive_login_on_the_login_node() {
     assert!(text.contains("I am researcher on login tty=/dev/pts/"), "{text}");
     assert_eq!(out.status.code(), Some(5), "{text}");
 }
+
+/// CI runs exactly the test command the README gives, and that command installs what
+/// it needs itself (a fresh machine has only Docker and Rust).
+#[test]
+fn ci_runs_the_readmes_test_command() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let section = readme.split("## The two commands").nth(1).unwrap().split("\n## ").next().unwrap();
+    let blocks: Vec<&str> =
+        section.split("```sh\n").skip(1).map(|b| b.split("```").next().unwrap().trim()).collect();
+    assert_eq!(blocks.len(), 2, "{section}");
+    let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
+    assert_eq!(
+        ci.lines().filter(|l| !l.starts_with('#')).last(),
+        Some(format!("exec {}", blocks[1]).as_str())
+    );
+    let test = std::fs::read_to_string(format!("{root}/{}", blocks[1])).unwrap();
+    assert!(
+        test.lines().any(|l| l == "./scripts/prerequisites"),
+        "the test command installs its prerequisites"
+    );
+}
