@@ -310,10 +310,7 @@ fn ci_runs_the_readmes_test_command() {
         section.split("```sh\n").skip(1).map(|b| b.split("```").next().unwrap().trim()).collect();
     assert_eq!(blocks.len(), 2, "{section}");
     let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
-    assert_eq!(
-        ci.lines().filter(|l| !l.starts_with('#')).last(),
-        Some(format!("exec {}", blocks[1]).as_str())
-    );
+    assert_eq!(ci.lines().rfind(|l| !l.starts_with('#')), Some(format!("exec {}", blocks[1]).as_str()));
     let test = std::fs::read_to_string(format!("{root}/{}", blocks[1])).unwrap();
     assert!(
         test.lines().any(|l| l == "./scripts/prerequisites"),
