@@ -4,7 +4,8 @@
 //! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
 //! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
 //! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
-//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`].
+//! one line per step. Every Slurm command goes through [`slurm`]. Slurm's files are
+//! built in [`render`]; the node image in [`image`].
 
 pub mod actions;
 pub mod cli;
@@ -14,4 +15,5 @@ pub mod image;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod slurm;
 pub mod spec;
