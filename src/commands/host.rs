@@ -18,6 +18,7 @@ use crate::actions;
 use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
 use crate::engine::Engine;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
+use crate::slurm::{NodeUpdate, Slurm};
 use crate::spec::{self, ClusterSpec, HomeSpec};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -128,6 +129,7 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         .map(|c| c.name.clone())
         .ok_or_else(|| super::ClusterError::Missing(cluster.name.clone()))?;
     let control = cluster.control();
+    let slurm = Slurm::new(control, &controller);
     let leaving = &cluster.hosts[index];
     let on_host: Vec<_> = containers.iter().filter(|c| c.host == index).collect();
     let nodes: Vec<String> = match &leaving.engine {
@@ -138,11 +140,9 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
             .collect(),
         // Over several hosts a host's compute nodes are named after it (`pi3`, or
         // `pi3-1`, `pi3-2`, ...): ask Slurm which it knows.
-        Err(_) if args.force => actions::node_states(control, &controller)
-            .await?
-            .into_keys()
-            .filter(|n| runs_on_host(n, &leaving.name))
-            .collect(),
+        Err(_) if args.force => {
+            slurm.node_states().await?.into_keys().filter(|n| runs_on_host(n, &leaving.name)).collect()
+        }
         Err(e) => {
             return Err(HostError::Unreachable { host: leaving.name.clone(), reason: e.to_string() }.into());
         }
@@ -152,17 +152,17 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         if nodes.is_empty() { format!("{} (no nodes left there)", leaving.name) } else { nodes.join(",") };
     let step = p.step(format!("Draining {list} (no new jobs)"));
     let reason = format!("host {} leaving the cluster", leaving.name);
-    actions::set_node_state(control, &controller, &nodes, "drain", &reason).await?;
+    slurm.update_nodes(&nodes, NodeUpdate::Drain { reason: &reason }).await?;
     step.done();
 
     let step = p.step(format!("Waiting for jobs on {list}"));
     let started = Instant::now();
     if args.force {
         // DOWN ends the jobs holding the nodes.
-        actions::set_node_state(control, &controller, &nodes, "down", &reason).await?;
+        slurm.update_nodes(&nodes, NodeUpdate::Down { reason: &reason }).await?;
     }
     loop {
-        let jobs = actions::jobs_on(control, &controller, &nodes).await?;
+        let jobs: Vec<String> = slurm.jobs_on(&nodes).await?.iter().map(|j| j.id.to_string()).collect();
         if jobs.is_empty() {
             step.done_with(format!("none left after {:.0?}", started.elapsed()));
             break;
