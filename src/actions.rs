@@ -1,17 +1,15 @@
-//! Things done to a running cluster through its daemons' own tools (`sinfo`,
-//! `scontrol`, `gluster` through the storage script): waiting for the controller and
-//! the nodes, forgetting removed nodes, shaping the shared /home's volume.
+//! Things done to a running cluster through its daemons: waiting for the controller
+//! and the nodes, forgetting removed nodes and re-registering kept ones (through the
+//! [`Slurm`] client), copying the munge key, shaping the shared /home's volume (through
+//! the storage script).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use miette::Diagnostic;
 
 use crate::engine::{Engine, ExecOutput, ExecSpec};
 use crate::plan::Plan;
-
-/// Slurm node states (as `sinfo %T` prints them) of a node that answers and takes jobs.
-pub const READY_STATES: &[&str] = &["idle", "mixed", "allocated", "completing"];
+use crate::slurm::{Slurm, SlurmError};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ActionError {
@@ -27,11 +25,14 @@ pub enum ActionError {
     CommandFailed { cmd: String, container: String, code: i64, stderr: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Slurm(#[from] SlurmError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Engine(#[from] crate::engine::EngineError),
 }
 
-/// Runs a command (`sinfo`, `scontrol`, the storage script, ...) in `container`; a
-/// failure is an error carrying the command and its stderr.
+/// Runs a command (the storage script, ...) in `container`; a failure is an error
+/// carrying the command and its stderr.
 async fn checked<S: AsRef<str>>(
     engine: &impl Engine,
     container: &str,
@@ -42,30 +43,15 @@ async fn checked<S: AsRef<str>>(
     if out.ok() {
         return Ok(out);
     }
+    // What the script said of its failure: its stderr, else its stdout (some tools,
+    // gluster among them, report errors there), else that it said nothing.
+    let said = [out.stderr.trim(), out.stdout.trim()].into_iter().find(|t| !t.is_empty());
     Err(ActionError::CommandFailed {
         cmd: cmd.join(" "),
         container: container.into(),
         code: out.code,
-        stderr: out.stderr.trim().into(),
+        stderr: said.unwrap_or("(it printed nothing)").into(),
     })
-}
-
-/// Node name → Slurm state (e.g. "idle", "down*"), as the controller sees them.
-pub async fn node_states(
-    engine: &impl Engine,
-    controller: &str,
-) -> Result<BTreeMap<String, String>, ActionError> {
-    let out = checked(engine, controller, &["sinfo", "-h", "-N", "-o", "%N %T"]).await?;
-    Ok(out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(n, s)| (n.to_string(), s.trim().to_string()))
-        .collect())
-}
-
-async fn login_ready(engine: &impl Engine, login: &str) -> bool {
-    engine.exec(login, &ExecSpec::new(["sinfo", "-h", "-o", "%D"])).await.is_ok_and(|o| o.ok())
 }
 
 /// Waits until the controller answers `scontrol ping`.
@@ -74,11 +60,14 @@ pub async fn wait_for_controller(
     controller: &str,
     timeout: Duration,
 ) -> Result<(), ActionError> {
+    let slurm = Slurm::new(engine, controller);
     let start = Instant::now();
     loop {
-        let out = engine.exec(controller, &ExecSpec::new(["scontrol", "ping"])).await?;
-        if out.ok() && out.stdout.contains("is UP") {
-            return Ok(());
+        match slurm.controller_up().await {
+            Ok(true) => return Ok(()),
+            // Not up yet, or its commands cannot reach it yet.
+            Ok(false) | Err(SlurmError::Failed { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
         if start.elapsed() > timeout {
             return Err(ActionError::ControllerDown(timeout.as_secs()));
@@ -96,29 +85,24 @@ pub async fn wait_for_nodes<E: Engine>(
     timeout: Duration,
     mut on_poll: impl FnMut(usize, usize),
 ) -> Result<(), ActionError> {
-    let controller = &plan.controller().name;
     let engine = &engines[plan.controller().host];
+    let slurm = Slurm::new(engine, &plan.controller().name);
+    let login = Slurm::new(engine, &plan.login().name);
     let start = Instant::now();
     loop {
-        let states = node_states(engine, controller).await.unwrap_or_default();
-        let ready = plan
-            .compute_nodes
-            .iter()
-            .filter(|n| states.get(*n).is_some_and(|s| READY_STATES.contains(&s.as_str())))
-            .count();
+        // Not answering yet counts as no node ready.
+        let nodes = slurm.nodes().await.unwrap_or_default();
+        let state = |name: &str| nodes.iter().find(|n| n.name == name);
+        let ready =
+            plan.compute_nodes.iter().filter(|n| state(n).is_some_and(|n| n.state.is_ready())).count();
         on_poll(ready, plan.compute_nodes.len());
         // The login node is ready once its client commands reach the controller.
-        if ready == plan.compute_nodes.len() && login_ready(engine, &plan.login().name).await {
+        if ready == plan.compute_nodes.len() && login.answers().await {
             return Ok(());
         }
         if start.elapsed() > timeout {
             let mut report = String::new();
-            let reasons = engine
-                .exec(controller, &ExecSpec::new(["sinfo", "-h", "-N", "-o", "%N|%E"]))
-                .await
-                .map(|o| o.stdout)
-                .unwrap_or_default();
-            if !login_ready(engine, &plan.login().name).await {
+            if !login.answers().await {
                 let tail = engine.logs(&plan.login().name, "15").await.unwrap_or_else(|e| e.to_string());
                 report.push_str(
                     "  login: its Slurm commands cannot reach the controller\n  last lines of its log:\n",
@@ -128,15 +112,12 @@ pub async fn wait_for_nodes<E: Engine>(
                 }
             }
             for node in &plan.compute_nodes {
-                let state = states.get(node).map_or("not registered", String::as_str);
-                if READY_STATES.contains(&state) {
+                let found = state(node);
+                if found.is_some_and(|n| n.state.is_ready()) {
                     continue;
                 }
-                let reason = reasons
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{node}|")))
-                    .filter(|r| !r.is_empty() && *r != "none")
-                    .unwrap_or("-");
+                let state = found.map_or("not registered".to_string(), |n| n.state.to_string());
+                let reason = found.and_then(|n| n.reason.as_deref()).unwrap_or("-");
                 // The node's log lives on its own host's engine.
                 let tail = match plan.containers.iter().find(|c| &c.hostname == node) {
                     Some(c) => engines[c.host].logs(&c.name, "15").await.unwrap_or_else(|e| e.to_string()),
@@ -165,11 +146,13 @@ pub async fn reregister_nodes<E: Engine>(
     controller: &str,
     nodes: &[&crate::plan::ContainerPlan],
 ) -> Result<(), ActionError> {
-    let control = &engines[0];
+    let slurm = Slurm::new(&engines[0], controller);
     for node in nodes {
-        control
-            .exec(controller, &ExecSpec::new(["scontrol", "delete", &format!("nodename={}", node.hostname)]))
-            .await?;
+        match slurm.delete_node(&node.hostname).await {
+            // Refused while it runs jobs: it stays known, which is what re-registering wants.
+            Ok(_) | Err(SlurmError::Failed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         let root = ExecSpec { user: Some("root".into()), ..ExecSpec::new(["pkill", "-HUP", "-x", "slurmd"]) };
         engines[node.host].exec(&node.name, &root).await?;
     }
@@ -215,53 +198,11 @@ pub async fn delete_nodes(
     controller: &str,
     nodes: &[String],
 ) -> Result<(), ActionError> {
+    let slurm = Slurm::new(engine, controller);
     for node in nodes {
-        match checked(engine, controller, &["scontrol", "delete", &format!("nodename={node}")]).await {
-            Err(ActionError::CommandFailed { stderr, .. }) if stderr.contains("Invalid node name") => {}
-            other => {
-                other?;
-            }
-        }
+        slurm.delete_node(node).await?;
     }
     Ok(())
-}
-
-/// Sets compute nodes' Slurm state (`drain`, `down`, `resume`) with a reason users
-/// see in `sinfo -R`.
-pub async fn set_node_state(
-    engine: &impl Engine,
-    controller: &str,
-    nodes: &[String],
-    state: &str,
-    reason: &str,
-) -> Result<(), ActionError> {
-    if nodes.is_empty() {
-        return Ok(());
-    }
-    let mut cmd = vec![
-        "scontrol".to_string(),
-        "update".into(),
-        format!("nodename={}", nodes.join(",")),
-        format!("state={state}"),
-    ];
-    if state != "resume" {
-        cmd.push(format!("reason={reason}"));
-    }
-    checked(engine, controller, &cmd).await?;
-    Ok(())
-}
-
-/// Ids of the jobs that have any of `nodes` allocated (running or completing).
-pub async fn jobs_on(
-    engine: &impl Engine,
-    controller: &str,
-    nodes: &[String],
-) -> Result<Vec<String>, ActionError> {
-    if nodes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let out = checked(engine, controller, &["squeue", "-h", "-w", &nodes.join(","), "-o", "%i"]).await?;
-    Ok(out.stdout.split_whitespace().map(String::from).collect())
 }
 
 /// Makes the shared /home's GlusterFS volume span every storage host of the plan:

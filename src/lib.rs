@@ -4,7 +4,8 @@
 //! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
 //! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
 //! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
-//! one line per step. Slurm's files are built in [`render`]; the node image in [`image`];
+//! one line per step. Every Slurm command goes through [`slurm`]; what `status` shows is
+//! gathered in [`status`]. Slurm's files are built in [`render`]; the node image in [`image`];
 //! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
 pub mod actions;
@@ -20,4 +21,6 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod render;
+pub mod slurm;
 pub mod spec;
+pub mod status;

@@ -1,7 +1,8 @@
 //! `slurmbox verify`: checks a cluster the way a user would, as the default user
 //! on the login node: `sinfo`, `scontrol show node`, `srun -N<all> hostname`, and an
 //! MPI computation of pi submitted with `sbatch` and run with `mpiexec` across every
-//! compute node. Prints a table on stdout; exits non-zero if any check fails.
+//! compute node. Prints a table on stdout; exits non-zero if any check fails. Slurm's
+//! answers are read through [`crate::slurm`].
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use super::{Context, default_user, running_node};
 use crate::cli::VerifyArgs;
 use crate::engine::{Engine, ExecOutput, ExecSpec};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, LOGIN_HOST, Role};
+use crate::slurm::{SinfoNode, Slurm, SlurmError};
 
 const PI_PROGRAM: &str = include_str!("../../assets/verify/pi.py");
 const WORKDIR: &str = ".slurmbox-verify";
@@ -46,29 +48,24 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
     let mut checks = Vec::new();
 
+    let slurm = Slurm::new(engine, &login).as_user(&user);
+
     let step = p.step("sinfo");
     let t = Instant::now();
-    let out = run("sinfo -h -N -o '%N %T'".into()).await?;
-    let states: Vec<(String, String)> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
-        .collect();
+    let listed = query(slurm.sinfo().await)?;
     // Every node must answer and take jobs; one still finishing an earlier job
     // ("completing") or running one counts.
-    let idle = nodes
-        .iter()
-        .filter(|n| states.iter().any(|(m, s)| m == *n && crate::actions::READY_STATES.contains(&s.as_str())))
-        .count();
+    let ready = |listed: &[SinfoNode]| {
+        nodes.iter().filter(|n| listed.iter().any(|m| &m.name == *n && m.state.is_ready())).count()
+    };
     checks.push(finish(
         &step,
         Check {
             name: "sinfo".into(),
-            ok: out.ok() && idle == nodes.len(),
-            detail: if out.ok() {
-                states.iter().map(|(n, s)| format!("{n} {s}")).collect::<Vec<_>>().join(", ")
-            } else {
-                failure(&out)
+            ok: listed.as_ref().is_ok_and(|l| ready(l) == nodes.len()),
+            detail: match &listed {
+                Ok(l) => l.iter().map(|n| format!("{} {}", n.name, n.state)).collect::<Vec<_>>().join(", "),
+                Err(e) => e.clone(),
             },
             seconds: t.elapsed().as_secs_f64(),
         },
@@ -76,30 +73,23 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
 
     let step = p.step("scontrol show node");
     let t = Instant::now();
-    let out = run("scontrol show node -o".into()).await?;
-    let mut cpus_per_node = Vec::new();
-    let mut bad = Vec::new();
-    for line in out.stdout.lines() {
-        let field = |key: &str| {
-            line.split_whitespace().find_map(|f| f.strip_prefix(key)).map(str::to_string).unwrap_or_default()
-        };
-        let (name, state) = (field("NodeName="), field("State="));
-        cpus_per_node.push(field("CPUTot=").parse::<u32>().unwrap_or(0));
-        if state.contains("DOWN") || state.contains("DRAIN") || state.contains("NOT_RESPONDING") {
-            bad.push(format!("{name} {state} ({})", field("Reason=")));
-        }
-    }
+    let known = query(slurm.nodes().await)?;
+    let cpus_per_node: Vec<u32> = known.iter().flatten().map(|n| n.cpus).collect();
+    let bad: Vec<String> = known
+        .iter()
+        .flatten()
+        .filter(|n| n.state.is_unavailable())
+        .map(|n| format!("{} {} ({})", n.name, n.state, n.reason.as_deref().unwrap_or("no reason")))
+        .collect();
     checks.push(finish(
         &step,
         Check {
             name: "scontrol show node".into(),
-            ok: out.ok() && bad.is_empty() && cpus_per_node.len() == nodes.len(),
-            detail: if !out.ok() {
-                failure(&out)
-            } else if bad.is_empty() {
-                format!("{} nodes, CPUs {:?}", cpus_per_node.len(), cpus_per_node)
-            } else {
-                bad.join("; ")
+            ok: known.is_ok() && bad.is_empty() && cpus_per_node.len() == nodes.len(),
+            detail: match &known {
+                Err(e) => e.clone(),
+                Ok(_) if bad.is_empty() => format!("{} nodes, CPUs {:?}", cpus_per_node.len(), cpus_per_node),
+                Ok(_) => bad.join("; "),
             },
             seconds: t.elapsed().as_secs_f64(),
         },
@@ -177,9 +167,24 @@ fn finish(step: &crate::progress::Step, check: Check) -> Check {
 }
 
 fn failure(out: &ExecOutput) -> String {
-    let text = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
+    tail(out.code, if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr })
+}
+
+/// A command's exit code and the last lines it printed, for a check's detail.
+fn tail(code: i64, text: &str) -> String {
     let last: Vec<&str> = text.trim().lines().rev().take(3).collect();
-    format!("exit {}: {}", out.code, last.into_iter().rev().collect::<Vec<_>>().join(" / "))
+    format!("exit {code}: {}", last.into_iter().rev().collect::<Vec<_>>().join(" / "))
+}
+
+/// A Slurm query's answer for a check: what it found, or what to show for its
+/// failure. An engine that does not answer ends the command.
+fn query<T>(answer: Result<T, SlurmError>) -> miette::Result<Result<T, String>> {
+    match answer {
+        Ok(found) => Ok(Ok(found)),
+        Err(SlurmError::Engine(e)) => Err(e.into()),
+        Err(SlurmError::Failed { code, stderr, .. }) => Ok(Err(tail(code, &stderr))),
+        Err(e) => Ok(Err(e.to_string())),
+    }
 }
 
 /// Writes the pi program and its batch script into the user's home, submits it with

@@ -13,6 +13,7 @@ use crate::actions;
 use crate::engine::{ContainerInfo, Engine};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
 use crate::progress::Progress;
+use crate::slurm::{NodeUpdate, Slurm, SlurmError};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RemoveError {
@@ -39,6 +40,12 @@ pub enum RemoveError {
 impl From<actions::ActionError> for RemoveError {
     fn from(e: actions::ActionError) -> Self {
         RemoveError::Deploy(e.into())
+    }
+}
+
+impl From<SlurmError> for RemoveError {
+    fn from(e: SlurmError) -> Self {
+        RemoveError::Deploy(actions::ActionError::from(e).into())
     }
 }
 
@@ -86,6 +93,7 @@ pub async fn remove_host<E: Engine>(
         .find(|c| role(c, Role::Controller))
         .map(|c| c.name.clone())
         .ok_or(RemoveError::Missing("controller"))?;
+    let slurm = Slurm::new(control, &controller);
     let nodes: Vec<String> = match &leaving.engine {
         Ok(_) => leaving
             .containers
@@ -95,11 +103,9 @@ pub async fn remove_host<E: Engine>(
             .collect(),
         // Over several hosts a host's compute nodes are named after it (`pi3`, or
         // `pi3-1`, `pi3-2`, ...): ask Slurm which it knows.
-        Err(_) if options.force => actions::node_states(control, &controller)
-            .await?
-            .into_keys()
-            .filter(|n| runs_on_host(n, leaving.name))
-            .collect(),
+        Err(_) if options.force => {
+            slurm.node_states().await?.into_keys().filter(|n| runs_on_host(n, leaving.name)).collect()
+        }
         Err(reason) => {
             return Err(RemoveError::Unreachable { host: leaving.name.into(), reason: reason.clone() });
         }
@@ -109,17 +115,17 @@ pub async fn remove_host<E: Engine>(
         if nodes.is_empty() { format!("{} (no nodes left there)", leaving.name) } else { nodes.join(",") };
     let step = p.step(format!("Draining {list} (no new jobs)"));
     let reason = format!("host {} leaving the cluster", leaving.name);
-    actions::set_node_state(control, &controller, &nodes, "drain", &reason).await?;
+    slurm.update_nodes(&nodes, NodeUpdate::Drain { reason: &reason }).await?;
     step.done();
 
     let step = p.step(format!("Waiting for jobs on {list}"));
     let started = Instant::now();
     if options.force {
         // DOWN ends the jobs holding the nodes.
-        actions::set_node_state(control, &controller, &nodes, "down", &reason).await?;
+        slurm.update_nodes(&nodes, NodeUpdate::Down { reason: &reason }).await?;
     }
     loop {
-        let jobs = actions::jobs_on(control, &controller, &nodes).await?;
+        let jobs: Vec<String> = slurm.jobs_on(&nodes).await?.iter().map(|j| j.id.to_string()).collect();
         if jobs.is_empty() {
             step.done_with(format!("none left after {:.0?}", started.elapsed()));
             break;

@@ -972,7 +972,12 @@ mod tests {
         engine.set_unreachable(true);
         let e = crate::actions::delete_nodes(&engine, &plan.controller().name, &["node1".into()]).await;
         assert!(
-            matches!(e, Err(crate::actions::ActionError::Engine(EngineError::Unreachable(_)))),
+            matches!(
+                e,
+                Err(crate::actions::ActionError::Slurm(crate::slurm::SlurmError::Engine(
+                    EngineError::Unreachable(_)
+                )))
+            ),
             "{:?}",
             e.err()
         );
@@ -983,14 +988,19 @@ mod tests {
         let (engine, plan) = running_cluster();
         let controller = &plan.controller().name;
         let ping = ["scontrol", "ping"];
+        // What `scontrol ping --json` says of a controller that is down, and of one up.
         let down = ExecOutput {
             code: 1,
-            stdout: "Slurmctld(primary) at controller is DOWN\n".into(),
+            stdout: include_str!("../slurm/fixtures/24.11-ping-down.json").into(),
             stderr: "".into(),
         };
         engine.answer_once(controller, &ping, down.clone());
         engine.answer_once(controller, &ping, down.clone());
-        engine.answer(controller, &ping, ExecOutput::success("Slurmctld(primary) at controller is UP\n"));
+        engine.answer(
+            controller,
+            &ping,
+            ExecOutput::success(include_str!("../slurm/fixtures/24.11-ping-up.json")),
+        );
         crate::actions::wait_for_controller(&engine, controller, Duration::from_secs(10)).await.unwrap();
         assert_eq!(engine.exec_log().len(), 3);
 

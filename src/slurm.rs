@@ -1,0 +1,223 @@
+//! The one Slurm client: every `scontrol`, `sinfo` and `squeue` command slurmbox runs,
+//! and the reading of what comes back as typed values ([`Node`], [`NodeState`],
+//! [`Job`], [`JobState`]).
+//!
+//! [`Slurm`] runs the commands in one container (the controller, or the login node as
+//! a user) through an [`Engine`]. Slurm is read through its JSON output with
+//! data_parser v0.0.42 (`--json=v0.0.42`), which Slurm 24.11 and 26.05 both print; the
+//! parsing ([`parse_nodes`], [`parse_sinfo`], [`parse_jobs`], [`parse_ping`]) is pure
+//! and tested against output captured from both versions (src/slurm/fixtures/).
+
+mod job;
+mod node;
+
+use std::collections::BTreeMap;
+
+use miette::Diagnostic;
+use serde::Deserialize;
+
+pub use job::{Job, JobState, parse_jobs};
+pub use node::{Node, NodeBase, NodeFlag, NodeState, SinfoNode, parse_nodes, parse_sinfo};
+
+use crate::engine::{Engine, EngineError, ExecOutput, ExecSpec};
+
+/// The flag choosing Slurm's JSON output and the data_parser version slurmbox reads.
+pub const JSON: &str = "--json=v0.0.42";
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum SlurmError {
+    #[error("`{cmd}` failed on {container} (exit {code}): {stderr}")]
+    Failed { cmd: String, container: String, code: i64, stderr: String },
+    #[error("`{cmd}` on {container} printed what slurmbox cannot read: {reason}")]
+    #[diagnostic(help(
+        "slurmbox reads Slurm's JSON output with data_parser v0.0.42, which Slurm 24.11 and 26.05 print"
+    ))]
+    Unreadable { cmd: String, container: String, reason: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A state to put compute nodes in with [`Slurm::update_nodes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeUpdate<'a> {
+    /// No new jobs; running ones finish. The reason shows in `sinfo -R`.
+    Drain { reason: &'a str },
+    /// Out of service at once, ending the jobs that hold them.
+    Down { reason: &'a str },
+    /// Back in service.
+    Resume,
+}
+
+/// What [`Slurm::delete_node`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// Slurm did not know the node.
+    Unknown,
+}
+
+/// Slurm's commands in one container.
+pub struct Slurm<'a, E> {
+    engine: &'a E,
+    container: &'a str,
+    user: Option<&'a str>,
+}
+
+impl<'a, E: Engine> Slurm<'a, E> {
+    /// Runs commands in `container` as the image's default user (root).
+    pub fn new(engine: &'a E, container: &'a str) -> Self {
+        Slurm { engine, container, user: None }
+    }
+
+    /// Runs commands as `user`, in their home, as they would type them.
+    pub fn as_user(self, user: &'a str) -> Self {
+        Slurm { user: Some(user), ..self }
+    }
+
+    async fn exec(&self, args: &[&str]) -> Result<ExecOutput, EngineError> {
+        let spec = ExecSpec::new(args.iter().copied());
+        let spec = match self.user {
+            Some(user) => spec.as_user(user),
+            None => spec,
+        };
+        self.engine.exec(self.container, &spec).await
+    }
+
+    /// Runs a command; one that fails is an error carrying it and its stderr.
+    async fn checked(&self, args: &[&str]) -> Result<String, SlurmError> {
+        let out = self.exec(args).await?;
+        if out.ok() {
+            return Ok(out.stdout);
+        }
+        Err(SlurmError::Failed {
+            cmd: args.join(" "),
+            container: self.container.into(),
+            code: out.code,
+            stderr: out.stderr.trim().into(),
+        })
+    }
+
+    /// Runs a command with [`JSON`] appended and reads its output with `parse`.
+    async fn json<T>(
+        &self,
+        args: &[&str],
+        parse: impl FnOnce(&str) -> Result<T, serde_json::Error>,
+    ) -> Result<T, SlurmError> {
+        let args: Vec<&str> = args.iter().copied().chain([JSON]).collect();
+        let out = self.checked(&args).await?;
+        parse(&out).map_err(|e| SlurmError::Unreadable {
+            cmd: args.join(" "),
+            container: self.container.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Whether a controller answers (`scontrol ping`).
+    pub async fn controller_up(&self) -> Result<bool, SlurmError> {
+        self.json(&["scontrol", "ping"], parse_ping).await
+    }
+
+    /// Whether Slurm's client commands here reach the controller (`sinfo` succeeds):
+    /// what a login node needs. Any failure, the engine's included, is a no.
+    pub async fn answers(&self) -> bool {
+        self.exec(&["sinfo", "-h", "-o", "%D"]).await.is_ok_and(|o| o.ok())
+    }
+
+    /// Every node the controller knows (`scontrol show nodes`).
+    pub async fn nodes(&self) -> Result<Vec<Node>, SlurmError> {
+        self.json(&["scontrol", "show", "nodes"], parse_nodes).await
+    }
+
+    /// Node name → state, as the controller sees them.
+    pub async fn node_states(&self) -> Result<BTreeMap<String, NodeState>, SlurmError> {
+        Ok(self.nodes().await?.into_iter().map(|n| (n.name, n.state)).collect())
+    }
+
+    /// The nodes as `sinfo` lists them, one each, sorted by name.
+    pub async fn sinfo(&self) -> Result<Vec<SinfoNode>, SlurmError> {
+        self.json(&["sinfo"], parse_sinfo).await
+    }
+
+    /// Forgets a node (`scontrol delete`); dynamic nodes stay registered until then.
+    /// Slurm refuses while the node runs jobs.
+    pub async fn delete_node(&self, node: &str) -> Result<Deleted, SlurmError> {
+        match self.checked(&["scontrol", "delete", &format!("nodename={node}")]).await {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid node name") => {
+                Ok(Deleted::Unknown)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts nodes in a state (`scontrol update`); nothing to do for no nodes.
+    pub async fn update_nodes(&self, nodes: &[String], update: NodeUpdate<'_>) -> Result<(), SlurmError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let names = format!("nodename={}", nodes.join(","));
+        let (state, reason) = match update {
+            NodeUpdate::Drain { reason } => ("state=drain", Some(reason)),
+            NodeUpdate::Down { reason } => ("state=down", Some(reason)),
+            NodeUpdate::Resume => ("state=resume", None),
+        };
+        let reason = reason.map(|r| format!("reason={r}"));
+        let mut args = vec!["scontrol", "update", &names, state];
+        args.extend(reason.as_deref());
+        self.checked(&args).await?;
+        Ok(())
+    }
+
+    /// Every job in the queue (`squeue`).
+    pub async fn jobs(&self) -> Result<Vec<Job>, SlurmError> {
+        self.json(&["squeue"], parse_jobs).await
+    }
+
+    /// The jobs that have any of `nodes` allocated (running or completing there).
+    pub async fn jobs_on(&self, nodes: &[String]) -> Result<Vec<Job>, SlurmError> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.json(&["squeue", "-w", &nodes.join(",")], parse_jobs).await
+    }
+}
+
+#[derive(Deserialize)]
+struct PingDoc {
+    pings: Vec<Ping>,
+}
+
+#[derive(Deserialize)]
+struct Ping {
+    responding: bool,
+}
+
+/// Parses `scontrol ping --json=v0.0.42`: whether any controller (primary or backup)
+/// answered.
+pub fn parse_ping(json: &str) -> Result<bool, serde_json::Error> {
+    let doc: PingDoc = serde_json::from_str(json)?;
+    Ok(doc.pings.iter().any(|p| p.responding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_says_whether_the_controller_answers() {
+        for up in [
+            include_str!("slurm/fixtures/24.11-ping-up.json"),
+            include_str!("slurm/fixtures/26.05-ping-up.json"),
+        ] {
+            assert!(parse_ping(up).unwrap());
+        }
+        for down in [
+            include_str!("slurm/fixtures/24.11-ping-down.json"),
+            include_str!("slurm/fixtures/26.05-ping-down.json"),
+        ] {
+            assert!(!parse_ping(down).unwrap());
+        }
+        assert!(parse_ping("Slurmctld(primary) at controller is UP").is_err());
+    }
+}
