@@ -561,7 +561,11 @@ fn check_hosts(
         }
         let engine = host.engine.get_ref();
         let valid = match engine.split_once("://") {
-            Some(("ssh", rest)) => rest.contains('@') && !rest.ends_with('@') && !rest.contains('/'),
+            // An optional path names the engine's socket on the host (rootless Docker).
+            Some(("ssh", rest)) => {
+                rest.split('/').next().is_some_and(|a| a.contains('@'))
+                    && crate::engine::ssh::SshTarget::parse(engine).is_some()
+            }
             Some(("tcp", rest)) => rest.contains(':') && !rest.contains('/'),
             Some(("unix", rest)) => rest.starts_with('/'),
             _ => false,
@@ -570,7 +574,7 @@ fn check_hosts(
             return Err(err(
                 host.engine.span(),
                 format!("invalid engine address {engine:?}"),
-                "use ssh://user@host (your own ssh setup is used), tcp://host:port or unix:///var/run/docker.sock".into(),
+                "use ssh://user@host (your own ssh setup is used; ssh://user@host/path/docker.sock for another socket there), tcp://host:port or unix:///var/run/docker.sock".into(),
             ));
         }
         let arch = match &host.arch {
@@ -586,6 +590,7 @@ fn check_hosts(
         let address = match (&host.address, engine.split_once("://")) {
             (Some(address), _) => address.get_ref().clone(),
             (None, Some(("ssh", rest))) => {
+                let rest = rest.split('/').next().unwrap_or(rest);
                 let at = rest.rsplit_once('@').map_or(rest, |(_, a)| a);
                 at.rsplit_once(':').map_or(at, |(a, _)| a).to_string()
             }
@@ -1003,6 +1008,12 @@ name = "bob"
     fn engine_addresses_are_checked() {
         let e = error_of("[[host]]\nname = \"a\"\nengine = \"ssh://host-without-user\"\n");
         assert_eq!(e, "cluster.toml:3:10: invalid engine address \"ssh://host-without-user\"");
+        // A rootless engine's socket on the host.
+        let rootless = "[[host]]\nname = \"a\"\nengine = \"ssh://pi@10.0.0.2/run/user/1000/docker.sock\"\n";
+        let spec = ClusterSpec::parse("c.toml", rootless).unwrap();
+        assert_eq!(spec.hosts[0].address, "10.0.0.2");
+        let e = error_of("[[host]]\nname = \"a\"\nengine = \"ssh://10.0.0.2/u@x\"\n");
+        assert_eq!(e, "cluster.toml:3:10: invalid engine address \"ssh://10.0.0.2/u@x\"");
     }
 
     #[test]

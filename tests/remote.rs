@@ -4,8 +4,112 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::lab::Lab;
 use common::{slurmbox_env, unique_name};
+
+/// Writes a spec of one cluster `name` with one compute node on lab host 0; returns its path.
+fn one_node_spec(lab: &Lab, name: &str, dir: &std::path::Path) -> String {
+    let spec = dir.join("cluster.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"{name}\"\n[[host]]\nname = \"lab1\"\nengine = \"{}\"\n[compute]\nper_host = 1\n",
+            lab.engine_url(0)
+        ),
+    )
+    .unwrap();
+    spec.to_str().unwrap().to_string()
+}
+
+/// Issue 13, item 1: sshd with its defaults (MaxStartups 10:30:100, MaxSessions 10)
+/// holds against slurmbox: twenty `up`/`status`/`down` cycles, none failing, each `up`
+/// over one ssh connection only.
+#[test]
+fn twenty_up_status_down_cycles_against_default_sshd() {
+    const CYCLES: usize = 20;
+    let lab = Lab::start("cycles", 1);
+    let path = lab.path_env();
+    let env = [("PATH", path.as_str())];
+    let name = unique_name("cycles");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_node_spec(&lab, &name, dir.path());
+    let spec = spec.as_str();
+    let _down = SpecGuard { spec, env: &env };
+    // The first `up` sends the image; the cycles reuse it.
+    slurmbox_env(&["up", "-f", spec], &env).ok();
+    slurmbox_env(&["down", "-f", spec], &env).ok();
+
+    let (mut connections, mut times) = (Vec::new(), Vec::new());
+    for cycle in 1..=CYCLES {
+        let seen = lab.sshd_connections(0);
+        let started = Instant::now();
+        let up = slurmbox_env(&["up", "-f", spec], &env);
+        assert_eq!(up.code, 0, "cycle {cycle}: up failed\n{}", up.stderr);
+        times.push(started.elapsed());
+        connections.push(lab.sshd_connections(0) - seen);
+
+        let status = slurmbox_env(&["status", "-f", spec, "--json"], &env);
+        assert_eq!(status.code, 0, "cycle {cycle}: status failed\n{}", status.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        let nodes = doc["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 3, "cycle {cycle}: {doc}");
+        assert!(nodes.iter().all(|n| n["container_state"] == "running"), "cycle {cycle}: {doc}");
+
+        let down = slurmbox_env(&["down", "-f", spec], &env);
+        assert_eq!(down.code, 0, "cycle {cycle}: down failed\n{}", down.stderr);
+    }
+    let mean = times.iter().sum::<Duration>() / CYCLES as u32;
+    eprintln!("ssh connections per up: {connections:?}; warm up took {mean:.2?} on average ({times:.1?})");
+    assert!(connections.iter().all(|&n| n == 1), "one ssh connection per up: {connections:?}");
+}
+
+/// Issue 13, item 9: a host cut off the network is reported in slurmbox's own words;
+/// nothing of ssh's own (its connection sharing's lines included) reaches the terminal.
+#[test]
+fn cut_off_host_is_reported_in_slurmbox_words_only() {
+    let lab = Lab::start("cutoff", 1);
+    let path = lab.path_env();
+    let env = [("PATH", path.as_str())];
+    let name = unique_name("cutoff");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_node_spec(&lab, &name, dir.path());
+    let spec = spec.as_str();
+    // A host that answers but has no engine at the socket given (or the default one).
+    let elsewhere = dir.path().join("elsewhere.toml");
+    let text = std::fs::read_to_string(spec)
+        .unwrap()
+        .replace(&lab.engine_url(0), &format!("{}/run/nothing.sock", lab.engine_url(0)));
+    std::fs::write(&elsewhere, text).unwrap();
+    let out = slurmbox_env(&["status", "-f", elsewhere.to_str().unwrap()], &env);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let flat = out.stderr.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("the host refused a connection to its engine's socket"), "{}", out.stderr);
+    assert!(flat.contains("ssh://user@host/run/user/UID/docker.sock"), "{}", out.stderr);
+
+    // Nothing is created: the host does not answer from the start.
+    lab.disconnect(0);
+    let runs: Vec<_> = [vec!["up", "-f", spec], vec!["status", "-f", spec]]
+        .into_iter()
+        .map(|args| (args.join(" "), slurmbox_env(&args, &env)))
+        .collect();
+    lab.reconnect(0);
+    for (args, out) in runs {
+        eprintln!("--- {args}\n{}", out.stderr);
+        assert_eq!(out.code, 1, "{args}: {}", out.stderr);
+        assert!(out.stderr.contains("cannot be reached at ssh://"), "{args}: {}", out.stderr);
+        let raw: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                l.starts_with("ssh: ") || l.contains("mux_client") || l.contains("kex_exchange")
+            })
+            .collect();
+        assert!(raw.is_empty(), "{args}: ssh's own lines on stderr: {raw:?}\n{}", out.stderr);
+    }
+}
 
 #[test]
 fn cluster_on_a_remote_engine_over_ssh() {

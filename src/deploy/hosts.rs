@@ -30,6 +30,10 @@ pub async fn connect(host: &HostSpec) -> Result<(DockerEngine, EngineInfo), Engi
     };
     let reason = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
         Ok(Ok(found)) => return Ok(found),
+        // "cannot reach the Docker engine: URL: why" says twice what the error says.
+        Ok(Err(EngineError::Unreachable(why))) => {
+            why.strip_prefix(&format!("{}: ", host.engine)).map_or(why.clone(), String::from)
+        }
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
     };

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncWriteExt, stdout};
 
+use super::ssh::{SshTarget, SshTunnel};
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
 use crate::plan::{
     ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkDriver, NetworkPlan, Propagation,
@@ -34,13 +35,10 @@ const STOP_TIMEOUT_S: i32 = 20;
 
 pub struct DockerEngine {
     docker: Docker,
-    /// Requests in flight at once over ssh: each opens its own ssh connection, and
-    /// sshd drops new ones beyond its MaxStartups (10 by default) while they log in.
-    turns: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// The one ssh connection every request to an `ssh://` engine goes through; ssh
+    /// stops when the last clone of the engine's client is gone.
+    _tunnel: Option<std::sync::Arc<SshTunnel>>,
 }
-
-/// At most this many requests at once to an engine reached over ssh.
-const SSH_CONCURRENCY: usize = 6;
 
 fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
     let action = action.into();
@@ -62,7 +60,6 @@ fn hash_map(labels: &std::collections::BTreeMap<String, String>) -> HashMap<Stri
 impl DockerEngine {
     /// The containers labelled `label=value`, stopped ones too, by name.
     async fn list_label(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>> {
-        let _turn = self.turn().await;
         let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
         let found = self.docker.list_containers(Some(options)).await.map_err(api("list containers"))?;
@@ -88,35 +85,55 @@ impl DockerEngine {
     }
 
     /// Connects to the engine at `url` (`ssh://user@host` through the user's own ssh
-    /// setup, `tcp://host:port`, `unix:///path`), or, without one, the way the docker
-    /// CLI does (DOCKER_HOST, else the local socket). Agrees on an API version both
-    /// sides speak.
+    /// setup, one ssh connection for every request: see [`super::ssh`];
+    /// `tcp://host:port`, `unix:///path`), or, without one, the way the docker CLI does
+    /// (DOCKER_HOST, else the local socket). Agrees on an API version both sides speak.
     pub async fn connect(url: Option<&str>) -> Result<DockerEngine> {
-        let unreachable = |e: bollard::errors::Error| {
+        let from_env = std::env::var("DOCKER_HOST").ok().filter(|h| h.starts_with("ssh://"));
+        let url = url.or(from_env.as_deref());
+        let unreachable = |e: String| {
             EngineError::Unreachable(match url {
                 Some(url) => format!("{url}: {e}"),
-                None => e.to_string(),
+                None => e,
             })
         };
-        let docker = match url {
-            Some(url) => Docker::connect_with_host(url),
-            None => Docker::connect_with_defaults(),
+        let tunnel = match url.and_then(SshTarget::parse) {
+            Some(target) => Some(std::sync::Arc::new(SshTunnel::open(&target).await.map_err(unreachable)?)),
+            None if url.is_some_and(|u| u.starts_with("ssh://")) => {
+                return Err(unreachable("not an ssh://user@host[:port] address".into()));
+            }
+            None => None,
+        };
+        let docker = match (&tunnel, url) {
+            (Some(tunnel), _) => {
+                let socket = tunnel.socket().to_str().expect("the tunnel's socket path is UTF-8");
+                Docker::connect_with_unix(socket, REQUEST_TIMEOUT_S, bollard::API_DEFAULT_VERSION)
+            }
+            (None, Some(url)) => Docker::connect_with_host(url),
+            (None, None) => Docker::connect_with_defaults(),
         }
-        .map_err(unreachable)?
+        .map_err(|e| unreachable(e.to_string()))?
         // Image transfers and `verify`'s MPI job take longer than bollard's default.
         .with_timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S));
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        let over_ssh = url.is_some_and(|u| u.starts_with("ssh://"));
-        let turns = over_ssh.then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(SSH_CONCURRENCY)));
-        Ok(DockerEngine { docker, turns })
-    }
-
-    /// Waits for a free slot when the engine is reached over ssh.
-    async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        match &self.turns {
-            Some(turns) => Some(turns.clone().acquire_owned().await.expect("the semaphore is never closed")),
-            None => None,
-        }
+        let docker = match docker.negotiate_version().await {
+            Ok(docker) => docker,
+            // ssh logged in but the host refused the forward: no engine socket there
+            // (rootless Docker listens elsewhere), or forwarding is turned off.
+            Err(e) => {
+                let refusal = match &tunnel {
+                    Some(tunnel) => tunnel.forward_refusal().await,
+                    None => None,
+                };
+                return Err(unreachable(match refusal {
+                    Some(line) => format!(
+                        "the host refused a connection to its engine's socket ({line}); for rootless Docker \
+                         give its socket: ssh://user@host/run/user/UID/docker.sock"
+                    ),
+                    None => e.to_string(),
+                }));
+            }
+        };
+        Ok(DockerEngine { docker, _tunnel: tunnel })
     }
 
     async fn run_exec(
@@ -166,7 +183,6 @@ impl DockerEngine {
 
 impl Engine for DockerEngine {
     async fn info(&self) -> Result<EngineInfo> {
-        let _turn = self.turn().await;
         let info = self.docker.info().await.map_err(|e| EngineError::Unreachable(e.to_string()))?;
         Ok(EngineInfo {
             version: info.server_version.unwrap_or_default(),
@@ -177,7 +193,6 @@ impl Engine for DockerEngine {
     }
 
     async fn image_exists(&self, image: &str) -> Result<bool> {
-        let _turn = self.turn().await;
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),
             Err(e) if is_status(&e, 404) => Ok(false),
@@ -191,7 +206,6 @@ impl Engine for DockerEngine {
         platform: &str,
         tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     ) -> Result<String> {
-        let _turn = self.turn().await;
         let options = CreateImageOptions {
             from_src: Some("-".into()),
             changes: changes.to_vec(),
@@ -211,7 +225,6 @@ impl Engine for DockerEngine {
     }
 
     async fn tag_image(&self, id: &str, image: &str) -> Result<()> {
-        let _turn = self.turn().await;
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
         let options =
             bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
@@ -219,7 +232,6 @@ impl Engine for DockerEngine {
     }
 
     async fn send_image(&self, image: &str, to: &Self) -> Result<()> {
-        let (_turn, _theirs) = (self.turn().await, to.turn().await);
         // The export runs in its own task and hands chunks over a small channel, so the
         // image is never held in memory or written to disk on the way.
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
@@ -245,7 +257,6 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image(&self, id: &str) -> Result<()> {
-        let _turn = self.turn().await;
         match self.docker.remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None).await
         {
             Ok(_) => Ok(()),
@@ -255,7 +266,6 @@ impl Engine for DockerEngine {
     }
 
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()> {
-        let _turn = self.turn().await;
         match self
             .docker
             .inspect_network(&net.name, None::<bollard::query_parameters::InspectNetworkOptions>)
@@ -307,7 +317,6 @@ impl Engine for DockerEngine {
     }
 
     async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()> {
-        let _turn = self.turn().await;
         match self.docker.inspect_volume(&vol.name).await {
             Ok(found) => {
                 if found.labels.get(LABEL_CLUSTER) == vol.labels.get(LABEL_CLUSTER) {
@@ -341,7 +350,6 @@ impl Engine for DockerEngine {
     }
 
     async fn create_container(&self, c: &ContainerPlan) -> Result<()> {
-        let _turn = self.turn().await;
         // A folder a storage container mounts the shared /home on (and its nodes see
         // it through): given as a bind ("SRC:DST:rshared"), which every engine version
         // creates on the host when missing (a mount's create_mountpoint needs API 1.42).
@@ -445,7 +453,6 @@ impl Engine for DockerEngine {
     }
 
     async fn upload(&self, container: &str, files: &[FileUpload]) -> Result<()> {
-        let _turn = self.turn().await;
         let mut builder = tar::Builder::new(Vec::new());
         for f in files {
             let mut header = tar::Header::new_gnu();
@@ -468,7 +475,6 @@ impl Engine for DockerEngine {
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
-        let _turn = self.turn().await;
         match self.docker.start_container(name, None::<StartContainerOptions>).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 304) => Ok(()),
@@ -484,7 +490,6 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {
-        let _turn = self.turn().await;
         // Stop first: SIGTERM lets slurmctld write its state (queued jobs) to its volume,
         // which a forced removal (SIGKILL) would lose.
         let stop = StopContainerOptions { t: Some(STOP_TIMEOUT_S), signal: None };
@@ -502,7 +507,6 @@ impl Engine for DockerEngine {
     }
 
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
-        let _turn = self.turn().await;
         let (id, started) = self.run_exec(container, spec, false, false).await?;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         if let StartExecResults::Attached { mut output, .. } = started {
@@ -521,7 +525,6 @@ impl Engine for DockerEngine {
     }
 
     async fn exec_attached(&self, container: &str, spec: &ExecSpec, tty: bool) -> Result<i64> {
-        let _turn = self.turn().await;
         let (id, started) = self.run_exec(container, spec, tty, true).await?;
         let StartExecResults::Attached { mut output, mut input } = started else {
             return self.exit_code(&id).await;
@@ -556,7 +559,6 @@ impl Engine for DockerEngine {
     }
 
     async fn logs(&self, container: &str, tail: &str) -> Result<String> {
-        let _turn = self.turn().await;
         let options =
             LogsOptions { stdout: true, stderr: true, tail: tail.to_string(), ..Default::default() };
         let chunks: Vec<LogOutput> =
@@ -572,7 +574,6 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_network(&self, cluster: &str) -> Result<Vec<String>> {
-        let _turn = self.turn().await;
         let options = ListNetworksOptions { filters: Some(cluster_filter(cluster)) };
         let nets = self.docker.list_networks(Some(options)).await.map_err(api("list networks"))?;
         let mut removed = Vec::new();
@@ -587,7 +588,6 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_volumes(&self, cluster: &str) -> Result<Vec<String>> {
-        let _turn = self.turn().await;
         let options = ListVolumesOptions { filters: Some(cluster_filter(cluster)) };
         let vols = self.docker.list_volumes(Some(options)).await.map_err(api("list volumes"))?;
         let mut removed = Vec::new();

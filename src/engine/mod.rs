@@ -3,11 +3,13 @@
 //! Commands never talk to Docker directly: they call [`Engine`], whose real
 //! implementation is [`docker::DockerEngine`] (bollard over the engine's API, with the
 //! API version negotiated so old engines such as Debian's 20.10 work). Every `ensure_*`
-//! call is idempotent, and every object is found through its labels. Unit tests pass
+//! call is idempotent, and every object is found through its labels. Engines on other
+//! machines are reached over one ssh connection per host ([`ssh`]). Unit tests pass
 //! a [`recording::RecordingEngine`] instead, which keeps everything in memory.
 
 pub mod docker;
 pub mod recording;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 

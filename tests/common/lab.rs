@@ -54,11 +54,10 @@ const PACKAGES: &[&str] = &[
 
 /// Shell run by mmdebstrap on the finished tree (`$1` is its root).
 const CUSTOMIZE: &[&str] = &[
-    // Root logs in with a key only: no passwords anywhere.
-    // slurmbox opens an ssh connection per concurrent engine request (bollard runs
-    // `ssh … docker system dial-stdio` for each); sshd's default MaxStartups (10:30:100)
-    // drops some of them on a busy machine.
-    r#"printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nMaxStartups 100:30:200\n' > "$1/etc/ssh/sshd_config.d/slurmbox-lab.conf""#,
+    // Root logs in with a key only, no passwords anywhere: what an admin sets on a real
+    // machine too. Everything else is sshd's default (MaxStartups 10:30:100, MaxSessions
+    // 10), as on the hosts slurmbox meets: the tests must hold against those.
+    r#"printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n' > "$1/etc/ssh/sshd_config.d/slurmbox-lab.conf""#,
     // Host keys baked into the image would be shared by every host made from it; each
     // host makes its own at start (`ssh-keygen -A` in HOST_START).
     r#"rm -f "$1"/etc/ssh/ssh_host_*"#,
@@ -75,9 +74,14 @@ const CUSTOMIZE: &[&str] = &[
 /// The inner engine cannot turn IPv6 off on its containers' interfaces (the lab host's
 /// /proc/sys is read-only), which Docker 26 treats as fatal unless told to go on.
 /// Its root is made a shared mount, as systemd makes a real machine's: the GlusterFS
-/// /home reaches node containers through mount propagation.
-const HOST_START: &str = "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && /usr/sbin/sshd && \
+/// /home reaches node containers through mount propagation. sshd logs every connection
+/// it sees (LogLevel VERBOSE) to [`SSHD_LOG`], which tests count.
+const HOST_START: &str = "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && \
+     /usr/sbin/sshd -E /var/log/sshd.log -o LogLevel=VERBOSE && \
      mount --make-rshared / && exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{cgroup}";
+
+/// sshd's log on each host (see HOST_START).
+pub const SSHD_LOG: &str = "/var/log/sshd.log";
 
 /// How long a host's inner engine may take to answer over ssh after the container starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -530,6 +534,15 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many TCP connections host `i`'s sshd has seen so far: those it let in
+    /// ("Connection from", logged at LogLevel VERBOSE) and those it dropped at once
+    /// because too many were still logging in (MaxStartups). The lab's own `ssh` calls
+    /// count too; this one reads the log through the outer engine, not over ssh.
+    pub fn sshd_connections(&self, i: usize) -> usize {
+        let log = docker_ok(&["exec", &self.hosts[i].container, "cat", SSHD_LOG]);
+        log.lines().filter(|l| l.contains("Connection from ") || l.contains("past MaxStartups")).count()
     }
 
     /// Unplugs host `i` from the lab network (a machine falling off the LAN).
