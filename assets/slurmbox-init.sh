@@ -96,7 +96,11 @@ controller)
     ;;
 compute | login)
     # Configless: the node fetches slurm.conf from the controller, so wait until it listens.
-    wait_for "exec 3<>/dev/tcp/$controller/6817" 2400 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
+    # The probe connects in a subshell, which closes the connection as it exits. (A probe
+    # that opened it in this shell would hold it open for the node's lifetime, inherited
+    # by slurmd and sackd: slurmctld 24.11.5 waits for such an idle connection forever
+    # when `scontrol reconfigure` quiesces its connections, and hangs.)
+    wait_for "(exec 3<>/dev/tcp/$controller/6817)" 2400 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
     if [ "$role" = compute ]; then
         # A dynamic node: it registers itself with the resources it declares.
         /usr/sbin/slurmd -D -Z --conf "${SLURMBOX_NODE_CONF:?}" --conf-server "$controller" \

@@ -94,6 +94,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::process::Command;
+    use std::time::Duration;
 
     /// Every `SLURMBOX_*` name a script mentions.
     fn slurmbox_names(script: &str) -> BTreeSet<&str> {
@@ -196,5 +200,40 @@ mod tests {
             assert!(STORAGE_SCRIPT.contains(&format!("{key}=")), "slurmbox-storage status prints no {key}=");
         }
         assert!(STORAGE_SCRIPT.contains(&format!("log() {{ echo \"{STORAGE_LOG_PREFIX}$*\" >&2; }}")));
+    }
+
+    /// The init script's probe of the controller's port, as written in the script.
+    fn controller_probe() -> String {
+        let line = INIT_SCRIPT
+            .lines()
+            .find(|l| l.contains("/dev/tcp/") && l.contains("wait_for"))
+            .expect("the init script probes the controller's port");
+        line.split('"').nth(1).expect("wait_for \"PROBE\" ...").to_string()
+    }
+
+    /// A probe must not hold its connection open: the shell that runs it goes on to
+    /// start slurmd and sackd, which would inherit it, and slurmctld 24.11.5 waits for
+    /// an idle connection forever when `scontrol reconfigure` quiesces (issue 13).
+    #[test]
+    fn controller_probe_closes_its_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let probe = controller_probe().replace("$controller", "127.0.0.1").replace("6817", &port.to_string());
+        // Run the probe the way wait_for does (eval in the script's shell), then linger
+        // as the script does while its daemons run.
+        let mut shell = Command::new("bash")
+            .args(["-c", &format!("set -euo pipefail; eval {probe:?}; sleep 3")])
+            .spawn()
+            .expect("run bash");
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        let mut buf = [0u8; 16];
+        let read = conn.read(&mut buf);
+        let _ = shell.kill();
+        let _ = shell.wait();
+        match read {
+            Ok(0) => {}
+            other => panic!("the probe {probe:?} left its connection open ({other:?})"),
+        }
     }
 }

@@ -630,10 +630,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "87854afecd3ad5be"),
-                ("slurmbox-login", "d6ae867f48bbb44e"),
-                ("slurmbox-node1", "aa1ef2c042975f4b"),
-                ("slurmbox-node2", "32b640f28c87a800"),
+                ("slurmbox-controller", "4376e712d0b10b87"),
+                ("slurmbox-login", "3445dd7d133fe671"),
+                ("slurmbox-node1", "23a1fffec55938db"),
+                ("slurmbox-node2", "fe4a02f22fedb0cd"),
             ],
         );
     }
@@ -643,11 +643,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "7063771e1e5c88ea"),
-                ("lab-login", "3f4fda8efcae876d"),
-                ("lab-pi1", "96f556b251552e4e"),
-                ("lab-pi2", "12cccef1d025edc3"),
-                ("lab-pi3", "43900321d8657b3b"),
+                ("lab-controller", "fbc415f5c025d648"),
+                ("lab-login", "85434ff28e02ec01"),
+                ("lab-pi1", "ee30db27a464eaa7"),
+                ("lab-pi2", "7b82ed2040973c4a"),
+                ("lab-pi3", "3a5810fac24667ce"),
             ],
         );
     }
@@ -657,12 +657,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "903d964d38b0dd21"),
-                ("lab-login", "50933f7b5cefc787"),
-                ("lab-pi1-1", "11524183b52f6efd"),
-                ("lab-pi1-2", "45533edab293b593"),
-                ("lab-pi2-1", "df168845944c0c42"),
-                ("lab-pi2-2", "a95c592f3f44c494"),
+                ("lab-controller", "2b935c084cb6513c"),
+                ("lab-login", "ff8134a5dc3d0440"),
+                ("lab-pi1-1", "3046ed5e417763e5"),
+                ("lab-pi1-2", "6852d0abc24559aa"),
+                ("lab-pi2-1", "4090c6a13fdf4a32"),
+                ("lab-pi2-2", "5163689c744e50cf"),
             ],
         );
     }
@@ -672,10 +672,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "d74eb25b29a18dd1"),
-                ("lab-login", "7572e02595dfcf94"),
-                ("lab-pi1", "817cbc1cd68e2c23"),
-                ("lab-pi2", "ed62ea6029358faf"),
+                ("lab-controller", "feec8202afcd2d9b"),
+                ("lab-login", "c774d0ed449c4004"),
+                ("lab-pi1", "8b5117c191047cec"),
+                ("lab-pi2", "4ecaa1f51a38bb6b"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],

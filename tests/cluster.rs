@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{
     ClusterGuard, article_job, container_identities, labelled_objects, remove_container, slurmbox,
     slurmbox_with_input,
@@ -214,6 +216,56 @@ fn latest_slurm_release_passes_verify() {
     assert!(version.stdout.starts_with("slurm-wlm 26.05"), "{}", version.stdout);
     let verify = cluster.run(&["verify"], &[]).ok();
     assert!(verify.stdout.contains("MPI pi"), "{}", verify.stdout);
+}
+
+/// `scontrol reconfigure` (what an admin runs after a configuration change) returns
+/// within seconds, the controller answers right after it, and a running job goes on.
+/// On Slurm 24.11.5 slurmctld used to hang for good: it waits for every open connection
+/// before reconfiguring, and each node's init script held one open (issue 13).
+fn reconfigure_keeps_the_cluster_answering(tag: &str, slurm: &str) {
+    let cluster = ClusterGuard::new(tag);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(&spec, format!("name = \"{}\"\nslurm = \"{slurm}\"\n", cluster.name)).unwrap();
+    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+    let version = cluster.sh("sinfo -V").ok();
+    assert!(version.stdout.starts_with(&format!("slurm-wlm {slurm}.")), "{}", version.stdout);
+
+    let job = cluster.sh("sbatch --parsable --wrap 'sleep 300'").ok().stdout.trim().to_string();
+    let state = format!("squeue -h -j {job} -o '%T %N'");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let out = cluster.sh(&state).ok().stdout;
+        if out.starts_with("RUNNING ") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "job {job} not running after 30 s: {out:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+
+    // Twice: the controller that the first one re-executed must reconfigure too.
+    for round in 1..=2 {
+        let start = Instant::now();
+        let reconf = cluster.run(&["exec"], &["--user", "root", "--", "scontrol", "reconfigure"]);
+        let took = start.elapsed();
+        assert_eq!(reconf.code, 0, "reconfigure {round} failed after {took:?}: {}", reconf.stderr);
+        assert!(took < Duration::from_secs(5), "reconfigure {round} took {took:?}");
+        let start = Instant::now();
+        cluster.sh("sinfo -h").ok();
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(5), "sinfo after reconfigure {round} took {took:?}");
+    }
+    assert_eq!(cluster.sh(&state).ok().stdout, before, "job {job} after reconfigure");
+}
+
+#[test]
+fn reconfigure_keeps_the_cluster_answering_on_24_11() {
+    reconfigure_keeps_the_cluster_answering("reconf2411", "24.11");
+}
+
+#[test]
+fn reconfigure_keeps_the_cluster_answering_on_26_05() {
+    reconfigure_keeps_the_cluster_answering("reconf2605", "26.05");
 }
 
 /// A spec with a mistake is refused with its location, exit code 2, and nothing made.
