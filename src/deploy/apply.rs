@@ -4,7 +4,7 @@
 //! Slurm forgetting nodes that go away), then everything new or stopped starts at
 //! once. [`Apply`] is also what the parts' hooks see.
 
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 
 use super::DeployError;
 use crate::components::PARTS;
@@ -97,12 +97,12 @@ impl<'a, E: Engine> Apply<'a, E> {
                 removals.push(self.engines[*host].remove_container(name));
             }
         }
-        try_join_all(removals).await?;
+        all(removals).await?;
 
         let to_create = self.created();
         self.say(format!("creating {} containers", to_create.len()));
         let t = std::time::Instant::now();
-        try_join_all(to_create.iter().map(|c| create_with_files(&self.engines[c.host], c))).await?;
+        all(to_create.iter().map(|c| create_with_files(&self.engines[c.host], c))).await?;
         tracing::info!(containers = to_create.len(), elapsed = ?t.elapsed(), "created");
 
         for part in PARTS {
@@ -117,7 +117,7 @@ impl<'a, E: Engine> Apply<'a, E> {
             .filter(|c| self.touched(&c.name) && !self.started.contains(&c.name))
             .collect();
         let t = std::time::Instant::now();
-        try_join_all(to_start.iter().map(|c| self.engines[c.host].start_container(&c.name))).await?;
+        all(to_start.iter().map(|c| self.engines[c.host].start_container(&c.name))).await?;
         tracing::info!(containers = to_start.len(), elapsed = ?t.elapsed(), "started");
         Ok(self.summary())
     }
@@ -142,6 +142,15 @@ impl<'a, E: Engine> Apply<'a, E> {
         }
         parts.join(", ")
     }
+}
+
+/// Runs the requests to their ends, then returns the first error: a request left in
+/// flight when `up` stops would still be carried out by its engine (a container made
+/// after `up` said it failed, which the next `up` would not expect).
+async fn all<T>(
+    requests: impl IntoIterator<Item = impl std::future::Future<Output = Result<T, EngineError>>>,
+) -> Result<Vec<T>, EngineError> {
+    join_all(requests).await.into_iter().collect()
 }
 
 /// Creates a container and places its files in it, ready to start.
