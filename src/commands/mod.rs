@@ -20,7 +20,7 @@ use crate::engine::docker::DockerEngine;
 use crate::engine::{ContainerInfo, Engine, EngineError, EngineInfo};
 use crate::plan::{LABEL_NODE, LABEL_USER};
 use crate::progress::Progress;
-use crate::spec::{ClusterSpec, DEFAULT_NAME, HostSpec};
+use crate::spec::{ClusterSpec, HostSpec};
 
 /// Settings resolved once from flags and environment.
 pub struct Context {
@@ -179,10 +179,6 @@ pub fn load_spec(args: &ClusterName) -> miette::Result<ClusterSpec> {
 
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-pub fn cluster_name(arg: &ClusterName) -> String {
-    arg.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string())
 }
 
 /// The running container of `node` ("login", "controller", "node1", ...).
