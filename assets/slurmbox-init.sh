@@ -15,6 +15,8 @@
 #   SLURMBOX_NODE_CONF   what a compute node registers with ("CPUs=4 RealMemory=...")
 #   SLURMBOX_SHARED_HOME "glusterfs" when /home is the volume the host's storage
 #                        container mounts (compute and login nodes wait for it)
+#   SLURMBOX_CGROUP_WRITABLE "1" on compute nodes that enforce limits: the container's
+#                        own cgroup mounts are made writable for slurmd
 set -euo pipefail
 
 role="${1:?usage: slurmbox-init controller|compute|login}"
@@ -79,6 +81,19 @@ else
         chown munge:munge "$key"
         chmod 0400 "$key"
     fi
+fi
+
+# Limits: the container runs in a private cgroup namespace, so the cgroup mounts Docker
+# made (read-only) are rooted at the container's own cgroup, not the host's. slurmd
+# makes its job cgroups below them, which needs them writable: a bind remount changes
+# only this container's view (SYS_ADMIN). On cgroup v2 slurmd then moves the
+# processes out of the namespace's root and enables the controllers (cgroup.conf).
+if [ "${SLURMBOX_CGROUP_WRITABLE:-}" = 1 ]; then
+    while read -r _ mountpoint fstype _; do
+        case "$fstype" in cgroup | cgroup2) ;; *) continue ;; esac
+        mount -o remount,bind,rw "$mountpoint" ||
+            { log "cannot make $mountpoint writable: limits cannot be enforced on this host (see slurmbox doctor)"; exit 1; }
+    done < <(awk '$2 ~ "^/sys/fs/cgroup" { print }' /proc/self/mounts)
 fi
 
 install -d -o munge -g munge -m 0755 /run/munge

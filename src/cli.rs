@@ -46,6 +46,9 @@ pub enum Command {
     Shell(ShellArgs),
     /// Show nodes with their Slurm and container state.
     Status(StatusArgs),
+    /// Say per compute node which limits hold (memory, cores, processes), and where one
+    /// does not, why and what would change it.
+    Doctor(DoctorArgs),
     /// Print the daemons' logs of one node or all.
     Logs(LogsArgs),
     /// Check that the cluster works for users: every node idle in sinfo and scontrol, srun
@@ -143,6 +146,15 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub cluster: ClusterName,
     /// Print JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// Print JSON on stdout instead of lines.
     #[arg(long)]
     pub json: bool,
 }

@@ -38,11 +38,14 @@ pub mod env {
     pub const SHARED_HOME: &str = "SLURMBOX_SHARED_HOME";
     /// The value of [`SHARED_HOME`] for a GlusterFS /home.
     pub const SHARED_HOME_GLUSTERFS: &str = "glusterfs";
+    /// `1` on compute nodes that enforce limits: slurmbox-init makes the container's
+    /// own cgroup mounts writable for slurmd.
+    pub const CGROUP_WRITABLE: &str = "SLURMBOX_CGROUP_WRITABLE";
     /// How the other hosts reach this storage container's host.
     pub const STORAGE_ADDRESS: &str = "SLURMBOX_STORAGE_ADDRESS";
 
     /// The variables slurmbox-init reads.
-    pub const INIT: &[&str] = &[USERS, CONTROLLER, NODE, NODE_CONF, SHARED_HOME];
+    pub const INIT: &[&str] = &[USERS, CONTROLLER, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
     /// The variables slurmbox-storage reads.
     pub const STORAGE: &[&str] = &[STORAGE_ADDRESS];
 
@@ -140,8 +143,15 @@ mod tests {
             assert!(reads(STORAGE_SCRIPT, name), "slurmbox-storage does not read {name}");
         }
         let all: BTreeSet<&str> = env::INIT.iter().chain(env::STORAGE).copied().collect();
-        let each =
-            [env::USERS, env::CONTROLLER, env::NODE, env::NODE_CONF, env::SHARED_HOME, env::STORAGE_ADDRESS];
+        let each = [
+            env::USERS,
+            env::CONTROLLER,
+            env::NODE,
+            env::NODE_CONF,
+            env::SHARED_HOME,
+            env::CGROUP_WRITABLE,
+            env::STORAGE_ADDRESS,
+        ];
         assert_eq!(all, each.into_iter().collect(), "each variable is listed for the script that reads it");
         // The one value a script compares with.
         let test = format!("\"${{{}:-}}\" = {} ]", env::SHARED_HOME, env::SHARED_HOME_GLUSTERFS);

@@ -45,6 +45,9 @@ const PACKAGES: &[&str] = &[
     "python3-mpi4py",
     "python3-numpy",
     "procps",
+    // slurmbox-init makes the container's own cgroup mounts writable (limits); forky
+    // no longer pulls it in.
+    "mount",
     "tini",
     "ca-certificates",
 ];

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             Command::Exec(args) => commands::exec::run(&ctx, args).await,
             Command::Shell(args) => commands::exec::shell(&ctx, args).await,
             Command::Status(args) => commands::status::run(&ctx, args).await,
+            Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
             Command::Logs(args) => commands::logs::run(&ctx, args).await,
             Command::Verify(args) => commands::verify::run(&ctx, args).await,
             Command::List(args) => commands::list::run(&ctx, args).await,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::components::limits::{CgroupHost, Limits};
 use crate::components::{Config, Layout, PARTS};
 use crate::render::{CgroupConf, NodeConf, SlurmConf};
 use crate::spec::{Arch, ClusterSpec};
@@ -19,6 +20,8 @@ pub const LABEL_CLUSTER: &str = "io.slurmbox.cluster";
 pub const LABEL_ROLE: &str = "io.slurmbox.role";
 pub const LABEL_NODE: &str = "io.slurmbox.node";
 pub const LABEL_HASH: &str = "io.slurmbox.spec-hash";
+/// On compute nodes: the cgroup plugin that confines their jobs, or "off".
+pub const LABEL_LIMITS: &str = "io.slurmbox.limits";
 /// The cluster's default user (for `exec`, `shell` and `verify`).
 pub const LABEL_USER: &str = "io.slurmbox.user";
 
@@ -49,6 +52,8 @@ pub struct HostFacts {
     pub image: String,
     /// The storage image for its architecture, when the cluster's /home is GlusterFS.
     pub storage_image: Option<String>,
+    /// What its engine says about cgroups (whether limits can be enforced there).
+    pub cgroup: CgroupHost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -90,6 +95,8 @@ pub struct Plan {
     pub default_user: String,
     /// The hosts holding the GlusterFS /home, first host's first; empty otherwise.
     pub storage: Vec<StoragePeer>,
+    /// Whether jobs are confined by cgroups, or why not.
+    pub limits: Limits,
 }
 
 /// A host's storage container, and the address the other hosts reach it at.
@@ -164,6 +171,12 @@ pub struct ContainerPlan {
     /// Security options (`apparmor=unconfined`: AppArmor's default profile forbids mount).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// Its own cgroup namespace (compute nodes that enforce limits).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cgroupns_private: bool,
+    /// Memory limit (memory and swap together), MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
 }
 
 /// A file written into a container at creation (owned by root).
@@ -227,6 +240,7 @@ impl Plan {
             compute_nodes: Vec::new(),
             default_user: spec.default_user().to_string(),
             storage: Vec::new(),
+            limits: config.limits.clone(),
         };
         for part in PARTS {
             part.add(&layout, &config, &mut plan);
@@ -342,7 +356,14 @@ mod tests {
     const IMAGE: &str = "slurmbox/node:24.11-test";
 
     fn facts() -> HostFacts {
-        HostFacts { cpus: 2, memory_mib: 24000, arch: Arch::Amd64, image: IMAGE.into(), storage_image: None }
+        HostFacts {
+            cpus: 2,
+            memory_mib: 24000,
+            arch: Arch::Amd64,
+            image: IMAGE.into(),
+            storage_image: None,
+            cgroup: CgroupHost::v2(),
+        }
     }
 
     fn existing(plan: &Plan) -> Vec<Existing> {
@@ -386,10 +407,24 @@ mod tests {
     }
 
     #[test]
-    fn changing_node_cpus_recreates_compute_nodes_only() {
+    fn changing_node_cpus_recreates_compute_nodes_and_the_default_memory_per_cpu() {
         let mut spec = ClusterSpec::default_cluster();
         let before = Plan::new(&spec, &[facts()]);
         spec.compute.cpus = Some(8);
+        let after = Plan::new(&spec, &[facts()]);
+        // The controller's slurm.conf holds DefMemPerCPU, which follows the CPUs.
+        assert_eq!(
+            converge(&after, &existing(&before)),
+            vec![
+                Change::Recreate("slurmbox-controller".into()),
+                Change::Recreate("slurmbox-node1".into()),
+                Change::Recreate("slurmbox-node2".into())
+            ]
+        );
+        // Without limits memory is not scheduled: only the nodes change.
+        spec.compute.limits = false;
+        let before = Plan::new(&spec, &[facts()]);
+        spec.compute.cpus = Some(4);
         let after = Plan::new(&spec, &[facts()]);
         assert_eq!(
             converge(&after, &existing(&before)),
@@ -472,7 +507,13 @@ mod tests {
             } else {
                 assert_eq!((home.target.as_str(), home.propagation), ("/home", Some(Propagation::Slave)));
                 assert!(c.env.contains(&"SLURMBOX_SHARED_HOME=glusterfs".to_string()), "{}", c.name);
-                assert!(!c.cap_add.contains(&"SYS_ADMIN".to_string()), "{}", c.name);
+                // Compute nodes get SYS_ADMIN for their own cgroup mounts (limits), no other node.
+                assert_eq!(
+                    c.cap_add.contains(&"SYS_ADMIN".to_string()),
+                    c.role == Role::Compute,
+                    "{}",
+                    c.name
+                );
             }
         }
         let volumes: Vec<(usize, &str)> = plan.volumes.iter().map(|v| (v.host, v.name.as_str())).collect();
@@ -595,6 +636,7 @@ mod pinned_hashes {
             arch: Arch::Amd64,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
+            cgroup: CgroupHost::v2(),
         }
     }
 
@@ -630,10 +672,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "4376e712d0b10b87"),
-                ("slurmbox-login", "3445dd7d133fe671"),
-                ("slurmbox-node1", "23a1fffec55938db"),
-                ("slurmbox-node2", "fe4a02f22fedb0cd"),
+                ("slurmbox-controller", "5aacc6de04755fb9"),
+                ("slurmbox-login", "bd92d9adbba4aeb2"),
+                ("slurmbox-node1", "f417bcb4a197bf11"),
+                ("slurmbox-node2", "b2eaf333c8fcb77a"),
             ],
         );
     }
@@ -643,11 +685,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "fbc415f5c025d648"),
-                ("lab-login", "85434ff28e02ec01"),
-                ("lab-pi1", "ee30db27a464eaa7"),
-                ("lab-pi2", "7b82ed2040973c4a"),
-                ("lab-pi3", "3a5810fac24667ce"),
+                ("lab-controller", "66a030d1718e7c78"),
+                ("lab-login", "e00bbea05e0d8697"),
+                ("lab-pi1", "94b425febc231d06"),
+                ("lab-pi2", "2023135e4d2ebd96"),
+                ("lab-pi3", "4ced9351ef0ed230"),
             ],
         );
     }
@@ -657,12 +699,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "2b935c084cb6513c"),
-                ("lab-login", "ff8134a5dc3d0440"),
-                ("lab-pi1-1", "3046ed5e417763e5"),
-                ("lab-pi1-2", "6852d0abc24559aa"),
-                ("lab-pi2-1", "4090c6a13fdf4a32"),
-                ("lab-pi2-2", "5163689c744e50cf"),
+                ("lab-controller", "138cb3d24b6528d0"),
+                ("lab-login", "1336ad4fb7d548bf"),
+                ("lab-pi1-1", "3771b41aacc3c9c4"),
+                ("lab-pi1-2", "7108adab7642c510"),
+                ("lab-pi2-1", "b3cb3b097da798f8"),
+                ("lab-pi2-2", "81a69249fa80104e"),
             ],
         );
     }
@@ -672,10 +714,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "feec8202afcd2d9b"),
-                ("lab-login", "c774d0ed449c4004"),
-                ("lab-pi1", "8b5117c191047cec"),
-                ("lab-pi2", "4ecaa1f51a38bb6b"),
+                ("lab-controller", "0b1757aa480f3e52"),
+                ("lab-login", "39f1cd56c33b6494"),
+                ("lab-pi1", "969227e9f9801435"),
+                ("lab-pi2", "4f7b7b6e57e8dda3"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],

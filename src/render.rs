@@ -29,6 +29,11 @@ pub struct SlurmConf {
     /// Seconds without contact before slurmctld marks a node DOWN. Slurm's default
     /// (300 s) is far too slow for a lab where a container restart takes seconds.
     pub slurmd_timeout: u32,
+    /// Jobs are confined and tracked by cgroups (proctrack/cgroup, task/cgroup):
+    /// memory becomes a scheduled resource.
+    pub cgroups: bool,
+    /// Memory a job gets per CPU when it asks for none (with `cgroups`).
+    pub def_mem_per_cpu: Option<u64>,
 }
 
 /// What a compute node declares when it registers (`slurmd -Z --conf "..."`).
@@ -88,12 +93,29 @@ impl Display for SlurmConf {
         writeln!(f, "SlurmdSpoolDir={SLURMD_SPOOL_DIR}")?;
         writeln!(f, "SlurmctldPidFile=/run/slurmctld.pid")?;
         writeln!(f, "SlurmdPidFile=/run/slurmd.pid")?;
-        writeln!(f, "# No cgroups yet: jobs are tracked by process tree and limits are NOT enforced.")?;
-        writeln!(f, "ProctrackType=proctrack/linuxproc")?;
-        writeln!(f, "TaskPlugin=task/none")?;
+        if self.cgroups {
+            writeln!(
+                f,
+                "# Each job is confined to its cores and memory and tracked by its cgroup (cgroup.conf)."
+            )?;
+            writeln!(f, "ProctrackType=proctrack/cgroup")?;
+            writeln!(f, "TaskPlugin=task/cgroup,task/affinity")?;
+        } else {
+            writeln!(f, "# No cgroups: jobs are tracked by process tree and limits are NOT enforced.")?;
+            writeln!(f, "ProctrackType=proctrack/linuxproc")?;
+            writeln!(f, "TaskPlugin=task/none")?;
+        }
         writeln!(f, "MpiDefault=none")?;
         writeln!(f, "SelectType=select/cons_tres")?;
-        writeln!(f, "SelectTypeParameters=CR_Core")?;
+        if self.cgroups {
+            writeln!(f, "SelectTypeParameters=CR_Core_Memory")?;
+            if let Some(mem) = self.def_mem_per_cpu {
+                writeln!(f, "# A job that asks for no memory gets its share of a node's per CPU.")?;
+                writeln!(f, "DefMemPerCPU={mem}")?;
+            }
+        } else {
+            writeln!(f, "SelectTypeParameters=CR_Core")?;
+        }
         writeln!(f, "# Containers on one host all see the whole host; the CPUs and memory declared")?;
         writeln!(f, "# below are what Slurm schedules, even where they exceed the hardware.")?;
         writeln!(f, "SlurmdParameters=config_overrides")?;
@@ -120,24 +142,64 @@ impl Display for SlurmConf {
     }
 }
 
-/// `cgroup.conf`. Until slurmbox manages cgroups the plugin is disabled outright, so
+/// `cgroup.conf`. Where limits cannot be enforced the plugin is disabled outright, so
 /// slurmd does not probe a cgroup tree the container cannot write.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CgroupConf {
     pub plugin: CgroupPlugin,
+    /// Cores, memory (no swap beyond it) and devices of each job are constrained.
+    pub constrain: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+impl CgroupConf {
+    pub fn disabled() -> CgroupConf {
+        CgroupConf { plugin: CgroupPlugin::Disabled, constrain: false }
+    }
+
+    pub fn enforcing(plugin: CgroupPlugin) -> CgroupConf {
+        CgroupConf { plugin, constrain: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum CgroupPlugin {
     Disabled,
+    /// cgroup v1, also on hybrid hosts (controllers on v1 hierarchies).
+    V1,
+    /// The unified hierarchy.
+    V2,
+    /// Hosts on different versions: each slurmd finds its own.
+    Autodetect,
+}
+
+impl Display for CgroupPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CgroupPlugin::Disabled => "disabled",
+            CgroupPlugin::V1 => "cgroup/v1",
+            CgroupPlugin::V2 => "cgroup/v2",
+            CgroupPlugin::Autodetect => "autodetect",
+        })
+    }
 }
 
 impl Display for CgroupConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Written by slurmbox.")?;
-        match self.plugin {
-            CgroupPlugin::Disabled => writeln!(f, "CgroupPlugin=disabled"),
+        writeln!(f, "CgroupPlugin={}", self.plugin)?;
+        if !self.constrain {
+            return Ok(());
         }
+        writeln!(f, "# No systemd in the containers: slurmd makes its cgroups itself, below the")?;
+        writeln!(f, "# container's own (private cgroup namespace), and enables the controllers there.")?;
+        writeln!(f, "IgnoreSystemd=yes")?;
+        writeln!(f, "EnableControllers=yes")?;
+        writeln!(f, "ConstrainCores=yes")?;
+        writeln!(f, "ConstrainRAMSpace=yes")?;
+        writeln!(f, "# A job's memory is its limit: no swap beyond it.")?;
+        writeln!(f, "ConstrainSwapSpace=yes")?;
+        writeln!(f, "AllowedSwapSpace=0")?;
+        writeln!(f, "ConstrainDevices=yes")
     }
 }
 
@@ -157,6 +219,16 @@ mod tests {
 
     #[test]
     fn cgroup_conf_renders() {
-        insta::assert_snapshot!(CgroupConf { plugin: CgroupPlugin::Disabled }.to_string());
+        insta::assert_snapshot!(CgroupConf::disabled().to_string());
+    }
+
+    #[test]
+    fn cgroup_conf_renders_enforcing() {
+        for plugin in [CgroupPlugin::V1, CgroupPlugin::V2, CgroupPlugin::Autodetect] {
+            insta::assert_snapshot!(
+                format!("enforcing_{}", plugin.to_string().replace('/', "_")),
+                CgroupConf::enforcing(plugin).to_string()
+            );
+        }
     }
 }

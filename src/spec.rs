@@ -167,6 +167,8 @@ pub struct ComputeSpec {
     pub cpus: Option<u32>,
     /// Memory declared to Slurm per node in MiB; `None` means "the host's".
     pub memory_mb: Option<u64>,
+    /// Confine jobs with cgroups wherever the hosts allow (`limits = false`: never).
+    pub limits: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -196,7 +198,7 @@ impl ClusterSpec {
         ClusterSpec {
             name: DEFAULT_NAME.to_string(),
             slurm: SlurmVersion::V24_11,
-            compute: ComputeSpec { count: 2, cpus: None, memory_mb: None },
+            compute: ComputeSpec { count: 2, cpus: None, memory_mb: None, limits: true },
             home: HomeSpec::Volume,
             users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
             hosts: Vec::new(),
@@ -319,6 +321,7 @@ struct RawCompute {
     per_host: Option<Spanned<i64>>,
     cpus: Option<Spanned<i64>>,
     memory_mb: Option<Spanned<i64>>,
+    limits: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,6 +420,9 @@ impl RawSpec {
                 spec.compute.memory_mb =
                     Some(in_range(&mem, MIN_NODE_MEMORY_MB, 64 * 1024 * 1024, "compute.memory_mb", &err)?
                         as u64);
+            }
+            if let Some(limits) = compute.limits {
+                spec.compute.limits = limits;
             }
         }
         if let Some(home) = &self.home

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use crate::commands::Cluster;
 use crate::engine::{ContainerInfo, Engine, ExecSpec};
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
+use crate::plan::{LABEL_LIMITS, LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
 use crate::slurm::{NodeState, Slurm};
 
 /// The whole picture, as `slurmbox status --json` prints it.
@@ -76,6 +76,9 @@ pub struct NodeStatus {
     /// Slurm's state for compute nodes ("idle", "down*", ...), as `sinfo` prints it;
     /// null for the others or when the controller cannot be asked.
     pub slurm_state: Option<String>,
+    /// Compute nodes: the cgroup plugin confining their jobs, or "off" (`doctor` says
+    /// why); null for the others.
+    pub limits: Option<String>,
 }
 
 /// What a storage container's `status` printed.
@@ -131,6 +134,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 container: Some(c.name.clone()),
                 container_state: c.state.clone(),
                 container_status: c.status.clone(),
+                limits: c.labels.get(LABEL_LIMITS).cloned(),
             }
         })
         .collect();
@@ -146,6 +150,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 container_state: "unknown".into(),
                 container_status: "host unreachable".into(),
                 slurm_state: Some(state.to_string()),
+                limits: None,
             });
         }
     }

@@ -28,6 +28,19 @@ fn default_cluster_runs_the_article_job_and_converges() {
         assert!(row.contains(" ok "), "{row}");
     }
 
+    // Limits hold on the default cluster too: memory and processes; its nodes declare
+    // 4 CPUs each, so on a smaller machine their jobs' cores are confined but shared.
+    let doctor = cluster.run(&["doctor"], &["--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    for node in report["nodes"].as_array().unwrap() {
+        let limits = &node["limits"]["Ok"];
+        for limit in ["memory", "cores", "processes"] {
+            assert_eq!(limits[limit]["enforced"], true, "{limit}: {report:#}");
+        }
+        // Two nodes on one host share its cores, whatever its size.
+        assert_eq!(limits["exclusive_cores"], false, "{report:#}");
+    }
+
     // exec: default user, in their home; stdin in, stdout/stderr out, exit code back.
     let who = cluster.sh("id -un; id -u; pwd").ok();
     assert_eq!(who.stdout, "researcher\n1000\n/home/researcher\n");

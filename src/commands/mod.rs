@@ -2,6 +2,7 @@
 //! the process exit code; errors go back to `main`, which prints them once.
 
 pub mod config;
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod host;

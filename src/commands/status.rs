@@ -79,6 +79,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         ]);
     }
     println!("{table}");
+    println!("{}", limits_line(nodes));
     // What could not be asked, on stderr, so the tables read the same either way.
     let p = &ctx.progress;
     if let Some(e) = &status.slurm_error {
@@ -90,4 +91,23 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on what confines the compute nodes' jobs, from what they were made with.
+fn limits_line(nodes: &[crate::status::NodeStatus]) -> String {
+    let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for n in nodes.iter().filter(|n| n.role == "compute") {
+        by.entry(n.limits.as_deref().unwrap_or("unknown")).or_default().push(&n.node);
+    }
+    let parts: Vec<String> = by
+        .iter()
+        .map(|(limits, nodes)| match *limits {
+            "off" | "unknown" => format!("NOT enforced on {} (`slurmbox doctor` says why)", nodes.join(", ")),
+            plugin => format!("enforced by {plugin} on {}", nodes.join(", ")),
+        })
+        .collect();
+    format!(
+        "limits (memory, cores, processes): {}",
+        if parts.is_empty() { "no compute nodes".into() } else { parts.join("; ") }
+    )
 }

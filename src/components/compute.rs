@@ -44,9 +44,10 @@ pub fn node_conf(layout: &Layout, facts: &HostFacts) -> NodeConf {
     NodeConf {
         // Enough CPUs for the article's job (8 tasks on 2 nodes) even on small hosts.
         cpus: compute.cpus.unwrap_or(facts.cpus.max(4)),
-        // Every node on a host sees all of its memory, and memory is not a scheduled
-        // resource (CR_Core) until cgroups can enforce it. Not divided by the node
-        // count, so growing the cluster leaves existing nodes alone.
+        // Without `memory_mb` every node on a host declares all of its memory, which is
+        // what its container has (its limit is the host's): each job is held to its
+        // share, the nodes together are not. Not divided by the node count, so growing
+        // the cluster leaves existing nodes alone; `memory_mb` caps each node.
         real_memory_mib: compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
         features: vec![COMPUTE_FEATURE.into(), facts.arch.to_string()],
     }

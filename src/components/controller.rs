@@ -10,7 +10,7 @@ use crate::deploy::{Apply, DeployError};
 use crate::plan::{
     COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
 };
-use crate::render::{self, CgroupConf, CgroupPlugin, NodeSetDef, PartitionDef, SlurmConf};
+use crate::render::{self, CgroupConf, NodeSetDef, PartitionDef, SlurmConf};
 
 /// slurm.conf before other parts add to it.
 pub fn slurm_conf(layout: &Layout) -> SlurmConf {
@@ -22,11 +22,14 @@ pub fn slurm_conf(layout: &Layout) -> SlurmConf {
         node_sets: vec![NodeSetDef { name: COMPUTE_FEATURE.into(), feature: COMPUTE_FEATURE.into() }],
         partitions: vec![PartitionDef { name: "debug".into(), nodes: COMPUTE_FEATURE.into(), default: true }],
         slurmd_timeout: 20,
+        cgroups: false,
+        def_mem_per_cpu: None,
     }
 }
 
+/// cgroup.conf before the limits part decides (see [`super::limits`]).
 pub fn cgroup_conf() -> CgroupConf {
-    CgroupConf { plugin: CgroupPlugin::Disabled }
+    CgroupConf::disabled()
 }
 
 pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {

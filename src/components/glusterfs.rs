@@ -73,6 +73,8 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
             }],
             labels: layout.labels(&[(LABEL_ROLE, Role::Storage.as_str()), (LABEL_NODE, &node)]),
             devices: vec!["/dev/fuse".into()],
+            cgroupns_private: false,
+            memory_mib: None,
             security_opt: vec!["apparmor=unconfined".into()],
         };
         plan.storage.push(StoragePeer { host, container: c.name.clone(), address: listed.address.clone() });

@@ -8,6 +8,7 @@
 //! | shared /home | [`home`] | the home volume or host folder every node mounts | – |
 //! | login node | [`login`] | the login container (sackd, or its own slurm.conf) | – |
 //! | compute nodes | [`compute`] | a slurmd container per node, what each registers with | forgets nodes that went away |
+//! | limits | [`limits`] | cgroup plugins in slurm.conf, cgroup.conf; each compute container's cgroup namespace, capabilities, memory limit | – |
 //! | GlusterFS /home | [`glusterfs`] | a storage container, brick and state volume per host | shapes the replicated volume |
 //!
 //! [`crate::plan::Plan::new`] folds over [`PARTS`] in two passes: first each part
@@ -22,6 +23,7 @@ pub mod compute;
 pub mod controller;
 pub mod glusterfs;
 pub mod home;
+pub mod limits;
 pub mod login;
 pub mod munge;
 pub mod network;
@@ -39,8 +41,16 @@ use crate::render::{CgroupConf, SlurmConf};
 use crate::spec::{ClusterSpec, MacvlanSpec, NetworkSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 7] =
-    [Part::Network, Part::Munge, Part::Controller, Part::Home, Part::Login, Part::Compute, Part::GlusterFs];
+pub const PARTS: [Part; 8] = [
+    Part::Network,
+    Part::Munge,
+    Part::Controller,
+    Part::Home,
+    Part::Login,
+    Part::Compute,
+    Part::Limits,
+    Part::GlusterFs,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -50,6 +60,7 @@ pub enum Part {
     Home,
     Login,
     Compute,
+    Limits,
     GlusterFs,
 }
 
@@ -59,6 +70,7 @@ impl Part {
         match self {
             Part::Network => network::configure(layout, config),
             Part::Home => home::configure(layout, config),
+            Part::Limits => limits::configure(layout, config),
             Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::GlusterFs => {}
         }
     }
@@ -72,6 +84,7 @@ impl Part {
             Part::Home => home::add(layout, plan),
             Part::Login => login::add(layout, config, plan),
             Part::Compute => compute::add(layout, config, plan),
+            Part::Limits => limits::add(layout, config, plan),
             Part::GlusterFs => glusterfs::add(layout, plan),
         }
     }
@@ -232,6 +245,8 @@ impl<'a> Layout<'a> {
             ]),
             devices: vec![],
             security_opt: vec![],
+            cgroupns_private: false,
+            memory_mib: None,
         }
     }
 }
@@ -251,6 +266,8 @@ pub struct NodeContainer<'p> {
 pub struct Config {
     pub slurm_conf: SlurmConf,
     pub cgroup_conf: CgroupConf,
+    /// Whether jobs are confined by cgroups (the limits part decides).
+    pub limits: limits::Limits,
     /// The environment every Slurm node's container starts with.
     pub node_env: Vec<String>,
 }
@@ -262,6 +279,7 @@ impl Config {
         Config {
             slurm_conf: controller::slurm_conf(layout),
             cgroup_conf: controller::cgroup_conf(),
+            limits: limits::Limits::Off { why: "not decided".into() },
             node_env: vec![
                 format!("{}={}", contract::env::USERS, users.join(" ")),
                 format!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::future::{join_all, try_join_all};
 
 use super::DeployError;
+use crate::components::limits::CgroupHost;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
@@ -171,6 +172,7 @@ pub async fn images(
             arch: *arch,
             image: tags[arch].clone(),
             storage_image: storage_tags.get(arch).cloned(),
+            cgroup: CgroupHost::from_engine(info),
         })
         .collect();
     for &i in &reached.skipped {
@@ -191,6 +193,7 @@ pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineE
         arch,
         image: Recipe::new(spec.slurm, arch).tag(),
         storage_image: Some(Recipe::storage(arch).tag()),
+        cgroup: CgroupHost::from_engine(&info),
     };
     Ok(vec![facts; spec.hosts.len().max(1)])
 }

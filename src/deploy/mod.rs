@@ -74,6 +74,8 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
     let reached = hosts::reach(spec, options.skip_unreachable, p).await?;
     let facts = hosts::images(spec, &reached, &options.mirror, p).await?;
     let plan = Plan::new(spec, &facts).without_hosts(&reached.skipped);
+    // Plainly, either way: a cluster that cannot enforce limits still comes up.
+    p.say(format!("Limits: {}", plan.limits.summary()));
     converge(&reached.engines, &plan, options.wait, p).await?;
     Ok(plan)
 }

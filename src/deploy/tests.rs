@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::remove::{Leaving, RemoveError, RemoveOptions, remove_host};
 use super::{DeployError, converge};
+use crate::components::limits::CgroupHost;
 use crate::engine::recording::{ANY_CONTAINER, Call, RecordingEngine};
 use crate::engine::{ContainerInfo, Engine, ExecOutput};
 use crate::plan::{HostFacts, Plan};
@@ -15,7 +16,14 @@ use crate::spec::{Arch, ClusterSpec};
 const IMAGE: &str = "slurmbox/node:24.11-test";
 
 fn facts() -> HostFacts {
-    HostFacts { cpus: 2, memory_mib: 4096, arch: Arch::Amd64, image: IMAGE.into(), storage_image: None }
+    HostFacts {
+        cpus: 2,
+        memory_mib: 4096,
+        arch: Arch::Amd64,
+        image: IMAGE.into(),
+        storage_image: None,
+        cgroup: CgroupHost::v2(),
+    }
 }
 
 fn quiet() -> Progress {

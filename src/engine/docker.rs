@@ -7,9 +7,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
-    Mount, MountType, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig,
+    HostConfigCgroupnsModeEnum, Ipam, IpamConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
@@ -189,6 +189,9 @@ impl Engine for DockerEngine {
             cpus: info.ncpu.unwrap_or(1).max(1) as u32,
             memory_mib: (info.mem_total.unwrap_or(0).max(0) as u64) / (1024 * 1024),
             arch: info.architecture.unwrap_or_default(),
+            cgroup_version: info.cgroup_version.map(|v| v.to_string()).unwrap_or_default(),
+            cgroup_driver: info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default(),
+            security_options: info.security_options.unwrap_or_default(),
         })
     }
 
@@ -414,6 +417,10 @@ impl Engine for DockerEngine {
                         .collect()
                 }),
                 security_opt: (!c.security_opt.is_empty()).then(|| c.security_opt.clone()),
+                cgroupns_mode: c.cgroupns_private.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+                // No swap beyond the limit: memory and swap together are the limit.
+                memory: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+                memory_swap: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
                 ..Default::default()
             }),
             // On the cluster's own network the node is found by its name; on the host's

@@ -67,6 +67,12 @@ pub struct EngineInfo {
     pub cpus: u32,
     pub memory_mib: u64,
     pub arch: String,
+    /// "1", "2", or "" where the engine does not say (before API 1.40).
+    pub cgroup_version: String,
+    /// "cgroupfs", "systemd", "none".
+    pub cgroup_driver: String,
+    /// As Docker lists them: "name=seccomp,profile=default", "name=rootless", ...
+    pub security_options: Vec<String>,
 }
 
 /// One of a cluster's containers as the engine reports it.

@@ -495,6 +495,9 @@ impl Engine for RecordingEngine {
             cpus: 4,
             memory_mib: 8192,
             arch: "x86_64".into(),
+            cgroup_version: "2".into(),
+            cgroup_driver: "systemd".into(),
+            security_options: vec!["name=seccomp,profile=builtin".into(), "name=cgroupns".into()],
         }))
     }
 
@@ -698,6 +701,7 @@ mod tests {
             arch: Arch::Amd64,
             image: IMAGE.into(),
             storage_image: None,
+            cgroup: crate::components::limits::CgroupHost::v2(),
         };
         Plan::new(&ClusterSpec::default_cluster(), &[facts])
     }
