@@ -6,7 +6,11 @@
 #     `sleep infinity`, and warm `up` as a ratio of it
 #   - `srun -N2 hostname` latency (median of 10, timed inside the login node)
 #   - wall time of the article's MPI pi job (its calc.py and script.sh, unchanged)
+#   - a burst of 100 `sbatch --wrap=true` jobs: submit to the last one done
+# Warm up and job launch are measured twice: with limits (cgroups, the default) and
+# with `compute.limits = false`, the way slurmbox ran before limits.
 # Targets (issue #2): warm up <= 2.5x floor; srun -N2 hostname <= 0.3 s; cold up <= 3 min.
+# (Issue #9: limits must not make srun -N2 hostname slower than 0.3 s.)
 #
 # Usage: bench/bench.sh [--keep-image]   (--keep-image skips the cold measurement)
 # It removes and rebuilds the 24.11 node image unless --keep-image is given.
@@ -17,9 +21,13 @@ SB=./target/release/slurmbox
 NAME="bench-$$"
 SEED=../shared/seed/dockerized-slurm-on-raspberry-pis.md
 IMAGE=$($SB image build --quiet)
+SPECS=$(mktemp -d)
+printf 'name = "%s"\n' "$NAME" >"$SPECS/on.toml"
+printf 'name = "%s"\n[compute]\nlimits = false\n' "$NAME" >"$SPECS/off.toml"
 cleanup() {
     $SB down --purge --quiet --name "$NAME" >/dev/null 2>&1 || true
     docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null 2>&1 || true
+    rm -rf "$SPECS"
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
@@ -36,51 +44,64 @@ fi
 
 median() { sort -n | sed -n 2p; }
 
-# Warm up and the floor, three times each (the median is reported): this machine's
-# two cores make single runs noisy.
-warms=()
-floors=()
-for _ in 1 2 3; do
-    # (The first time there is nothing to take down: `down` says so and fails.)
-    $SB down --purge --quiet --name "$NAME" 2>/dev/null || true
-    t0=$(now); $SB up --quiet --name "$NAME"; t1=$(now)
-    warms+=("$(secs "$t0" "$t1")")
-
-    # The floor: same number of containers (controller, login, 2 compute), same image.
-    t0=$(now)
-    for i in 1 2 3 4; do
-        docker run -d --name "$NAME-floor-$i" --entrypoint sleep "$IMAGE" infinity >/dev/null &
-    done
-    wait
-    t1=$(now)
-    floors+=("$(secs "$t0" "$t1")")
-    docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null
-done
-warm=$(printf '%s\n' "${warms[@]}" | median)
-floor=$(printf '%s\n' "${floors[@]}" | median)
-
 # The jobs' shell runs in the login node: its $(...) expand there, not here.
 # shellcheck disable=SC2016
-srun=$($SB exec --name "$NAME" -- bash -c '
-    for i in $(seq 10); do
-        s=$(date +%s%N); srun -N2 hostname >/dev/null; e=$(date +%s%N)
-        echo $(( (e - s) / 1000000 ))
-    done | sort -n | sed -n 5p')
+measure() { # on|off: prints "warm-median warm-runs... | floor-median | srun-ms | burst-ms | pi-ms pi-line"
+    local spec="$SPECS/$1.toml" warms=() floors=()
+    # Warm up and the floor, three times each (the median is reported): this machine's
+    # two cores make single runs noisy.
+    for _ in 1 2 3; do
+        # (The first time there is nothing to take down: `down` says so and fails.)
+        $SB down --purge --quiet --name "$NAME" 2>/dev/null || true
+        t0=$(now); $SB up --quiet -f "$spec"; t1=$(now)
+        warms+=("$(secs "$t0" "$t1")")
 
-# The article's own job files, cut out of the article unchanged.
-awk '/^```python/{f=1;next} /^```/{f=0} f' "$SEED" | $SB exec --name "$NAME" -- bash -c 'cat > calc.py'
-awk '/^```bash/{b=""; f=1; next} /^```/{if (f && b ~ /#SBATCH --ntasks=8/) printf "%s", b; f=0} f{b=b $0 "\n"}' "$SEED" |
-    $SB exec --name "$NAME" -- bash -c 'cat > script.sh'
-# shellcheck disable=SC2016
-pi=$($SB exec --name "$NAME" -- bash -c '
-    s=$(date +%s%N); sbatch --wait script.sh >/dev/null; e=$(date +%s%N)
-    echo "$(( (e - s) / 1000000 )) $(grep -h "pi is approximately" slurm-*.out)"')
+        # The floor: same number of containers (controller, login, 2 compute), same image.
+        t0=$(now)
+        for i in 1 2 3 4; do
+            docker run -d --name "$NAME-floor-$i" --entrypoint sleep "$IMAGE" infinity >/dev/null &
+        done
+        wait
+        t1=$(now)
+        floors+=("$(secs "$t0" "$t1")")
+        docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null
+    done
+    WARM=$(printf '%s\n' "${warms[@]}" | median)
+    WARMS="${warms[*]}"
+    FLOOR=$(printf '%s\n' "${floors[@]}" | median)
+    FLOORS="${floors[*]}"
 
-ratio=$(div "$warm" "$floor")
+    SRUN=$($SB exec --name "$NAME" -- bash -c '
+        for i in $(seq 10); do
+            s=$(date +%s%N); srun -N2 hostname >/dev/null; e=$(date +%s%N)
+            echo $(( (e - s) / 1000000 ))
+        done | sort -n | sed -n 5p')
+
+    BURST=$($SB exec --name "$NAME" -- bash -c '
+        s=$(date +%s%N)
+        for i in $(seq 100); do sbatch --quiet --wrap=true -o /dev/null; done
+        while [ -n "$(squeue -h -o %i)" ]; do sleep 0.1; done
+        e=$(date +%s%N); echo $(( (e - s) / 1000000 ))')
+
+    # The article's own job files, cut out of the article unchanged.
+    awk '/^```python/{f=1;next} /^```/{f=0} f' "$SEED" | $SB exec --name "$NAME" -- bash -c 'cat > calc.py'
+    awk '/^```bash/{b=""; f=1; next} /^```/{if (f && b ~ /#SBATCH --ntasks=8/) printf "%s", b; f=0} f{b=b $0 "\n"}' "$SEED" |
+        $SB exec --name "$NAME" -- bash -c 'cat > script.sh'
+    PI=$($SB exec --name "$NAME" -- bash -c '
+        rm -f slurm-*.out
+        s=$(date +%s%N); sbatch --wait script.sh >/dev/null; e=$(date +%s%N)
+        echo "$(( (e - s) / 1000000 )) $(grep -h "pi is approximately" slurm-*.out)"')
+}
+
 printf 'slurmbox bench (%s, %s CPUs, Docker %s)\n' "$IMAGE" "$(nproc)" "$(docker version -f '{{.Server.Version}}')"
 printf '  cold up (image built)        %8s s   target <= 180 s\n' "$cold"
-printf '  warm up (median of 3)        %8.2f s   runs: %s\n' "$warm" "${warms[*]}"
-printf '  floor (4 x sleep infinity)   %8.2f s   runs: %s\n' "$floor" "${floors[*]}"
-printf '  warm up / floor              %8.2f x   target <= 2.5x\n' "$ratio"
-printf '  srun -N2 hostname (median)   %8.3f s   target <= 0.3 s\n' "$(div "$srun" 1000)"
-printf '  article pi job (sbatch)      %8.2f s   %s\n' "$(div "${pi%% *}" 1000)" "${pi#* }"
+for limits in on off; do
+    measure "$limits"
+    printf ' limits %s:\n' "$limits"
+    printf '  warm up (median of 3)        %8.2f s   runs: %s\n' "$WARM" "$WARMS"
+    printf '  floor (4 x sleep infinity)   %8.2f s   runs: %s\n' "$FLOOR" "$FLOORS"
+    printf '  warm up / floor              %8.2f x   target <= 2.5x\n' "$(div "$WARM" "$FLOOR")"
+    printf '  srun -N2 hostname (median)   %8.3f s   target <= 0.3 s\n' "$(div "$SRUN" 1000)"
+    printf '  100 x sbatch --wrap=true     %8.2f s   %s jobs/s\n' "$(div "$BURST" 1000)" "$(div 100000 "$BURST")"
+    printf '  article pi job (sbatch)      %8.2f s   %s\n' "$(div "${PI%% *}" 1000)" "${PI#* }"
+done

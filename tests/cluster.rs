@@ -315,7 +315,10 @@ fn config_render_prints_slurm_conf_and_creates_nothing() {
     assert!(out.stdout.contains(&format!("ClusterName={name}")), "{}", out.stdout);
     assert!(out.stdout.contains("PartitionName=debug Nodes=compute"), "{}", out.stdout);
     assert!(out.stdout.contains("CPUs=4 Sockets=1 CoresPerSocket=4"), "{}", out.stdout);
-    assert!(out.stdout.contains("CgroupPlugin=disabled"), "{}", out.stdout);
+    // This engine's cgroup version decides the plugin (v1 here, v2 on most hosts).
+    assert!(out.stdout.contains("CgroupPlugin=cgroup/v"), "{}", out.stdout);
+    assert!(out.stdout.contains("ConstrainRAMSpace=yes"), "{}", out.stdout);
+    assert!(out.stdout.contains("TaskPlugin=task/cgroup,task/affinity"), "{}", out.stdout);
     assert_eq!(labelled_objects(&name), Vec::<String>::new());
 }
 
