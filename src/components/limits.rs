@@ -436,6 +436,59 @@ mod tests {
         );
     }
 
+    fn plan_on(cgroup: CgroupHost) -> Plan {
+        let facts = crate::plan::HostFacts {
+            cpus: 2,
+            memory_mib: 4096,
+            arch: crate::spec::Arch::Amd64,
+            image: "slurmbox/node:24.11-test".into(),
+            storage_image: None,
+            cgroup,
+        };
+        Plan::new(&crate::spec::ClusterSpec::default_cluster(), &[facts])
+    }
+
+    #[test]
+    fn only_compute_containers_change_where_limits_hold() {
+        let plan = plan_on(CgroupHost { apparmor: true, ..CgroupHost::v2() });
+        assert_eq!(plan.limits, Limits::Enforced { plugin: CgroupPlugin::V2 });
+        assert_eq!(plan.cgroup_conf, CgroupConf::enforcing(CgroupPlugin::V2));
+        assert!(plan.slurm_conf.cgroups);
+        // The smallest node's memory per CPU: 4096 MiB over 4 declared CPUs.
+        assert_eq!(plan.slurm_conf.def_mem_per_cpu, Some(1024));
+        for c in &plan.containers {
+            let compute = c.role == Role::Compute;
+            assert_eq!(c.cgroupns_private, compute, "{}", c.name);
+            assert_eq!(c.cap_add.iter().any(|cap| cap == "SYS_ADMIN"), compute, "{}", c.name);
+            assert_eq!(c.security_opt.contains(&"apparmor=unconfined".to_string()), compute, "{}", c.name);
+            // Declared memory and the daemons' room, never more than the host has.
+            assert_eq!(c.memory_mib, compute.then_some(4096), "{}", c.name);
+            if compute {
+                assert_eq!(c.labels[LABEL_LIMITS], "cgroup/v2");
+                assert!(c.env.contains(&format!("{}=1", contract::env::CGROUP_WRITABLE)));
+            }
+        }
+        // Without AppArmor the profile stays.
+        let plain = plan_on(CgroupHost { version: Some(1), ..CgroupHost::v2() });
+        assert!(plain.containers.iter().all(|c| c.security_opt.is_empty()));
+    }
+
+    #[test]
+    fn a_rootless_host_leaves_the_cluster_as_before() {
+        let plan = plan_on(CgroupHost { rootless: true, ..CgroupHost::v2() });
+        assert!(!plan.limits.enforced());
+        assert_eq!(plan.cgroup_conf, CgroupConf::disabled());
+        assert!(!plan.slurm_conf.cgroups);
+        assert!(plan.slurm_conf.to_string().contains("ProctrackType=proctrack/linuxproc"));
+        for c in &plan.containers {
+            assert!(!c.cgroupns_private && c.memory_mib.is_none(), "{}", c.name);
+            assert!(!c.cap_add.iter().any(|cap| cap == "SYS_ADMIN" || cap == "SYS_NICE"), "{}", c.name);
+            if c.role == Role::Compute {
+                assert_eq!(c.labels[LABEL_LIMITS], "off");
+            }
+        }
+    }
+
     const ENFORCING: &str = "cgroup=1\nwritable=yes\nmemory_limit=1207959552\nslurm_tree=yes\ncores=2\n\
         declared=CPUs=2 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1024 Feature=compute,amd64\n\
         ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup,task/affinity\nConstrainCores=yes\n\
