@@ -68,6 +68,8 @@ pub const MUNGE_KEY: &str = "/etc/munge/munge.key";
 pub const SLURM_CONF: &str = "/etc/slurm/slurm.conf";
 /// Cgroup settings, beside slurm.conf (the controller serves both).
 pub const CGROUP_CONF: &str = "/etc/slurm/cgroup.conf";
+/// The compute nodes' GPUs (the controller serves it too).
+pub const GRES_CONF: &str = "/etc/slurm/gres.conf";
 /// slurmctld's state (the state volume's mount point); slurmbox-init hands it to the
 /// slurm account.
 pub const STATE_SAVE_LOCATION: &str = "/var/spool/slurmctld";

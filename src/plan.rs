@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::components::limits::{CgroupHost, Limits};
 use crate::components::{Config, Layout, PARTS};
-use crate::render::{CgroupConf, NodeConf, SlurmConf};
+use crate::render::{CgroupConf, GresConf, NodeConf, SlurmConf};
 use crate::spec::{Arch, ClusterSpec};
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
@@ -22,6 +22,8 @@ pub const LABEL_NODE: &str = "io.slurmbox.node";
 pub const LABEL_HASH: &str = "io.slurmbox.spec-hash";
 /// On compute nodes: the cgroup plugin that confines their jobs, or "off".
 pub const LABEL_LIMITS: &str = "io.slurmbox.limits";
+/// On compute nodes with GPUs: the GRES they register with ("gpu:2,shard:8").
+pub const LABEL_GRES: &str = "io.slurmbox.gres";
 /// The cluster's default user (for `exec`, `shell` and `verify`).
 pub const LABEL_USER: &str = "io.slurmbox.user";
 
@@ -88,6 +90,7 @@ pub struct Plan {
     pub containers: Vec<ContainerPlan>,
     pub slurm_conf: SlurmConf,
     pub cgroup_conf: CgroupConf,
+    pub gres_conf: GresConf,
     /// What each compute node registers with.
     pub node_conf: NodeConf,
     /// Slurm names of the compute nodes, in order.
@@ -165,7 +168,8 @@ pub struct ContainerPlan {
     /// Files placed in the container before it first starts.
     pub files: Vec<PlannedFile>,
     pub labels: BTreeMap<String, String>,
-    /// Host devices it gets (`/dev/fuse` for a storage container).
+    /// Host devices it gets: `/dev/fuse` (a storage container), or `HOST:NODE` where
+    /// the path in the container differs (`/srv/fake/nvidia0:/dev/nvidia0`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
     /// Security options (`apparmor=unconfined`: AppArmor's default profile forbids mount).
@@ -237,6 +241,7 @@ impl Plan {
             node_conf: crate::components::compute::node_conf(&layout, &facts[0]),
             slurm_conf: config.slurm_conf.clone(),
             cgroup_conf: config.cgroup_conf.clone(),
+            gres_conf: config.gres_conf.clone(),
             compute_nodes: Vec::new(),
             default_user: spec.default_user().to_string(),
             storage: Vec::new(),
@@ -672,7 +677,7 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "5aacc6de04755fb9"),
+                ("slurmbox-controller", "bcd6adec8428d877"),
                 ("slurmbox-login", "bd92d9adbba4aeb2"),
                 ("slurmbox-node1", "f417bcb4a197bf11"),
                 ("slurmbox-node2", "b2eaf333c8fcb77a"),
@@ -685,8 +690,8 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "66a030d1718e7c78"),
-                ("lab-login", "e00bbea05e0d8697"),
+                ("lab-controller", "399011c73f072c07"),
+                ("lab-login", "51202c43a2e05dc3"),
                 ("lab-pi1", "94b425febc231d06"),
                 ("lab-pi2", "2023135e4d2ebd96"),
                 ("lab-pi3", "4ced9351ef0ed230"),
@@ -699,7 +704,7 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "138cb3d24b6528d0"),
+                ("lab-controller", "9db5dc09ec1e7270"),
                 ("lab-login", "1336ad4fb7d548bf"),
                 ("lab-pi1-1", "3771b41aacc3c9c4"),
                 ("lab-pi1-2", "7108adab7642c510"),
@@ -714,8 +719,8 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "0b1757aa480f3e52"),
-                ("lab-login", "39f1cd56c33b6494"),
+                ("lab-controller", "a5c83111c9641de8"),
+                ("lab-login", "5c9e04abb2dfa97a"),
                 ("lab-pi1", "969227e9f9801435"),
                 ("lab-pi2", "4f7b7b6e57e8dda3"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),

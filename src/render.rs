@@ -34,6 +34,8 @@ pub struct SlurmConf {
     pub cgroups: bool,
     /// Memory a job gets per CPU when it asks for none (with `cgroups`).
     pub def_mem_per_cpu: Option<u64>,
+    /// `GresTypes=`: "gpu", and "shard" where GPUs are shared (empty: none).
+    pub gres_types: Vec<String>,
 }
 
 /// What a compute node declares when it registers (`slurmd -Z --conf "..."`).
@@ -43,6 +45,8 @@ pub struct NodeConf {
     pub real_memory_mib: u64,
     /// Slurm features: the one node sets select on, and the image's architecture.
     pub features: Vec<String>,
+    /// Generic resources it has: `("gpu", 2)`, `("shard", 8)`.
+    pub gres: Vec<(String, u32)>,
 }
 
 impl Display for NodeConf {
@@ -53,7 +57,45 @@ impl Display for NodeConf {
             self.real_memory_mib,
             self.features.join(","),
             cpus = self.cpus
-        )
+        )?;
+        if !self.gres.is_empty() {
+            let gres: Vec<String> = self.gres.iter().map(|(name, n)| format!("{name}:{n}")).collect();
+            write!(f, " Gres={}", gres.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// `gres.conf`: each compute node's GPUs, as device files the node sees, and the
+/// shards they are cut into. One file for the cluster (served like slurm.conf); each
+/// line names its node, so nodes without GPUs have none.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct GresConf {
+    pub lines: Vec<GresLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GresLine {
+    pub node: String,
+    /// "gpu" or "shard".
+    pub name: String,
+    /// The device file in the node (`/dev/nvidia0`).
+    pub file: String,
+    /// Shards of that GPU; `None` for a GPU line.
+    pub count: Option<u32>,
+}
+
+impl Display for GresConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# Written by slurmbox: the compute nodes' GPUs, as device files in the node.")?;
+        for l in &self.lines {
+            write!(f, "NodeName={} Name={}", l.node, l.name)?;
+            if let Some(count) = l.count {
+                write!(f, " Count={count}")?;
+            }
+            writeln!(f, " File={}", l.file)?;
+        }
+        Ok(())
     }
 }
 
@@ -104,6 +146,9 @@ impl Display for SlurmConf {
             writeln!(f, "# No cgroups: jobs are tracked by process tree and limits are NOT enforced.")?;
             writeln!(f, "ProctrackType=proctrack/linuxproc")?;
             writeln!(f, "TaskPlugin=task/none")?;
+        }
+        if !self.gres_types.is_empty() {
+            writeln!(f, "GresTypes={}", self.gres_types.join(","))?;
         }
         writeln!(f, "MpiDefault=none")?;
         writeln!(f, "SelectType=select/cons_tres")?;
@@ -209,12 +254,18 @@ mod tests {
 
     #[test]
     fn node_conf_renders_for_slurmd_z() {
-        let conf =
-            NodeConf { cpus: 4, real_memory_mib: 7000, features: vec!["compute".into(), "arm64".into()] };
+        let conf = NodeConf {
+            cpus: 4,
+            real_memory_mib: 7000,
+            features: vec!["compute".into(), "arm64".into()],
+            gres: vec![],
+        };
         assert_eq!(
             conf.to_string(),
             "CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=7000 Feature=compute,arm64"
         );
+        let gpus = NodeConf { gres: vec![("gpu".into(), 2), ("shard".into(), 8)], ..conf };
+        assert!(gpus.to_string().ends_with("Feature=compute,arm64 Gres=gpu:2,shard:8"), "{gpus}");
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub struct HostSpec {
     pub address: String,
     /// The architecture of its node image; `None`: the one its engine reports.
     pub arch: Option<Arch>,
+    /// Device files on the host given to its compute node(s) as GPUs (`gpu_devices`).
+    pub gpu_devices: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -169,6 +171,10 @@ pub struct ComputeSpec {
     pub memory_mb: Option<u64>,
     /// Confine jobs with cgroups wherever the hosts allow (`limits = false`: never).
     pub limits: bool,
+    /// GPUs of the one host of a cluster without `[[host]]` tables (device files).
+    pub gpu_devices: Vec<String>,
+    /// Slurm `shard`s per GPU, so that several jobs share one (0: none).
+    pub gpu_shards: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -198,7 +204,14 @@ impl ClusterSpec {
         ClusterSpec {
             name: DEFAULT_NAME.to_string(),
             slurm: SlurmVersion::V24_11,
-            compute: ComputeSpec { count: 2, cpus: None, memory_mb: None, limits: true },
+            compute: ComputeSpec {
+                count: 2,
+                cpus: None,
+                memory_mb: None,
+                limits: true,
+                gpu_devices: vec![],
+                gpu_shards: 0,
+            },
             home: HomeSpec::Volume,
             users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
             hosts: Vec::new(),
@@ -312,6 +325,7 @@ struct RawHost {
     engine: Spanned<String>,
     address: Option<Spanned<String>>,
     arch: Option<Spanned<String>>,
+    gpu_devices: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,6 +336,8 @@ struct RawCompute {
     cpus: Option<Spanned<i64>>,
     memory_mb: Option<Spanned<i64>>,
     limits: Option<bool>,
+    gpu_devices: Option<Spanned<Vec<String>>>,
+    gpu_shards: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -423,6 +439,24 @@ impl RawSpec {
             }
             if let Some(limits) = compute.limits {
                 spec.compute.limits = limits;
+            }
+            if let Some(devices) = &compute.gpu_devices {
+                if !self.host.is_empty() {
+                    return Err(err(
+                        devices.span(),
+                        "compute.gpu_devices is for a cluster without [[host]] tables".into(),
+                        "give each GPU host its devices in its own [[host]] table: gpu_devices = [\"/dev/nvidia0\"]".into(),
+                    ));
+                }
+                spec.compute.gpu_devices = gpu_devices(devices, spec.compute.count, &err)?;
+            }
+            if let Some(shards) = &compute.gpu_shards {
+                spec.compute.gpu_shards = in_range(shards, 0, 1024, "compute.gpu_shards", &err)? as u32;
+            }
+        }
+        for raw in &self.host {
+            if let Some(devices) = &raw.gpu_devices {
+                gpu_devices(devices, spec.compute.count, &err)?;
             }
         }
         if let Some(home) = &self.home
@@ -610,7 +644,12 @@ fn check_hosts(
             }
             _ => String::new(),
         };
-        hosts.push(HostSpec { name: name.clone(), engine: engine.clone(), address, arch });
+        // (Whether the host's nodes can share them evenly is checked with [compute].)
+        let gpus = match &host.gpu_devices {
+            Some(devices) => gpu_devices(devices, 1, &err)?,
+            None => vec![],
+        };
+        hosts.push(HostSpec { name: name.clone(), engine: engine.clone(), address, arch, gpu_devices: gpus });
     }
     if let Some(controller) = controller {
         let Some(i) = hosts.iter().position(|h| &h.name == controller.get_ref()) else {
@@ -803,6 +842,44 @@ fn check_network(
     Ok(NetworkSpec::Macvlan(spec))
 }
 
+/// A `gpu_devices` list: absolute paths of device files, each once, with distinct file
+/// names (a node sees each as /dev/NAME), shared evenly by the host's `nodes`.
+fn gpu_devices(
+    devices: &Spanned<Vec<String>>,
+    nodes: u32,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<Vec<String>, SpecError> {
+    let list = devices.get_ref();
+    let mut names = std::collections::BTreeSet::new();
+    for d in list {
+        let path = Path::new(d);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !path.is_absolute() || name.is_empty() || d.contains("..") {
+            return Err(err(
+                devices.span(),
+                format!("gpu_devices entry {d:?} is not a device file's absolute path"),
+                "name each GPU's device file on the host, e.g. \"/dev/nvidia0\" or \"/dev/dri/renderD128\""
+                    .into(),
+            ));
+        }
+        if !names.insert(name.to_string()) {
+            return Err(err(
+                devices.span(),
+                format!("two gpu_devices entries are named {name:?}"),
+                "a node sees each device as /dev/NAME: every file name must differ".into(),
+            ));
+        }
+    }
+    if !list.is_empty() && !list.len().is_multiple_of(nodes.max(1) as usize) {
+        return Err(err(
+            devices.span(),
+            format!("{} GPUs cannot be shared evenly by {nodes} compute nodes on the host", list.len()),
+            "list a multiple of the host's node count: each node gets the same number, in order".into(),
+        ));
+    }
+    Ok(list.clone())
+}
+
 /// The least memory a compute node can be given: its daemons (slurmd, munged) and a
 /// small job need about that much.
 const MIN_NODE_MEMORY_MB: i64 = 256;
@@ -910,6 +987,43 @@ mod tests {
             let spec = ClusterSpec::parse("c.toml", &format!("[home]\nhost_path = \"{path}\"\n")).unwrap();
             assert_eq!(spec.home, HomeSpec::HostPath(path.into()));
         }
+    }
+
+    #[test]
+    fn gpu_devices_are_checked() {
+        let ok = ClusterSpec::parse(
+            "c.toml",
+            "[compute]\ngpu_devices = [\"/dev/nvidia0\", \"/srv/fake/nvidia1\"]\ngpu_shards = 4\n",
+        )
+        .unwrap();
+        assert_eq!(ok.compute.gpu_devices, ["/dev/nvidia0", "/srv/fake/nvidia1"]);
+        assert_eq!(ok.compute.gpu_shards, 4);
+        for (text, message) in [
+            ("[compute]\ngpu_devices = [\"nvidia0\"]\n", "is not a device file's absolute path"),
+            (
+                "[compute]\ngpu_devices = [\"/dev/nvidia0\", \"/srv/nvidia0\"]\n",
+                "two gpu_devices entries are named \"nvidia0\"",
+            ),
+            (
+                "[compute]\ncount = 2\ngpu_devices = [\"/dev/nvidia0\"]\n",
+                "1 GPUs cannot be shared evenly by 2 compute nodes",
+            ),
+            ("[compute]\ngpu_shards = -1\n", "compute.gpu_shards = -1 is out of range"),
+        ] {
+            let e = error_of(text);
+            assert!(e.contains(message), "{text}: {e}");
+        }
+        let e = error_of(
+            "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n[compute]\ngpu_devices = [\"/dev/nvidia0\"]\n[[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.1\"\n",
+        );
+        assert!(e.contains("compute.gpu_devices is for a cluster without [[host]] tables"), "{e}");
+        let hosts = ClusterSpec::parse(
+            "c.toml",
+            "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n[[host]]\nname = \"gpu1\"\nengine = \"ssh://a@10.0.0.1\"\ngpu_devices = [\"/dev/nvidia0\"]\n[[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.2\"\n",
+        )
+        .unwrap();
+        assert_eq!(hosts.hosts[0].gpu_devices, ["/dev/nvidia0"]);
+        assert!(hosts.hosts[1].gpu_devices.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use crate::commands::Cluster;
 use crate::engine::{ContainerInfo, Engine, ExecSpec};
-use crate::plan::{LABEL_LIMITS, LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
+use crate::plan::{LABEL_GRES, LABEL_LIMITS, LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
 use crate::slurm::{NodeState, Slurm};
 
 /// The whole picture, as `slurmbox status --json` prints it.
@@ -79,6 +79,8 @@ pub struct NodeStatus {
     /// Compute nodes: the cgroup plugin confining their jobs, or "off" (`doctor` says
     /// why); null for the others.
     pub limits: Option<String>,
+    /// Compute nodes with GPUs: the GRES they register with ("gpu:2"); null otherwise.
+    pub gres: Option<String>,
 }
 
 /// What a storage container's `status` printed.
@@ -135,6 +137,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 container_state: c.state.clone(),
                 container_status: c.status.clone(),
                 limits: c.labels.get(LABEL_LIMITS).cloned(),
+                gres: c.labels.get(LABEL_GRES).cloned(),
             }
         })
         .collect();
@@ -151,6 +154,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 container_status: "host unreachable".into(),
                 slurm_state: Some(state.to_string()),
                 limits: None,
+                gres: None,
             });
         }
     }

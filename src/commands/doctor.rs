@@ -121,6 +121,9 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
                 println!("  memory     {}", l.memory.detail);
                 println!("  cores      {}", l.cores.detail);
                 println!("  processes  {}", l.processes.detail);
+                if let Some(gpus) = &l.gpus {
+                    println!("  gpus       {}", gpus.detail);
+                }
             }
             Err(e) => println!("  could not be asked: {e}"),
         }

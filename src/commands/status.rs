@@ -67,7 +67,15 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         );
     }
     let mut table = Table::new();
-    table.load_style(UTF8_BORDERS_ONLY).set_header(["NODE", "HOST", "ROLE", "SLURM", "CONTAINER", "STATUS"]);
+    table.load_style(UTF8_BORDERS_ONLY).set_header([
+        "NODE",
+        "HOST",
+        "ROLE",
+        "SLURM",
+        "CONTAINER",
+        "STATUS",
+        "GPUS",
+    ]);
     for n in nodes {
         table.add_row([
             n.node.as_str(),
@@ -76,6 +84,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
             n.slurm_state.as_deref().unwrap_or("-"),
             n.container_state.as_str(),
             n.container_status.as_str(),
+            n.gres.as_deref().unwrap_or("-"),
         ]);
     }
     println!("{table}");

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use super::{Config, Layout, NodeContainer, home, munge};
+use super::{Config, Layout, NodeContainer, gpus, home, munge};
 use crate::actions;
 use crate::contract;
 use crate::deploy::{Apply, DeployError};
-use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, Plan, Role};
+use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, LABEL_GRES, Plan, Role};
 use crate::render::NodeConf;
 
 /// `(host, name)` of every compute node, host by host.
@@ -50,13 +50,19 @@ pub fn node_conf(layout: &Layout, facts: &HostFacts) -> NodeConf {
         // the cluster leaves existing nodes alone; `memory_mb` caps each node.
         real_memory_mib: compute.memory_mb.unwrap_or(facts.memory_mib.max(1)),
         features: vec![COMPUTE_FEATURE.into(), facts.arch.to_string()],
+        gres: vec![],
     }
 }
 
 pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     for placed in &layout.nodes {
-        let conf = node_conf(layout, &layout.facts[placed.host]);
-        plan.containers.push(layout.node_container(
+        let mut conf = node_conf(layout, &layout.facts[placed.host]);
+        let gpus = gpus::of_node(layout, placed);
+        if !gpus.is_empty() {
+            conf.features.push(gpus::GPU_FEATURE.into());
+            conf.gres = gpus::gres(layout, gpus.len());
+        }
+        let mut container = layout.node_container(
             config,
             NodeContainer {
                 placed,
@@ -68,7 +74,16 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
                 env: vec![format!("{}={conf}", contract::env::NODE_CONF)],
                 files: vec![],
             },
-        ));
+        );
+        if !conf.gres.is_empty() {
+            let gres: Vec<String> = conf.gres.iter().map(|(name, n)| format!("{name}:{n}")).collect();
+            container.labels.insert(LABEL_GRES.into(), gres.join(","));
+        }
+        container.devices = gpus
+            .into_iter()
+            .map(|(host, node)| if host == node { host } else { format!("{host}:{node}") })
+            .collect();
+        plan.containers.push(container);
         plan.compute_nodes.push(placed.name.clone());
     }
 }

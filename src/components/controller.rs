@@ -24,6 +24,7 @@ pub fn slurm_conf(layout: &Layout) -> SlurmConf {
         slurmd_timeout: 20,
         cgroups: false,
         def_mem_per_cpu: None,
+        gres_types: vec![],
     }
 }
 

@@ -222,6 +222,9 @@ pub struct NodeReport {
     pub task_plugin: String,
     pub constrain_cores: bool,
     pub constrain_ram: bool,
+    pub constrain_devices: bool,
+    /// The GRES the node declares ("gpu:2,shard:8"), empty without GPUs.
+    pub gres: String,
 }
 
 /// Run in a compute container (as root): prints `key=value` lines for [`NodeReport`].
@@ -246,7 +249,7 @@ echo "cores=$(nproc)"
 echo "declared=${SLURMBOX_NODE_CONF:-}"
 conf=/var/spool/slurmd/conf-cache
 for k in ProctrackType TaskPlugin; do echo "$k=$(sed -n "s/^$k=//p" "$conf/slurm.conf" 2>/dev/null)"; done
-for k in ConstrainCores ConstrainRAMSpace; do echo "$k=$(sed -n "s/^$k=//p" "$conf/cgroup.conf" 2>/dev/null)"; done
+for k in ConstrainCores ConstrainRAMSpace ConstrainDevices; do echo "$k=$(sed -n "s/^$k=//p" "$conf/cgroup.conf" 2>/dev/null)"; done
 "#;
 
 impl NodeReport {
@@ -275,6 +278,12 @@ impl NodeReport {
             task_plugin: value("TaskPlugin").to_string(),
             constrain_cores: yes("ConstrainCores"),
             constrain_ram: yes("ConstrainRAMSpace"),
+            constrain_devices: yes("ConstrainDevices"),
+            gres: value("declared")
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("Gres="))
+                .unwrap_or("")
+                .to_string(),
         }
     }
 }
@@ -292,6 +301,8 @@ pub struct NodeLimits {
     pub memory: Verdict,
     pub cores: Verdict,
     pub processes: Verdict,
+    /// Its GPUs and whether a job is kept to the ones it was given; `None` without GPUs.
+    pub gpus: Option<Verdict>,
     /// Cores are enforced and each job's are its own (not shared with other jobs).
     pub exclusive_cores: bool,
 }
@@ -366,7 +377,23 @@ pub fn judge(report: &NodeReport, neighbours: usize) -> NodeLimits {
             ),
         }
     };
-    NodeLimits { exclusive_cores: cores.enforced && exclusive, memory, cores, processes }
+    let gpus = (!report.gres.is_empty()).then(|| {
+        if missing.is_none() && task_cgroup && report.constrain_devices {
+            Verdict {
+                enforced: true,
+                detail: format!(
+                    "{}: a job can open only the GPUs it was given (device cgroup, ConstrainDevices)",
+                    report.gres
+                ),
+            }
+        } else {
+            Verdict {
+                enforced: false,
+                detail: format!("{}: NOT isolated: every job on the node can open all of them", report.gres),
+            }
+        }
+    });
+    NodeLimits { exclusive_cores: cores.enforced && exclusive, memory, cores, processes, gpus }
 }
 
 #[cfg(test)]
@@ -505,6 +532,17 @@ mod tests {
         assert!(limits.exclusive_cores);
         assert!(limits.memory.detail.contains("held to 1152 MiB"), "{}", limits.memory.detail);
         assert!(limits.cores.detail.contains("its own cores"));
+        assert_eq!(limits.gpus, None, "no GPUs, no line");
+        let gpus = NodeReport::parse(&format!(
+            "{}ConstrainDevices=yes\n",
+            ENFORCING.replace("compute,amd64", "compute,amd64,gpu Gres=gpu:2")
+        ));
+        assert_eq!(gpus.gres, "gpu:2");
+        assert!(
+            judge(&gpus, 0)
+                .gpus
+                .is_some_and(|v| v.enforced && v.detail.starts_with("gpu:2: a job can open only"))
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | shared /home | [`home`] | the home volume or host folder every node mounts | – |
 //! | login node | [`login`] | the login container (sackd, or its own slurm.conf) | – |
 //! | compute nodes | [`compute`] | a slurmd container per node, what each registers with | forgets nodes that went away |
+//! | GPUs | [`gpus`] | gres.conf, GresTypes and the `gpu` partition; each compute node's device files and GRES | – |
 //! | limits | [`limits`] | cgroup plugins in slurm.conf, cgroup.conf; each compute container's cgroup namespace, capabilities, memory limit | – |
 //! | GlusterFS /home | [`glusterfs`] | a storage container, brick and state volume per host | shapes the replicated volume |
 //!
@@ -22,6 +23,7 @@
 pub mod compute;
 pub mod controller;
 pub mod glusterfs;
+pub mod gpus;
 pub mod home;
 pub mod limits;
 pub mod login;
@@ -37,17 +39,18 @@ use crate::plan::{
     ContainerPlan, HostFacts, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan,
     PlannedFile, Role,
 };
-use crate::render::{CgroupConf, SlurmConf};
+use crate::render::{CgroupConf, GresConf, SlurmConf};
 use crate::spec::{ClusterSpec, MacvlanSpec, NetworkSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 8] = [
+pub const PARTS: [Part; 9] = [
     Part::Network,
     Part::Munge,
     Part::Controller,
     Part::Home,
     Part::Login,
     Part::Compute,
+    Part::Gpus,
     Part::Limits,
     Part::GlusterFs,
 ];
@@ -60,6 +63,7 @@ pub enum Part {
     Home,
     Login,
     Compute,
+    Gpus,
     Limits,
     GlusterFs,
 }
@@ -71,6 +75,7 @@ impl Part {
             Part::Network => network::configure(layout, config),
             Part::Home => home::configure(layout, config),
             Part::Limits => limits::configure(layout, config),
+            Part::Gpus => gpus::configure(layout, config),
             Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::GlusterFs => {}
         }
     }
@@ -85,6 +90,8 @@ impl Part {
             Part::Login => login::add(layout, config, plan),
             Part::Compute => compute::add(layout, config, plan),
             Part::Limits => limits::add(layout, config, plan),
+            // Compute nodes carry their GPUs ([`gpus::of_node`]); gres.conf is the controller's.
+            Part::Gpus => {}
             Part::GlusterFs => glusterfs::add(layout, plan),
         }
     }
@@ -266,6 +273,7 @@ pub struct NodeContainer<'p> {
 pub struct Config {
     pub slurm_conf: SlurmConf,
     pub cgroup_conf: CgroupConf,
+    pub gres_conf: GresConf,
     /// Whether jobs are confined by cgroups (the limits part decides).
     pub limits: limits::Limits,
     /// The environment every Slurm node's container starts with.
@@ -279,6 +287,7 @@ impl Config {
         Config {
             slurm_conf: controller::slurm_conf(layout),
             cgroup_conf: controller::cgroup_conf(),
+            gres_conf: GresConf::default(),
             limits: limits::Limits::Off { why: "not decided".into() },
             node_env: vec![
                 format!("{}={}", contract::env::USERS, users.join(" ")),
@@ -303,6 +312,11 @@ impl Config {
                 path: contract::CGROUP_CONF.into(),
                 mode: 0o644,
                 contents: self.cgroup_conf.to_string(),
+            },
+            PlannedFile {
+                path: contract::GRES_CONF.into(),
+                mode: 0o644,
+                contents: self.gres_conf.to_string(),
             },
         ]
     }

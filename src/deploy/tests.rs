@@ -108,7 +108,7 @@ async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
         creates,
         [
             "create slurmbox-controller",
-            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf",
+            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf",
             "create slurmbox-login",
             "upload slurmbox-login /usr/local/sbin/slurmbox-init",
             "create slurmbox-node1",
@@ -172,7 +172,7 @@ async fn slurm_forgets_a_removed_node_and_a_new_controller_hears_from_the_others
         done,
         [
             "create slurmbox-controller",
-            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf",
+            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf",
             "start slurmbox-controller",
             "exec slurmbox-controller scontrol delete nodename=node1",
             "exec slurmbox-node1 pkill -HUP -x slurmd",

@@ -409,10 +409,13 @@ impl Engine for DockerEngine {
                 devices: (!c.devices.is_empty()).then(|| {
                     c.devices
                         .iter()
-                        .map(|d| DeviceMapping {
-                            path_on_host: Some(d.clone()),
-                            path_in_container: Some(d.clone()),
-                            cgroup_permissions: Some("rwm".into()),
+                        .map(|d| {
+                            let (host, node) = d.split_once(':').unwrap_or((d, d));
+                            DeviceMapping {
+                                path_on_host: Some(host.into()),
+                                path_in_container: Some(node.into()),
+                                cgroup_permissions: Some("rwm".into()),
+                            }
                         })
                         .collect()
                 }),
