@@ -8,6 +8,8 @@
 # nothing running in it.
 #
 # Usage: slurmbox-init controller|compute|login
+#        slurmbox-init health controller|compute   (Docker's health check: exit 0 if the
+#        node's Slurm daemon answers)
 # Environment (set by slurmbox):
 #   SLURMBOX_CONTROLLER  host name of the controller (compute, login)
 #   SLURMBOX_USERS       "name:uid:gid ..." accounts to create with the same IDs everywhere
@@ -21,6 +23,30 @@ set -euo pipefail
 
 role="${1:?usage: slurmbox-init controller|compute|login}"
 log() { echo "slurmbox-init[$role]: $*" >&2; }
+
+# Whether this node's Slurm daemon answers, not only lives: slurmctld answers a ping,
+# slurmd reports on itself. (A hung daemon keeps its process; only asking tells.)
+answers() {
+    case "$1" in
+    controller) timeout 5 scontrol ping >/dev/null 2>&1 ;;
+    compute) timeout 5 scontrol show slurmd >/dev/null 2>&1 && known_to_controller ;;
+    *) true ;;
+    esac
+}
+
+# A controller that restarted before it saved its state (slurmctld writes it every few
+# minutes) no longer knows the dynamic nodes that kept running, and slurmd registers
+# only when it starts: such a node must start again. A controller that does not
+# answer says nothing about this node.
+known_to_controller() {
+    local out
+    out=$(timeout 5 scontrol show node "${SLURMBOX_NODE:-$(hostname)}" 2>&1) && return 0
+    case "$out" in *" not found"*) return 1 ;; esac
+}
+if [ "$role" = health ]; then
+    answers "${2:?usage: slurmbox-init health controller|compute}"
+    exit
+fi
 
 # Try the command in $1 up to $2 times, 50 ms apart, until it succeeds.
 wait_for() {
@@ -138,7 +164,33 @@ compute | login)
 esac
 [ "$!" = "${pids[0]}" ] || pids+=($!)
 
-stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; }
+# A daemon that lives but no longer answers is killed, so that this script exits and
+# Docker restarts the node, as it does for a daemon that died. Armed once the daemon
+# first answers; it acts after three checks in a row, 10 s apart, went unanswered.
+watchdog() {
+    local daemon="$1" fails=0
+    until answers "$role"; do sleep 1; done
+    while sleep 10; do
+        if answers "$role"; then
+            fails=0
+            continue
+        fi
+        fails=$((fails + 1))
+        log "the Slurm daemon did not answer (check $fails of 3)"
+        if [ "$fails" -ge 3 ]; then
+            log "the Slurm daemon has not answered for 30 s: killing it so that the node restarts"
+            kill -KILL "$daemon" 2>/dev/null || true
+            return
+        fi
+    done
+}
+watchdog_pid=
+if [ "$role" != login ]; then
+    watchdog "${pids[-1]}" &
+    watchdog_pid=$!
+fi
+
+stop() { kill -TERM "${pids[@]}" $watchdog_pid 2>/dev/null || true; }
 trap stop TERM INT
 
 status=0

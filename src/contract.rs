@@ -19,6 +19,9 @@ pub const STORAGE_SCRIPT: &str = include_str!("../assets/slurmbox-storage.sh");
 /// Where the storage script is placed in a storage container.
 pub const STORAGE_PATH: &str = "/usr/local/sbin/slurmbox-storage";
 
+/// slurmbox-init's subcommand for the engine's health check (`slurmbox-init health ROLE`).
+pub const HEALTH: &str = "health";
+
 /// Host names of the controller and the login node inside the cluster.
 pub const CONTROLLER_HOST: &str = "controller";
 pub const LOGIN_HOST: &str = "login";

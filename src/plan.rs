@@ -181,6 +181,10 @@ pub struct ContainerPlan {
     /// Memory limit (memory and swap together), MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// The engine's health check: a command that exits 0 while the node's daemon
+    /// answers (`docker ps` and `status` show "healthy"/"unhealthy").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Vec<String>>,
 }
 
 /// A file written into a container at creation (owned by root).
@@ -677,10 +681,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "bcd6adec8428d877"),
-                ("slurmbox-login", "bd92d9adbba4aeb2"),
-                ("slurmbox-node1", "f417bcb4a197bf11"),
-                ("slurmbox-node2", "b2eaf333c8fcb77a"),
+                ("slurmbox-controller", "d18a471145f33cba"),
+                ("slurmbox-login", "fad4ff3e84814289"),
+                ("slurmbox-node1", "89604c6bffa02979"),
+                ("slurmbox-node2", "3a0653e43b746252"),
             ],
         );
     }
@@ -690,11 +694,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "399011c73f072c07"),
-                ("lab-login", "51202c43a2e05dc3"),
-                ("lab-pi1", "94b425febc231d06"),
-                ("lab-pi2", "2023135e4d2ebd96"),
-                ("lab-pi3", "4ced9351ef0ed230"),
+                ("lab-controller", "5dea123ba163b999"),
+                ("lab-login", "f1a4e8ffe22cd298"),
+                ("lab-pi1", "b9c5aff0eb37e6bc"),
+                ("lab-pi2", "c7a9449f2d320562"),
+                ("lab-pi3", "eec456a4599d52a5"),
             ],
         );
     }
@@ -704,12 +708,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "9db5dc09ec1e7270"),
-                ("lab-login", "1336ad4fb7d548bf"),
-                ("lab-pi1-1", "3771b41aacc3c9c4"),
-                ("lab-pi1-2", "7108adab7642c510"),
-                ("lab-pi2-1", "b3cb3b097da798f8"),
-                ("lab-pi2-2", "81a69249fa80104e"),
+                ("lab-controller", "d39e671ef2f00ed6"),
+                ("lab-login", "b1bcbf90a1a0a90c"),
+                ("lab-pi1-1", "5753ba5cd241a59e"),
+                ("lab-pi1-2", "5672fdce0450c112"),
+                ("lab-pi2-1", "e0f74d1d865c9f4d"),
+                ("lab-pi2-2", "c9d064b291a7e0e6"),
             ],
         );
     }
@@ -719,10 +723,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "a5c83111c9641de8"),
-                ("lab-login", "5c9e04abb2dfa97a"),
-                ("lab-pi1", "969227e9f9801435"),
-                ("lab-pi2", "4f7b7b6e57e8dda3"),
+                ("lab-controller", "064811db13f891f7"),
+                ("lab-login", "f106cfdc6f5b7bf2"),
+                ("lab-pi1", "74e1c7933f658784"),
+                ("lab-pi2", "4fc7163bf492cfc0"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],

@@ -385,3 +385,74 @@ fn ci_runs_the_readmes_test_command() {
         "the test command installs its prerequisites"
     );
 }
+
+/// A daemon that stops answering while its process lives (frozen here with SIGSTOP,
+/// as a hung slurmctld looked on 24.11.5) is seen and restarted: slurmbox-init's
+/// watchdog kills it after 30 s without an answer, Docker restarts the node, and a
+/// node the restarted controller no longer knows starts again to register.
+#[test]
+fn a_hung_daemon_is_restarted() {
+    let cluster = ClusterGuard::new("hung");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 1\n", cluster.name)).unwrap();
+    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+    let restarts = |node: &str| -> u32 {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.RestartCount}}", &format!("{}-{node}", cluster.name)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let freeze = |node: &str, daemon: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["exec", &format!("{}-{node}", cluster.name), "pkill", "-STOP", "-x", daemon])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "could not freeze {daemon} on {node}");
+    };
+    let back = |node: &str, within: Duration| {
+        let start = Instant::now();
+        loop {
+            let idle = cluster.sh("sinfo -h -n node1 -o %T");
+            if restarts(node) >= 1 && idle.code == 0 && idle.stdout.trim() == "idle" {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "{node} not back after {within:?}: restarts {}",
+                restarts(node)
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    // Armed once the daemons have answered.
+    std::thread::sleep(Duration::from_secs(3));
+
+    freeze("node1", "slurmd");
+    let took = back("node1", Duration::from_secs(120));
+    eprintln!("hung slurmd: node1 idle again after {took:?}");
+
+    freeze("controller", "slurmctld");
+    let took = back("controller", Duration::from_secs(180));
+    eprintln!("hung slurmctld: controller answering and node1 idle again after {took:?}");
+    assert_eq!(cluster.sh("srun hostname").ok().stdout, "node1\n");
+    let logs = cluster.run(&["logs"], &["controller"]).ok();
+    assert!(
+        logs.stdout.contains("has not answered for 30 s")
+            || logs.stderr.contains("has not answered for 30 s")
+    );
+    // The engine's health check shows the node's state in `status`.
+    let start = Instant::now();
+    loop {
+        let status = cluster.run(&["status"], &["--json"]).ok().stdout;
+        let report: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let controller =
+            report["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "controller").unwrap().clone();
+        if controller["container_status"].as_str().unwrap().ends_with("(healthy)") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "controller never healthy: {controller}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -75,6 +75,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
             devices: vec!["/dev/fuse".into()],
             cgroupns_private: false,
             memory_mib: None,
+            health: None,
             security_opt: vec!["apparmor=unconfined".into()],
         };
         plan.storage.push(StoragePeer { host, container: c.name.clone(), address: listed.address.clone() });

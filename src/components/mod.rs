@@ -254,6 +254,11 @@ impl<'a> Layout<'a> {
             security_opt: vec![],
             cgroupns_private: false,
             memory_mib: None,
+            // slurmbox-init's own watchdog restarts a daemon that stops answering;
+            // the engine's check shows it. The login node's sackd has nothing to ask.
+            health: (role != Role::Login).then(|| {
+                vec![contract::INIT_PATH.to_string(), contract::HEALTH.to_string(), role.as_str().to_string()]
+            }),
         }
     }
 }

@@ -7,7 +7,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
     HostConfigCgroupnsModeEnum, Ipam, IpamConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
     RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
@@ -393,6 +393,21 @@ impl Engine for DockerEngine {
             cmd: Some(c.command.clone()),
             env: Some(c.env.clone()),
             labels: Some(hash_map(&c.labels)),
+            healthcheck: c.health.as_ref().map(|cmd| {
+                let mut test = vec!["CMD".to_string()];
+                test.extend(cmd.iter().cloned());
+                let secs = |s: i64| s * 1_000_000_000;
+                HealthConfig {
+                    test: Some(test),
+                    // "unhealthy" after about 15 s; slurmbox-init's watchdog restarts
+                    // the daemon after 30.
+                    interval: Some(secs(5)),
+                    timeout: Some(secs(6)),
+                    retries: Some(2),
+                    start_period: Some(secs(30)),
+                    ..Default::default()
+                }
+            }),
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
                 binds: (!binds.is_empty()).then_some(binds),
