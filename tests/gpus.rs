@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::lab::Lab;
 use common::lab_cluster::LabCluster;
@@ -48,18 +47,6 @@ except OSError as e:
 done
 "#;
 
-fn wait_for(cluster: &ClusterGuard, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = cluster.sh(script).ok().stdout;
-        if done(&out) {
-            return out;
-        }
-        assert!(Instant::now() < deadline, "{what} after 60 s: {out:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// Tests 1 and 2: a node with two GPUs shows gpu:2; two 1-GPU jobs run at once, each
 /// with its own GPU and denied the other's; a third waits for Resources and runs when
 /// one ends; more GPUs than any node has is refused at submit.
@@ -80,14 +67,14 @@ fn two_gpus_shared_by_jobs_one_each() {
         "rm -f gpu-*.out; for i in 1 2 3; do sbatch --parsable --gres=gpu:1 -o gpu-$i.out probe.sh; done";
     let jobs: Vec<String> = cluster.sh(submit).ok().stdout.lines().map(String::from).collect();
     // Two run at once; the third waits for a GPU.
-    let queue = wait_for(&cluster, "squeue -h -o '%i %t %r' | sort -n", "two GPU jobs running", |q| {
+    let queue = cluster.wait_for("squeue -h -o '%i %t %r' | sort -n", "two GPU jobs running", |q| {
         q.lines().filter(|l| l.contains(" R ")).count() == 2
     });
     let third = queue.lines().find(|l| l.starts_with(&jobs[2])).unwrap_or_default().to_string();
     assert!(third.contains(" PD Resources"), "{queue}");
     // It runs when one ends.
-    wait_for(&cluster, "ls gpu-*.out 2>/dev/null | wc -l", "the third job to start", |n| n.trim() == "3");
-    wait_for(&cluster, "squeue -h | wc -l", "the GPU jobs to end", |n| n.trim() == "0");
+    cluster.wait_for("ls gpu-*.out 2>/dev/null | wc -l", "the third job to start", |n| n.trim() == "3");
+    cluster.wait_for("squeue -h | wc -l", "the GPU jobs to end", |n| n.trim() == "0");
 
     let mut seen = Vec::new();
     for i in 1..=2 {
@@ -144,7 +131,7 @@ fn shards_let_four_jobs_share_one_gpu() {
              echo cuda=$CUDA_VISIBLE_DEVICES'; done")
         .ok();
     // Each job waits until all four have started: they only end if they ran at once.
-    wait_for(&cluster, "squeue -h | wc -l", "four shard jobs to run at once and end", |n| n.trim() == "0");
+    cluster.wait_for("squeue -h | wc -l", "four shard jobs to run at once and end", |n| n.trim() == "0");
     let out = cluster.sh("cat shard-*.out").ok().stdout;
     assert_eq!(out.lines().filter(|l| *l == "cuda=0").count(), 4, "{out}");
 }

@@ -21,19 +21,6 @@ fn up(cluster: &ClusterGuard, dir: &tempfile::TempDir, body: &str) -> String {
     slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok().stderr
 }
 
-/// Polls `script` (run as the default user) until its output satisfies `done`.
-fn wait_for(cluster: &ClusterGuard, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = cluster.sh(script).ok().stdout;
-        if done(&out) {
-            return out;
-        }
-        assert!(Instant::now() < deadline, "{what} after 60 s: {out:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 fn doctor(cluster: &ClusterGuard) -> serde_json::Value {
     let out = cluster.run(&["doctor"], &["--json"]).ok();
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("doctor --json: {e}\n{}", out.stdout))
@@ -56,8 +43,7 @@ fn limits_hold(tag: &str, slurm: &str) {
     assert_ne!(oom.code, 0, "a job over its memory ran on: {}", oom.stdout);
     assert!(!oom.stdout.contains("survived"), "{}", oom.stdout);
     assert!(oom.stderr.contains("Out Of Memory"), "{}", oom.stderr);
-    let state = wait_for(
-        &cluster,
+    let state = cluster.wait_for(
         "scontrol show job $(squeue -h -t all -o %i | sort -n | tail -1) | grep -o 'JobState=[A-Z_]*'",
         "the job's final state",
         |s| !s.contains("RUNNING") && !s.contains("COMPLETING") && !s.trim().is_empty(),
@@ -74,13 +60,12 @@ fn limits_hold(tag: &str, slurm: &str) {
              'grep Cpus_allowed_list /proc/self/status; touch started-$SLURM_JOB_ID; sleep 4'; done";
         cluster.sh(script).ok();
         // Both ran at the same time: each saw the other running.
-        wait_for(&cluster, "squeue -h -t R | wc -l", "two -c1 jobs running at once", |n| n.trim() == "2");
-        let lists = wait_for(&cluster, "cat ~/cpu-*.out 2>/dev/null", "both jobs' CPU lists", |s| {
-            s.lines().count() == 2
-        });
+        cluster.wait_for("squeue -h -t R | wc -l", "two -c1 jobs running at once", |n| n.trim() == "2");
+        let lists = cluster
+            .wait_for("cat ~/cpu-*.out 2>/dev/null", "both jobs' CPU lists", |s| s.lines().count() == 2);
         let cpus: Vec<&str> = lists.lines().map(|l| l.split_whitespace().last().unwrap_or("")).collect();
         assert_ne!(cpus[0], cpus[1], "two -c1 jobs on the same CPU: {lists}");
-        wait_for(&cluster, "squeue -h | wc -l", "the -c1 jobs to end", |n| n.trim() == "0");
+        cluster.wait_for("squeue -h | wc -l", "the -c1 jobs to end", |n| n.trim() == "0");
     }
 
     // 3. A cancelled job leaves no process behind, a daemonized child included.

@@ -95,6 +95,20 @@ impl ClusterGuard {
     pub fn sh(&self, script: &str) -> Run {
         self.run(&["exec"], &["--", "bash", "-c", script])
     }
+
+    /// Runs `script` (as the default user) until its output satisfies `done`, for at
+    /// most 60 s; returns that output, or panics saying `what` did not happen.
+    pub fn wait_for(&self, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = self.sh(script).ok().stdout;
+            if done(&out) {
+                return out;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what} after 60 s: {out:?}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
 }
 
 impl Drop for ClusterGuard {
