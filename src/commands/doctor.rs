@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 
 use super::Context;
 use crate::cli::DoctorArgs;
+use crate::components::gpus::GpuHost;
 use crate::components::limits::{self, CgroupHost, NodeLimits, NodeReport};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
@@ -29,6 +30,8 @@ struct HostReport {
     cgroup: String,
     /// "cgroup/v1" where limits can be enforced, else why not.
     can_enforce: Result<String, String>,
+    /// Its GPUs (from the spec), or those its engine knows that Slurm is not given.
+    gpus: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -46,7 +49,11 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
 
     let infos = join_all(handle.hosts.iter().map(|h| async {
         match &h.engine {
-            Ok(engine) => engine.info().await.map(|i| CgroupHost::from_engine(&i)).map_err(|e| e.to_string()),
+            Ok(engine) => engine
+                .info()
+                .await
+                .map(|i| (CgroupHost::from_engine(&i), GpuHost::from_engine(&i)))
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         }
     }))
@@ -55,23 +62,27 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
         .hosts
         .iter()
         .zip(&infos)
-        .map(|(h, info)| HostReport {
+        .enumerate()
+        .map(|(i, (h, info))| HostReport {
             host: h.name.clone(),
             cgroup: match info {
-                Ok(c) => c.describe(),
+                Ok((c, _)) => c.describe(),
                 Err(e) => format!("not asked: {e}"),
             },
             can_enforce: match info {
-                Ok(c) => c.plugin().map(|p| p.to_string()),
+                Ok((c, _)) => c.plugin().map(|p| p.to_string()),
                 Err(_) => Err("its engine did not answer".into()),
             },
+            gpus: info.as_ref().ok().and_then(|(_, g)| {
+                g.describe(spec.hosts.get(i).map_or(&spec.compute.gpu_devices, |h| &h.gpu_devices))
+            }),
         })
         .collect();
     let answered: Vec<(String, CgroupHost)> = handle
         .hosts
         .iter()
         .zip(&infos)
-        .filter_map(|(h, i)| i.as_ref().ok().map(|c| (h.name.clone(), c.clone())))
+        .filter_map(|(h, i)| i.as_ref().ok().map(|(c, _)| (h.name.clone(), c.clone())))
         .collect();
     let decision = limits::decide(spec.compute.limits, &answered);
 
@@ -112,6 +123,9 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
         match &h.can_enforce {
             Ok(plugin) => println!("host {}: {}: limits can be enforced ({plugin})", h.host, h.cgroup),
             Err(why) => println!("host {}: {}: limits cannot be enforced: {why}", h.host, h.cgroup),
+        }
+        if let Some(gpus) = &h.gpus {
+            println!("host {}: {gpus}", h.host);
         }
     }
     for n in &report.nodes {

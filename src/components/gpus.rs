@@ -8,6 +8,7 @@
 //! to the GPUs it was given.
 
 use super::{Config, Layout, Placed};
+use crate::engine::EngineInfo;
 use crate::render::{GresConf, GresLine, NodeSetDef, PartitionDef};
 
 /// The feature GPU nodes register with, and the partition made of them.
@@ -33,6 +34,50 @@ pub fn of_node(layout: &Layout, placed: &Placed) -> Vec<(String, String)> {
             (d.clone(), format!("/dev/{name}"))
         })
         .collect()
+}
+
+/// What a host's engine says about GPUs: the NVIDIA container toolkit registered as a
+/// runtime, and the GPUs its CDI driver found. slurmbox gives nodes device files only
+/// (`gpu_devices`); this is what `up` and `doctor` point out on a host whose GPUs the
+/// spec does not list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GpuHost {
+    pub nvidia_runtime: bool,
+    /// CDI names of GPUs ("nvidia.com/gpu=0"), without the "all" alias.
+    pub cdi_gpus: Vec<String>,
+}
+
+impl GpuHost {
+    pub fn from_engine(info: &EngineInfo) -> GpuHost {
+        GpuHost {
+            nvidia_runtime: info.runtimes.iter().any(|r| r == "nvidia"),
+            cdi_gpus: info
+                .cdi_devices
+                .iter()
+                .filter(|d| d.contains("/gpu=") && !d.ends_with("=all"))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// A line on this host's GPUs, given the device files the spec lists for it; `None`
+    /// for a host with none either way.
+    pub fn describe(&self, listed: &[String]) -> Option<String> {
+        if !listed.is_empty() {
+            return Some(format!("{} GPU(s) from the spec: {}", listed.len(), listed.join(", ")));
+        }
+        let hint = "list their device files in its gpu_devices (e.g. [\"/dev/nvidia0\"]) to share them through Slurm";
+        if !self.cdi_gpus.is_empty() {
+            return Some(format!(
+                "its engine knows {} GPU(s) ({}) that are not given to Slurm: {hint}",
+                self.cdi_gpus.len(),
+                self.cdi_gpus.join(", ")
+            ));
+        }
+        self.nvidia_runtime.then(|| {
+            format!("the NVIDIA container toolkit is registered with its engine, but no GPU is given to Slurm: {hint}")
+        })
+    }
 }
 
 /// The GRES a node with `gpus` GPUs registers with.
@@ -89,7 +134,9 @@ pub fn configure(layout: &Layout, config: &mut Config) {
 
 #[cfg(test)]
 mod tests {
+    use super::GpuHost;
     use crate::components::limits::CgroupHost;
+    use crate::engine::EngineInfo;
     use crate::plan::{HostFacts, Plan, Role};
     use crate::spec::{Arch, ClusterSpec};
 
@@ -147,6 +194,36 @@ mod tests {
             [("node1", &["/dev/nvidia0".to_string()][..]), ("node2", &["/dev/nvidia1".to_string()][..])]
         );
         assert!(!plan.slurm_conf.to_string().contains("shard"));
+    }
+
+    #[test]
+    fn hosts_say_what_gpus_their_engines_know() {
+        let info = |runtimes: &[&str], cdi: &[&str]| EngineInfo {
+            version: "28.3".into(),
+            cpus: 16,
+            memory_mib: 131072,
+            arch: "x86_64".into(),
+            cgroup_version: "2".into(),
+            cgroup_driver: "systemd".into(),
+            security_options: vec![],
+            runtimes: runtimes.iter().map(|s| s.to_string()).collect(),
+            cdi_devices: cdi.iter().map(|s| s.to_string()).collect(),
+        };
+        // A plain host: nothing to say.
+        assert_eq!(GpuHost::from_engine(&info(&["runc"], &[])).describe(&[]), None);
+        // The toolkit registered as a runtime, no GPUs listed.
+        let toolkit = GpuHost::from_engine(&info(&["nvidia", "runc"], &[]));
+        assert!(toolkit.nvidia_runtime);
+        assert!(toolkit.describe(&[]).unwrap().starts_with("the NVIDIA container toolkit is registered"));
+        // CDI (Docker 28.2+): the GPUs by name, "all" left out.
+        let cdi = GpuHost::from_engine(&info(
+            &["runc"],
+            &["nvidia.com/gpu=0", "nvidia.com/gpu=1", "nvidia.com/gpu=all"],
+        ));
+        assert_eq!(cdi.cdi_gpus, ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]);
+        assert!(cdi.describe(&[]).unwrap().contains("knows 2 GPU(s) (nvidia.com/gpu=0, nvidia.com/gpu=1)"));
+        // Listed in the spec: that is what counts.
+        assert_eq!(cdi.describe(&["/dev/nvidia0".into()]).unwrap(), "1 GPU(s) from the spec: /dev/nvidia0");
     }
 
     #[test]

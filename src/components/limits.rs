@@ -409,6 +409,8 @@ mod tests {
             cgroup_version: version.into(),
             cgroup_driver: driver.into(),
             security_options: options.iter().map(|s| s.to_string()).collect(),
+            runtimes: vec!["runc".into()],
+            cdi_devices: vec![],
         }
     }
 

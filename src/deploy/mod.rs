@@ -72,6 +72,16 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
         if spec.hosts.len() > 1 { format!(" on {hosts} hosts") } else { String::new() },
     ));
     let reached = hosts::reach(spec, options.skip_unreachable, p).await?;
+    // GPUs a host's engine knows that the spec does not give to Slurm.
+    for (info, &i) in reached.infos.iter().zip(&reached.index) {
+        let listed = spec.hosts.get(i).map_or(&spec.compute.gpu_devices, |h| &h.gpu_devices);
+        if listed.is_empty()
+            && let Some(line) = crate::components::gpus::GpuHost::from_engine(info).describe(listed)
+        {
+            let host = spec.hosts.get(i).map_or("local", |h| h.name.as_str());
+            p.say(format!("Host {host:?}: {line}"));
+        }
+    }
     let facts = hosts::images(spec, &reached, &options.mirror, p).await?;
     let plan = Plan::new(spec, &facts).without_hosts(&reached.skipped);
     // Plainly, either way: a cluster that cannot enforce limits still comes up.

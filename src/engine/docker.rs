@@ -192,6 +192,18 @@ impl Engine for DockerEngine {
             cgroup_version: info.cgroup_version.map(|v| v.to_string()).unwrap_or_default(),
             cgroup_driver: info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default(),
             security_options: info.security_options.unwrap_or_default(),
+            runtimes: {
+                let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+                names.sort();
+                names
+            },
+            cdi_devices: info
+                .discovered_devices
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| d.source.as_deref() == Some("cdi"))
+                .filter_map(|d| d.id)
+                .collect(),
         })
     }
 

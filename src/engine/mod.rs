@@ -73,6 +73,10 @@ pub struct EngineInfo {
     pub cgroup_driver: String,
     /// As Docker lists them: "name=seccomp,profile=default", "name=rootless", ...
     pub security_options: Vec<String>,
+    /// Container runtimes registered with the engine ("runc", "nvidia", ...).
+    pub runtimes: Vec<String>,
+    /// Devices the engine's CDI driver found ("nvidia.com/gpu=0"; Docker 28.2 and later).
+    pub cdi_devices: Vec<String>,
 }
 
 /// One of a cluster's containers as the engine reports it.

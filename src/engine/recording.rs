@@ -498,6 +498,8 @@ impl Engine for RecordingEngine {
             cgroup_version: "2".into(),
             cgroup_driver: "systemd".into(),
             security_options: vec!["name=seccomp,profile=builtin".into(), "name=cgroupns".into()],
+            runtimes: vec!["runc".into()],
+            cdi_devices: vec![],
         }))
     }
 
