@@ -118,7 +118,7 @@ if [ "${SLURMBOX_CGROUP_WRITABLE:-}" = 1 ]; then
     while read -r _ mountpoint fstype _; do
         case "$fstype" in cgroup | cgroup2) ;; *) continue ;; esac
         mount -o remount,bind,rw "$mountpoint" ||
-            { log "cannot make $mountpoint writable: limits cannot be enforced on this host (see slurmbox doctor)"; exit 1; }
+            { log "cannot make $mountpoint writable, so this host cannot enforce limits: set compute.limits = false in the spec to run without them (the README's Limits section says what a host needs)"; exit 1; }
     done < <(awk '$2 ~ "^/sys/fs/cgroup" { print }' /proc/self/mounts)
 fi
 

@@ -681,10 +681,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "d18a471145f33cba"),
-                ("slurmbox-login", "fad4ff3e84814289"),
-                ("slurmbox-node1", "89604c6bffa02979"),
-                ("slurmbox-node2", "3a0653e43b746252"),
+                ("slurmbox-controller", "b5cc8a026f7765e0"),
+                ("slurmbox-login", "031228df9b066e2f"),
+                ("slurmbox-node1", "61237c9d75eb35b1"),
+                ("slurmbox-node2", "1f41190da399dc7e"),
             ],
         );
     }
@@ -694,11 +694,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "5dea123ba163b999"),
-                ("lab-login", "f1a4e8ffe22cd298"),
-                ("lab-pi1", "b9c5aff0eb37e6bc"),
-                ("lab-pi2", "c7a9449f2d320562"),
-                ("lab-pi3", "eec456a4599d52a5"),
+                ("lab-controller", "6005c6519fd465b1"),
+                ("lab-login", "332c2507122fd927"),
+                ("lab-pi1", "2ded41caaf684807"),
+                ("lab-pi2", "8a562f6bdb634b79"),
+                ("lab-pi3", "7e894f1ec9a8cc74"),
             ],
         );
     }
@@ -708,12 +708,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "d39e671ef2f00ed6"),
-                ("lab-login", "b1bcbf90a1a0a90c"),
-                ("lab-pi1-1", "5753ba5cd241a59e"),
-                ("lab-pi1-2", "5672fdce0450c112"),
-                ("lab-pi2-1", "e0f74d1d865c9f4d"),
-                ("lab-pi2-2", "c9d064b291a7e0e6"),
+                ("lab-controller", "247d1520700712e6"),
+                ("lab-login", "22a040a6e4e34d41"),
+                ("lab-pi1-1", "f7819a30ad2d1b05"),
+                ("lab-pi1-2", "c3e8ec689611ba00"),
+                ("lab-pi2-1", "315efaf546e9fcad"),
+                ("lab-pi2-2", "a7a9633f3996a9ba"),
             ],
         );
     }
@@ -723,10 +723,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "064811db13f891f7"),
-                ("lab-login", "f106cfdc6f5b7bf2"),
-                ("lab-pi1", "74e1c7933f658784"),
-                ("lab-pi2", "4fc7163bf492cfc0"),
+                ("lab-controller", "f40ce10bcdc7d6b7"),
+                ("lab-login", "516fab56155646b9"),
+                ("lab-pi1", "99733c893d40732d"),
+                ("lab-pi2", "186299f07019fa15"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],
