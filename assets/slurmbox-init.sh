@@ -99,6 +99,15 @@ if [ "$role" = controller ]; then
         chmod 0400 "$key.tmp"
         mv "$key.tmp" "$key"
     fi
+    # A key made under an image whose munge account had another UID (before slurmbox
+    # pinned it) is handed to this one's, with its folder.
+    munge_uid=$(id -u munge)
+    [ "$(stat -c %u /etc/munge)" = "$munge_uid" ] || chown munge:munge /etc/munge
+    if [ "$(stat -c %u "$key")" != "$munge_uid" ]; then
+        log "handing the munge key to this image's munge account (UID $munge_uid)"
+        chown munge:munge "$key"
+        chmod 0400 "$key"
+    fi
 else
     wait_for "[ -s $key ]" 1200 || { log "no munge key after 60 s (is the controller running?)"; exit 1; }
     # The copy slurmbox writes for nodes on other hosts than the controller's arrives
@@ -106,6 +115,9 @@ else
     if [ "$(stat -c %U "$key")" != munge ]; then
         chown munge:munge "$key"
         chmod 0400 "$key"
+    fi
+    if [ -w /etc/munge ] && [ "$(stat -c %U /etc/munge)" != munge ]; then
+        chown munge:munge /etc/munge
     fi
 fi
 

@@ -34,6 +34,11 @@ pub const STORAGE_REPOSITORY: &str = "slurmbox/storage";
 const STORAGE_SUITE: &str = "trixie";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
+/// The UID and GID of the munge account in every node image (see [`CUSTOMIZE`]).
+pub const MUNGE_ID: u32 = 900;
+/// The slurm account's, as Debian's package makes it.
+pub const SLURM_ID: u32 = 64030;
+
 /// Debian packages in every node image.
 const PACKAGES: &[&str] = &[
     "slurmctld",
@@ -54,6 +59,11 @@ const PACKAGES: &[&str] = &[
 
 /// Shell run by mmdebstrap on the finished tree (`$1` is its root).
 const CUSTOMIZE: &[&str] = &[
+    // The accounts the nodes share get the same IDs in every image, whatever suite and
+    // architecture: Debian gives slurm 64030 itself, munge the next free system ID
+    // (100 in trixie, 101 in forky), and the munge key volume belongs to that ID.
+    // [`MUNGE_ID`] is in neither's range of dynamic IDs in use.
+    r#"chroot "$1" sh -ec 'u=$(id -u munge); g=$(id -g munge); groupmod -g 900 munge; usermod -u 900 -g 900 munge; find / -xdev -uid "$u" -exec chown -h 900 {} +; find / -xdev -gid "$g" -exec chgrp -h 900 {} +; [ "$(id -u slurm):$(id -g slurm)" = 64030:64030 ]'"#,
     // The munge package makes a key at install time. A key baked into an image would be
     // shared by every cluster built from it; each cluster makes its own instead.
     r#"rm -f "$1/etc/munge/munge.key""#,
@@ -367,6 +377,14 @@ async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_accounts_get_fixed_ids_in_every_image() {
+        let hook = CUSTOMIZE[0];
+        assert!(hook.contains(&format!("groupmod -g {MUNGE_ID} munge")), "{hook}");
+        assert!(hook.contains(&format!("usermod -u {MUNGE_ID} -g {MUNGE_ID} munge")), "{hook}");
+        assert!(hook.contains(&format!("= {SLURM_ID}:{SLURM_ID} ]")), "{hook}");
+    }
 
     #[test]
     fn tags_are_versioned_by_release_architecture_and_recipe() {

@@ -681,10 +681,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "b5cc8a026f7765e0"),
-                ("slurmbox-login", "031228df9b066e2f"),
-                ("slurmbox-node1", "61237c9d75eb35b1"),
-                ("slurmbox-node2", "1f41190da399dc7e"),
+                ("slurmbox-controller", "f475302c6b401ae5"),
+                ("slurmbox-login", "62e8248426ff3d1e"),
+                ("slurmbox-node1", "02a6a4bb1d81aea5"),
+                ("slurmbox-node2", "7e335f2a5e2112f6"),
             ],
         );
     }
@@ -694,11 +694,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "6005c6519fd465b1"),
-                ("lab-login", "332c2507122fd927"),
-                ("lab-pi1", "2ded41caaf684807"),
-                ("lab-pi2", "8a562f6bdb634b79"),
-                ("lab-pi3", "7e894f1ec9a8cc74"),
+                ("lab-controller", "87d115fd2d7e3771"),
+                ("lab-login", "84bd6d16210b7d78"),
+                ("lab-pi1", "5ba18ead65c11723"),
+                ("lab-pi2", "e442aa7672d9ea33"),
+                ("lab-pi3", "2d5bc8334602fa8b"),
             ],
         );
     }
@@ -708,12 +708,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "247d1520700712e6"),
-                ("lab-login", "22a040a6e4e34d41"),
-                ("lab-pi1-1", "f7819a30ad2d1b05"),
-                ("lab-pi1-2", "c3e8ec689611ba00"),
-                ("lab-pi2-1", "315efaf546e9fcad"),
-                ("lab-pi2-2", "a7a9633f3996a9ba"),
+                ("lab-controller", "36352ad81257b249"),
+                ("lab-login", "98660a2d29ef7700"),
+                ("lab-pi1-1", "0fda8ebd1a5ead4e"),
+                ("lab-pi1-2", "a711b1f72f300e1d"),
+                ("lab-pi2-1", "cdc43ac1aec51888"),
+                ("lab-pi2-2", "e79beca8bbc9bb65"),
             ],
         );
     }
@@ -723,10 +723,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "f40ce10bcdc7d6b7"),
-                ("lab-login", "516fab56155646b9"),
-                ("lab-pi1", "99733c893d40732d"),
-                ("lab-pi2", "186299f07019fa15"),
+                ("lab-controller", "0e9b87f0562d2133"),
+                ("lab-login", "c9ffadbec7691629"),
+                ("lab-pi1", "c921bd7030a0c760"),
+                ("lab-pi2", "87876ed32f43f274"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],
