@@ -8,28 +8,6 @@ use std::time::Instant;
 
 use common::lab::Lab;
 
-/// The newest `slurmbox/node:24.11-*` image of the machine's engine, built with
-/// `slurmbox image build` first if there is none.
-fn node_image_24_11() -> String {
-    let newest = || {
-        // `docker images` lists the newest first.
-        let out = Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "slurmbox/node"])
-            .output()
-            .expect("run docker images");
-        assert!(out.status.success(), "docker images: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|t| t.starts_with("slurmbox/node:24.11-"))
-            .map(String::from)
-    };
-    if let Some(tag) = newest() {
-        return tag;
-    }
-    common::slurmbox(&["image", "build", "--slurm", "24.11"]).ok();
-    newest().expect("a slurmbox/node:24.11 image after `slurmbox image build`")
-}
-
 /// Whether host `from` gets an answer to one ping of host `to`'s address.
 fn pings(lab: &Lab, from: usize, to: usize) -> bool {
     lab.ssh(from, &format!("ping -c1 -W1 {}", lab.hosts()[to].ip)).status.success()
@@ -72,7 +50,7 @@ fn lab_hosts_run_their_own_engines_reached_over_ssh() {
     lab.ssh_ok(2, "true");
 
     // An inner engine runs our node image, loaded into it over ssh.
-    let image = node_image_24_11();
+    let image = common::node_image("24.11");
     let started = Instant::now();
     lab.load_image(0, &image);
     eprintln!("lab: {image} loaded into host0 in {:.1?}", started.elapsed());

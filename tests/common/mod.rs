@@ -72,6 +72,12 @@ pub fn slurmbox(args: &[&str]) -> Run {
     slurmbox_with_input(args, b"")
 }
 
+/// The tag of the current node image for Slurm `slurm` ("24.11"), which
+/// `slurmbox image build` makes first when the engine lacks it.
+pub fn node_image(slurm: &str) -> String {
+    slurmbox(&["image", "build", "--quiet", "--slurm", slurm]).ok().stdout.trim().to_string()
+}
+
 /// Owns a cluster name for one test; `down --purge` runs when it goes out of scope,
 /// on success and on panic alike.
 pub struct ClusterGuard {
