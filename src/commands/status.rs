@@ -111,7 +111,8 @@ fn limits_line(nodes: &[crate::status::NodeStatus]) -> String {
     let parts: Vec<String> = by
         .iter()
         .map(|(limits, nodes)| match *limits {
-            "off" | "unknown" => format!("NOT enforced on {} (`slurmbox doctor` says why)", nodes.join(", ")),
+            "off" => format!("NOT enforced on {} (`slurmbox doctor` says why)", nodes.join(", ")),
+            "unknown" => format!("unknown on {} (their host did not answer)", nodes.join(", ")),
             plugin => format!("enforced by {plugin} on {}", nodes.join(", ")),
         })
         .collect();
@@ -119,4 +120,42 @@ fn limits_line(nodes: &[crate::status::NodeStatus]) -> String {
         "limits (memory, cores, processes): {}",
         if parts.is_empty() { "no compute nodes".into() } else { parts.join("; ") }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::NodeStatus;
+
+    fn node(name: &str, role: &str, limits: Option<&str>) -> NodeStatus {
+        NodeStatus {
+            host: "pi1".into(),
+            node: name.into(),
+            role: role.into(),
+            container: None,
+            container_state: "running".into(),
+            container_status: "Up".into(),
+            slurm_state: None,
+            limits: limits.map(String::from),
+            gres: None,
+        }
+    }
+
+    #[test]
+    fn the_limits_line_groups_nodes_by_what_confines_them() {
+        let nodes = [
+            node("controller", "controller", None),
+            node("pi1", "compute", Some("cgroup/v2")),
+            node("pi2", "compute", Some("cgroup/v2")),
+            node("pi3", "compute", None),
+        ];
+        assert_eq!(
+            limits_line(&nodes),
+            "limits (memory, cores, processes): enforced by cgroup/v2 on pi1, pi2; unknown on pi3 (their host did not answer)"
+        );
+        assert_eq!(
+            limits_line(&[node("node1", "compute", Some("off"))]),
+            "limits (memory, cores, processes): NOT enforced on node1 (`slurmbox doctor` says why)"
+        );
+    }
 }
