@@ -103,11 +103,12 @@ impl ClusterGuard {
     }
 
     /// Runs `script` (as the default user) until its output satisfies `done`, for at
-    /// most 60 s; returns that output, or panics saying `what` did not happen.
+    /// most 60 s; returns that output, or panics saying `what` did not happen. The
+    /// script may fail meanwhile (a file not there yet): only its output counts.
     pub fn wait_for(&self, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let out = self.sh(script).ok().stdout;
+            let out = self.sh(script).stdout;
             if done(&out) {
                 return out;
             }
