@@ -29,7 +29,7 @@ log() { echo "slurmbox-init[$role]: $*" >&2; }
 answers() {
     case "$1" in
     controller) timeout 5 scontrol ping >/dev/null 2>&1 ;;
-    compute) timeout 5 scontrol show slurmd >/dev/null 2>&1 && known_to_controller ;;
+    compute) timeout 5 scontrol show slurmd >/dev/null 2>&1 ;;
     *) true ;;
     esac
 }
@@ -177,13 +177,18 @@ esac
 [ "$!" = "${pids[0]}" ] || pids+=($!)
 
 # A daemon that lives but no longer answers is killed, so that this script exits and
-# Docker restarts the node, as it does for a daemon that died. Armed once the daemon
-# first answers; it acts after three checks in a row, 10 s apart, went unanswered.
+# Docker restarts the node, as it does for a daemon that died; so is a slurmd the
+# controller has forgotten. Armed once the daemon first answers; it acts after three
+# checks in a row, 10 s apart, went unanswered. (Only this asks the controller: the
+# engine's more frequent health check stays on the node.)
+in_service() {
+    answers "$role" && { [ "$role" != compute ] || known_to_controller; }
+}
 watchdog() {
     local daemon="$1" fails=0
-    until answers "$role"; do sleep 1; done
+    until in_service; do sleep 1; done
     while sleep 10; do
-        if answers "$role"; then
+        if in_service; then
             fails=0
             continue
         fi

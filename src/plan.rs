@@ -681,10 +681,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "f475302c6b401ae5"),
-                ("slurmbox-login", "62e8248426ff3d1e"),
-                ("slurmbox-node1", "02a6a4bb1d81aea5"),
-                ("slurmbox-node2", "7e335f2a5e2112f6"),
+                ("slurmbox-controller", "370d1c55815680c0"),
+                ("slurmbox-login", "21970bb36f5d9d75"),
+                ("slurmbox-node1", "1273edd294cc818b"),
+                ("slurmbox-node2", "241caa0aa7dc7529"),
             ],
         );
     }
@@ -694,11 +694,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "87d115fd2d7e3771"),
-                ("lab-login", "84bd6d16210b7d78"),
-                ("lab-pi1", "5ba18ead65c11723"),
-                ("lab-pi2", "e442aa7672d9ea33"),
-                ("lab-pi3", "2d5bc8334602fa8b"),
+                ("lab-controller", "3d7c4e86742832ad"),
+                ("lab-login", "c80401d4974b22ae"),
+                ("lab-pi1", "8ee44924138d7af1"),
+                ("lab-pi2", "8cd69082ed4d2181"),
+                ("lab-pi3", "cc7dcde8859adeaa"),
             ],
         );
     }
@@ -708,12 +708,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "36352ad81257b249"),
-                ("lab-login", "98660a2d29ef7700"),
-                ("lab-pi1-1", "0fda8ebd1a5ead4e"),
-                ("lab-pi1-2", "a711b1f72f300e1d"),
-                ("lab-pi2-1", "cdc43ac1aec51888"),
-                ("lab-pi2-2", "e79beca8bbc9bb65"),
+                ("lab-controller", "3f59a5bca45da772"),
+                ("lab-login", "322ceaa73d458efb"),
+                ("lab-pi1-1", "f2375e0755c5a730"),
+                ("lab-pi1-2", "49a6c53106fbe305"),
+                ("lab-pi2-1", "9f57e200cbeeecaf"),
+                ("lab-pi2-2", "1d8a2868796dbcc8"),
             ],
         );
     }
@@ -723,10 +723,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "0e9b87f0562d2133"),
-                ("lab-login", "c9ffadbec7691629"),
-                ("lab-pi1", "c921bd7030a0c760"),
-                ("lab-pi2", "87876ed32f43f274"),
+                ("lab-controller", "ce75afe1fefd5b43"),
+                ("lab-login", "5ff21344f4047d79"),
+                ("lab-pi1", "a3c571cf96852e03"),
+                ("lab-pi2", "5b21880a4b398250"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],
