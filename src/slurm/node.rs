@@ -95,10 +95,16 @@ impl NodeState {
         self.flags.contains(flag)
     }
 
-    /// The node answers and takes jobs: idle, mixed, allocated, or completing (still
+    /// The node answers and takes jobs: idle or mixed (also while the backfill
+    /// scheduler has it planned for a pending job), allocated, or completing (still
     /// finishing an earlier job). A drained, down or unresponsive node is not.
     pub fn is_ready(&self) -> bool {
-        matches!(self.to_string().as_str(), "idle" | "mixed" | "allocated" | "completing")
+        // "planned" and "mixed-": the backfill scheduler has set the node aside for a
+        // pending job (the mark stays until its next pass); the node still takes jobs.
+        matches!(
+            self.to_string().as_str(),
+            "idle" | "planned" | "mixed" | "mixed-" | "allocated" | "completing"
+        )
     }
 
     /// Taken out of service, by hand or by Slurm: down, drained or draining, failing,
@@ -399,6 +405,7 @@ mod tests {
         assert_eq!(read(&["ALLOCATED", "FAIL", "NOT_RESPONDING"]), "failing*");
         assert_eq!(read(&["IDLE", "REBOOT_REQUESTED"]), "reboot_requested");
         assert_eq!(read(&["MIXED", "PLANNED"]), "mixed-");
+        assert!(NodeState::from_names(&["IDLE", "PLANNED"]).is_ready());
         assert_eq!(read(&["IDLE", "RESERVED"]), "reserved");
         assert_eq!(read(&["FUTURE", "DYNAMIC_FUTURE"]), "future");
         assert_eq!(read(&["UNKNOWN", "NOT_RESPONDING"]), "unknown*");
