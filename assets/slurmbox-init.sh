@@ -10,9 +10,11 @@
 # Usage: slurmbox-init controller|compute|login
 #        slurmbox-init health controller|compute   (Docker's health check: exit 0 if the
 #        node's Slurm daemon answers)
+#        slurmbox-init homes NAME:UID:GID ...      (on the login node: make these users'
+#        homes on the shared /home, leaving existing ones as they are)
 # Environment (set by slurmbox):
 #   SLURMBOX_CONTROLLER  host name of the controller (compute, login)
-#   SLURMBOX_USERS       "name:uid:gid ..." accounts to create with the same IDs everywhere
+#   SLURMBOX_LDAP        "1" where users come from LDAP too: nslcd runs beside the daemons
 #   SLURMBOX_NODE        this node's Slurm name (compute)
 #   SLURMBOX_NODE_CONF   what a compute node registers with ("CPUs=4 RealMemory=...")
 #   SLURMBOX_SHARED_HOME "glusterfs" when /home is the volume the host's storage
@@ -65,28 +67,35 @@ shared_home_mounted() {
     awk '$5 == "/home" { top = $0 } END { exit !(top ~ / - fuse\.glusterfs /) }' /proc/self/mountinfo &&
         stat -f /home >/dev/null
 }
+
+# The accounts themselves come from the host's accounts volume (libnss-extrausers, or
+# LDAP through nslcd), which slurmbox writes: nothing to create here. A home is made
+# once, from /etc/skel, owned by its user and readable by nobody else; it appears
+# whole or not at all.
+if [ "$role" = homes ]; then
+    shift
+    if [ "${SLURMBOX_SHARED_HOME:-}" = glusterfs ]; then
+        wait_for shared_home_mounted 6000 || { log "no shared /home after 300 s"; exit 1; }
+    fi
+    for entry in "$@"; do
+        IFS=: read -r name uid gid <<<"$entry"
+        [ -d "/home/$name" ] && continue
+        rm -rf "/home/.$name.new"
+        mkdir -m 0700 "/home/.$name.new"
+        cp -rT /etc/skel "/home/.$name.new"
+        chown -R "$uid:$gid" "/home/.$name.new"
+        chmod 0700 "/home/.$name.new"
+        mv -T "/home/.$name.new" "/home/$name"
+    done
+    exit
+fi
+
 if [ "${SLURMBOX_SHARED_HOME:-}" = glusterfs ] && [ "$role" != controller ]; then
     log "waiting for the shared /home (GlusterFS, mounted by this host's storage container)"
     wait_for shared_home_mounted 6000 ||
         { log "no shared /home after 300 s: see the logs of this host's storage container"; exit 1; }
     log "the shared /home is there"
 fi
-
-# Accounts: same name, UID and GID on every node, no password (login is through
-# `slurmbox exec`/`shell`, which run as the user directly).
-for entry in ${SLURMBOX_USERS:-}; do
-    IFS=: read -r name uid gid <<<"$entry"
-    getent group "$name" >/dev/null || groupadd --gid "$gid" "$name"
-    getent passwd "$name" >/dev/null ||
-        useradd --no-create-home --uid "$uid" --gid "$gid" --shell /bin/bash --home-dir "/home/$name" "$name"
-    # Homes live on the shared /home; the login node creates them once.
-    if [ "$role" = login ] && [ ! -d "/home/$name" ]; then
-        mkdir -p "/home/$name"
-        cp -rT /etc/skel "/home/$name"
-        chown -R "$uid:$gid" "/home/$name"
-        chmod 0700 "/home/$name"
-    fi
-done
 
 # The munge key is per cluster and lives only in the cluster's munge volume. The
 # controller creates it from the kernel's RNG on first start; the others wait for it.
@@ -134,10 +143,20 @@ if [ "${SLURMBOX_CGROUP_WRITABLE:-}" = 1 ]; then
     done < <(awk '$2 ~ "^/sys/fs/cgroup" { print }' /proc/self/mounts)
 fi
 
-install -d -o munge -g munge -m 0755 /run/munge
 pids=()
+# Users from LDAP: nslcd answers the NSS lookups of every program here (libnss-ldapd)
+# from the directory /etc/nslcd.conf names; slurmbox wrote that file, root's alone (it
+# holds the bind password).
+if [ "${SLURMBOX_LDAP:-}" = 1 ]; then
+    install -d -o nslcd -g nslcd -m 0755 /run/nslcd
+    /usr/sbin/nslcd --nofork &
+    pids+=($!)
+fi
+
+install -d -o munge -g munge -m 0755 /run/munge
 runuser -u munge -- /usr/sbin/munged --foreground &
-pids+=($!)
+munged=$!
+pids+=("$munged")
 wait_for "[ -S /run/munge/munge.socket.2 ]" 200 || { log "munged did not start"; exit 1; }
 
 controller="${SLURMBOX_CONTROLLER:-controller}"
@@ -174,7 +193,26 @@ compute | login)
     exit 2
     ;;
 esac
-[ "$!" = "${pids[0]}" ] || pids+=($!)
+[ "$!" = "$munged" ] || pids+=($!)
+
+# The login node's sshd, for users who log in with their keys. Its host keys live in
+# the login node's own volume: made once, they outlive the container.
+if [ "$role" = login ] && [ -s /etc/ssh/sshd_config.d/slurmbox.conf ]; then
+    keys=/var/lib/slurmbox/ssh
+    install -d -m 0700 "$keys"
+    for kind in ed25519 rsa; do
+        [ -s "$keys/ssh_host_${kind}_key" ] && continue
+        log "making the login node's $kind host key"
+        rm -f "$keys/.new_key" "$keys/.new_key.pub"
+        ssh-keygen -q -t "$kind" -N '' -C "login" -f "$keys/.new_key"
+        mv "$keys/.new_key.pub" "$keys/ssh_host_${kind}_key.pub"
+        mv "$keys/.new_key" "$keys/ssh_host_${kind}_key"
+    done
+    install -d -m 0755 /run/sshd
+    /usr/sbin/sshd -t -f /etc/ssh/sshd_config || { log "sshd refuses its settings (above)"; exit 1; }
+    /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config &
+    pids+=($!)
+fi
 
 # A daemon that lives but no longer answers is killed, so that this script exits and
 # Docker restarts the node, as it does for a daemon that died; so is a slurmd the

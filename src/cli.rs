@@ -59,6 +59,12 @@ pub enum Command {
     /// Grow or shrink a cluster over several hosts (edits its spec file).
     #[command(subcommand)]
     Host(HostCommand),
+    /// The cluster's users: add, remove (login off), list (edits its spec file).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the ~/.ssh/config block a user logs in to the login node with
+    /// (--known-hosts: the line that makes ssh trust its host key).
+    SshConfig(SshConfigArgs),
     /// Node images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -217,6 +223,72 @@ pub struct HostRemoveArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user to the spec (-f) and to every node, with a home on the shared /home
+    /// and the ssh keys they log in with; running nodes and jobs are left alone. For a
+    /// known user: give their login back and add keys.
+    Add(UserAddArgs),
+    /// Take a user's login away (account locked, keys removed; their files and jobs stay,
+    /// and jobs still queued or running are listed); --purge-home deletes the account and
+    /// its home once it has no jobs.
+    Remove(UserRemoveArgs),
+    /// The spec's users, their IDs and whether they may log in.
+    List(UserListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// Account name (lowercase letters, digits, '-').
+    #[arg(value_name = "NAME")]
+    pub user: String,
+    /// Its UID (default: the next free one from 1001); the same on every node.
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Its primary group's GID (default: the UID, a group of its own).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// A public key file (e.g. alice.pub) whose keys may log in; repeat for more.
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    pub ssh_key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterName,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRemoveArgs {
+    #[arg(value_name = "NAME")]
+    pub user: String,
+    /// Also delete the account and its home (refused while it has jobs).
+    #[arg(long)]
+    pub purge_home: bool,
+    #[command(flatten)]
+    pub cluster: ClusterName,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// Print JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// The user who logs in.
+    pub user: String,
+    /// The name to give the login node in ~/.ssh/config (default: the cluster's).
+    #[arg(long = "host")]
+    pub host: Option<String>,
+    /// Print the known_hosts line(s) for the login node's host keys instead.
+    #[arg(long)]
+    pub known_hosts: bool,
+    #[command(flatten)]
+    pub cluster: ClusterName,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build the node image for a Slurm release, or the storage image (kept and reused
     /// once built).
@@ -262,4 +334,13 @@ pub enum ConfigCommand {
 pub struct RenderArgs {
     #[command(flatten)]
     pub spec: ClusterName,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

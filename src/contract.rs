@@ -14,6 +14,11 @@ pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
 /// The roles the init script takes as its argument (`slurmbox-init ROLE`).
 pub const INIT_ROLES: &[&str] = &["controller", "compute", "login"];
 
+/// The login node's AuthorizedKeysCommand for users from LDAP (assets/slurmbox-ldap-keys.sh).
+pub const LDAP_KEYS_SCRIPT: &str = include_str!("../assets/slurmbox-ldap-keys.sh");
+/// Where it is placed on the login node.
+pub const LDAP_KEYS_PATH: &str = "/usr/local/sbin/slurmbox-ldap-keys";
+
 /// The storage containers' script (assets/slurmbox-storage.sh).
 pub const STORAGE_SCRIPT: &str = include_str!("../assets/slurmbox-storage.sh");
 /// Where the storage script is placed in a storage container.
@@ -21,6 +26,9 @@ pub const STORAGE_PATH: &str = "/usr/local/sbin/slurmbox-storage";
 
 /// slurmbox-init's subcommand for the engine's health check (`slurmbox-init health ROLE`).
 pub const HEALTH: &str = "health";
+/// slurmbox-init's subcommand that makes users' homes on the login node
+/// (`slurmbox-init homes NAME:UID:GID ...`).
+pub const HOMES: &str = "homes";
 
 /// Host names of the controller and the login node inside the cluster.
 pub const CONTROLLER_HOST: &str = "controller";
@@ -28,8 +36,8 @@ pub const LOGIN_HOST: &str = "login";
 
 /// Environment variables slurmbox sets on containers for their scripts.
 pub mod env {
-    /// `"name:uid:gid ..."`: the accounts slurmbox-init creates, same IDs on every node.
-    pub const USERS: &str = "SLURMBOX_USERS";
+    /// `1` on nodes that resolve users from LDAP: slurmbox-init starts nslcd.
+    pub const LDAP: &str = "SLURMBOX_LDAP";
     /// The controller's host name or address, for compute and login nodes.
     pub const CONTROLLER: &str = "SLURMBOX_CONTROLLER";
     /// This node's Slurm name (a compute node registers with it).
@@ -48,7 +56,7 @@ pub mod env {
     pub const STORAGE_ADDRESS: &str = "SLURMBOX_STORAGE_ADDRESS";
 
     /// The variables slurmbox-init reads.
-    pub const INIT: &[&str] = &[USERS, CONTROLLER, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
+    pub const INIT: &[&str] = &[LDAP, CONTROLLER, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
     /// The variables slurmbox-storage reads.
     pub const STORAGE: &[&str] = &[STORAGE_ADDRESS];
 
@@ -58,9 +66,19 @@ pub mod env {
     }
 }
 
-/// The users' homes in node containers (slurmbox-init makes `/home/NAME` on the login
-/// node and, for a GlusterFS /home, waits for the volume mounted there).
+/// The users' homes in node containers (slurmbox makes `/home/NAME`; for a GlusterFS
+/// /home slurmbox-init waits for the volume mounted there).
 pub const HOME: &str = "/home";
+/// Where every Slurm node reads the cluster's accounts (its host's accounts volume):
+/// libnss-extrausers' `passwd`, `group` and `shadow`, and sshd's `ssh/NAME` key files.
+pub const ACCOUNTS_DIR: &str = "/var/lib/extrausers";
+/// The login node's sshd host keys (a volume: they outlive the container), made by
+/// slurmbox-init on first start.
+pub const SSH_HOST_KEYS: &str = "/var/lib/slurmbox/ssh";
+/// slurmbox's sshd settings on the login node.
+pub const SSHD_CONF: &str = "/etc/ssh/sshd_config.d/slurmbox.conf";
+/// nslcd's settings (LDAP), with the bind password: root's alone.
+pub const NSLCD_CONF: &str = "/etc/nslcd.conf";
 /// The munge volume's mount point in node containers.
 pub const MUNGE_DIR: &str = "/etc/munge";
 /// The cluster's munge key: the controller's slurmbox-init makes it; slurmbox copies
@@ -149,7 +167,7 @@ mod tests {
         }
         let all: BTreeSet<&str> = env::INIT.iter().chain(env::STORAGE).copied().collect();
         let each = [
-            env::USERS,
+            env::LDAP,
             env::CONTROLLER,
             env::NODE,
             env::NODE_CONF,
@@ -167,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_init_scripts_paths_and_roles() {
-        for path in [HOME, MUNGE_DIR, MUNGE_KEY, SLURM_CONF, STATE_SAVE_LOCATION] {
+        for path in [HOME, MUNGE_DIR, MUNGE_KEY, SLURM_CONF, STATE_SAVE_LOCATION, SSH_HOST_KEYS, SSHD_CONF] {
             assert!(INIT_SCRIPT.contains(path), "slurmbox-init does not use {path}");
         }
         assert!(

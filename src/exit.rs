@@ -7,6 +7,7 @@
 use std::error::Error;
 
 use crate::commands::host::HostError;
+use crate::commands::user::UserError;
 use crate::spec::{EditError, SpecError};
 
 /// The exit code of a command that failed for a reason other than a usage mistake.
@@ -26,6 +27,7 @@ fn is_usage(e: &(dyn Error + 'static)) -> bool {
     e.is::<SpecError>()
         || e.is::<EditError>()
         || e.downcast_ref::<HostError>().is_some_and(HostError::is_usage)
+        || e.downcast_ref::<UserError>().is_some_and(UserError::is_usage)
 }
 
 #[cfg(test)]

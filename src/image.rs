@@ -53,6 +53,13 @@ const PACKAGES: &[&str] = &[
     // slurmbox-init makes the container's own cgroup mounts writable (limits); forky
     // no longer pulls it in.
     "mount",
+    // Users: accounts from the files slurmbox keeps in a volume (libnss-extrausers) or
+    // from LDAP (nslcd, ldapsearch for their keys), and sshd on the login node.
+    "libnss-extrausers",
+    "nslcd",
+    "libnss-ldapd",
+    "ldap-utils",
+    "openssh-server",
     "tini",
     "ca-certificates",
 ];
@@ -80,6 +87,14 @@ const CUSTOMIZE: &[&str] = &[
     r#"printf '\nbtl_tcp_if_include = eth0\n' >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
     // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
     r#"rm -f "$1/etc/slurm/plugstack.conf""#,
+    // Accounts: the image's own files, then the cluster's (its accounts volume), then
+    // LDAP where the cluster has a directory (without nslcd running, that lookup fails
+    // at once).
+    r#"sed -i -E 's/^(passwd|group|shadow):.*/\1: files extrausers ldap/' "$1/etc/nsswitch.conf""#,
+    // Host keys baked into an image would be every cluster's; the login node makes its
+    // own on first start. And no private key at all may be in the image.
+    r#"rm -f "$1"/etc/ssh/ssh_host_*"#,
+    r#"if grep -rlsI -D skip --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e 'PRIVATE KEY-----' "$1/etc" "$1/root" "$1/var" >&2; then echo 'a private key is in the node image' >&2; exit 1; fi"#,
 ];
 
 /// Debian packages in the storage image: GlusterFS's server (glusterd and the brick

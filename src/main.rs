@@ -36,6 +36,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(&ctx, args).await,
             Command::List(args) => commands::list::run(&ctx, args).await,
             Command::Host(cmd) => commands::host::run(&ctx, cmd).await,
+            Command::User(cmd) => commands::user::run(&ctx, cmd).await,
+            Command::SshConfig(args) => commands::ssh_config::run(&ctx, args).await,
             Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
             Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
         }

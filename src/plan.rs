@@ -100,6 +100,10 @@ pub struct Plan {
     pub storage: Vec<StoragePeer>,
     /// Whether jobs are confined by cgroups, or why not.
     pub limits: Limits,
+    /// The users every node knows (written into each host's accounts volume).
+    pub accounts: crate::components::users::Accounts,
+    /// The directory the nodes resolve users from, if any.
+    pub ldap: Option<crate::spec::LdapSpec>,
 }
 
 /// A host's storage container, and the address the other hosts reach it at.
@@ -185,6 +189,17 @@ pub struct ContainerPlan {
     /// answers (`docker ps` and `status` show "healthy"/"unhealthy").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Vec<String>>,
+    /// Its TCP ports published on its host (the login node's sshd).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortPlan>,
+}
+
+/// A container's TCP port published on its host's `host_ip:host_port`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PortPlan {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 /// A file written into a container at creation (owned by root).
@@ -250,6 +265,8 @@ impl Plan {
             default_user: spec.default_user().to_string(),
             storage: Vec::new(),
             limits: config.limits.clone(),
+            accounts: Default::default(),
+            ldap: None,
         };
         for part in PARTS {
             part.add(&layout, &config, &mut plan);
@@ -412,7 +429,12 @@ mod tests {
         let plan = Plan::new(&spec, &[facts()]);
         insta::assert_snapshot!(plan.slurm_conf.to_string());
         assert_eq!(plan.login().mounts[1].source, MountSource::HostPath("/gfsv/home".into()));
-        assert_eq!(plan.volumes.len(), 2, "no home volume when /home is a host folder");
+        let volumes: Vec<&str> = plan.volumes.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            volumes,
+            ["asai-munge", "asai-state", "asai-login-ssh", "asai-accounts"],
+            "no home volume when /home is a host folder"
+        );
     }
 
     #[test]
@@ -532,10 +554,13 @@ mod tests {
                 (0, "lab-munge"),
                 (1, "lab-munge"),
                 (0, "lab-state"),
+                (0, "lab-login-ssh"),
                 (0, "lab-glusterd"),
                 (0, "lab-brick"),
                 (1, "lab-glusterd"),
-                (1, "lab-brick")
+                (1, "lab-brick"),
+                (0, "lab-accounts"),
+                (1, "lab-accounts")
             ]
         );
         // A host skipped by `up --skip-unreachable` is not asked to take part.
@@ -681,10 +706,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "370d1c55815680c0"),
-                ("slurmbox-login", "21970bb36f5d9d75"),
-                ("slurmbox-node1", "1273edd294cc818b"),
-                ("slurmbox-node2", "241caa0aa7dc7529"),
+                ("slurmbox-controller", "12a7f97e47894dde"),
+                ("slurmbox-login", "d2ac365e6b465fa2"),
+                ("slurmbox-node1", "18d94b980f27aa77"),
+                ("slurmbox-node2", "2aa5a5e8ff6eff7e"),
             ],
         );
     }
@@ -694,11 +719,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "3d7c4e86742832ad"),
-                ("lab-login", "c80401d4974b22ae"),
-                ("lab-pi1", "8ee44924138d7af1"),
-                ("lab-pi2", "8cd69082ed4d2181"),
-                ("lab-pi3", "cc7dcde8859adeaa"),
+                ("lab-controller", "9a0d72b54378cf4c"),
+                ("lab-login", "fff595f792ea9dce"),
+                ("lab-pi1", "f11d40e9f3b2fcf5"),
+                ("lab-pi2", "42bc5d31c7e1b75b"),
+                ("lab-pi3", "8464e2a25ebd5528"),
             ],
         );
     }
@@ -708,12 +733,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "3f59a5bca45da772"),
-                ("lab-login", "322ceaa73d458efb"),
-                ("lab-pi1-1", "f2375e0755c5a730"),
-                ("lab-pi1-2", "49a6c53106fbe305"),
-                ("lab-pi2-1", "9f57e200cbeeecaf"),
-                ("lab-pi2-2", "1d8a2868796dbcc8"),
+                ("lab-controller", "979837a1ffec5b1b"),
+                ("lab-login", "7d4c79c114cab357"),
+                ("lab-pi1-1", "3804d15bc013eb8d"),
+                ("lab-pi1-2", "a753b4252c916393"),
+                ("lab-pi2-1", "fe1e5a9982663311"),
+                ("lab-pi2-2", "30ac2ce03c621201"),
             ],
         );
     }
@@ -723,10 +748,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "ce75afe1fefd5b43"),
-                ("lab-login", "5ff21344f4047d79"),
-                ("lab-pi1", "a3c571cf96852e03"),
-                ("lab-pi2", "5b21880a4b398250"),
+                ("lab-controller", "7d75246dd841c652"),
+                ("lab-login", "5667c96b632503f2"),
+                ("lab-pi1", "837d506b0266e92b"),
+                ("lab-pi2", "87030f75662369cd"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],

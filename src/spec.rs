@@ -15,6 +15,11 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod accounts;
+pub use accounts::{
+    DEFAULT_SSH_PORT, ID_RANGE, LdapSpec, LoginSpec, UserSpec, is_public_key, with_user, without_user,
+};
+
 /// Slurm releases slurmbox can build images for, and the Debian suite carrying each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum SlurmVersion {
@@ -103,6 +108,10 @@ pub struct ClusterSpec {
     /// local socket).
     pub hosts: Vec<HostSpec>,
     pub network: NetworkSpec,
+    /// How users reach the login node (sshd).
+    pub login: LoginSpec,
+    /// A directory the nodes resolve more users from.
+    pub ldap: Option<LdapSpec>,
 }
 
 /// How the cluster's containers reach each other.
@@ -188,12 +197,6 @@ pub enum HomeSpec {
     GlusterFs,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct UserSpec {
-    pub name: String,
-    pub uid: u32,
-}
-
 pub const DEFAULT_NAME: &str = "slurmbox";
 pub const DEFAULT_USER: &str = "researcher";
 pub const DEFAULT_UID: u32 = 1000;
@@ -213,9 +216,11 @@ impl ClusterSpec {
                 gpu_shards: 0,
             },
             home: HomeSpec::Volume,
-            users: vec![UserSpec { name: DEFAULT_USER.to_string(), uid: DEFAULT_UID }],
+            users: vec![UserSpec::new(DEFAULT_USER, DEFAULT_UID)],
             hosts: Vec::new(),
             network: NetworkSpec::Default { subnet: None },
+            login: LoginSpec::default(),
+            ldap: None,
         }
     }
 
@@ -301,7 +306,9 @@ struct RawSpec {
     compute: Option<RawCompute>,
     home: Option<RawHome>,
     #[serde(default)]
-    user: Vec<RawUser>,
+    user: Vec<accounts::RawUser>,
+    login: Option<accounts::RawLogin>,
+    ldap: Option<accounts::RawLdap>,
     controller: Option<Spanned<String>>,
     #[serde(default)]
     host: Vec<RawHost>,
@@ -347,13 +354,6 @@ struct RawHome {
     shared: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUser {
-    name: Spanned<String>,
-    uid: Option<Spanned<i64>>,
-}
-
 /// Names the rest of slurmbox relies on: Docker object names, host names, user names.
 fn is_dns_label(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -362,8 +362,6 @@ fn is_dns_label(s: &str, max: usize) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
-
-const RESERVED_USERS: &[&str] = &["root", "slurm", "munge", "nobody", "daemon", "bin", "sys"];
 
 impl RawSpec {
     fn check(
@@ -533,44 +531,13 @@ impl RawSpec {
             spec.network = check_network(network, nodes, spec.hosts.len(), &err)?;
         }
         if !self.user.is_empty() {
-            spec.users.clear();
-            for (i, user) in self.user.into_iter().enumerate() {
-                let name = user.name.get_ref();
-                if !is_dns_label(name, 32) || name.starts_with(|c: char| c.is_ascii_digit()) {
-                    return Err(err(
-                        user.name.span(),
-                        format!("invalid user name {name:?}"),
-                        "use lowercase letters, digits and '-', starting with a letter".into(),
-                    ));
-                }
-                if RESERVED_USERS.contains(&name.as_str()) {
-                    return Err(err(
-                        user.name.span(),
-                        format!("user name {name:?} is reserved for the system"),
-                        "pick a personal account name; jobs never run as root or as a daemon account".into(),
-                    ));
-                }
-                if spec.users.iter().any(|u| &u.name == name) {
-                    return Err(err(
-                        user.name.span(),
-                        format!("user {name:?} is listed twice"),
-                        "each [[user]] needs its own name".into(),
-                    ));
-                }
-                let uid = match &user.uid {
-                    Some(uid) => in_range(uid, 1000, 60000, "user.uid", &err)? as u32,
-                    None => DEFAULT_UID + i as u32,
-                };
-                if spec.users.iter().any(|u| u.uid == uid) {
-                    let span = user.uid.as_ref().map_or(user.name.span(), |u| u.span());
-                    return Err(err(
-                        span,
-                        format!("uid {uid} is used by two users"),
-                        "give every [[user]] its own uid (they must match across all nodes)".into(),
-                    ));
-                }
-                spec.users.push(UserSpec { name: name.clone(), uid });
-            }
+            spec.users = accounts::check_users(self.user, &err)?;
+        }
+        if let Some(login) = &self.login {
+            spec.login = accounts::check_login(login, &err)?;
+        }
+        if let Some(ldap) = self.ldap {
+            spec.ldap = Some(accounts::check_ldap(ldap, &err)?);
         }
         Ok(spec)
     }
@@ -728,7 +695,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 #[derive(Debug, thiserror::Error, Diagnostic)]
 #[error("cannot edit the spec: {0}")]
 #[diagnostic(help("fix the file by hand (`slurmbox up -f FILE` checks it), then run this again"))]
-pub struct EditError(String);
+pub struct EditError(pub(crate) String);
 
 /// Checks `[network]`; `nodes` is how many compute nodes the spec asks for, on
 /// `hosts` listed hosts.

@@ -42,10 +42,10 @@ async fn attach(
     let node = running_node(&cluster.name, &containers, node)?;
     let user = target.user.clone().unwrap_or_else(|| default_user(&containers));
     let engine = cluster.engine(node);
-    // Commands start in the account's home, like a login; Docker names an account
+    // Commands start in the account's home, like a login; runuser names an account
     // it does not know in its own error.
     let workdir = account_home(engine, &node.name, &user).await;
-    let spec = ExecSpec { cmd, user: Some(user), workdir, env: vec![] };
+    let spec = ExecSpec::new(cmd).run_as(&user, workdir);
     let code = engine.exec_attached(&node.name, &spec, tty).await?;
     Ok(exit_code(code))
 }

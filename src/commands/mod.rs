@@ -9,8 +9,10 @@ pub mod host;
 pub mod image;
 pub mod list;
 pub mod logs;
+pub mod ssh_config;
 pub mod status;
 pub mod up;
+pub mod user;
 pub mod verify;
 
 use futures_util::future::join_all;

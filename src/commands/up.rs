@@ -10,17 +10,7 @@ use crate::deploy::{self, UpOptions};
 use crate::registry;
 
 pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
-    let spec = load_spec(&args.spec)?;
-    let options = UpOptions {
-        skip_unreachable: args.skip_unreachable,
-        wait: Duration::from_secs(args.wait),
-        mirror: args.build.mirror.clone(),
-    };
-    let plan = deploy::up(&spec, &options, &ctx.progress).await?;
-    // `--name` finds it from any folder from now on.
-    let text = spec_text(&args.spec, &spec);
-    registry::remember(&registry::Entry::new(&spec, args.spec.file.as_deref(), text))?;
-
+    let plan = bring_up(ctx, &args).await?;
     let flag = match (&args.spec.file, plan.cluster.as_str()) {
         (Some(file), _) => format!(" -f {}", file.display()),
         (None, crate::spec::DEFAULT_NAME) => String::new(),
@@ -31,4 +21,25 @@ pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     p.say(format!("  slurmbox exec{flag} -- sinfo"));
     p.say(format!("  slurmbox verify{flag}"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `up` does, for commands that edit the spec and then converge (`user add`).
+pub async fn converge_quietly(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
+    bring_up(ctx, &args).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Converges the cluster and remembers it.
+async fn bring_up(ctx: &Context, args: &UpArgs) -> miette::Result<crate::plan::Plan> {
+    let spec = load_spec(&args.spec)?;
+    let options = UpOptions {
+        skip_unreachable: args.skip_unreachable,
+        wait: Duration::from_secs(args.wait),
+        mirror: args.build.mirror.clone(),
+    };
+    let plan = deploy::up(&spec, &options, &ctx.progress).await?;
+    // `--name` finds it from any folder from now on.
+    let text = spec_text(&args.spec, &spec);
+    registry::remember(&registry::Entry::new(&spec, args.spec.file.as_deref(), text))?;
+    Ok(plan)
 }

@@ -74,6 +74,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
             labels: layout.labels(&[(LABEL_ROLE, Role::Storage.as_str()), (LABEL_NODE, &node)]),
             devices: vec!["/dev/fuse".into()],
             cgroupns_private: false,
+            ports: vec![],
             memory_mib: None,
             health: None,
             security_opt: vec!["apparmor=unconfined".into()],

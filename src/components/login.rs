@@ -2,19 +2,184 @@
 //! sackd, which fetches the controller's files (configless); on a host's network,
 //! where sackd would take the compute node's port, it gets its own copy of the files
 //! and runs no Slurm daemon.
+//!
+//! Users reach it over ssh: sshd takes public keys only (from the accounts slurmbox
+//! keeps, see [`super::users`], or the user's own `~/.ssh/authorized_keys`), no
+//! passwords and no root, on `[login] ssh_port` of the controller's host. Its host keys
+//! are made on first start into a volume of their own, so a recreated login node keeps
+//! them and nobody is told the host key changed.
+
+use std::fmt;
+use std::net::IpAddr;
 
 use super::{Config, Layout, NodeContainer, home, munge};
-use crate::plan::{Plan, Role};
+use crate::contract;
+use crate::plan::{MountPlan, MountSource, Plan, PlannedFile, PortPlan, Role, VolumePlan};
+
+fn host_keys_volume(layout: &Layout) -> String {
+    format!("{}-login-ssh", layout.cluster)
+}
+
+/// sshd's settings: OpenSSH's defaults tightened as current hardening guides (Mozilla's
+/// OpenSSH guidelines, ssh-audit's) ask, for a shared machine whose users log in with
+/// keys and do nothing but run Slurm's commands and edit their files.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SshdConf {
+    pub port: u16,
+    /// The one address to listen on (on a host's network); `None`: all of the node's.
+    pub listen: Option<IpAddr>,
+    /// A command that prints a user's keys from a directory (LDAP's sshPublicKey).
+    pub authorized_keys_command: Option<String>,
+}
+
+impl fmt::Display for SshdConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# Written by slurmbox: the login node's sshd.")?;
+        writeln!(f, "Port {}", self.port)?;
+        if let Some(address) = self.listen {
+            writeln!(f, "ListenAddress {address}")?;
+        }
+        // Made on first start (slurmbox-init), kept in the login node's own volume.
+        for kind in ["ed25519", "rsa"] {
+            writeln!(f, "HostKey {}/ssh_host_{kind}_key", contract::SSH_HOST_KEYS)?;
+        }
+        let lines = [
+            // Keys only: no passwords, no keyboard-interactive, no root.
+            "PermitRootLogin no",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitEmptyPasswords no",
+            "AuthenticationMethods publickey",
+            // No PAM: sshd itself then refuses locked accounts (`slurmbox user remove`),
+            // and the container needs no audit capabilities.
+            "UsePAM no",
+            "StrictModes yes",
+            "MaxAuthTries 3",
+            "LoginGraceTime 30",
+            // The keys slurmbox keeps for each user, then the user's own.
+            &format!("AuthorizedKeysFile {}/ssh/%u .ssh/authorized_keys", contract::ACCOUNTS_DIR),
+            // Nothing but a shell and its commands: no tunnels into the cluster network,
+            // no agent or X11 forwarding.
+            "AllowAgentForwarding no",
+            "AllowTcpForwarding no",
+            "AllowStreamLocalForwarding no",
+            "GatewayPorts no",
+            "PermitTunnel no",
+            "X11Forwarding no",
+            "PermitUserEnvironment no",
+            "DisableForwarding yes",
+            // Modern algorithms only (OpenSSH 9.2 and newer clients have all of these).
+            "KexAlgorithms mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,\
+             curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group18-sha512,\
+             diffie-hellman-group16-sha512,diffie-hellman-group-exchange-sha256",
+            "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,\
+             aes256-ctr,aes192-ctr,aes128-ctr",
+            "MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+            "HostKeyAlgorithms ssh-ed25519,ssh-ed25519-cert-v01@openssh.com,rsa-sha2-512,rsa-sha2-256",
+            "PubkeyAcceptedAlgorithms ssh-ed25519,ssh-ed25519-cert-v01@openssh.com,sk-ssh-ed25519@openssh.com,\
+             rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,\
+             sk-ecdsa-sha2-nistp256@openssh.com",
+            "RequiredRSASize 3072",
+            "ClientAliveInterval 300",
+            "ClientAliveCountMax 2",
+            "LogLevel VERBOSE",
+        ];
+        for line in lines {
+            writeln!(f, "{line}")?;
+        }
+        if let Some(cmd) = &self.authorized_keys_command {
+            writeln!(f, "AuthorizedKeysCommand {cmd}")?;
+            // The command reads the bind password, which is root's alone.
+            writeln!(f, "AuthorizedKeysCommandUser root")?;
+        }
+        Ok(())
+    }
+}
+
+/// The sshd settings of a cluster's login node.
+pub fn sshd_conf(layout: &Layout) -> SshdConf {
+    SshdConf {
+        port: layout.spec.login.ssh_port,
+        // On a host's network sshd has the host's addresses: listen where the spec says.
+        listen: layout.spec.login.ssh_address.filter(|_| layout.on_host_network),
+        authorized_keys_command: None,
+    }
+}
+
+/// Capabilities the login node has beyond every node's: sshd confines its
+/// pre-authentication process in an empty folder (chroot), and binds a port below
+/// 1024 only when the spec asks for one.
+fn extra_caps(port: u16) -> Vec<String> {
+    let mut caps = vec!["SYS_CHROOT".to_string()];
+    if port < 1024 {
+        caps.push("NET_BIND_SERVICE".into());
+    }
+    caps
+}
 
 pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
-    plan.containers.push(layout.node_container(
+    let keys = host_keys_volume(layout);
+    plan.volumes.push(VolumePlan { host: layout.login.host, name: keys.clone(), labels: layout.labels(&[]) });
+    let mut files = if layout.on_host_network { config.slurm_files() } else { vec![] };
+    files.push(PlannedFile {
+        path: contract::SSHD_CONF.into(),
+        mode: 0o644,
+        contents: config.sshd.to_string(),
+    });
+    let mut login = layout.node_container(
         config,
         NodeContainer {
             placed: &layout.login,
             role: Role::Login,
-            mounts: vec![munge::mount(layout, true), home::mount(layout)],
+            mounts: vec![
+                munge::mount(layout, true),
+                home::mount(layout),
+                MountPlan {
+                    source: MountSource::Volume(keys),
+                    target: contract::SSH_HOST_KEYS.into(),
+                    read_only: false,
+                    propagation: None,
+                },
+            ],
             env: vec![],
-            files: if layout.on_host_network { config.slurm_files() } else { vec![] },
+            files,
         },
-    ));
+    );
+    let port = layout.spec.login.ssh_port;
+    login.cap_add.extend(extra_caps(port));
+    // On the cluster's own bridge network the port is published on the host; on a
+    // host's network sshd listens there itself, and in macvlan mode the login node has
+    // its own LAN address.
+    if !layout.on_host_network && layout.macvlan.is_none() {
+        let host_ip = layout.spec.login.ssh_address.map_or("0.0.0.0".to_string(), |a| a.to_string());
+        login.ports.push(PortPlan { host_ip, host_port: port, container_port: port });
+    }
+    plan.containers.push(login);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sshd_takes_keys_only() {
+        let conf = SshdConf { port: 2222, listen: None, authorized_keys_command: None }.to_string();
+        for line in [
+            "Port 2222\n",
+            "PermitRootLogin no\n",
+            "PasswordAuthentication no\n",
+            "KbdInteractiveAuthentication no\n",
+            "AuthenticationMethods publickey\n",
+            "X11Forwarding no\n",
+            "AllowAgentForwarding no\n",
+            "HostKey /var/lib/slurmbox/ssh/ssh_host_ed25519_key\n",
+            "AuthorizedKeysFile /var/lib/extrausers/ssh/%u .ssh/authorized_keys\n",
+        ] {
+            assert!(conf.contains(line), "{line:?} missing from\n{conf}");
+        }
+        assert!(!conf.contains("ListenAddress"));
+        assert!(!conf.contains("3des") && !conf.contains("hmac-sha1") && !conf.contains("group1-sha1"));
+        assert_eq!(extra_caps(22), ["SYS_CHROOT", "NET_BIND_SERVICE"]);
+    }
 }

@@ -11,6 +11,8 @@
 //! | GPUs | [`gpus`] | gres.conf, GresTypes and the `gpu` partition; each compute node's device files and GRES | – |
 //! | limits | [`limits`] | cgroup plugins in slurm.conf, cgroup.conf; each compute container's cgroup namespace, capabilities, memory limit | – |
 //! | GlusterFS /home | [`glusterfs`] | a storage container, brick and state volume per host | shapes the replicated volume |
+//! | LDAP | [`ldap`] | nslcd.conf on every node, the login node's key lookup | gives new nodes the bind password |
+//! | users | [`users`] | an accounts volume per host, mounted on every node | writes the accounts and keys, makes homes |
 //!
 //! [`crate::plan::Plan::new`] folds over [`PARTS`] in two passes: first each part
 //! [`configures`](Part::configure) what other parts' containers carry (slurm.conf,
@@ -25,10 +27,12 @@ pub mod controller;
 pub mod glusterfs;
 pub mod gpus;
 pub mod home;
+pub mod ldap;
 pub mod limits;
 pub mod login;
 pub mod munge;
 pub mod network;
+pub mod users;
 
 use std::collections::BTreeMap;
 
@@ -43,7 +47,7 @@ use crate::render::{CgroupConf, GresConf, SlurmConf};
 use crate::spec::{ClusterSpec, MacvlanSpec, NetworkSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 9] = [
+pub const PARTS: [Part; 11] = [
     Part::Network,
     Part::Munge,
     Part::Controller,
@@ -53,6 +57,10 @@ pub const PARTS: [Part; 9] = [
     Part::Gpus,
     Part::Limits,
     Part::GlusterFs,
+    Part::Ldap,
+    // Last: it mounts its volume on every node container, and makes homes once the
+    // shared /home is there.
+    Part::Users,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +71,11 @@ pub enum Part {
     Home,
     Login,
     Compute,
+    Users,
     Gpus,
     Limits,
     GlusterFs,
+    Ldap,
 }
 
 impl Part {
@@ -76,7 +86,8 @@ impl Part {
             Part::Home => home::configure(layout, config),
             Part::Limits => limits::configure(layout, config),
             Part::Gpus => gpus::configure(layout, config),
-            Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::GlusterFs => {}
+            Part::Ldap => ldap::configure(layout, config),
+            Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::Users | Part::GlusterFs => {}
         }
     }
 
@@ -89,6 +100,8 @@ impl Part {
             Part::Home => home::add(layout, plan),
             Part::Login => login::add(layout, config, plan),
             Part::Compute => compute::add(layout, config, plan),
+            Part::Users => users::add(layout, plan),
+            Part::Ldap => ldap::add(layout, plan),
             Part::Limits => limits::add(layout, config, plan),
             // Compute nodes carry their GPUs ([`gpus::of_node`]); gres.conf is the controller's.
             Part::Gpus => {}
@@ -110,6 +123,7 @@ impl Part {
         match self {
             Part::Munge => munge::before_start(apply).await,
             Part::Compute => compute::before_start(apply).await,
+            Part::Ldap => ldap::before_start(apply).await,
             _ => Ok(()),
         }
     }
@@ -120,6 +134,7 @@ impl Part {
         match self {
             Part::Controller => controller::after_start(apply).await,
             Part::GlusterFs => glusterfs::after_start(apply).await,
+            Part::Users => users::after_start(apply).await,
             _ => Ok(()),
         }
     }
@@ -253,6 +268,7 @@ impl<'a> Layout<'a> {
             devices: vec![],
             security_opt: vec![],
             cgroupns_private: false,
+            ports: vec![],
             memory_mib: None,
             // slurmbox-init's own watchdog restarts a daemon that stops answering;
             // the engine's check shows it. The login node's sackd has nothing to ask.
@@ -283,25 +299,23 @@ pub struct Config {
     pub limits: limits::Limits,
     /// The environment every Slurm node's container starts with.
     pub node_env: Vec<String>,
+    /// The login node's sshd.
+    pub sshd: login::SshdConf,
 }
 
 impl Config {
     pub fn new(layout: &Layout) -> Config {
-        let users: Vec<String> =
-            layout.spec.users.iter().map(|u| format!("{}:{}:{}", u.name, u.uid, u.uid)).collect();
         Config {
             slurm_conf: controller::slurm_conf(layout),
             cgroup_conf: controller::cgroup_conf(),
+            sshd: login::sshd_conf(layout),
             gres_conf: GresConf::default(),
             limits: limits::Limits::Off { why: "not decided".into() },
-            node_env: vec![
-                format!("{}={}", contract::env::USERS, users.join(" ")),
-                format!(
-                    "{}={}",
-                    contract::env::CONTROLLER,
-                    layout.controller_addr.as_deref().unwrap_or(contract::CONTROLLER_HOST)
-                ),
-            ],
+            node_env: vec![format!(
+                "{}={}",
+                contract::env::CONTROLLER,
+                layout.controller_addr.as_deref().unwrap_or(contract::CONTROLLER_HOST)
+            )],
         }
     }
 

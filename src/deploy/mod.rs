@@ -46,6 +46,9 @@ pub enum DeployError {
          this cluster other hosts, or a /home of its own with [home] host_path. Nothing was changed"
     ))]
     SharedHomeTaken { host: String, other: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    LdapFile(#[from] crate::components::ldap::LdapFileError),
 }
 
 /// How `up` goes about it (from its flags).

@@ -110,18 +110,20 @@ async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
             "create slurmbox-controller",
             "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf",
             "create slurmbox-login",
-            "upload slurmbox-login /usr/local/sbin/slurmbox-init",
+            "upload slurmbox-login /usr/local/sbin/slurmbox-init /etc/ssh/sshd_config.d/slurmbox.conf",
             "create slurmbox-node1",
             "upload slurmbox-node1 /usr/local/sbin/slurmbox-init",
             "create slurmbox-node2",
             "upload slurmbox-node2 /usr/local/sbin/slurmbox-init",
+            ACCOUNTS,
+            HOMES,
         ]
     );
     assert_eq!(rest.len(), 4, "everything starts once it is created: {done:?}");
     assert!(engines[0].has_network("slurmbox-net") && engines[0].has_volume("slurmbox-munge"));
 
     up(&engines, &plan).await.unwrap();
-    assert_eq!(changes(&engines[0]), Vec::<String>::new(), "nothing changed, nothing done");
+    assert_eq!(changes(&engines[0]), [ACCOUNTS, HOMES], "nothing changed, no container touched");
 }
 
 #[tokio::test]
@@ -176,9 +178,16 @@ async fn slurm_forgets_a_removed_node_and_a_new_controller_hears_from_the_others
             "start slurmbox-controller",
             "exec slurmbox-controller scontrol delete nodename=node1",
             "exec slurmbox-node1 pkill -HUP -x slurmd",
+            ACCOUNTS,
+            HOMES,
         ]
     );
 }
+
+/// What every `up` does last: the accounts written into the host's volume (through
+/// its first node), and the homes that are missing made.
+const ACCOUNTS: &str = "upload slurmbox-controller /var/lib/extrausers/passwd /var/lib/extrausers/group /var/lib/extrausers/shadow /var/lib/extrausers/ssh/researcher";
+const HOMES: &str = "exec slurmbox-login /usr/local/sbin/slurmbox-init homes researcher:1000:1000";
 
 fn compute(cluster: &str, host: usize, node: &str) -> ContainerInfo {
     ContainerInfo {

@@ -9,7 +9,7 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
     HostConfigCgroupnsModeEnum, Ipam, IpamConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
-    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
@@ -451,8 +451,22 @@ impl Engine for DockerEngine {
                 // No swap beyond the limit: memory and swap together are the limit.
                 memory: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
                 memory_swap: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+                port_bindings: (!c.ports.is_empty()).then(|| {
+                    c.ports
+                        .iter()
+                        .map(|p| {
+                            let binding = PortBinding {
+                                host_ip: Some(p.host_ip.clone()),
+                                host_port: Some(p.host_port.to_string()),
+                            };
+                            (format!("{}/tcp", p.container_port), Some(vec![binding]))
+                        })
+                        .collect()
+                }),
                 ..Default::default()
             }),
+            exposed_ports: (!c.ports.is_empty())
+                .then(|| c.ports.iter().map(|p| format!("{}/tcp", p.container_port)).collect()),
             // On the cluster's own network the node is found by its name; on the host's
             // network it has the host's address and needs no alias.
             networking_config: (c.network != HOST_NETWORK).then(|| NetworkingConfig {

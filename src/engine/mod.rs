@@ -120,9 +120,23 @@ impl ExecSpec {
         ExecSpec::new(["bash", "-c", script])
     }
 
-    pub fn as_user(mut self, user: &str) -> ExecSpec {
-        self.workdir = Some(format!("{}/{user}", crate::contract::HOME));
-        self.user = Some(user.to_string());
+    /// Runs the command as `user`, in their home under /home.
+    pub fn as_user(self, user: &str) -> ExecSpec {
+        self.run_as(user, Some(format!("{}/{user}", crate::contract::HOME)))
+    }
+
+    /// Runs the command as `user` (any account but root) in `workdir`. The engine looks
+    /// accounts up in the image's /etc/passwd only, and the cluster's users are in its
+    /// accounts volume or a directory: `runuser`, started as root, finds them the way
+    /// every other program does (NSS) and sets the user's groups, HOME and SHELL.
+    pub fn run_as(mut self, user: &str, workdir: Option<String>) -> ExecSpec {
+        self.workdir = workdir;
+        if user != "root" {
+            let mut cmd = vec!["runuser".to_string(), "-u".into(), user.to_string(), "--".into()];
+            cmd.append(&mut self.cmd);
+            self.cmd = cmd;
+        }
+        self.user = None;
         self
     }
 }
