@@ -16,12 +16,12 @@ setting() { awk -v key="$1" '$1 == key { sub(/^[^ \t]+[ \t]+/, ""); print; exit 
 
 args=(-x -LLL -o ldif_wrap=no -l 5 -H "$(setting uri)" -b "$(setting base)")
 binddn=$(setting binddn)
-if [ -n "$binddn" ]; then
-    # The password reaches ldapsearch through a pipe, never its command line.
-    args+=(-D "$binddn" -y <(printf %s "$(setting bindpw)"))
-fi
+# The password reaches ldapsearch on its stdin, never its command line (which every
+# user of the node can read).
+[ -z "$binddn" ] || args+=(-D "$binddn" -y /proc/self/fd/0)
 cacert=$(setting tls_cacertfile)
 [ -z "$cacert" ] || export LDAPTLS_CACERT="$cacert"
 
-ldapsearch "${args[@]}" "(&(objectClass=posixAccount)(uid=$user))" sshPublicKey |
+setting bindpw | tr -d '\n' |
+    ldapsearch "${args[@]}" "(&(objectClass=posixAccount)(uid=$user))" sshPublicKey |
     sed -n 's/^sshPublicKey: //p'

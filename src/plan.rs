@@ -706,10 +706,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "12a7f97e47894dde"),
-                ("slurmbox-login", "d2ac365e6b465fa2"),
-                ("slurmbox-node1", "18d94b980f27aa77"),
-                ("slurmbox-node2", "2aa5a5e8ff6eff7e"),
+                ("slurmbox-controller", "adefbf8dd0329cc9"),
+                ("slurmbox-login", "c3f9f7276b2b6828"),
+                ("slurmbox-node1", "514412adeb13c1e4"),
+                ("slurmbox-node2", "4adb1dbb21eed258"),
             ],
         );
     }
@@ -719,11 +719,11 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "9a0d72b54378cf4c"),
-                ("lab-login", "fff595f792ea9dce"),
-                ("lab-pi1", "f11d40e9f3b2fcf5"),
-                ("lab-pi2", "42bc5d31c7e1b75b"),
-                ("lab-pi3", "8464e2a25ebd5528"),
+                ("lab-controller", "3a5b86fd05842db4"),
+                ("lab-login", "bdda6377031dd104"),
+                ("lab-pi1", "23e1f8fcd913d73b"),
+                ("lab-pi2", "51065fa5ea531455"),
+                ("lab-pi3", "fc1ff0502e828d8c"),
             ],
         );
     }
@@ -733,12 +733,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "979837a1ffec5b1b"),
-                ("lab-login", "7d4c79c114cab357"),
-                ("lab-pi1-1", "3804d15bc013eb8d"),
-                ("lab-pi1-2", "a753b4252c916393"),
-                ("lab-pi2-1", "fe1e5a9982663311"),
-                ("lab-pi2-2", "30ac2ce03c621201"),
+                ("lab-controller", "3d95a748c84b40bc"),
+                ("lab-login", "eaf2d1ed58abda8d"),
+                ("lab-pi1-1", "b31af6a74ac6f94e"),
+                ("lab-pi1-2", "476d21c87db135a0"),
+                ("lab-pi2-1", "8fd8eee844b2940f"),
+                ("lab-pi2-2", "9548eac15f452027"),
             ],
         );
     }
@@ -748,10 +748,10 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "7d75246dd841c652"),
-                ("lab-login", "5667c96b632503f2"),
-                ("lab-pi1", "837d506b0266e92b"),
-                ("lab-pi2", "87030f75662369cd"),
+                ("lab-controller", "255e874343ab0a4e"),
+                ("lab-login", "65700cfe90ecd7fd"),
+                ("lab-pi1", "018d91af18e62f11"),
+                ("lab-pi2", "f7318a83934b5a3b"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
             ],

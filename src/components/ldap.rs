@@ -68,6 +68,12 @@ impl fmt::Display for NslcdConf {
         writeln!(f, "bind_timelimit 5")?;
         writeln!(f, "timelimit 10")?;
         writeln!(f, "reconnect_invalidate passwd,group")?;
+        // While it does not answer (a node starting before the directory is reachable),
+        // a lookup fails after a second instead of retrying for ten.
+        writeln!(f, "reconnect_sleeptime 1")?;
+        writeln!(f, "reconnect_retrytime 1")?;
+        // The daemons' own accounts never wait for it.
+        writeln!(f, "nss_initgroups_ignoreusers ALLLOCAL")?;
         // Never the local accounts (root, the daemons) from the directory.
         writeln!(f, "nss_min_uid 1000")
     }

@@ -6,6 +6,7 @@
 
 pub mod lab;
 pub mod lab_cluster;
+pub mod ldap;
 
 use std::collections::HashMap;
 use std::io::Write;
