@@ -76,11 +76,13 @@ impl<'a> LabCluster<'a> {
     /// account, in its home.
     pub fn docker_exec(&self, host: usize, node: &str, user: Option<&str>, script: &str) -> Output {
         assert!(!script.contains('\''), "scripts here cannot hold single quotes: {script}");
-        let who = match user {
-            Some(u) => format!("-u {u} -w /home/{u}"),
-            None => String::new(),
+        // The cluster's users are in its accounts volume, not the image's /etc/passwd
+        // where the engine looks them up: switch to them inside, as slurmbox does.
+        let (workdir, runuser) = match user {
+            Some(u) => (format!("-w /home/{u}"), format!("runuser -u {u} --")),
+            None => (String::new(), String::new()),
         };
-        let cmd = format!("docker exec {who} {}-{node} bash -c '{script}'", self.name);
+        let cmd = format!("docker exec {workdir} {}-{node} {runuser} bash -c '{script}'", self.name);
         let out = self.lab.ssh(host, &cmd);
         // Exit 126 is the engine failing to start the process, seen now and then on a
         // busy machine; it says nothing about the cluster. Once more, and say so.
