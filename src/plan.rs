@@ -26,6 +26,8 @@ pub const LABEL_LIMITS: &str = "io.slurmbox.limits";
 pub const LABEL_GRES: &str = "io.slurmbox.gres";
 /// The cluster's default user (for `exec`, `shell` and `verify`).
 pub const LABEL_USER: &str = "io.slurmbox.user";
+/// The port a login node's sshd is published on, so other clusters on the host leave it.
+pub const LABEL_SSH_PORT: &str = "io.slurmbox.ssh-port";
 
 pub use crate::components::compute::runs_on_host;
 pub use crate::contract::{
@@ -56,6 +58,9 @@ pub struct HostFacts {
     pub storage_image: Option<String>,
     /// What its engine says about cgroups (whether limits can be enforced there).
     pub cgroup: CgroupHost,
+    /// The port the login node's sshd is published on, when this host runs it (see
+    /// [`crate::components::login::choose_ssh_port`]).
+    pub ssh_port: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -389,6 +394,7 @@ mod tests {
             image: IMAGE.into(),
             storage_image: None,
             cgroup: CgroupHost::v2(),
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
         }
     }
 
@@ -671,6 +677,7 @@ mod pinned_hashes {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
             cgroup: CgroupHost::v2(),
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
         }
     }
 
@@ -707,7 +714,7 @@ mod pinned_hashes {
             hashes("", 0, false),
             &[
                 ("slurmbox-controller", "adefbf8dd0329cc9"),
-                ("slurmbox-login", "c3f9f7276b2b6828"),
+                ("slurmbox-login", "1df83423ad516571"),
                 ("slurmbox-node1", "514412adeb13c1e4"),
                 ("slurmbox-node2", "4adb1dbb21eed258"),
             ],
@@ -720,7 +727,7 @@ mod pinned_hashes {
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
                 ("lab-controller", "3a5b86fd05842db4"),
-                ("lab-login", "bdda6377031dd104"),
+                ("lab-login", "617048e3a4d1a411"),
                 ("lab-pi1", "23e1f8fcd913d73b"),
                 ("lab-pi2", "51065fa5ea531455"),
                 ("lab-pi3", "fc1ff0502e828d8c"),
@@ -734,7 +741,7 @@ mod pinned_hashes {
             hashes(&macvlan(), 2, false),
             &[
                 ("lab-controller", "3d95a748c84b40bc"),
-                ("lab-login", "eaf2d1ed58abda8d"),
+                ("lab-login", "e9cc0decc7c9ff33"),
                 ("lab-pi1-1", "b31af6a74ac6f94e"),
                 ("lab-pi1-2", "476d21c87db135a0"),
                 ("lab-pi2-1", "8fd8eee844b2940f"),
@@ -749,7 +756,7 @@ mod pinned_hashes {
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
                 ("lab-controller", "255e874343ab0a4e"),
-                ("lab-login", "65700cfe90ecd7fd"),
+                ("lab-login", "39cfcebb86366374"),
                 ("lab-pi1", "018d91af18e62f11"),
                 ("lab-pi2", "f7318a83934b5a3b"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),

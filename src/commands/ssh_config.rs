@@ -93,7 +93,12 @@ pub async fn run(ctx: &Context, args: SshConfigArgs) -> miette::Result<ExitCode>
     }
     println!("Host {host}");
     println!("    HostName {}", address(&spec));
-    println!("    Port {}", spec.login.ssh_port);
+    let port = login
+        .labels
+        .get(crate::plan::LABEL_SSH_PORT)
+        .cloned()
+        .unwrap_or_else(|| spec.login.ssh_port.unwrap_or(crate::spec::DEFAULT_SSH_PORT).to_string());
+    println!("    Port {port}");
     println!("    User {}", args.user);
     println!("    HostKeyAlias {alias}");
     println!("    IdentitiesOnly yes");

@@ -149,6 +149,7 @@ mod tests {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
             cgroup: CgroupHost::v2(),
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
         };
         Plan::new(&spec, &vec![facts; spec.hosts.len().max(1)])
     }

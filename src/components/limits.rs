@@ -473,6 +473,7 @@ mod tests {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
             cgroup,
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
         };
         Plan::new(&crate::spec::ClusterSpec::default_cluster(), &[facts])
     }

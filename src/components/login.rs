@@ -9,12 +9,14 @@
 //! are made on first start into a volume of their own, so a recreated login node keeps
 //! them and nobody is told the host key changed.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 
 use super::{Config, Layout, NodeContainer, home, munge};
 use crate::contract;
-use crate::plan::{MountPlan, MountSource, Plan, PlannedFile, PortPlan, Role, VolumePlan};
+use crate::plan::{LABEL_SSH_PORT, MountPlan, MountSource, Plan, PlannedFile, PortPlan, Role, VolumePlan};
+use crate::spec::DEFAULT_SSH_PORT;
 
 fn host_keys_volume(layout: &Layout) -> String {
     format!("{}-login-ssh", layout.cluster)
@@ -97,10 +99,29 @@ impl fmt::Display for SshdConf {
     }
 }
 
+/// The login node ports on its host: this cluster's now, and other clusters'.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SshPorts {
+    pub own: Option<u16>,
+    pub taken: BTreeSet<u16>,
+}
+
+/// The port the login node's sshd is published on: the spec's, else the one it has
+/// (so `up` never moves it), else [`DEFAULT_SSH_PORT`] or the first one after it that
+/// no other cluster on the host holds and that is not in `avoid` (found in use by
+/// something else).
+pub fn choose_ssh_port(explicit: Option<u16>, ports: &SshPorts, avoid: &BTreeSet<u16>) -> u16 {
+    if let Some(port) = explicit {
+        return port;
+    }
+    let free = |p: &u16| !ports.taken.contains(p) && !avoid.contains(p);
+    ports.own.filter(free).unwrap_or_else(|| (DEFAULT_SSH_PORT..).find(free).expect("a free port"))
+}
+
 /// The sshd settings of a cluster's login node.
 pub fn sshd_conf(layout: &Layout) -> SshdConf {
     SshdConf {
-        port: layout.spec.login.ssh_port,
+        port: layout.facts[layout.login.host].ssh_port,
         // On a host's network sshd has the host's addresses: listen where the spec says.
         listen: layout.spec.login.ssh_address.filter(|_| layout.on_host_network),
         authorized_keys_command: None,
@@ -146,8 +167,9 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
             files,
         },
     );
-    let port = layout.spec.login.ssh_port;
+    let port = config.sshd.port;
     login.cap_add.extend(extra_caps(port));
+    login.labels.insert(LABEL_SSH_PORT.into(), port.to_string());
     // On the cluster's own bridge network the port is published on the host; on a
     // host's network sshd listens there itself, and in macvlan mode the login node has
     // its own LAN address.
@@ -181,5 +203,17 @@ mod tests {
         assert!(!conf.contains("ListenAddress"));
         assert!(!conf.contains("3des") && !conf.contains("hmac-sha1") && !conf.contains("group1-sha1"));
         assert_eq!(extra_caps(22), ["SYS_CHROOT", "NET_BIND_SERVICE"]);
+    }
+
+    #[test]
+    fn clusters_side_by_side_get_their_own_ports_and_keep_them() {
+        let none = BTreeSet::new();
+        let ports =
+            |own: Option<u16>, taken: &[u16]| SshPorts { own, taken: taken.iter().copied().collect() };
+        assert_eq!(choose_ssh_port(None, &ports(None, &[]), &none), 2222);
+        assert_eq!(choose_ssh_port(None, &ports(None, &[2222, 2223]), &none), 2224);
+        assert_eq!(choose_ssh_port(None, &ports(Some(2230), &[2222]), &none), 2230, "kept");
+        assert_eq!(choose_ssh_port(None, &ports(None, &[]), &BTreeSet::from([2222])), 2223);
+        assert_eq!(choose_ssh_port(Some(22), &ports(None, &[22]), &none), 22, "the spec's, taken or not");
     }
 }

@@ -9,12 +9,13 @@ use futures_util::future::{join_all, try_join_all};
 
 use super::DeployError;
 use crate::components::limits::CgroupHost;
+use crate::components::login::SshPorts;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
-use crate::plan::HostFacts;
+use crate::plan::{HostFacts, LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, Role};
 use crate::progress::Progress;
-use crate::spec::{Arch, ClusterSpec, HomeSpec, HostSpec};
+use crate::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT, HomeSpec, HostSpec};
 
 /// How long a host's engine may take to answer before it counts as unreachable (an
 /// ssh connection to a machine that fell off the network would otherwise hang for
@@ -173,6 +174,7 @@ pub async fn images(
             image: tags[arch].clone(),
             storage_image: storage_tags.get(arch).cloned(),
             cgroup: CgroupHost::from_engine(info),
+            ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
         })
         .collect();
     for &i in &reached.skipped {
@@ -194,6 +196,24 @@ pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineE
         image: Recipe::new(spec.slurm, arch).tag(),
         storage_image: Some(Recipe::storage(arch).tag()),
         cgroup: CgroupHost::from_engine(&info),
+        ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
     };
     Ok(vec![facts; spec.hosts.len().max(1)])
+}
+
+/// The login node's published ports on the controller's host: the one this cluster's
+/// login node has now, and those other clusters' login nodes hold.
+pub async fn ssh_ports<E: Engine>(engine: &E, cluster: &str) -> Result<SshPorts, EngineError> {
+    let mut ports = SshPorts::default();
+    for c in engine.list_labelled(LABEL_ROLE, Role::Login.as_str()).await? {
+        let Some(port) = c.labels.get(LABEL_SSH_PORT).and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        if c.labels.get(LABEL_CLUSTER).map(String::as_str) == Some(cluster) {
+            ports.own = Some(port);
+        } else {
+            ports.taken.insert(port);
+        }
+    }
+    Ok(ports)
 }

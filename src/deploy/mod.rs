@@ -15,6 +15,7 @@ pub mod remove;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use miette::Diagnostic;
@@ -22,7 +23,7 @@ use miette::Diagnostic;
 pub use apply::Apply;
 
 use crate::actions::{self, ActionError};
-use crate::components::PARTS;
+use crate::components::{PARTS, login};
 use crate::engine::{Engine, EngineError};
 use crate::image::ImageError;
 use crate::plan::{self, Existing, LABEL_HASH, Plan};
@@ -85,12 +86,32 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
             p.say(format!("Host {host:?}: {line}"));
         }
     }
-    let facts = hosts::images(spec, &reached, &options.mirror, p).await?;
-    let plan = Plan::new(spec, &facts).without_hosts(&reached.skipped);
-    // Plainly, either way: a cluster that cannot enforce limits still comes up.
-    p.say(format!("Limits: {}", plan.limits.summary()));
-    converge(&reached.engines, &plan, options.wait, p).await?;
-    Ok(plan)
+    let mut facts = hosts::images(spec, &reached, &options.mirror, p).await?;
+    // The login node's sshd port on the controller's host: several clusters there each
+    // get their own, unless the spec names one.
+    let mut avoid = BTreeSet::new();
+    loop {
+        let ports = hosts::ssh_ports(&reached.engines[0], &spec.name).await?;
+        facts[0].ssh_port = login::choose_ssh_port(spec.login.ssh_port, &ports, &avoid);
+        let plan = Plan::new(spec, &facts).without_hosts(&reached.skipped);
+        if avoid.is_empty() {
+            // Plainly, either way: a cluster that cannot enforce limits still comes up.
+            p.say(format!("Limits: {}", plan.limits.summary()));
+        }
+        match converge(&reached.engines, &plan, options.wait, p).await {
+            // Taken since it was chosen (another `up` at the same moment) or by a
+            // program: the next free one.
+            Err(DeployError::Engine(EngineError::PortTaken { port, .. }))
+                if spec.login.ssh_port.is_none() && avoid.len() < 20 =>
+            {
+                p.say(format!(
+                    "Port {port} is in use on the controller's host: the login node takes another"
+                ));
+                avoid.insert(port);
+            }
+            done => return done.map(|()| plan),
+        }
+    }
 }
 
 /// Makes what runs on `engines` (one per host of the plan, in its order) match the plan,

@@ -23,6 +23,7 @@ fn facts() -> HostFacts {
         image: IMAGE.into(),
         storage_image: None,
         cgroup: CgroupHost::v2(),
+        ssh_port: crate::spec::DEFAULT_SSH_PORT,
     }
 }
 

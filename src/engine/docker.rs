@@ -27,6 +27,19 @@ use crate::plan::{
     VolumePlan,
 };
 
+/// The port of the first `ADDRESS:PORT` in an engine's message (0 if none).
+fn bound_port(text: &str) -> u16 {
+    let bytes = text.as_bytes();
+    text.match_indices(':')
+        .filter(|(i, _)| *i > 0 && bytes[i - 1].is_ascii_digit())
+        .filter_map(|(i, _)| {
+            let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .next()
+        .unwrap_or(0)
+}
+
 /// Longest a single engine request may take (an image transfer, a long `exec`).
 const REQUEST_TIMEOUT_S: u64 = 1800;
 
@@ -536,6 +549,15 @@ impl Engine for DockerEngine {
                 let path = text.split("path ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("");
                 Err(EngineError::NotShared { path: path.to_string(), container: name.to_string() })
             }
+            // A published port another container or program holds: "Bind for
+            // 0.0.0.0:2222 failed: port is already allocated", "listen tcp4
+            // 0.0.0.0:2222: bind: address already in use".
+            Err(e)
+                if e.to_string().contains("already allocated")
+                    || e.to_string().contains("already in use") =>
+            {
+                Err(EngineError::PortTaken { port: bound_port(&e.to_string()), container: name.to_string() })
+            }
             Err(e) => Err(api(format!("start container {name}"))(e)),
         }
     }
@@ -666,5 +688,17 @@ impl RawTerminal {
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_port_in_a_bind_error() {
+        let taken = "driver failed programming external connectivity on endpoint it-users-12-login (3f2a): \
+                     Bind for 0.0.0.0:2222 failed: port is already allocated";
+        assert_eq!(super::bound_port(taken), 2222);
+        let busy = "Error starting userland proxy: listen tcp4 0.0.0.0:2299: bind: address already in use";
+        assert_eq!(super::bound_port(busy), 2299);
     }
 }

@@ -53,6 +53,11 @@ pub enum EngineError {
          host as root (systemd hosts do this at boot; others need it after each boot), then `slurmbox up` again"
     ))]
     NotShared { path: String, container: String },
+    #[error("port {port} of the host of {container} is in use by another program")]
+    #[diagnostic(help(
+        "set [login] ssh_port in the spec to a free port (or stop what holds {port}), then `slurmbox up` again"
+    ))]
+    PortTaken { port: u16, container: String },
     #[error("container {0:?} does not exist")]
     #[diagnostic(help("is the cluster up? `slurmbox status` lists its nodes"))]
     NoContainer(String),

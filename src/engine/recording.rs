@@ -704,6 +704,7 @@ mod tests {
             image: IMAGE.into(),
             storage_image: None,
             cgroup: crate::components::limits::CgroupHost::v2(),
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
         };
         Plan::new(&ClusterSpec::default_cluster(), &[facts])
     }

@@ -34,19 +34,15 @@ impl UserSpec {
 
 /// How users reach the login node: sshd on `ssh_port`, published on the controller's
 /// host (on `ssh_address`, default every address).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LoginSpec {
-    pub ssh_port: u16,
+    /// The port the spec names; `None`: [`DEFAULT_SSH_PORT`], or the next one free
+    /// when another cluster on the host has it.
+    pub ssh_port: Option<u16>,
     pub ssh_address: Option<IpAddr>,
 }
 
 pub const DEFAULT_SSH_PORT: u16 = 2222;
-
-impl Default for LoginSpec {
-    fn default() -> Self {
-        LoginSpec { ssh_port: DEFAULT_SSH_PORT, ssh_address: None }
-    }
-}
 
 /// An LDAP directory every node resolves users and groups from (nslcd), and whose
 /// `sshPublicKey` attributes the login node accepts.
@@ -179,15 +175,16 @@ pub(super) fn check_login(
 ) -> Result<LoginSpec, SpecError> {
     let mut login = LoginSpec::default();
     if let Some(port) = &raw.ssh_port {
-        login.ssh_port = in_range(port, 1, 65535, "login.ssh_port", err)? as u16;
+        let number = in_range(port, 1, 65535, "login.ssh_port", err)? as u16;
         // Slurm's own ports: on a host's network sshd would take one from a daemon.
-        if (6817..=6820).contains(&login.ssh_port) {
+        if (6817..=6820).contains(&number) {
             return Err(err(
                 port.span(),
-                format!("login.ssh_port = {} is one of Slurm's ports (6817-6820)", login.ssh_port),
+                format!("login.ssh_port = {number} is one of Slurm's ports (6817-6820)"),
                 "pick another port, e.g. the default 2222".into(),
             ));
         }
+        login.ssh_port = Some(number);
     }
     if let Some(address) = &raw.ssh_address {
         login.ssh_address = Some(address.get_ref().parse().map_err(|_| {
@@ -370,7 +367,7 @@ mod tests {
             UserSpec { gid: 3000, ssh_keys: vec![KEY.into()], ..UserSpec::new("alice", 2001) }
         );
         assert_eq!(spec.users[1], UserSpec { login: false, ..UserSpec::new("bob", 2002) });
-        assert_eq!(spec.login, LoginSpec { ssh_port: 2222, ssh_address: None });
+        assert_eq!(spec.login, LoginSpec { ssh_port: None, ssh_address: None });
     }
 
     #[test]
@@ -389,7 +386,10 @@ mod tests {
     fn login_and_ldap_are_checked() {
         let spec =
             ClusterSpec::parse("c.toml", "[login]\nssh_port = 2022\nssh_address = \"10.0.0.5\"\n").unwrap();
-        assert_eq!(spec.login, LoginSpec { ssh_port: 2022, ssh_address: Some("10.0.0.5".parse().unwrap()) });
+        assert_eq!(
+            spec.login,
+            LoginSpec { ssh_port: Some(2022), ssh_address: Some("10.0.0.5".parse().unwrap()) }
+        );
         assert_eq!(
             error_of("[login]\nssh_port = 6818\n"),
             "cluster.toml:2:12: login.ssh_port = 6818 is one of Slurm's ports (6817-6820)"
