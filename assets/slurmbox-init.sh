@@ -7,7 +7,7 @@
 # `slurmbox status` see the failure instead of a container that is "up" with
 # nothing running in it.
 #
-# Usage: slurmbox-init controller|compute|login
+# Usage: slurmbox-init controller|compute|login|dbd
 #        slurmbox-init health controller|compute   (Docker's health check: exit 0 if the
 #        node's Slurm daemon answers)
 #        slurmbox-init homes NAME:UID:GID ...      (on the login node: make these users'
@@ -23,7 +23,7 @@
 #                        own cgroup mounts are made writable for slurmd
 set -euo pipefail
 
-role="${1:?usage: slurmbox-init controller|compute|login}"
+role="${1:?usage: slurmbox-init controller|compute|login|dbd}"
 log() { echo "slurmbox-init[$role]: $*" >&2; }
 
 # Whether this node's Slurm daemon answers, not only lives: slurmctld answers a ping,
@@ -189,6 +189,21 @@ compute | login)
         install -d -o slurm -g slurm -m 0755 /run/slurm
         runuser -u slurm -- /usr/sbin/sackd -D --conf-server "$controller" &
     fi
+    ;;
+dbd)
+    # slurmdbd's settings, with the database password from the secret volume the
+    # database container made it in: slurm's alone, written anew at each start.
+    secret=/var/lib/slurmbox/secret/db-password
+    wait_for "[ -s $secret ] && [ -e /var/lib/slurmbox/secret/db-ready ]" 2400 ||
+        { log "the database is not ready after 120 s: see the db container's log"; exit 1; }
+    (
+        umask 077
+        cat /etc/slurm/slurmdbd.conf.template
+        printf 'StoragePass=%s\n' "$(cat "$secret")"
+    ) >/etc/slurm/slurmdbd.conf
+    chown slurm:slurm /etc/slurm/slurmdbd.conf
+    chmod 0600 /etc/slurm/slurmdbd.conf
+    /usr/sbin/slurmdbd -D &
     ;;
 *)
     log "unknown role '$role'"

@@ -308,6 +308,10 @@ pub struct ImageBuildArgs {
     /// of a node image.
     #[arg(long, conflicts_with = "slurm")]
     pub storage: bool,
+    /// Build the accounting image (MariaDB and slurmdbd of --slurm's release) instead
+    /// of a node image.
+    #[arg(long, conflicts_with = "storage")]
+    pub accounting: bool,
     /// Build again even if the image exists.
     #[arg(long)]
     pub force: bool,

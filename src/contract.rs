@@ -12,7 +12,16 @@ pub const INIT_SCRIPT: &str = include_str!("../assets/slurmbox-init.sh");
 /// Where the init script is placed in a node container (its command).
 pub const INIT_PATH: &str = "/usr/local/sbin/slurmbox-init";
 /// The roles the init script takes as its argument (`slurmbox-init ROLE`).
-pub const INIT_ROLES: &[&str] = &["controller", "compute", "login"];
+pub const INIT_ROLES: &[&str] = &["controller", "compute", "login", "dbd"];
+
+/// The database container's script (assets/slurmbox-db.sh).
+pub const DB_SCRIPT: &str = include_str!("../assets/slurmbox-db.sh");
+/// Where it is placed in the database container.
+pub const DB_PATH: &str = "/usr/local/sbin/slurmbox-db";
+/// The volume the database password lives in, mounted in the db and dbd containers.
+pub const DB_SECRET_DIR: &str = "/var/lib/slurmbox/secret";
+/// slurmdbd's settings without the password; slurmbox-init adds it at start.
+pub const SLURMDBD_TEMPLATE: &str = "/etc/slurm/slurmdbd.conf.template";
 
 /// The login node's AuthorizedKeysCommand for users from LDAP (assets/slurmbox-ldap-keys.sh).
 pub const LDAP_KEYS_SCRIPT: &str = include_str!("../assets/slurmbox-ldap-keys.sh");
@@ -59,6 +68,11 @@ pub mod env {
     pub const INIT: &[&str] = &[LDAP, CONTROLLER, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
     /// The variables slurmbox-storage reads.
     pub const STORAGE: &[&str] = &[STORAGE_ADDRESS];
+    /// The address and port the accounting database listens on (slurmbox-db).
+    pub const DB_BIND: &str = "SLURMBOX_DB_BIND";
+    pub const DB_PORT: &str = "SLURMBOX_DB_PORT";
+    /// The variables slurmbox-db reads.
+    pub const DB: &[&str] = &[DB_BIND, DB_PORT];
 
     /// `NAME=value`, as a container's environment lists it.
     pub fn var(name: &str, value: impl std::fmt::Display) -> String {
@@ -146,7 +160,9 @@ mod tests {
 
     #[test]
     fn every_variable_a_script_names_is_declared_for_it() {
-        for (script, declared) in [(INIT_SCRIPT, env::INIT), (STORAGE_SCRIPT, env::STORAGE)] {
+        for (script, declared) in
+            [(INIT_SCRIPT, env::INIT), (STORAGE_SCRIPT, env::STORAGE), (DB_SCRIPT, env::DB)]
+        {
             let named = slurmbox_names(script);
             let declared: BTreeSet<&str> = declared.iter().copied().collect();
             assert_eq!(named, declared, "the SLURMBOX_* names of a script and of env::INIT/env::STORAGE");
@@ -185,6 +201,8 @@ mod tests {
 
     #[test]
     fn the_init_scripts_paths_and_roles() {
+        assert!(INIT_SCRIPT.contains(SLURMDBD_TEMPLATE) && INIT_SCRIPT.contains(DB_SECRET_DIR));
+        assert!(DB_SCRIPT.contains(&format!("secret={DB_SECRET_DIR}/db-password")));
         for path in [HOME, MUNGE_DIR, MUNGE_KEY, SLURM_CONF, STATE_SAVE_LOCATION, SSH_HOST_KEYS, SSHD_CONF] {
             assert!(INIT_SCRIPT.contains(path), "slurmbox-init does not use {path}");
         }
@@ -210,7 +228,7 @@ mod tests {
     #[test]
     fn the_node_roles_are_the_ones_the_init_script_takes() {
         use crate::plan::Role;
-        for role in [Role::Controller, Role::Login, Role::Compute] {
+        for role in [Role::Controller, Role::Login, Role::Compute, Role::Dbd] {
             assert!(INIT_ROLES.contains(&role.as_str()), "{role:?}");
         }
         assert!(!INIT_ROLES.contains(&Role::Storage.as_str()), "storage containers run slurmbox-storage");

@@ -30,6 +30,8 @@ use crate::spec::{Arch, SlurmVersion};
 pub const REPOSITORY: &str = "slurmbox/node";
 /// The storage image's repository (amd64; `slurmbox/storage-arm64` for arm64).
 pub const STORAGE_REPOSITORY: &str = "slurmbox/storage";
+/// The accounting image's repository (MariaDB and slurmdbd of one Slurm release).
+pub const ACCOUNTING_REPOSITORY: &str = "slurmbox/accounting";
 /// The Debian release the storage image comes from (GlusterFS 11).
 const STORAGE_SUITE: &str = "trixie";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
@@ -102,6 +104,22 @@ const CUSTOMIZE: &[&str] = &[
 const STORAGE_PACKAGES: &[&str] =
     &["glusterfs-server", "glusterfs-client", "mount", "attr", "procps", "tini", "ca-certificates"];
 
+/// Debian packages in the accounting image: MariaDB's server and slurmdbd (of the same
+/// release as the cluster's Slurm), munge to authenticate slurmctld.
+const ACCOUNTING_PACKAGES: &[&str] =
+    &["mariadb-server", "slurmdbd", "munge", "procps", "tini", "ca-certificates"];
+
+/// The accounting image shares the node image's account IDs (the munge key volume).
+const ACCOUNTING_CUSTOMIZE: &[&str] = &[
+    CUSTOMIZE[0],
+    CUSTOMIZE[1],
+    // What slurmdbd asks of MariaDB (Slurm's accounting guide), sized for a small
+    // cluster's machine, and no name lookups for connecting clients.
+    r#"printf '[mysqld]\ninnodb_buffer_pool_size = 256M\ninnodb_log_file_size = 64M\ninnodb_lock_wait_timeout = 900\nmax_allowed_packet = 64M\nskip_name_resolve = ON\n' > "$1/etc/mysql/mariadb.conf.d/90-slurmbox.cnf""#,
+    // The package made an empty database (root by socket only, no password anywhere):
+    // Docker copies it into each cluster's new volume, which saves its first start.
+];
+
 const STORAGE_CUSTOMIZE: &[&str] = &[
     // glusterd names itself by the UUID in glusterd.info, made on first start. One baked
     // into the image would give every host the same identity, and peers refuse that.
@@ -147,6 +165,7 @@ pub enum ImageError {
 pub enum Kind {
     Node(SlurmVersion),
     Storage,
+    Accounting(SlurmVersion),
 }
 
 /// Everything that decides an image's contents.
@@ -166,11 +185,17 @@ impl Recipe {
         Recipe { kind: Kind::Storage, arch }
     }
 
+    /// The accounting image (MariaDB, slurmdbd) for `slurm` on `arch`.
+    pub fn accounting(slurm: SlurmVersion, arch: Arch) -> Recipe {
+        Recipe { kind: Kind::Accounting(slurm), arch }
+    }
+
     /// What the image is, for messages: "Slurm 24.11 node image", "storage image".
     pub fn what(&self) -> String {
         match self.kind {
             Kind::Node(slurm) => format!("Slurm {slurm} node image"),
             Kind::Storage => "storage image".into(),
+            Kind::Accounting(slurm) => format!("Slurm {slurm} accounting image"),
         }
     }
 
@@ -190,6 +215,7 @@ impl Recipe {
         let (repository, version) = match self.kind {
             Kind::Node(slurm) => (REPOSITORY, slurm.to_string()),
             Kind::Storage => (STORAGE_REPOSITORY, "gluster".to_string()),
+            Kind::Accounting(slurm) => (ACCOUNTING_REPOSITORY, slurm.to_string()),
         };
         let repository = match self.arch {
             Arch::Amd64 => repository.to_string(),
@@ -203,6 +229,9 @@ impl Recipe {
         args.extend(match self.kind {
             Kind::Node(slurm) => mmdebstrap_args(slurm.debian_suite(), PACKAGES, CUSTOMIZE),
             Kind::Storage => mmdebstrap_args(STORAGE_SUITE, STORAGE_PACKAGES, STORAGE_CUSTOMIZE),
+            Kind::Accounting(slurm) => {
+                mmdebstrap_args(slurm.debian_suite(), ACCOUNTING_PACKAGES, ACCOUNTING_CUSTOMIZE)
+            }
         });
         args.push(mirror.to_string());
         args
@@ -362,7 +391,7 @@ async fn build(
     });
     let mut changes: Vec<String> = CHANGES.iter().map(|c| c.to_string()).collect();
     changes.push(match recipe.kind {
-        Kind::Node(slurm) => {
+        Kind::Node(slurm) | Kind::Accounting(slurm) => {
             format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", recipe.digest())
         }
         Kind::Storage => format!("LABEL io.slurmbox.recipe={}", recipe.digest()),

@@ -56,6 +56,9 @@ pub struct HostFacts {
     pub image: String,
     /// The storage image for its architecture, when the cluster's /home is GlusterFS.
     pub storage_image: Option<String>,
+    /// The accounting image (MariaDB, slurmdbd), on the controller's host of a cluster
+    /// with accounting.
+    pub accounting_image: Option<String>,
     /// What its engine says about cgroups (whether limits can be enforced there).
     pub cgroup: CgroupHost,
     /// The port the login node's sshd is published on, when this host runs it (see
@@ -70,15 +73,27 @@ pub enum Role {
     Compute,
     /// A host's part of the shared /home (GlusterFS).
     Storage,
+    /// MariaDB, holding the accounting database.
+    Database,
+    /// slurmdbd, between slurmctld and the database.
+    Dbd,
 }
 
 impl Role {
+    /// Whether its container is a Slurm node (controller, login, compute): it has the
+    /// cluster's users, its files, its network.
+    pub fn is_slurm_node(self) -> bool {
+        matches!(self, Role::Controller | Role::Login | Role::Compute)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Controller => "controller",
             Role::Login => "login",
             Role::Compute => "compute",
             Role::Storage => "storage",
+            Role::Database => "db",
+            Role::Dbd => "dbd",
         }
     }
 }
@@ -109,6 +124,8 @@ pub struct Plan {
     pub accounts: crate::components::users::Accounts,
     /// The directory the nodes resolve users from, if any.
     pub ldap: Option<crate::spec::LdapSpec>,
+    /// The Slurm accounts and their users, with accounting (empty without).
+    pub slurm_accounts: Vec<crate::spec::AccountSpec>,
 }
 
 /// A host's storage container, and the address the other hosts reach it at.
@@ -272,6 +289,7 @@ impl Plan {
             limits: config.limits.clone(),
             accounts: Default::default(),
             ldap: None,
+            slurm_accounts: Vec::new(),
         };
         for part in PARTS {
             part.add(&layout, &config, &mut plan);
@@ -393,6 +411,7 @@ mod tests {
             arch: Arch::Amd64,
             image: IMAGE.into(),
             storage_image: None,
+            accounting_image: Some("slurmbox/accounting:24.11-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
         }
@@ -438,7 +457,7 @@ mod tests {
         let volumes: Vec<&str> = plan.volumes.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(
             volumes,
-            ["asai-munge", "asai-state", "asai-login-ssh", "asai-accounts"],
+            ["asai-munge", "asai-state", "asai-login-ssh", "asai-db", "asai-db-secret", "asai-accounts"],
             "no home volume when /home is a host folder"
         );
     }
@@ -529,7 +548,7 @@ mod tests {
             plan.storage.iter().map(|s| (s.host, s.container.as_str(), s.address.as_str())).collect();
         assert_eq!(peers, [(0, "lab-storage-pi1", "10.0.0.1"), (1, "lab-storage-pi2", "10.0.0.2")]);
         let shared = MountSource::HostPath("/var/lib/slurmbox/lab/home".into());
-        for c in &plan.containers {
+        for c in plan.containers.iter().filter(|c| c.role.is_slurm_node() || c.role == Role::Storage) {
             let home =
                 c.mounts.iter().find(|m| m.source == shared).expect("every container sees the shared home");
             if c.role == Role::Storage {
@@ -565,6 +584,8 @@ mod tests {
                 (0, "lab-brick"),
                 (1, "lab-glusterd"),
                 (1, "lab-brick"),
+                (0, "lab-db"),
+                (0, "lab-db-secret"),
                 (0, "lab-accounts"),
                 (1, "lab-accounts")
             ]
@@ -676,6 +697,7 @@ mod pinned_hashes {
             arch: Arch::Amd64,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
+            accounting_image: Some("slurmbox/accounting:24.11-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
         }
@@ -713,10 +735,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "adefbf8dd0329cc9"),
-                ("slurmbox-login", "1df83423ad516571"),
-                ("slurmbox-node1", "514412adeb13c1e4"),
-                ("slurmbox-node2", "4adb1dbb21eed258"),
+                ("slurmbox-controller", "3df43e1435a2283a"),
+                ("slurmbox-login", "abc7eef33506b909"),
+                ("slurmbox-node1", "23ec774914390d29"),
+                ("slurmbox-node2", "ccb9eeafce1b4f71"),
+                ("slurmbox-db", "6199c004f2206e94"),
+                ("slurmbox-dbd", "cdb67f600884541a"),
             ],
         );
     }
@@ -726,11 +750,13 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "3a5b86fd05842db4"),
-                ("lab-login", "617048e3a4d1a411"),
-                ("lab-pi1", "23e1f8fcd913d73b"),
-                ("lab-pi2", "51065fa5ea531455"),
-                ("lab-pi3", "fc1ff0502e828d8c"),
+                ("lab-controller", "59a6f9e8de2f9ca4"),
+                ("lab-login", "166db80c85c2f242"),
+                ("lab-pi1", "dbc29ea843da1ae0"),
+                ("lab-pi2", "5704dd18e1708e9a"),
+                ("lab-pi3", "eb6e7f16978438dd"),
+                ("lab-db", "554e78055dcb216d"),
+                ("lab-dbd", "630563d8b490cf9b"),
             ],
         );
     }
@@ -740,12 +766,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "3d95a748c84b40bc"),
-                ("lab-login", "e9cc0decc7c9ff33"),
-                ("lab-pi1-1", "b31af6a74ac6f94e"),
-                ("lab-pi1-2", "476d21c87db135a0"),
-                ("lab-pi2-1", "8fd8eee844b2940f"),
-                ("lab-pi2-2", "9548eac15f452027"),
+                ("lab-controller", "f924779d02fdff27"),
+                ("lab-login", "828bfceadb9bc40c"),
+                ("lab-pi1-1", "5f613d4618d0d0a6"),
+                ("lab-pi1-2", "60f4a22be0ab4fd2"),
+                ("lab-pi2-1", "d7d7c48bc038613f"),
+                ("lab-pi2-2", "700c07876ba420de"),
             ],
         );
     }
@@ -755,12 +781,14 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "255e874343ab0a4e"),
-                ("lab-login", "39cfcebb86366374"),
-                ("lab-pi1", "018d91af18e62f11"),
-                ("lab-pi2", "f7318a83934b5a3b"),
+                ("lab-controller", "da08d4bb6f1841d6"),
+                ("lab-login", "9a74c957ed1bd154"),
+                ("lab-pi1", "43151c8374f9998a"),
+                ("lab-pi2", "2828ba74c984a002"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
+                ("lab-db", "554e78055dcb216d"),
+                ("lab-dbd", "630563d8b490cf9b"),
             ],
         );
     }

@@ -36,6 +36,59 @@ pub struct SlurmConf {
     pub def_mem_per_cpu: Option<u64>,
     /// `GresTypes=`: "gpu", and "shard" where GPUs are shared (empty: none).
     pub gres_types: Vec<String>,
+    /// Jobs are recorded by slurmdbd (sacct), and scheduled by fair share.
+    pub accounting: Option<AccountingConf>,
+    /// The site's own lines (`[slurm_conf]`); each replaces slurmbox's default for its key.
+    pub site: std::collections::BTreeMap<String, String>,
+}
+
+/// Where slurmctld sends its accounting, and what it enforces from it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AccountingConf {
+    /// slurmdbd's host name (or address, on a host's network).
+    pub host: String,
+    /// `AccountingStorageEnforce=`: jobs of users without an association are refused
+    /// where every user has one (empty: nothing enforced).
+    pub enforce: String,
+}
+
+/// Keys of slurm.conf slurmbox writes itself and a site may not set (`[slurm_conf]`),
+/// each with why.
+const OWNED: &[(&str, &str)] = &[
+    ("ClusterName", "it is the cluster's name: set `name`"),
+    ("SlurmctldHost", "the controller's container is named by slurmbox"),
+    (
+        "SlurmctldParameters",
+        "compute and login nodes fetch their files from the controller (enable_configless)",
+    ),
+    ("AuthType", "munge is what the cluster's key is for"),
+    ("CredType", "munge is what the cluster's key is for"),
+    ("SlurmUser", "the images run Slurm as the slurm account"),
+    ("SlurmdUser", "slurmd runs as root to start jobs as their users"),
+    ("StateSaveLocation", "the controller's state is on its volume"),
+    ("SlurmdSpoolDir", "fixed by the node image"),
+    ("SlurmctldPidFile", "fixed by the node image"),
+    ("SlurmdPidFile", "fixed by the node image"),
+    ("ProctrackType", "set by [compute] limits"),
+    ("TaskPlugin", "set by [compute] limits"),
+    ("SelectType", "slurmbox schedules cores and memory (cons_tres)"),
+    ("SelectTypeParameters", "set by [compute] limits"),
+    ("GresTypes", "set from the GPUs in the spec"),
+    ("SlurmdParameters", "nodes may declare more than their host has (config_overrides)"),
+    ("MaxNodeCount", "compute nodes register themselves"),
+    ("NodeName", "compute nodes register themselves with what [compute] declares"),
+    ("NodeSet", "slurmbox groups the nodes by feature"),
+    ("PartitionName", "slurmbox makes the partitions"),
+    ("AccountingStorageType", "set by `accounting`"),
+    ("AccountingStorageHost", "slurmbox runs slurmdbd"),
+    ("AccountingStoragePort", "slurmbox runs slurmdbd"),
+    ("JobAcctGatherType", "follows [compute] limits and `accounting`"),
+    ("DefMemPerCPU", "slurmbox shares each node's memory among its CPUs"),
+];
+
+/// Why a site may not set `key` in `[slurm_conf]`; `None` when it may.
+pub fn owned_key(key: &str) -> Option<&'static str> {
+    OWNED.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, why)| *why)
 }
 
 /// What a compute node declares when it registers (`slurmd -Z --conf "..."`).
@@ -114,6 +167,46 @@ pub struct PartitionDef {
     pub default: bool,
 }
 
+impl SlurmConf {
+    /// The settings a site may change: slurmbox's defaults, each replaced by the
+    /// site's value for its key, then the site's other keys.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let mut defaults: Vec<(&str, String)> = vec![
+            ("MpiDefault", "none".into()),
+            // A node that comes back (container restarted) returns to service by itself.
+            ("ReturnToService", "2".into()),
+            ("SlurmdTimeout", self.slurmd_timeout.to_string()),
+            ("SlurmctldTimeout", "30".into()),
+            // Finished jobs stay visible to `scontrol show job` for five minutes.
+            ("MinJobAge", "300".into()),
+        ];
+        if self.accounting.is_some() {
+            defaults.extend([
+                // Fair share first: who used less waits less; then age, so nobody starves.
+                ("PriorityType", "priority/multifactor".to_string()),
+                ("PriorityWeightFairshare", "10000".into()),
+                ("PriorityWeightAge", "1000".into()),
+                ("PriorityDecayHalfLife", "7-0".into()),
+                ("PriorityMaxAge", "7-0".into()),
+            ]);
+        }
+        let site = |key: &str| self.site.iter().find(|(k, _)| k.eq_ignore_ascii_case(key));
+        let mut out: Vec<(String, String)> = defaults
+            .into_iter()
+            .map(|(k, v)| match site(k) {
+                Some((_, value)) => (k.to_string(), value.clone()),
+                None => (k.to_string(), v),
+            })
+            .collect();
+        for (k, v) in &self.site {
+            if !out.iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        out
+    }
+}
+
 impl Display for SlurmConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Written by slurmbox for cluster {:?}; `slurmbox up` rewrites it.", self.cluster_name)?;
@@ -150,7 +243,6 @@ impl Display for SlurmConf {
         if !self.gres_types.is_empty() {
             writeln!(f, "GresTypes={}", self.gres_types.join(","))?;
         }
-        writeln!(f, "MpiDefault=none")?;
         writeln!(f, "SelectType=select/cons_tres")?;
         if self.cgroups {
             writeln!(f, "SelectTypeParameters=CR_Core_Memory")?;
@@ -164,12 +256,26 @@ impl Display for SlurmConf {
         writeln!(f, "# Containers on one host all see the whole host; the CPUs and memory declared")?;
         writeln!(f, "# below are what Slurm schedules, even where they exceed the hardware.")?;
         writeln!(f, "SlurmdParameters=config_overrides")?;
-        writeln!(f, "# A node that comes back (container restarted) returns to service by itself.")?;
-        writeln!(f, "ReturnToService=2")?;
-        writeln!(f, "SlurmdTimeout={}", self.slurmd_timeout)?;
-        writeln!(f, "SlurmctldTimeout=30")?;
-        writeln!(f, "AccountingStorageType=accounting_storage/none")?;
-        writeln!(f, "JobAcctGatherType=jobacct_gather/none")?;
+        match &self.accounting {
+            Some(a) => {
+                writeln!(f, "# Every job is recorded by slurmdbd (sacct, sreport, sshare).")?;
+                writeln!(f, "AccountingStorageType=accounting_storage/slurmdbd")?;
+                writeln!(f, "AccountingStorageHost={}", a.host)?;
+                if !a.enforce.is_empty() {
+                    writeln!(f, "AccountingStorageEnforce={}", a.enforce)?;
+                }
+                let gather = if self.cgroups { "cgroup" } else { "linux" };
+                writeln!(f, "JobAcctGatherType=jobacct_gather/{gather}")?;
+            }
+            None => {
+                writeln!(f, "AccountingStorageType=accounting_storage/none")?;
+                writeln!(f, "JobAcctGatherType=jobacct_gather/none")?;
+            }
+        }
+        writeln!(f, "# slurmbox's defaults below; the spec's [slurm_conf] replaces any of them.")?;
+        for (key, value) in self.settings() {
+            writeln!(f, "{key}={value}")?;
+        }
         writeln!(f, "# Compute nodes register themselves (slurmd -Z): none are listed here.")?;
         writeln!(f, "MaxNodeCount={}", self.max_node_count)?;
         for set in &self.node_sets {
@@ -281,5 +387,31 @@ mod tests {
                 CgroupConf::enforcing(plugin).to_string()
             );
         }
+    }
+}
+
+/// `slurmdbd.conf` without its `StoragePass=` line: slurmbox-init adds that from the
+/// cluster's secret volume when slurmdbd starts, so the password is in no plan.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SlurmdbdConf {
+    /// slurmdbd's host name (its container's).
+    pub dbd_host: String,
+    /// Where MariaDB listens.
+    pub storage_host: String,
+    pub storage_port: u16,
+}
+
+impl Display for SlurmdbdConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# Written by slurmbox: slurmdbd keeps the cluster's accounting in MariaDB.")?;
+        writeln!(f, "AuthType=auth/munge")?;
+        writeln!(f, "DbdHost={}", self.dbd_host)?;
+        writeln!(f, "SlurmUser=slurm")?;
+        writeln!(f, "PidFile=/run/slurmdbd.pid")?;
+        writeln!(f, "StorageType=accounting_storage/mysql")?;
+        writeln!(f, "StorageHost={}", self.storage_host)?;
+        writeln!(f, "StoragePort={}", self.storage_port)?;
+        writeln!(f, "StorageUser=slurm")?;
+        writeln!(f, "StorageLoc=slurm_acct_db")
     }
 }

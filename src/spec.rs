@@ -15,7 +15,9 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod accounting;
 mod accounts;
+pub use accounting::{AccountSpec, DEFAULT_ACCOUNT};
 pub use accounts::{
     DEFAULT_SSH_PORT, ID_RANGE, LdapSpec, LoginSpec, UserSpec, is_public_key, with_user, without_user,
 };
@@ -112,6 +114,13 @@ pub struct ClusterSpec {
     pub login: LoginSpec,
     /// A directory the nodes resolve more users from.
     pub ldap: Option<LdapSpec>,
+    /// slurmdbd and MariaDB keep who ran what (`sacct`) and drive fair share.
+    pub accounting: bool,
+    /// Slurm accounts (research groups) and their users.
+    pub accounts: Vec<AccountSpec>,
+    /// Lines the site adds to slurm.conf (`[slurm_conf]`), replacing slurmbox's
+    /// defaults for the same keys.
+    pub slurm_conf: std::collections::BTreeMap<String, String>,
 }
 
 /// How the cluster's containers reach each other.
@@ -221,6 +230,9 @@ impl ClusterSpec {
             network: NetworkSpec::Default { subnet: None },
             login: LoginSpec::default(),
             ldap: None,
+            accounting: true,
+            accounts: Vec::new(),
+            slurm_conf: Default::default(),
         }
     }
 
@@ -309,6 +321,10 @@ struct RawSpec {
     user: Vec<accounts::RawUser>,
     login: Option<accounts::RawLogin>,
     ldap: Option<accounts::RawLdap>,
+    accounting: Option<Spanned<bool>>,
+    #[serde(default)]
+    account: Vec<accounting::RawAccount>,
+    slurm_conf: Option<Spanned<toml::Table>>,
     controller: Option<Spanned<String>>,
     #[serde(default)]
     host: Vec<RawHost>,
@@ -538,6 +554,23 @@ impl RawSpec {
         }
         if let Some(ldap) = self.ldap {
             spec.ldap = Some(accounts::check_ldap(ldap, &err)?);
+        }
+        // Accounting's two containers have no address of their own on a macvlan LAN yet.
+        let macvlan = matches!(spec.network, NetworkSpec::Macvlan(_));
+        spec.accounting = !macvlan;
+        if let Some(on) = &self.accounting {
+            if *on.get_ref() && macvlan {
+                return Err(err(
+                    on.span(),
+                    "accounting does not work with network mode \"macvlan\" yet".into(),
+                    "leave accounting out (it is off in macvlan mode), or use the default network".into(),
+                ));
+            }
+            spec.accounting = *on.get_ref();
+        }
+        spec.accounts = accounting::check_accounts(self.account, &err)?;
+        if let Some(table) = &self.slurm_conf {
+            spec.slurm_conf = accounting::check_slurm_conf(table, &err)?;
         }
         Ok(spec)
     }

@@ -81,6 +81,8 @@ pub struct NodeStatus {
     pub limits: Option<String>,
     /// Compute nodes with GPUs: the GRES they register with ("gpu:2"); null otherwise.
     pub gres: Option<String>,
+    /// The login node: the port its sshd is published on; null for the others.
+    pub ssh_port: Option<u16>,
 }
 
 /// What a storage container's `status` printed.
@@ -138,6 +140,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 container_status: c.status.clone(),
                 limits: c.labels.get(LABEL_LIMITS).cloned(),
                 gres: c.labels.get(LABEL_GRES).cloned(),
+                ssh_port: c.labels.get(crate::plan::LABEL_SSH_PORT).and_then(|p| p.parse().ok()),
             }
         })
         .collect();
@@ -155,6 +158,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 slurm_state: Some(state.to_string()),
                 limits: None,
                 gres: None,
+                ssh_port: None,
             });
         }
     }

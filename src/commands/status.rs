@@ -89,6 +89,11 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     }
     println!("{table}");
     println!("{}", limits_line(nodes));
+    if let Some(port) = nodes.iter().find_map(|n| n.ssh_port) {
+        println!(
+            "ssh logins: port {port} of the controller's host (`slurmbox ssh-config USER` prints a user's block)"
+        );
+    }
     // What could not be asked, on stderr, so the tables read the same either way.
     let p = &ctx.progress;
     if let Some(e) = &status.slurm_error {
@@ -138,6 +143,7 @@ mod tests {
             slurm_state: None,
             limits: limits.map(String::from),
             gres: None,
+            ssh_port: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub fn slurm_conf(layout: &Layout) -> SlurmConf {
         cgroups: false,
         def_mem_per_cpu: None,
         gres_types: vec![],
+        accounting: None,
+        site: layout.spec.slurm_conf.clone(),
     }
 }
 

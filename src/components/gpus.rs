@@ -148,6 +148,7 @@ mod tests {
             arch: Arch::Amd64,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
+            accounting_image: None,
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
         };
@@ -167,7 +168,7 @@ mod tests {
         assert!(slurm.contains("GresTypes=gpu,shard\n"), "{slurm}");
         assert!(slurm.contains("NodeSet=gpu Feature=gpu\n"), "{slurm}");
         assert!(slurm.contains("PartitionName=gpu Nodes=gpu MaxTime=INFINITE State=UP\n"), "{slurm}");
-        for c in plan.containers.iter().filter(|c| c.role != Role::Storage) {
+        for c in plan.containers.iter().filter(|c| c.role.is_slurm_node()) {
             let conf =
                 c.env.iter().find(|e| e.starts_with("SLURMBOX_NODE_CONF=")).cloned().unwrap_or_default();
             if c.hostname == "gpu1" {

@@ -91,7 +91,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
         return;
     };
     let conf = NslcdConf::new(ldap);
-    for c in plan.containers.iter_mut().filter(|c| c.role != Role::Storage) {
+    for c in plan.containers.iter_mut().filter(|c| c.role.is_slurm_node()) {
         c.files.push(PlannedFile {
             path: contract::NSLCD_CONF.into(),
             mode: 0o600,
@@ -122,7 +122,7 @@ pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Dep
     let Some(ldap) = &apply.plan.ldap else {
         return Ok(());
     };
-    let created: Vec<_> = apply.created().into_iter().filter(|c| c.role != Role::Storage).collect();
+    let created: Vec<_> = apply.created().into_iter().filter(|c| c.role.is_slurm_node()).collect();
     if created.is_empty() {
         return Ok(());
     }

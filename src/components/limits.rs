@@ -472,6 +472,7 @@ mod tests {
             arch: crate::spec::Arch::Amd64,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
+            accounting_image: None,
             cgroup,
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
         };

@@ -12,6 +12,7 @@
 //! | limits | [`limits`] | cgroup plugins in slurm.conf, cgroup.conf; each compute container's cgroup namespace, capabilities, memory limit | – |
 //! | GlusterFS /home | [`glusterfs`] | a storage container, brick and state volume per host | shapes the replicated volume |
 //! | LDAP | [`ldap`] | nslcd.conf on every node, the login node's key lookup | gives new nodes the bind password |
+//! | accounting | [`accounting`] | MariaDB's and slurmdbd's containers, their volumes; slurm.conf's accounting | makes the accounts and users' associations |
 //! | users | [`users`] | an accounts volume per host, mounted on every node | writes the accounts and keys, makes homes |
 //!
 //! [`crate::plan::Plan::new`] folds over [`PARTS`] in two passes: first each part
@@ -22,6 +23,7 @@
 //! moment ([`Part::check`], [`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
 //! variant here and its line in [`PARTS`]: no command knows the parts.
 
+pub mod accounting;
 pub mod compute;
 pub mod controller;
 pub mod glusterfs;
@@ -47,7 +49,7 @@ use crate::render::{CgroupConf, GresConf, SlurmConf};
 use crate::spec::{ClusterSpec, MacvlanSpec, NetworkSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 11] = [
+pub const PARTS: [Part; 12] = [
     Part::Network,
     Part::Munge,
     Part::Controller,
@@ -58,6 +60,7 @@ pub const PARTS: [Part; 11] = [
     Part::Limits,
     Part::GlusterFs,
     Part::Ldap,
+    Part::Accounting,
     // Last: it mounts its volume on every node container, and makes homes once the
     // shared /home is there.
     Part::Users,
@@ -76,6 +79,7 @@ pub enum Part {
     Limits,
     GlusterFs,
     Ldap,
+    Accounting,
 }
 
 impl Part {
@@ -87,6 +91,7 @@ impl Part {
             Part::Limits => limits::configure(layout, config),
             Part::Gpus => gpus::configure(layout, config),
             Part::Ldap => ldap::configure(layout, config),
+            Part::Accounting => accounting::configure(layout, config),
             Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::Users | Part::GlusterFs => {}
         }
     }
@@ -102,6 +107,7 @@ impl Part {
             Part::Compute => compute::add(layout, config, plan),
             Part::Users => users::add(layout, plan),
             Part::Ldap => ldap::add(layout, plan),
+            Part::Accounting => accounting::add(layout, plan),
             Part::Limits => limits::add(layout, config, plan),
             // Compute nodes carry their GPUs ([`gpus::of_node`]); gres.conf is the controller's.
             Part::Gpus => {}
@@ -135,6 +141,7 @@ impl Part {
             Part::Controller => controller::after_start(apply).await,
             Part::GlusterFs => glusterfs::after_start(apply).await,
             Part::Users => users::after_start(apply).await,
+            Part::Accounting => accounting::after_start(apply).await,
             _ => Ok(()),
         }
     }

@@ -16,7 +16,7 @@ use super::Layout;
 use crate::contract;
 use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, EngineError, ExecSpec, FileUpload};
-use crate::plan::{ContainerPlan, MountPlan, MountSource, Plan, Role, VolumePlan};
+use crate::plan::{ContainerPlan, MountPlan, MountSource, Plan, VolumePlan};
 use crate::spec::UserSpec;
 
 fn volume(layout: &Layout) -> String {
@@ -35,7 +35,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
         read_only: false,
         propagation: None,
     };
-    for c in plan.containers.iter_mut().filter(|c| c.role != Role::Storage) {
+    for c in plan.containers.iter_mut().filter(|c| c.role.is_slurm_node()) {
         c.mounts.push(mount.clone());
     }
     plan.accounts = Accounts { users: layout.spec.users.clone() };
@@ -134,7 +134,7 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Depl
 /// One container per host that mounts the host's accounts volume.
 fn writers(plan: &Plan) -> Vec<&ContainerPlan> {
     (0..plan.hosts.len())
-        .filter_map(|host| plan.containers.iter().find(|c| c.host == host && c.role != Role::Storage))
+        .filter_map(|host| plan.containers.iter().find(|c| c.host == host && c.role.is_slurm_node()))
         .collect()
 }
 

@@ -146,9 +146,24 @@ pub async fn images(
             match recipe.kind {
                 image::Kind::Node(_) => tags.insert(arch, tag),
                 image::Kind::Storage => storage_tags.insert(arch, tag),
+                image::Kind::Accounting(_) => None,
             };
         }
     }
+    // The accounting image, for the controller's host only.
+    let accounting = match spec.accounting {
+        true => {
+            let recipe = Recipe::accounting(spec.slurm, reached.arches[0]);
+            let tag = image::ensure(local.as_ref().unwrap_or(&reached.engines[0]), &recipe, mirror, false, p)
+                .await?;
+            if let Some(local) = &local {
+                let host = &spec.hosts[reached.index[0]].name;
+                image::send_if_missing(local, &reached.engines[0], host, &tag, "Accounting image", p).await?;
+            }
+            Some(tag)
+        }
+        false => None,
+    };
     if let Some(local) = &local {
         let (tags, storage_tags) = (&tags, &storage_tags);
         let sends = reached.engines.iter().zip(&reached.arches).zip(&reached.index).map(
@@ -173,10 +188,12 @@ pub async fn images(
             arch: *arch,
             image: tags[arch].clone(),
             storage_image: storage_tags.get(arch).cloned(),
+            accounting_image: None,
             cgroup: CgroupHost::from_engine(info),
             ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
         })
         .collect();
+    facts[0].accounting_image = accounting;
     for &i in &reached.skipped {
         facts.insert(i, facts[0].clone());
     }
@@ -195,6 +212,7 @@ pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineE
         arch,
         image: Recipe::new(spec.slurm, arch).tag(),
         storage_image: Some(Recipe::storage(arch).tag()),
+        accounting_image: Some(Recipe::accounting(spec.slurm, arch).tag()),
         cgroup: CgroupHost::from_engine(&info),
         ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
     };

@@ -22,6 +22,7 @@ fn facts() -> HostFacts {
         arch: Arch::Amd64,
         image: IMAGE.into(),
         storage_image: None,
+        accounting_image: None,
         cgroup: CgroupHost::v2(),
         ssh_port: crate::spec::DEFAULT_SSH_PORT,
     }

@@ -703,6 +703,7 @@ mod tests {
             arch: Arch::Amd64,
             image: IMAGE.into(),
             storage_image: None,
+            accounting_image: None,
             cgroup: crate::components::limits::CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
         };

@@ -1,0 +1,68 @@
+#!/bin/bash
+# slurmbox-db: the main process of a cluster's database container, under tini. It runs
+# MariaDB (Debian's mariadb-server) with the accounting database on the cluster's
+# NAME-db volume, for slurmdbd alone.
+#
+# The database password is made here, once, from the kernel's RNG, into the secret
+# volume this container and slurmdbd's share (mode 0600, root's): never in an image, a
+# variable or a command line. Each start makes sure MariaDB's slurm account has it.
+#
+# Usage: slurmbox-db
+# Environment (set by slurmbox):
+#   SLURMBOX_DB_BIND   the address MariaDB listens on (127.0.0.1 on a host's network)
+#   SLURMBOX_DB_PORT   its port
+set -euo pipefail
+
+log() { echo "slurmbox-db: $*" >&2; }
+secret=/var/lib/slurmbox/secret/db-password
+# Made once the database answers with the slurm account set up; slurmdbd waits for it.
+ready=/var/lib/slurmbox/secret/db-ready
+data=/var/lib/mysql
+rm -f "$ready"
+
+if [ ! -s "$secret" ]; then
+    log "making this cluster's database password"
+    (umask 077 && head -c 48 /dev/urandom | base64 -w0 | tr -d '/+=' | head -c 40 >"$secret.new")
+    mv "$secret.new" "$secret"
+fi
+chmod 0600 "$secret"
+
+install -d -o mysql -g mysql -m 0755 /run/mysqld
+chown mysql:mysql "$data"
+if [ ! -d "$data/mysql" ]; then
+    log "making the database files on the volume"
+    mariadb-install-db --user=mysql --datadir="$data" --skip-test-db \
+        --auth-root-authentication-method=socket >/dev/null
+fi
+
+mariadbd --user=mysql --datadir="$data" --bind-address="${SLURMBOX_DB_BIND:-0.0.0.0}" \
+    --port="${SLURMBOX_DB_PORT:-3306}" &
+db=$!
+stop() {
+    rm -f "$ready"
+    kill -TERM "$db" 2>/dev/null || true
+}
+trap stop TERM INT
+
+for _ in $(seq 600); do
+    mariadb-admin --protocol=socket ping >/dev/null 2>&1 && break
+    kill -0 "$db" 2>/dev/null || { log "mariadbd exited"; exit 1; }
+    sleep 0.1
+done
+# The SQL goes on stdin: the password is on no command line.
+password=$(cat "$secret")
+mariadb --protocol=socket <<SQL
+CREATE USER IF NOT EXISTS 'slurm'@'%' IDENTIFIED BY '$password';
+ALTER USER 'slurm'@'%' IDENTIFIED BY '$password';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'%';
+FLUSH PRIVILEGES;
+SQL
+unset password
+touch "$ready"
+log "the accounting database is ready"
+
+status=0
+wait "$db" || status=$?
+rm -f "$ready"
+log "mariadbd exited (status $status)"
+exit "$status"

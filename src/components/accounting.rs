@@ -1,0 +1,245 @@
+//! Accounting: who ran what, and fair share. slurmdbd and a real MariaDB (Debian's) in
+//! their own containers on the controller's host, the database on the `NAME-db` volume,
+//! its password made by the database container from the kernel's RNG into the
+//! `NAME-db-secret` volume the two share (mode 0600, root's; in no image, variable or
+//! plan). No port is published: on the cluster's network only Slurm's containers reach
+//! them, and on a host's network MariaDB listens on the host's loopback alone.
+//!
+//! Once they run, the accounts of the spec (`[[account]]`: a research group, its users,
+//! its fair-share weight and limits) and an association for every user are made with
+//! `sacctmgr`, also for users added later (`slurmbox user add` converges like `up`).
+
+use std::time::Duration;
+
+use super::{Config, Layout, NODE_CAPS, munge};
+use crate::contract;
+use crate::deploy::{Apply, DeployError};
+use crate::engine::{Engine, ExecSpec};
+use crate::plan::{
+    ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, Role, VolumePlan,
+};
+use crate::render::{AccountingConf, SlurmdbdConf};
+use crate::spec::{AccountSpec, DEFAULT_ACCOUNT};
+
+/// Host names of the two containers on the cluster's network.
+pub const DB_HOST: &str = "db";
+pub const DBD_HOST: &str = "dbd";
+/// MariaDB's port on a host's network: not 3306, which the host may use itself.
+const HOST_NETWORK_DB_PORT: u16 = 6816;
+
+/// slurm.conf sends accounting to slurmdbd; fair share needs every user to have an
+/// association, which users from a directory have only once an admin adds them.
+pub fn configure(layout: &Layout, config: &mut Config) {
+    if !layout.spec.accounting {
+        return;
+    }
+    let host = match &layout.controller_addr {
+        Some(addr) if layout.on_host_network => addr.clone(),
+        _ => DBD_HOST.to_string(),
+    };
+    let enforce = if layout.spec.ldap.is_some() { "" } else { "associations,limits,safe" };
+    config.slurm_conf.accounting = Some(AccountingConf { host, enforce: enforce.into() });
+}
+
+fn volume(layout: &Layout, what: &str) -> String {
+    format!("{}-{what}", layout.cluster)
+}
+
+pub fn add(layout: &Layout, plan: &mut Plan) {
+    if !layout.spec.accounting {
+        return;
+    }
+    let host = layout.controller.host;
+    let Some(image) = layout.facts[host].accounting_image.clone() else {
+        return;
+    };
+    let (data, secret) = (volume(layout, "db"), volume(layout, "db-secret"));
+    for name in [&data, &secret] {
+        plan.volumes.push(VolumePlan { host, name: name.clone(), labels: layout.labels(&[]) });
+    }
+    let mount = |source: &str, target: &str, read_only| MountPlan {
+        source: MountSource::Volume(source.into()),
+        target: target.into(),
+        read_only,
+        propagation: None,
+    };
+    let (bind, port, storage_host) = match layout.on_host_network {
+        true => ("127.0.0.1", HOST_NETWORK_DB_PORT, "127.0.0.1"),
+        false => ("0.0.0.0", 3306, DB_HOST),
+    };
+    let container = |role: Role, hostname: &str| ContainerPlan {
+        host,
+        name: format!("{}-{hostname}", layout.cluster),
+        hostname: hostname.into(),
+        role,
+        image: image.clone(),
+        command: vec![],
+        env: vec![],
+        mounts: vec![],
+        cap_add: NODE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
+        network: layout.network.clone(),
+        ip: None,
+        files: vec![],
+        labels: layout.labels(&[(LABEL_ROLE, role.as_str()), (LABEL_NODE, hostname)]),
+        devices: vec![],
+        security_opt: vec![],
+        cgroupns_private: false,
+        memory_mib: None,
+        health: None,
+        ports: vec![],
+    };
+    let mut db = container(Role::Database, DB_HOST);
+    db.command = vec![contract::DB_PATH.into()];
+    db.env = vec![
+        contract::env::var(contract::env::DB_BIND, bind),
+        contract::env::var(contract::env::DB_PORT, port),
+    ];
+    db.mounts = vec![mount(&data, "/var/lib/mysql", false), mount(&secret, contract::DB_SECRET_DIR, false)];
+    db.files = vec![PlannedFile {
+        path: contract::DB_PATH.into(),
+        mode: 0o755,
+        contents: contract::DB_SCRIPT.into(),
+    }];
+
+    let mut dbd = container(Role::Dbd, DBD_HOST);
+    dbd.command = vec![contract::INIT_PATH.into(), Role::Dbd.as_str().into()];
+    dbd.mounts = vec![munge::mount(layout, true), mount(&secret, contract::DB_SECRET_DIR, true)];
+    let conf =
+        SlurmdbdConf { dbd_host: DBD_HOST.into(), storage_host: storage_host.into(), storage_port: port };
+    dbd.files = vec![
+        PlannedFile { path: contract::INIT_PATH.into(), mode: 0o755, contents: contract::INIT_SCRIPT.into() },
+        PlannedFile { path: contract::SLURMDBD_TEMPLATE.into(), mode: 0o600, contents: conf.to_string() },
+    ];
+    plan.containers.extend([db, dbd]);
+    plan.slurm_accounts = accounts(layout);
+}
+
+/// Every spec account, then the default account with the users in none.
+fn accounts(layout: &Layout) -> Vec<AccountSpec> {
+    let mut accounts = layout.spec.accounts.clone();
+    let homeless: Vec<String> = layout
+        .spec
+        .users
+        .iter()
+        .filter(|u| !accounts.iter().any(|a| a.users.contains(&u.name)))
+        .map(|u| u.name.clone())
+        .collect();
+    if !accounts.iter().any(|a| a.name == DEFAULT_ACCOUNT) {
+        accounts.push(AccountSpec {
+            name: DEFAULT_ACCOUNT.into(),
+            users: vec![],
+            fairshare: 1,
+            grp_tres: None,
+            max_jobs: None,
+        });
+    }
+    let default = accounts.iter_mut().find(|a| a.name == DEFAULT_ACCOUNT).expect("added above");
+    default.users.extend(homeless);
+    accounts
+}
+
+/// The `sacctmgr` script that makes the cluster, its accounts and every user's
+/// association what `accounts` say (adding what is missing, setting what changed).
+pub fn sacctmgr_script(cluster: &str, accounts: &[AccountSpec]) -> String {
+    let mut s = String::from(
+        "set -u\n# sacctmgr -i says so and exits 1 when there is nothing new to add or change.\n\
+         add() { out=$(sacctmgr -i \"$@\" 2>&1) || case \"$out\" in *'Nothing new'*|*'Nothing added'*|*'already exists'*|*'Already existing'*|*'Nothing modified'*|*\"didn't affect\"*) ;; *) echo \"sacctmgr $*: $out\" >&2; exit 1 ;; esac; }\n",
+    );
+    s += &format!("add add cluster {cluster}\n");
+    for a in accounts {
+        // (-1 takes a limit away; a GrpTRES cap the spec no longer names stays until
+        // `sacctmgr modify` clears it.)
+        let mut limits = format!("fairshare={}", a.fairshare);
+        if let Some(tres) = &a.grp_tres {
+            limits += &format!(" grptres={tres}");
+        }
+        limits += &format!(" grpjobs={}", a.max_jobs.map_or("-1".to_string(), |m| m.to_string()));
+        s += &format!("add add account {} cluster={cluster} description={0} organization={0}\n", a.name);
+        s += &format!("add modify account where name={} cluster={cluster} set {limits}\n", a.name);
+    }
+    // A user's first account is their default one.
+    let mut seen: Vec<&str> = Vec::new();
+    for a in accounts {
+        for user in &a.users {
+            let default = if seen.contains(&user.as_str()) {
+                String::new()
+            } else {
+                format!(" defaultaccount={}", a.name)
+            };
+            s += &format!("add add user {user} account={} cluster={cluster}{default}\n", a.name);
+            seen.push(user);
+        }
+    }
+    s
+}
+
+/// Once slurmdbd answers: the accounts and associations.
+pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    if apply.plan.slurm_accounts.is_empty() {
+        return Ok(());
+    }
+    let step = apply.progress.step("Accounting: accounts and users");
+    let controller = apply.plan.controller();
+    let engine = apply.control();
+    // slurmdbd answers once MariaDB is up and its tables are made (a minute at most
+    // on a small machine the first time).
+    let ready = ExecSpec::shell("timeout 5 sacctmgr -n list cluster format=cluster >/dev/null 2>&1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while !engine.exec(&controller.name, &ready).await?.ok() {
+        if std::time::Instant::now() > deadline {
+            step.fail("slurmdbd did not answer");
+            return Err(crate::actions::ActionError::CommandFailed {
+                cmd: "sacctmgr list cluster".into(),
+                container: controller.name.clone(),
+                code: 1,
+                stderr:
+                    "slurmdbd did not answer within 180 s: `slurmbox logs dbd` and `slurmbox logs db` say why"
+                        .into(),
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let script = sacctmgr_script(&apply.plan.cluster, &apply.plan.slurm_accounts);
+    let out = engine.exec(&controller.name, &ExecSpec::shell(&script)).await?;
+    if !out.ok() {
+        return Err(crate::actions::ActionError::CommandFailed {
+            cmd: "sacctmgr (accounts and users)".into(),
+            container: controller.name.clone(),
+            code: out.code,
+            stderr: out.stderr.trim().into(),
+        }
+        .into());
+    }
+    let users: usize = apply.plan.slurm_accounts.iter().map(|a| a.users.len()).sum();
+    step.done_with(format!("{} accounts, {users} users", apply.plan.slurm_accounts.len()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_user_gets_an_association_under_their_first_account() {
+        let physics = AccountSpec {
+            name: "physics".into(),
+            users: vec!["alice".into()],
+            fairshare: 3,
+            grp_tres: Some("cpu=8".into()),
+            max_jobs: None,
+        };
+        let users = AccountSpec {
+            name: DEFAULT_ACCOUNT.into(),
+            users: vec!["alice".into(), "bob".into()],
+            fairshare: 1,
+            grp_tres: None,
+            max_jobs: None,
+        };
+        let script = sacctmgr_script("lab", &[physics, users]);
+        assert!(script.contains("add add user alice account=physics cluster=lab defaultaccount=physics\n"));
+        assert!(script.contains("add add user alice account=users cluster=lab\n"), "{script}");
+        assert!(script.contains("add add user bob account=users cluster=lab defaultaccount=users\n"));
+        assert!(script.contains("set fairshare=3 grptres=cpu=8 grpjobs=-1\n"));
+    }
+}

@@ -1,0 +1,125 @@
+//! Accounting and fair share on a real cluster: slurmdbd and MariaDB in their own
+//! containers, every job in `sacct` under its user's account, `sshare` and `sreport`
+//! answering, and fair share ordering the queue: a user who has used the cluster waits
+//! behind one who has not. The database password is in no container's configuration.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ClusterGuard, slurmbox};
+
+/// Runs `script` as `user` on the login node; panics on failure.
+fn as_user(cluster: &ClusterGuard, user: &str, script: &str) -> String {
+    cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).ok().stdout
+}
+
+#[test]
+fn jobs_are_accounted_and_fair_share_orders_the_queue() {
+    let cluster = ClusterGuard::new("acct");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    // One CPU: jobs run one at a time, so the order they start in is the scheduler's.
+    // Fair share is recomputed every minute (Slurm's default: five).
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"{}\"\n[compute]\ncount = 1\ncpus = 1\n[[user]]\nname = \"alice\"\n[[user]]\nname = \"bob\"\n\
+             [[account]]\nname = \"physics\"\nusers = [\"alice\"]\n[[account]]\nname = \"chemistry\"\nusers = [\"bob\"]\n\
+             [slurm_conf]\nPriorityCalcPeriod = 1\n",
+            cluster.name
+        ),
+    )
+    .unwrap();
+    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+
+    // Alice uses the cluster; once Slurm has recomputed fair share, hers is below Bob's.
+    as_user(&cluster, "alice", "srun sleep 3");
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let share = as_user(&cluster, "alice", "sshare -n -P -a -o user,fairshare");
+        let of = |u: &str| -> f64 {
+            share
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{u}|")))
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(1.0)
+        };
+        if of("alice") < of("bob") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fair share never fell for alice:\n{share}");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+
+    // Alice holds the CPU and floods the queue; Bob submits one job after all of hers.
+    as_user(&cluster, "alice", "sbatch -J hold --wrap 'sleep 8'");
+    for _ in 0..3 {
+        as_user(&cluster, "alice", "sbatch -J flood --wrap 'sleep 1'");
+    }
+    as_user(&cluster, "bob", "sbatch -J later --wrap 'sleep 1'");
+    cluster.wait_for("squeue -h", "the queue to empty", |o| o.trim().is_empty());
+
+    // Every job is in sacct, under its user's account, COMPLETED; Bob's started first.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jobs = loop {
+        let out =
+            as_user(&cluster, "alice", "sacct -a -X -n -P -o jobname,user,account,state,start -S now-1hour");
+        if out.lines().filter(|l| l.contains("|COMPLETED|")).count() >= 6 {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "sacct lacks jobs:\n{out}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let rows: Vec<Vec<&str>> = jobs.lines().map(|l| l.split('|').collect()).collect();
+    for row in &rows {
+        let account = if row[1] == "alice" { "physics" } else { "chemistry" };
+        assert_eq!((row[2], row[3]), (account, "COMPLETED"), "{jobs}");
+    }
+    let mut queued: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "flood" || r[0] == "later").collect();
+    queued.sort_by_key(|r| r[4]);
+    assert_eq!(queued[0][0], "later", "Bob's job should start before Alice's flood:\n{jobs}");
+
+    // The other reports answer for everyone.
+    let report = as_user(&cluster, "bob", "sreport -n -P cluster AccountUtilizationByUser start=now-1hour");
+    assert!(report.contains("alice") && report.contains("bob"), "{report}");
+    let assoc = as_user(&cluster, "bob", "sacctmgr -n -P show assoc format=account,user");
+    assert!(assoc.contains("physics|alice") && assoc.contains("chemistry|bob"), "{assoc}");
+
+    // The database password is in no container's configuration, and users cannot read it.
+    let inspect = std::process::Command::new("docker")
+        .args(["inspect", &format!("{}-db", cluster.name), &format!("{}-dbd", cluster.name)])
+        .output()
+        .unwrap();
+    let secret = cluster
+        .run(
+            &["exec"],
+            &["--node", "dbd", "--user", "root", "--", "cat", "/var/lib/slurmbox/secret/db-password"],
+        )
+        .ok()
+        .stdout;
+    assert!(secret.trim().len() >= 32, "a password from the RNG");
+    assert!(!String::from_utf8_lossy(&inspect.stdout).contains(secret.trim()));
+    let conf = cluster
+        .run(
+            &["exec"],
+            &["--node", "dbd", "--user", "root", "--", "stat", "-c", "%U %a", "/etc/slurm/slurmdbd.conf"],
+        )
+        .ok()
+        .stdout;
+    assert_eq!(conf.trim(), "slurm 600");
+}
+
+#[test]
+fn accounting_can_be_turned_off() {
+    let cluster = ClusterGuard::new("noacct");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(&spec, format!("name = \"{}\"\naccounting = false\n[compute]\ncount = 1\n", cluster.name))
+        .unwrap();
+    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+    let out = cluster.sh("sacct 2>&1; true").stdout;
+    assert!(out.contains("accounting storage is disabled"), "{out}");
+    let names: Vec<String> = common::labelled_objects(&cluster.name);
+    assert!(!names.iter().any(|n| n.ends_with("-db") || n.ends_with("-dbd")), "{names:?}");
+}
