@@ -457,7 +457,7 @@ mod tests {
         let volumes: Vec<&str> = plan.volumes.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(
             volumes,
-            ["asai-munge", "asai-state", "asai-login-ssh", "asai-db", "asai-db-secret", "asai-accounts"],
+            ["asai-munge", "asai-state", "asai-login-ssh", "asai-accounts", "asai-db", "asai-db-secret"],
             "no home volume when /home is a host folder"
         );
     }
@@ -584,10 +584,10 @@ mod tests {
                 (0, "lab-brick"),
                 (1, "lab-glusterd"),
                 (1, "lab-brick"),
-                (0, "lab-db"),
-                (0, "lab-db-secret"),
                 (0, "lab-accounts"),
-                (1, "lab-accounts")
+                (1, "lab-accounts"),
+                (0, "lab-db"),
+                (0, "lab-db-secret")
             ]
         );
         // A host skipped by `up --skip-unreachable` is not asked to take part.
@@ -735,12 +735,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "3df43e1435a2283a"),
-                ("slurmbox-login", "abc7eef33506b909"),
-                ("slurmbox-node1", "23ec774914390d29"),
-                ("slurmbox-node2", "ccb9eeafce1b4f71"),
-                ("slurmbox-db", "6199c004f2206e94"),
-                ("slurmbox-dbd", "cdb67f600884541a"),
+                ("slurmbox-controller", "9363324d28c67a00"),
+                ("slurmbox-login", "7116d335aec681d7"),
+                ("slurmbox-node1", "8127973c0d62fa7a"),
+                ("slurmbox-node2", "c739241bed6240ce"),
+                ("slurmbox-db", "f569809ddc751165"),
+                ("slurmbox-dbd", "d93dfb87e067e355"),
             ],
         );
     }
@@ -750,13 +750,13 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "59a6f9e8de2f9ca4"),
-                ("lab-login", "166db80c85c2f242"),
-                ("lab-pi1", "dbc29ea843da1ae0"),
-                ("lab-pi2", "5704dd18e1708e9a"),
-                ("lab-pi3", "eb6e7f16978438dd"),
-                ("lab-db", "554e78055dcb216d"),
-                ("lab-dbd", "630563d8b490cf9b"),
+                ("lab-controller", "d9b1ea08598f4dc0"),
+                ("lab-login", "b00ebf6c755e1a46"),
+                ("lab-pi1", "b3c4ffaefcbd6c43"),
+                ("lab-pi2", "4396f85132e16cdc"),
+                ("lab-pi3", "bdad83307e0a6a95"),
+                ("lab-db", "7fe0b8693859aa87"),
+                ("lab-dbd", "37bc0164c8b67ba8"),
             ],
         );
     }
@@ -766,12 +766,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "f924779d02fdff27"),
-                ("lab-login", "828bfceadb9bc40c"),
-                ("lab-pi1-1", "5f613d4618d0d0a6"),
-                ("lab-pi1-2", "60f4a22be0ab4fd2"),
-                ("lab-pi2-1", "d7d7c48bc038613f"),
-                ("lab-pi2-2", "700c07876ba420de"),
+                ("lab-controller", "1937249f3202198a"),
+                ("lab-login", "825c8fb93a8ba927"),
+                ("lab-pi1-1", "35cc63bc261feff6"),
+                ("lab-pi1-2", "b3659f6a09b73b1b"),
+                ("lab-pi2-1", "cde4950928dcca2a"),
+                ("lab-pi2-2", "0f784013dfb01c9e"),
             ],
         );
     }
@@ -781,14 +781,14 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "da08d4bb6f1841d6"),
-                ("lab-login", "9a74c957ed1bd154"),
-                ("lab-pi1", "43151c8374f9998a"),
-                ("lab-pi2", "2828ba74c984a002"),
+                ("lab-controller", "4e812f8eba66e2d1"),
+                ("lab-login", "43acfdfb99f0e1b2"),
+                ("lab-pi1", "8b3ca5d1a1bd1bc8"),
+                ("lab-pi2", "9324a3969f8d721c"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
-                ("lab-db", "554e78055dcb216d"),
-                ("lab-dbd", "630563d8b490cf9b"),
+                ("lab-db", "7fe0b8693859aa87"),
+                ("lab-dbd", "37bc0164c8b67ba8"),
             ],
         );
     }

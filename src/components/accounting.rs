@@ -211,7 +211,30 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Depl
         }
         .into());
     }
-    let users: usize = apply.plan.slurm_accounts.iter().map(|a| a.users.len()).sum();
+    // slurmctld hears of new associations from slurmdbd a moment later; until then
+    // it refuses the users' jobs ("Invalid account").
+    let mut users: Vec<&str> =
+        apply.plan.slurm_accounts.iter().flat_map(|a| a.users.iter().map(String::as_str)).collect();
+    users.sort_unstable();
+    users.dedup();
+    // (A UID it could not resolve shows as 4294967294.)
+    let check = users
+        .iter()
+        .map(|u| {
+            format!("grep -q 'UserName={u}(' <<<\"$out\" && ! grep -q 'UserName={u}(4294967294)' <<<\"$out\"")
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let known = ExecSpec::shell(&format!("out=$(scontrol -o show assoc_mgr flags=assoc 2>&1) && {check}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !engine.exec(&controller.name, &known).await?.ok() {
+        if std::time::Instant::now() > deadline {
+            step.fail("the controller did not learn the users' associations");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let users = users.len();
     step.done_with(format!("{} accounts, {users} users", apply.plan.slurm_accounts.len()));
     Ok(())
 }

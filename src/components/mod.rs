@@ -60,10 +60,11 @@ pub const PARTS: [Part; 12] = [
     Part::Limits,
     Part::GlusterFs,
     Part::Ldap,
-    Part::Accounting,
-    // Last: it mounts its volume on every node container, and makes homes once the
-    // shared /home is there.
+    // After every Slurm node's part (it mounts its volume on each) and the GlusterFS
+    // /home (it makes homes there); before accounting, whose associations slurmctld
+    // ties to the users' UIDs as it learns of them.
     Part::Users,
+    Part::Accounting,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
