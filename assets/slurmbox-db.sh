@@ -28,7 +28,12 @@ fi
 chmod 0600 "$secret"
 
 install -d -o mysql -g mysql -m 0755 /run/mysqld
-chown mysql:mysql "$data"
+# Files made under an image whose mysql account had another ID go to this one's.
+if [ "$(stat -c %u "$data")" != "$(id -u mysql)" ] ||
+    find "$data" -mindepth 1 -maxdepth 1 ! -user mysql | grep -q .; then
+    log "handing the database files to this image's mysql account (UID $(id -u mysql))"
+    chown -R mysql:mysql "$data"
+fi
 if [ ! -d "$data/mysql" ]; then
     log "making the database files on the volume"
     mariadb-install-db --user=mysql --datadir="$data" --skip-test-db \

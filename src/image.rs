@@ -113,9 +113,13 @@ const ACCOUNTING_PACKAGES: &[&str] =
 const ACCOUNTING_CUSTOMIZE: &[&str] = &[
     CUSTOMIZE[0],
     CUSTOMIZE[1],
+    // The database files on the cluster's volume belong to the mysql account: the same
+    // ID in every release's image (Debian's differs between them), so a cluster moving
+    // to another Slurm release keeps its database.
+    r#"chroot "$1" sh -ec 'u=$(id -u mysql); g=$(id -g mysql); groupmod -g 901 mysql; usermod -u 901 -g 901 mysql; find / -xdev -uid "$u" -exec chown -h 901 {} +; find / -xdev -gid "$g" -exec chgrp -h 901 {} +'"#,
     // What slurmdbd asks of MariaDB (Slurm's accounting guide), sized for a small
     // cluster's machine, and no name lookups for connecting clients.
-    r#"printf '[mysqld]\ninnodb_buffer_pool_size = 256M\ninnodb_log_file_size = 64M\ninnodb_lock_wait_timeout = 900\nmax_allowed_packet = 64M\nskip_name_resolve = ON\n' > "$1/etc/mysql/mariadb.conf.d/90-slurmbox.cnf""#,
+    r#"printf '[mysqld]\ninnodb_buffer_pool_size = 256M\ninnodb_log_file_size = 64M\ninnodb_lock_wait_timeout = 900\ninnodb_snapshot_isolation = OFF\nmax_allowed_packet = 64M\nskip_name_resolve = ON\n' > "$1/etc/mysql/mariadb.conf.d/90-slurmbox.cnf""#,
     // The package made an empty database (root by socket only, no password anywhere):
     // Docker copies it into each cluster's new volume, which saves its first start.
 ];

@@ -739,7 +739,7 @@ mod pinned_hashes {
                 ("slurmbox-login", "7116d335aec681d7"),
                 ("slurmbox-node1", "8127973c0d62fa7a"),
                 ("slurmbox-node2", "c739241bed6240ce"),
-                ("slurmbox-db", "f569809ddc751165"),
+                ("slurmbox-db", "d777fa38d56532b9"),
                 ("slurmbox-dbd", "d93dfb87e067e355"),
             ],
         );
@@ -755,7 +755,7 @@ mod pinned_hashes {
                 ("lab-pi1", "b3c4ffaefcbd6c43"),
                 ("lab-pi2", "4396f85132e16cdc"),
                 ("lab-pi3", "bdad83307e0a6a95"),
-                ("lab-db", "7fe0b8693859aa87"),
+                ("lab-db", "aa6953775996eb35"),
                 ("lab-dbd", "37bc0164c8b67ba8"),
             ],
         );
@@ -787,7 +787,7 @@ mod pinned_hashes {
                 ("lab-pi2", "9324a3969f8d721c"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
-                ("lab-db", "7fe0b8693859aa87"),
+                ("lab-db", "aa6953775996eb35"),
                 ("lab-dbd", "37bc0164c8b67ba8"),
             ],
         );

@@ -475,6 +475,9 @@ fn a_running_cluster_moves_from_24_11_to_26_05() {
     write("24.11");
     slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
     assert!(cluster.sh("sinfo -V").ok().stdout.starts_with("slurm-wlm 24.11"));
+    // A finished job in the accounting database, which the upgrade keeps (slurmdbd
+    // 26.05 converts its tables).
+    let before = cluster.sh("sbatch --parsable --wait --wrap true").ok().stdout.trim().to_string();
     let job =
         cluster.sh("sbatch --parsable --hold --wrap 'echo ran > held.out'").ok().stdout.trim().to_string();
     // slurmctld saves its state at most every few seconds; the job must be in it.
@@ -491,4 +494,8 @@ fn a_running_cluster_moves_from_24_11_to_26_05() {
     cluster.run(&["exec"], &["--user", "root", "--", "scontrol", "release", &job]).ok();
     cluster
         .wait_for("cat held.out 2>/dev/null", "the held job to run after the upgrade", |out| out == "ran\n");
+    let history = format!("sacct -n -X -P -o jobid,state -j {before},{job}");
+    cluster.wait_for(&history, "both jobs in sacct after the upgrade", |out| {
+        out == format!("{before}|COMPLETED\n{job}|COMPLETED\n")
+    });
 }

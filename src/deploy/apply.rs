@@ -61,12 +61,17 @@ impl<'a, E: Engine> Apply<'a, E> {
             .any(|c| matches!(c, Change::Create(n) | Change::Recreate(n) | Change::Start(n) if n == name))
     }
 
-    /// Starts the controller ahead of the others, if this run starts it at all.
+    /// Starts the controller ahead of the others, if this run starts it at all, and
+    /// the accounting containers before it: slurmctld answers nothing until it has
+    /// heard from slurmdbd.
     pub async fn start_controller(&mut self) -> Result<(), EngineError> {
-        let controller = self.plan.controller();
-        if self.touched(&controller.name) && !self.started.contains(&controller.name) {
-            self.engines[controller.host].start_container(&controller.name).await?;
-            self.started.push(controller.name.clone());
+        for role in [Role::Database, Role::Dbd, Role::Controller] {
+            for c in self.plan.containers.iter().filter(|c| c.role == role) {
+                if self.touched(&c.name) && !self.started.contains(&c.name) {
+                    self.engines[c.host].start_container(&c.name).await?;
+                    self.started.push(c.name.clone());
+                }
+            }
         }
         Ok(())
     }
