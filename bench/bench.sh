@@ -25,7 +25,7 @@ SPECS=$(mktemp -d)
 printf 'name = "%s"\n' "$NAME" >"$SPECS/on.toml"
 printf 'name = "%s"\n[compute]\nlimits = false\n' "$NAME" >"$SPECS/off.toml"
 cleanup() {
-    $SB down --purge --quiet --name "$NAME" >/dev/null 2>&1 || true
+    $SB down --purge --yes --quiet --name "$NAME" >/dev/null 2>&1 || true
     docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null 2>&1 || true
     rm -rf "$SPECS"
 }
@@ -39,7 +39,7 @@ if [ "${1:-}" != "--keep-image" ]; then
     docker rmi "$IMAGE" >/dev/null
     t0=$(now); $SB up --quiet --name "$NAME"; t1=$(now)
     cold=$(secs "$t0" "$t1")
-    $SB down --purge --quiet --name "$NAME"
+    $SB down --purge --yes --quiet --name "$NAME"
 fi
 
 median() { sort -n | sed -n 2p; }
@@ -52,7 +52,7 @@ measure() { # on|off: prints "warm-median warm-runs... | floor-median | srun-ms 
     # two cores make single runs noisy.
     for _ in 1 2 3; do
         # (The first time there is nothing to take down: `down` says so and fails.)
-        $SB down --purge --quiet --name "$NAME" 2>/dev/null || true
+        $SB down --purge --yes --quiet --name "$NAME" 2>/dev/null || true
         t0=$(now); $SB up --quiet -f "$spec"; t1=$(now)
         warms+=("$(secs "$t0" "$t1")")
 

@@ -36,6 +36,8 @@
 //! Clusters are taken down (`down --purge`) when the bench ends, whether or not it
 //! fails; the lab removes its hosts when dropped.
 
+#[path = "../tests/common/images.rs"]
+mod images;
 #[allow(dead_code)]
 #[path = "../tests/common/lab.rs"]
 mod lab;
@@ -291,7 +293,7 @@ impl Cluster {
     }
 
     fn down(&self) {
-        self.run("down", &["--purge"], "");
+        self.run("down", &["--purge", "--yes"], "");
     }
 
     /// `up` that must send the image to exactly `hosts`; returns the run and the seconds
@@ -340,7 +342,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let spec = self.spec.to_str().expect("utf-8 spec path");
         let out = Command::new(BIN)
-            .args(["down", "--purge", "--quiet", "-f", spec])
+            .args(["down", "--purge", "--yes", "--quiet", "-f", spec])
             .env("PATH", &self.path)
             .stdin(Stdio::null())
             .output();

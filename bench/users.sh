@@ -17,7 +17,7 @@ DIR=$(mktemp -d)
 PORT=$((20000 + $$ % 20000))
 printf 'name = "%s"\n[compute]\ncount = 3\n[login]\nssh_port = %s\n' "$NAME" "$PORT" >"$DIR/cluster.toml"
 cleanup() {
-    $SB down --purge --quiet --name "$NAME" >/dev/null 2>&1 || true
+    $SB down --purge --yes --quiet --name "$NAME" >/dev/null 2>&1 || true
     rm -rf "$DIR"
 }
 trap cleanup EXIT

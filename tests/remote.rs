@@ -164,7 +164,7 @@ fn cluster_on_a_remote_engine_over_ssh() {
     assert!(again.stderr.contains("present"), "{}", again.stderr);
     assert!(again.stderr.contains("4 kept"), "{}", again.stderr);
 
-    slurmbox_env(&["down", "--purge", "-f", spec], &env).ok();
+    slurmbox_env(&["down", "--purge", "--yes", "-f", spec], &env).ok();
     let left = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}"));
     assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "");
 }
@@ -302,7 +302,7 @@ struct SpecGuard<'a> {
 
 impl Drop for SpecGuard<'_> {
     fn drop(&mut self) {
-        let out = slurmbox_env(&["down", "--purge", "--quiet", "-f", self.spec], self.env);
+        let out = slurmbox_env(&["down", "--purge", "--yes", "--quiet", "-f", self.spec], self.env);
         if out.code != 0 {
             eprintln!("cleanup of {} failed: {}", self.spec, out.stderr);
         }

@@ -9,10 +9,36 @@ use super::{ClusterError, Context};
 use crate::cli::DownArgs;
 use crate::engine::Engine;
 
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DownError {
+    #[error("`down --purge` would delete cluster {0:?}'s accounting database (every job's history)")]
+    #[diagnostic(help("pass --yes to delete it anyway (`slurmbox down` without --purge keeps everything)"))]
+    NotConfirmed(String),
+}
+
+/// Asks on the terminal whether to purge a cluster whose accounting database goes with
+/// it; without a terminal (a script) the answer is no: such callers pass --yes.
+fn confirmed(cluster: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!(
+        "This deletes cluster {cluster:?}'s volumes: its accounting database (every job's history), /home (unless it \
+         is a host folder), Slurm's state and its munge key. Type the cluster's name to go on: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).is_ok() && answer.trim() == cluster
+}
+
 pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
     let handle = ctx.cluster(&args.cluster).await?;
     let cluster = &handle.name;
     let p = &ctx.progress;
+    if args.purge && !args.yes && super::load_spec(&args.cluster)?.accounting && !confirmed(cluster) {
+        return Err(DownError::NotConfirmed(cluster.clone()).into());
+    }
 
     let step = p.step(format!("Removing cluster {cluster:?}'s containers"));
     let mut removed = 0;

@@ -20,7 +20,7 @@
 //! `docker rm -f -v $(docker ps -aq --filter label=io.slurmbox.lab)` and
 //! `docker network rm $(docker network ls -q --filter label=io.slurmbox.lab)`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,13 +28,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 /// Repository of the lab host image; the tag is a digest of the recipe below.
 const IMAGE_REPOSITORY: &str = "slurmbox-lab/host";
 const SUITE: &str = "trixie";
-const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Debian packages of a lab host: an engine (daemon and CLI: the CLI also serves
 /// `docker system dial-stdio`, which `ssh://` engine URLs run on the far side), sshd,
@@ -115,26 +113,7 @@ pub struct Lab {
 /// Where every lab host sees the folder all hosts share (see [`Lab::shared_dir`]).
 pub const SHARED_MOUNT: &str = "/gfsv";
 
-/// Runs `docker ARGS...` (the CLI on PATH, talking to the machine's engine).
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
-}
-
-/// Runs `docker ARGS...` and returns its trimmed stdout; panics with its stderr on failure.
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use super::images::{docker, docker_ok};
 
 /// A lab name no other lab of this run or another one uses: the process id, a counter
 /// within the process, and a few bits of the clock against pid reuse across runs.
@@ -145,36 +124,21 @@ fn unique_lab_name(tag: &str) -> String {
     format!("lab-{tag}-{}-{n}-{:04x}", std::process::id(), nanos & 0xffff)
 }
 
-/// The recipe of the host image, as the arguments given to mmdebstrap (all but the
-/// mirror, which does not change what gets installed) and the changes given to import.
-fn image_recipe() -> (Vec<String>, Vec<String>) {
-    let args = slurmbox::image::mmdebstrap_args(SUITE, PACKAGES, CUSTOMIZE);
-    let changes = vec!["ENV LANG=C.UTF-8".to_string()];
-    (args, changes)
-}
+/// The lab host image.
+const IMAGE: super::images::TestImage = super::images::TestImage {
+    repository: IMAGE_REPOSITORY,
+    what: "lab host",
+    suite: SUITE,
+    packages: PACKAGES,
+    customize: CUSTOMIZE,
+};
 
 /// `slurmbox-lab/host:<12 hex digits of the recipe's digest>`.
 pub fn host_image_tag() -> String {
-    let (args, changes) = image_recipe();
-    let mut h = Sha256::new();
-    for part in args.iter().chain(&changes) {
-        h.update([0]);
-        h.update(part.as_bytes());
-    }
-    format!("{IMAGE_REPOSITORY}:{}", hex::encode(&h.finalize()[..6]))
+    IMAGE.tag()
 }
 
-fn image_exists(tag: &str) -> bool {
-    docker(&["image", "inspect", "--format", "{{.Id}}", tag]).status.success()
-}
-
-/// `$HOME/.cache/slurmbox/NAME`, opened for locking (the folder is made if missing).
-fn lock_file(name: &str) -> std::fs::File {
-    let dir = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache/slurmbox");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let path = dir.join(name);
-    std::fs::File::create(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
-}
+use super::images::lock_file;
 
 /// Waits for this machine's turn to run a lab and returns the lock that holds it.
 /// A lab runs several engines and a whole cluster; two at once on a small CI machine
@@ -186,74 +150,10 @@ fn run_lock() -> std::fs::File {
     lock
 }
 
-/// Returns the lab host image's tag, building the image first if the engine lacks it.
-/// Tests running in parallel (threads or processes) build it only once: the build
-/// holds a lock on `$HOME/.cache/slurmbox/lab-build.lock`.
+/// Returns the lab host image's tag, building the image first if the engine lacks it
+/// (once, whatever runs in parallel).
 pub fn ensure_host_image() -> String {
-    let tag = host_image_tag();
-    if image_exists(&tag) {
-        return tag;
-    }
-    let lock = lock_file("lab-build.lock");
-    lock.lock().expect("lock lab-build.lock");
-    // Another test may have built it while this one waited for the lock.
-    if !image_exists(&tag) {
-        let started = Instant::now();
-        build_host_image(&tag);
-        eprintln!("lab: built {tag} in {:.1?}", started.elapsed());
-    }
-    drop(lock);
-    tag
-}
-
-/// mmdebstrap writes the root filesystem as a tar stream straight into `docker import`.
-/// The import is tagged only once mmdebstrap has succeeded: a stream cut short by a
-/// failure may still import, and must not carry the tag.
-fn build_host_image(tag: &str) {
-    let (mut args, changes) = image_recipe();
-    // SLURMBOX_MIRROR is slurmbox's own setting for offline and proxied machines.
-    args.push(std::env::var("SLURMBOX_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string()));
-    let mut mmdebstrap = Command::new("mmdebstrap")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run mmdebstrap (apt-get install mmdebstrap): {e}"));
-    // Keep mmdebstrap's last lines for the failure report; reading also keeps its
-    // stderr pipe from filling up.
-    let stderr = mmdebstrap.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut tail: Vec<String> = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            tail.push(line);
-            if tail.len() > 30 {
-                tail.remove(0);
-            }
-        }
-        tail.join("\n")
-    });
-    let mut import = Command::new("docker");
-    import.arg("import");
-    for c in &changes {
-        import.args(["--change", c]);
-    }
-    let import = import
-        .args(["--message", "slurmbox lab host", "-"])
-        .stdin(mmdebstrap.stdout.take().unwrap())
-        .output()
-        .expect("run docker import");
-    let status = mmdebstrap.wait().expect("wait for mmdebstrap");
-    let tail = log.join().unwrap_or_default();
-    let id = String::from_utf8_lossy(&import.stdout).trim().to_string();
-    if !status.success() {
-        if !id.is_empty() {
-            let _ = docker(&["rmi", &id]);
-        }
-        panic!("mmdebstrap failed to build the lab host image ({status}); its last lines:\n{tail}");
-    }
-    assert!(import.status.success(), "docker import failed: {}", String::from_utf8_lossy(&import.stderr));
-    docker_ok(&["tag", &id, tag]);
+    IMAGE.ensure()
 }
 
 /// An IPv4 block `a.b.c.d/len` as the range of addresses it covers.

@@ -155,7 +155,7 @@ impl<'a> LabCluster<'a> {
 
 impl Drop for LabCluster<'_> {
     fn drop(&mut self) {
-        let out = self.slurmbox(&["down"], &["--purge", "--quiet"]);
+        let out = self.slurmbox(&["down"], &["--purge", "--yes", "--quiet"]);
         if out.code != 0 {
             eprintln!("cleanup of {} failed: {}", self.name, out.stderr);
         }

@@ -23,20 +23,18 @@
 //! ([`LdapServer::connect`]). Dropping the server removes its container, on success and
 //! on panic alike; leftovers of a killed run carry the label `io.slurmbox.lab`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 /// Repository of the LDAP server image; the tag is a digest of the recipe below.
 const IMAGE_REPOSITORY: &str = "slurmbox-lab/ldap";
 const SUITE: &str = "trixie";
-const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 const PACKAGES: &[&str] = &["slapd", "ldap-utils", "ca-certificates"];
 
@@ -181,26 +179,7 @@ pub struct LdapServer {
     dir: TempDir,
 }
 
-/// Runs `docker ARGS...` (the CLI on PATH, talking to the machine's engine).
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
-}
-
-/// Runs `docker ARGS...` and returns its trimmed stdout; panics with its stderr on failure.
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use super::images::{docker, docker_ok};
 
 /// 32 hex digits from the kernel's random source.
 fn random_password() -> String {
@@ -211,100 +190,24 @@ fn random_password() -> String {
     hex::encode(bytes)
 }
 
-/// The recipe of the image, as the arguments given to mmdebstrap (all but the mirror,
-/// which does not change what gets installed) and the changes given to import.
-fn image_recipe() -> (Vec<String>, Vec<String>) {
-    let args = slurmbox::image::mmdebstrap_args(SUITE, PACKAGES, CUSTOMIZE);
-    let changes = vec!["ENV LANG=C.UTF-8".to_string()];
-    (args, changes)
-}
+/// The LDAP server's image.
+const IMAGE: super::images::TestImage = super::images::TestImage {
+    repository: IMAGE_REPOSITORY,
+    what: "ldap server",
+    suite: SUITE,
+    packages: PACKAGES,
+    customize: CUSTOMIZE,
+};
 
 /// `slurmbox-lab/ldap:<12 hex digits of the recipe's digest>`.
 pub fn ldap_image_tag() -> String {
-    let (args, changes) = image_recipe();
-    let mut h = Sha256::new();
-    for part in args.iter().chain(&changes) {
-        h.update([0]);
-        h.update(part.as_bytes());
-    }
-    format!("{IMAGE_REPOSITORY}:{}", hex::encode(&h.finalize()[..6]))
+    IMAGE.tag()
 }
 
-fn image_exists(tag: &str) -> bool {
-    docker(&["image", "inspect", "--format", "{{.Id}}", tag]).status.success()
-}
-
-/// Returns the image's tag, building the image first if the engine lacks it. Tests
-/// running in parallel (threads or processes) build it only once: the build holds a
-/// lock on `$HOME/.cache/slurmbox/ldap-build.lock`.
+/// Returns the image's tag, building it first if the engine lacks it (once, whatever
+/// runs in parallel).
 pub fn ensure_ldap_image() -> String {
-    let tag = ldap_image_tag();
-    if image_exists(&tag) {
-        return tag;
-    }
-    let dir = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache/slurmbox");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    let path = dir.join("ldap-build.lock");
-    let lock = std::fs::File::create(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    lock.lock().expect("lock ldap-build.lock");
-    // Another test may have built it while this one waited for the lock.
-    if !image_exists(&tag) {
-        let started = Instant::now();
-        build_image(&tag);
-        eprintln!("ldap: built {tag} in {:.1?}", started.elapsed());
-    }
-    drop(lock);
-    tag
-}
-
-/// mmdebstrap writes the root filesystem as a tar stream straight into `docker import`.
-/// The import is tagged only once mmdebstrap has succeeded: a stream cut short by a
-/// failure may still import, and must not carry the tag.
-fn build_image(tag: &str) {
-    let (mut args, changes) = image_recipe();
-    // SLURMBOX_MIRROR is slurmbox's own setting for offline and proxied machines.
-    args.push(std::env::var("SLURMBOX_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string()));
-    let mut mmdebstrap = Command::new("mmdebstrap")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run mmdebstrap (./scripts/prerequisites): {e}"));
-    // Keep mmdebstrap's last lines for the failure report; reading also keeps its
-    // stderr pipe from filling up.
-    let stderr = mmdebstrap.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut tail: Vec<String> = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            tail.push(line);
-            if tail.len() > 30 {
-                tail.remove(0);
-            }
-        }
-        tail.join("\n")
-    });
-    let mut import = Command::new("docker");
-    import.arg("import");
-    for c in &changes {
-        import.args(["--change", c]);
-    }
-    let import = import
-        .args(["--message", "slurmbox lab ldap server", "-"])
-        .stdin(mmdebstrap.stdout.take().unwrap())
-        .output()
-        .expect("run docker import");
-    let status = mmdebstrap.wait().expect("wait for mmdebstrap");
-    let tail = log.join().unwrap_or_default();
-    let id = String::from_utf8_lossy(&import.stdout).trim().to_string();
-    if !status.success() {
-        if !id.is_empty() {
-            let _ = docker(&["rmi", &id]);
-        }
-        panic!("mmdebstrap failed to build the ldap image ({status}); its last lines:\n{tail}");
-    }
-    assert!(import.status.success(), "docker import failed: {}", String::from_utf8_lossy(&import.stderr));
-    docker_ok(&["tag", &id, tag]);
+    IMAGE.ensure()
 }
 
 /// Writes `text` to a new file of mode 0600 (no one else may read a password).

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod images;
 pub mod lab;
 pub mod lab_cluster;
 pub mod ldap;
@@ -121,7 +122,7 @@ impl ClusterGuard {
 
 impl Drop for ClusterGuard {
     fn drop(&mut self) {
-        let out = slurmbox(&["down", "--purge", "--quiet", "--name", &self.name]);
+        let out = slurmbox(&["down", "--purge", "--yes", "--quiet", "--name", &self.name]);
         if out.code != 0 {
             eprintln!("cleanup of {} failed: {}", self.name, out.stderr);
         }
