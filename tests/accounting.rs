@@ -124,3 +124,85 @@ fn accounting_can_be_turned_off() {
     let names: Vec<String> = common::labelled_objects(&cluster.name);
     assert!(!names.iter().any(|n| n.ends_with("-db") || n.ends_with("-dbd")), "{names:?}");
 }
+
+/// Every job of `ids` is in sacct exactly once (`-D`: every time it ran), COMPLETED.
+fn each_completed_once(cluster: &ClusterGuard, ids: &[String], what: &str) {
+    let list = ids.join(",");
+    let script = format!("sacct -a -D -X -n -P -o jobid,state -j {list}");
+    let want: String = ids.iter().map(|id| format!("{id}|COMPLETED\n")).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = cluster.sh(&script).stdout;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: sacct has\n{got}\nnot each of {list} COMPLETED once");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn submit(cluster: &ClusterGuard, n: usize, args: &str) -> Vec<String> {
+    (0..n).map(|_| cluster.sh(&format!("sbatch --parsable {args}")).ok().stdout.trim().to_string()).collect()
+}
+
+/// The faults a shared cluster meets, one after another on one cluster: a host
+/// reboot (`down`, `up`), MariaDB restarting while jobs finish, and slurmctld killed
+/// (SIGKILL from the host, its container brought back by its restart policy) with jobs
+/// running and queued. No job is lost or run twice, and sacct has each of them.
+#[test]
+fn no_job_is_lost_or_run_twice_through_restarts_and_crashes() {
+    let cluster = ClusterGuard::new("faults");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 1\ncpus = 2\n", cluster.name)).unwrap();
+    let spec = spec.to_str().unwrap();
+    slurmbox(&["up", "-f", spec]).ok();
+
+    // 1. Down and up again: queued jobs stay queued, then run; history stays.
+    let done = submit(&cluster, 2, "--wait --wrap true");
+    let held = submit(&cluster, 4, "--hold --wrap true");
+    std::thread::sleep(Duration::from_secs(6)); // slurmctld saves its queue every few seconds
+    slurmbox(&["down", "-f", spec]).ok();
+    slurmbox(&["up", "-f", spec]).ok();
+    cluster.run(&["exec"], &["--user", "root", "--", "scontrol", "release", &held.join(",")]).ok();
+    cluster.wait_for("squeue -h", "the released jobs to run", |o| o.trim().is_empty());
+    each_completed_once(&cluster, &[done, held].concat(), "after down and up");
+
+    // 2. MariaDB restarts while jobs finish: slurmctld keeps their records meanwhile.
+    let quick = submit(&cluster, 8, "--wrap 'sleep 1'");
+    let restarted = std::process::Command::new("docker")
+        .args(["restart", "-t", "2", &format!("{}-db", cluster.name)])
+        .status()
+        .unwrap();
+    assert!(restarted.success());
+    cluster.wait_for("squeue -h", "the jobs around the database restart", |o| o.trim().is_empty());
+    each_completed_once(&cluster, &quick, "after MariaDB restarted");
+
+    // 3. slurmctld crashes with 2 jobs running and 20 queued, more than 5 s after the
+    //    queue last changed (it saves its state at most every 5 s).
+    let running = submit(&cluster, 2, "--wrap 'sleep 25'");
+    let queued = submit(&cluster, 20, "--wrap 'sleep 1'");
+    cluster.wait_for("squeue -h -t R -o %i | wc -l", "two jobs running", |o| o.trim() == "2");
+    std::thread::sleep(Duration::from_secs(7));
+    let controller = format!("{}-controller", cluster.name);
+    let pid = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", &controller])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    assert!(
+        std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success(),
+        "kill {pid}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = cluster.sh("squeue -h 2>/dev/null | wc -l; scontrol ping 2>/dev/null | grep -c UP").stdout;
+        if out.lines().collect::<Vec<_>>() == ["0", "1"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue did not drain after the controller's crash: {out}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_eq!(common::restart_count(&controller), 1, "Docker brought the controller back once");
+    each_completed_once(&cluster, &[running, queued].concat(), "after slurmctld was killed");
+}
