@@ -7,8 +7,10 @@
 #   - `srun -N2 hostname` latency (median of 10, timed inside the login node)
 #   - wall time of the article's MPI pi job (its calc.py and script.sh, unchanged)
 #   - a burst of 100 `sbatch --wrap=true` jobs: submit to the last one done
-# Warm up and job launch are measured twice: with limits (cgroups, the default) and
-# with `compute.limits = false`, the way slurmbox ran before limits.
+# Warm up and job launch are measured three times: as slurmbox makes a cluster by
+# default (limits by cgroups, accounting by slurmdbd and MariaDB), without accounting,
+# and without accounting or limits (`compute.limits = false`), the way slurmbox ran
+# before either. The floor starts as many containers as the cluster has.
 # Targets (issue #2): warm up <= 2.5x floor; srun -N2 hostname <= 0.3 s; cold up <= 3 min.
 # (Issue #9: limits must not make srun -N2 hostname slower than 0.3 s.)
 #
@@ -22,11 +24,12 @@ NAME="bench-$$"
 SEED=../shared/seed/dockerized-slurm-on-raspberry-pis.md
 IMAGE=$($SB image build --quiet)
 SPECS=$(mktemp -d)
-printf 'name = "%s"\n' "$NAME" >"$SPECS/on.toml"
-printf 'name = "%s"\n[compute]\nlimits = false\n' "$NAME" >"$SPECS/off.toml"
+printf 'name = "%s"\n' "$NAME" >"$SPECS/default.toml"
+printf 'name = "%s"\naccounting = false\n' "$NAME" >"$SPECS/noacct.toml"
+printf 'name = "%s"\naccounting = false\n[compute]\nlimits = false\n' "$NAME" >"$SPECS/off.toml"
 cleanup() {
     $SB down --purge --yes --quiet --name "$NAME" >/dev/null 2>&1 || true
-    docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null 2>&1 || true
+    docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" "$NAME-floor-5" "$NAME-floor-6" >/dev/null 2>&1 || true
     rm -rf "$SPECS"
 }
 trap cleanup EXIT
@@ -46,8 +49,8 @@ median() { sort -n | sed -n 2p; }
 
 # The jobs' shell runs in the login node: its $(...) expand there, not here.
 # shellcheck disable=SC2016
-measure() { # on|off: prints "warm-median warm-runs... | floor-median | srun-ms | burst-ms | pi-ms pi-line"
-    local spec="$SPECS/$1.toml" warms=() floors=()
+measure() { # SPEC CONTAINERS: sets WARM, WARMS, FLOOR, FLOORS, SRUN, BURST, PI
+    local spec="$SPECS/$1.toml" count="$2" warms=() floors=()
     # Warm up and the floor, three times each (the median is reported): this machine's
     # two cores make single runs noisy.
     for _ in 1 2 3; do
@@ -56,15 +59,16 @@ measure() { # on|off: prints "warm-median warm-runs... | floor-median | srun-ms 
         t0=$(now); $SB up --quiet -f "$spec"; t1=$(now)
         warms+=("$(secs "$t0" "$t1")")
 
-        # The floor: same number of containers (controller, login, 2 compute), same image.
+        # The floor: as many containers as the cluster has (controller, login, 2
+        # compute, and database and slurmdbd with accounting), same image.
         t0=$(now)
-        for i in 1 2 3 4; do
+        for i in $(seq "$count"); do
             docker run -d --name "$NAME-floor-$i" --entrypoint sleep "$IMAGE" infinity >/dev/null &
         done
         wait
         t1=$(now)
         floors+=("$(secs "$t0" "$t1")")
-        docker rm -f "$NAME-floor-1" "$NAME-floor-2" "$NAME-floor-3" "$NAME-floor-4" >/dev/null
+        for i in $(seq "$count"); do docker rm -f "$NAME-floor-$i" >/dev/null; done
     done
     WARM=$(printf '%s\n' "${warms[@]}" | median)
     WARMS="${warms[*]}"
@@ -95,11 +99,13 @@ measure() { # on|off: prints "warm-median warm-runs... | floor-median | srun-ms 
 
 printf 'slurmbox bench (%s, %s CPUs, Docker %s)\n' "$IMAGE" "$(nproc)" "$(docker version -f '{{.Server.Version}}')"
 printf '  cold up (image built)        %8s s   target <= 180 s\n' "$cold"
-for limits in on off; do
-    measure "$limits"
-    printf ' limits %s:\n' "$limits"
+for config in "default 6 limits and accounting (the default)" "noacct 4 limits, no accounting" \
+    "off 4 no limits, no accounting"; do
+    read -r spec count label <<<"$config"
+    measure "$spec" "$count"
+    printf ' %s:\n' "$label"
     printf '  warm up (median of 3)        %8.2f s   runs: %s\n' "$WARM" "$WARMS"
-    printf '  floor (4 x sleep infinity)   %8.2f s   runs: %s\n' "$FLOOR" "$FLOORS"
+    printf '  floor (%s x sleep infinity)   %8.2f s   runs: %s\n' "$count" "$FLOOR" "$FLOORS"
     printf '  warm up / floor              %8.2f x   target <= 2.5x\n' "$(div "$WARM" "$FLOOR")"
     printf '  srun -N2 hostname (median)   %8.3f s   target <= 0.3 s\n' "$(div "$SRUN" 1000)"
     printf '  100 x sbatch --wrap=true     %8.2f s   %s jobs/s\n' "$(div "$BURST" 1000)" "$(div 100000 "$BURST")"

@@ -98,7 +98,9 @@ fn default_cluster_runs_the_article_job_and_converges() {
     let status = cluster.run(&["status"], &["--json"]).ok();
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     let nodes = doc["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 4);
+    let mut roles: Vec<&str> = nodes.iter().map(|n| n["role"].as_str().unwrap()).collect();
+    roles.sort_unstable();
+    assert_eq!(roles, ["compute", "compute", "controller", "db", "dbd", "login"]);
     for n in nodes.iter().filter(|n| n["role"] == "compute") {
         assert_eq!(n["slurm_state"], "idle", "{n}");
         assert_eq!(n["container_state"], "running", "{n}");
