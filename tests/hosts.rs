@@ -203,14 +203,19 @@ fn mixed_amd64_and_arm64_hosts_run_one_cluster() {
 
     let status = cluster.slurmbox(&["status"], &["--json"]).ok();
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    let images: Vec<String> = doc["hosts"]
+    // Each host's node image (the controller's host has the accounting image too).
+    let images: Vec<Vec<String>> = doc["hosts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| h["images"][0].as_str().unwrap().to_string())
+        .map(|h| h["images"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect())
         .collect();
-    assert!(images[0].starts_with("slurmbox/node:24.11-"), "{images:?}");
-    assert!(images[1].starts_with("slurmbox/node-arm64:24.11-"), "{images:?}");
+    assert!(images[0].iter().any(|i| i.starts_with("slurmbox/node:24.11-")), "{images:?}");
+    assert!(images[1].iter().any(|i| i.starts_with("slurmbox/node-arm64:24.11-")), "{images:?}");
+    assert!(
+        !images[1].iter().any(|i| i.starts_with("slurmbox/accounting")),
+        "only the controller's host: {images:?}"
+    );
 }
 
 /// The shared /home slurmbox provides itself: a GlusterFS volume replicated to every

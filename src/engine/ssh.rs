@@ -225,9 +225,11 @@ impl SshTunnel {
                 }
             }
         });
-        // ssh listens on the local end only after it has logged in.
+        // ssh listens on the local end only after it has logged in. The socket file
+        // appears a moment before ssh listens on it (bind, then listen): the tunnel is
+        // open once a connection is taken.
         loop {
-            if socket.exists() {
+            if socket.exists() && tokio::net::UnixStream::connect(&socket).await.is_ok() {
                 return Ok(SshTunnel { socket, _child: child, stderr, _dir: dir });
             }
             if let Some(status) = child.try_wait().map_err(|e| format!("cannot wait for ssh: {e}"))? {
