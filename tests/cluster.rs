@@ -133,7 +133,7 @@ fn default_cluster_runs_the_article_job_and_converges() {
     // Purging deletes the accounting history: a script must say --yes.
     let unconfirmed = cluster.run(&["down"], &["--purge"]);
     assert_eq!(unconfirmed.code, 1, "{}", unconfirmed.stderr);
-    assert!(unconfirmed.stderr.contains("accounting database"), "{}", unconfirmed.stderr);
+    assert!(unconfirmed.stderr.contains("pass --yes"), "{}", unconfirmed.stderr);
     assert!(!labelled_objects(&cluster.name).is_empty(), "nothing goes without confirmation");
     cluster.run(&["down"], &["--purge", "--yes"]).ok();
     assert_eq!(labelled_objects(&cluster.name), Vec::<String>::new());
