@@ -45,7 +45,9 @@ ssh_() {
 ssh_ "$NAME" true # the first connection, not timed
 prompts=() commands=()
 for _ in $(seq 10); do
-    t0=$(now); printf 'exit\n' | ssh_ -tt "$NAME" >/dev/null 2>&1; t1=$(now)
+    # (-tt through a pipe: ssh reports the remote terminal's hang-up as an error.)
+    t0=$(now); printf 'exit\n' | ssh_ -tt "$NAME" >"$DIR/prompt.out" 2>&1 || true; t1=$(now)
+    grep -q '\$ ' "$DIR/prompt.out" || { echo "no shell prompt:" >&2; cat "$DIR/prompt.out" >&2; exit 1; }
     prompts+=("$(secs "$t0" "$t1")")
     t0=$(now); ssh_ "$NAME" true; t1=$(now)
     commands+=("$(secs "$t0" "$t1")")

@@ -736,7 +736,7 @@ mod pinned_hashes {
             hashes("", 0, false),
             &[
                 ("slurmbox-controller", "9363324d28c67a00"),
-                ("slurmbox-login", "7116d335aec681d7"),
+                ("slurmbox-login", "ce3fb49d446844e6"),
                 ("slurmbox-node1", "8127973c0d62fa7a"),
                 ("slurmbox-node2", "c739241bed6240ce"),
                 ("slurmbox-db", "d777fa38d56532b9"),
@@ -751,7 +751,7 @@ mod pinned_hashes {
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
                 ("lab-controller", "d9b1ea08598f4dc0"),
-                ("lab-login", "b00ebf6c755e1a46"),
+                ("lab-login", "0a97cd3010cbf821"),
                 ("lab-pi1", "b3c4ffaefcbd6c43"),
                 ("lab-pi2", "4396f85132e16cdc"),
                 ("lab-pi3", "bdad83307e0a6a95"),
@@ -767,7 +767,7 @@ mod pinned_hashes {
             hashes(&macvlan(), 2, false),
             &[
                 ("lab-controller", "1937249f3202198a"),
-                ("lab-login", "825c8fb93a8ba927"),
+                ("lab-login", "2aee2796ff3d1d44"),
                 ("lab-pi1-1", "35cc63bc261feff6"),
                 ("lab-pi1-2", "b3659f6a09b73b1b"),
                 ("lab-pi2-1", "cde4950928dcca2a"),
@@ -782,7 +782,7 @@ mod pinned_hashes {
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
                 ("lab-controller", "4e812f8eba66e2d1"),
-                ("lab-login", "43acfdfb99f0e1b2"),
+                ("lab-login", "509076c42a02f686"),
                 ("lab-pi1", "8b3ca5d1a1bd1bc8"),
                 ("lab-pi2", "9324a3969f8d721c"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),

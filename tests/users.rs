@@ -76,6 +76,24 @@ impl Researcher {
         }
     }
 
+    /// An interactive login (a terminal, a login shell) that types `input`.
+    fn interactive(&self, cluster: &str, input: &str) -> Run {
+        use std::io::Write;
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F").arg(&self.config).arg("-i").arg(&self.key).arg("-tt");
+        cmd.arg("-o").arg(format!("UserKnownHostsFile={}", self.known_hosts.display()));
+        cmd.args(["-o", "HostName=127.0.0.1", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]);
+        cmd.arg(cluster).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `script` over ssh until its output satisfies `done` (60 s at most).
     fn wait_for(&self, cluster: &str, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -142,6 +160,14 @@ fn researchers_log_in_with_their_keys_and_nothing_more() {
         let job = who.ssh(name, &[], "sbatch --parsable --wrap 'id -u > from-job.txt; touch mine'").ok();
         assert!(job.stdout.trim().parse::<u64>().is_ok(), "{}", job.stdout);
     }
+    // A login shell on a terminal, as a researcher opens one.
+    let session = alice.interactive(name, "echo \"shell of $(id -un) in $PWD\"\nexit\n");
+    assert!(
+        session.stdout.contains("shell of alice in /home/alice"),
+        "{}\n{}",
+        session.stdout,
+        session.stderr
+    );
     for who in [&alice, &bob] {
         who.wait_for(name, "cat from-job.txt", "the batch job's output", |o| !o.is_empty());
         let out = who.ssh(name, &[], "cat from-job.txt; stat -c '%U %a' mine").ok();

@@ -129,10 +129,11 @@ pub fn sshd_conf(layout: &Layout) -> SshdConf {
 }
 
 /// Capabilities the login node has beyond every node's: sshd confines its
-/// pre-authentication process in an empty folder (chroot), and binds a port below
-/// 1024 only when the spec asks for one.
+/// pre-authentication process in an empty folder (chroot), records each interactive
+/// login in the kernel's audit log (Debian's sshd ends a session whose record it
+/// cannot write), and binds a port below 1024 only when the spec asks for one.
 fn extra_caps(port: u16) -> Vec<String> {
-    let mut caps = vec!["SYS_CHROOT".to_string()];
+    let mut caps = vec!["SYS_CHROOT".to_string(), "AUDIT_WRITE".to_string()];
     if port < 1024 {
         caps.push("NET_BIND_SERVICE".into());
     }
@@ -202,7 +203,7 @@ mod tests {
         }
         assert!(!conf.contains("ListenAddress"));
         assert!(!conf.contains("3des") && !conf.contains("hmac-sha1") && !conf.contains("group1-sha1"));
-        assert_eq!(extra_caps(22), ["SYS_CHROOT", "NET_BIND_SERVICE"]);
+        assert_eq!(extra_caps(22), ["SYS_CHROOT", "AUDIT_WRITE", "NET_BIND_SERVICE"]);
     }
 
     #[test]
