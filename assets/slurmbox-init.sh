@@ -162,10 +162,33 @@ pids+=("$munged")
 wait_for "[ -S /run/munge/munge.socket.2 ]" 200 || { log "munged did not start"; exit 1; }
 
 controller="${SLURMBOX_CONTROLLER:-controller}"
+started=$(date +%s)
 case "$role" in
 controller)
-    install -d -o slurm -g slurm -m 0700 /var/spool/slurmctld
-    chown slurm:slurm /var/spool/slurmctld
+    state=/var/spool/slurmctld
+    install -d -o slurm -g slurm -m 0700 "$state"
+    chown slurm:slurm "$state"
+    # `slurmbox restore` leaves a backup's state here: it takes the place of the
+    # volume's before slurmctld reads it.
+    restore=/var/lib/slurmbox/restore/slurmctld-state.tar.gz
+    if [ -s "$restore" ]; then
+        log "putting the controller state of a backup in place"
+        find "$state" -mindepth 1 -delete
+        tar -C "$state" --no-same-owner -xzf "$restore"
+        chown -R slurm:slurm "$state"
+        rm -f "$restore"
+    fi
+    # slurmctld saves its state when it stops, and while it runs at most every 5 s: one
+    # killed outright may come back without the last seconds' changes (a job it had
+    # started is pending again). This marker, removed on a clean stop, tells.
+    if [ -e "$state/slurmbox-running" ]; then
+        log "the controller did not stop cleanly last time: Slurm may have lost the changes of its last seconds"
+        date -u +%Y-%m-%dT%H:%M:%SZ >"$state/slurmbox-unclean-start"
+        unclean=1
+    else
+        rm -f "$state/slurmbox-unclean-start"
+    fi
+    touch "$state/slurmbox-running"
     /usr/sbin/slurmctld -D &
     ;;
 compute | login)
@@ -256,13 +279,54 @@ watchdog() {
         fi
     done
 }
-watchdog_pid=
+watchdog_pid=""
+daemon="${pids[-1]}"
 if [ "$role" != login ]; then
-    watchdog "${pids[-1]}" &
+    watchdog "$daemon" &
     watchdog_pid=$!
 fi
 
-stop() { kill -TERM "${pids[@]}" $watchdog_pid 2>/dev/null || true; }
+# After an unclean stop, a job the lost seconds had started may be launched again while
+# it still runs: Slurm then drains the nodes it finds it on ("Duplicate jobid") and the
+# queue stops there. Once the nodes have reported what runs on them, such a node is put
+# back in service, for the first ten minutes.
+heal_pid=
+heal_duplicates() {
+    local until=$((SECONDS + 600)) node reason
+    until answers controller; do sleep 1; done
+    while [ "$SECONDS" -lt "$until" ]; do
+        while IFS='|' read -r node reason; do
+            case "$reason" in *"Duplicate jobid"*) ;; *) continue ;; esac
+            log "node $node was drained by the restart ($reason): putting it back in service"
+            scontrol update nodename="$node" state=resume 2>&1 | sed "s/^/slurmbox-init[$role]: /" >&2 || true
+        done < <(timeout 5 sinfo -h -N -R -o '%N|%E' 2>/dev/null || true)
+        sleep 5
+    done
+}
+if [ "${unclean:-}" = 1 ]; then
+    heal_duplicates &
+    heal_pid=$!
+fi
+
+# A compute node's container starts with no job in it: the jobs the controller still
+# has running here, started before this container, died with the last one (a crash or
+# kill). They are requeued now, not when Slurm next asks the node what runs on it
+# (minutes later); Slurm starts a requeued job again after cred_expire (slurm.conf).
+requeue_lost_jobs() {
+    local node="${SLURMBOX_NODE:-$(hostname)}" id start
+    until answers compute; do sleep 1; done
+    while read -r id start; do
+        [ "$(date -d "$start" +%s 2>/dev/null || echo "$started")" -lt "$started" ] || continue
+        log "job $id was running here when this node's last container died: requeueing it"
+        scontrol requeue "$id" 2>&1 | sed "s/^/slurmbox-init[$role]: /" >&2 || true
+    done < <(timeout 10 squeue -h -w "$node" -t RUNNING -o '%A %S' 2>/dev/null || true)
+}
+if [ "$role" = compute ]; then
+    requeue_lost_jobs &
+    heal_pid=$!
+fi
+
+stop() { kill -TERM "${pids[@]}" $watchdog_pid $heal_pid 2>/dev/null || true; }
 trap stop TERM INT
 
 status=0
@@ -270,4 +334,10 @@ wait -n "${pids[@]}" || status=$?
 log "a daemon exited (status $status); stopping the others"
 stop
 wait || true
+# slurmctld that exits by itself (SIGTERM) has saved its state: the next start is clean.
+if [ "$role" = controller ]; then
+    daemon_status=0
+    wait "$daemon" || daemon_status=$?
+    if [ "$daemon_status" = 0 ]; then rm -f "$state/slurmbox-running"; fi
+fi
 exit "$status"

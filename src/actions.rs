@@ -33,7 +33,7 @@ pub enum ActionError {
 
 /// Runs a command (the storage script, ...) in `container`; a failure is an error
 /// carrying the command and its stderr.
-async fn checked<S: AsRef<str>>(
+pub async fn checked<S: AsRef<str>>(
     engine: &impl Engine,
     container: &str,
     cmd: &[S],
@@ -51,6 +51,17 @@ async fn checked<S: AsRef<str>>(
         container: container.into(),
         code: out.code,
         stderr: said.unwrap_or("(it printed nothing)").into(),
+    })
+}
+
+/// Bytes a command in `container` printed as base64 (how binary output leaves a container).
+pub fn decode_base64(container: &str, what: &str, text: &str) -> Result<Vec<u8>, ActionError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| ActionError::CommandFailed {
+        cmd: format!("read {what}"),
+        container: container.into(),
+        code: 0,
+        stderr: format!("its output is not base64: {e}"),
     })
 }
 
@@ -141,20 +152,21 @@ pub async fn wait_for_nodes<E: Engine>(
 /// Makes running compute nodes register with the controller again: Slurm forgets them
 /// (refused, and harmless, while they run jobs) and their slurmd, on SIGHUP, re-reads
 /// its configuration and registers, without disturbing running job steps.
+/// Each node is (its host's engine, its container, its Slurm name).
 pub async fn reregister_nodes<E: Engine>(
-    engines: &[E],
+    control: &E,
     controller: &str,
-    nodes: &[&crate::plan::ContainerPlan],
+    nodes: &[(&E, &str, &str)],
 ) -> Result<(), ActionError> {
-    let slurm = Slurm::new(&engines[0], controller);
-    for node in nodes {
-        match slurm.delete_node(&node.hostname).await {
+    let slurm = Slurm::new(control, controller);
+    for (engine, container, node) in nodes {
+        match slurm.delete_node(node).await {
             // Refused while it runs jobs: it stays known, which is what re-registering wants.
             Ok(_) | Err(SlurmError::Failed { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         let root = ExecSpec { user: Some("root".into()), ..ExecSpec::new(["pkill", "-HUP", "-x", "slurmd"]) };
-        engines[node.host].exec(&node.name, &root).await?;
+        engine.exec(container, &root).await?;
     }
     Ok(())
 }

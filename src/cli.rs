@@ -56,6 +56,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The clusters this machine brought up (found with --name from any folder).
     List(ListArgs),
+    /// Write the controller's state (queued jobs, job IDs) and the accounting database
+    /// of a running cluster to one file.
+    Backup(BackupArgs),
+    /// Put a backup's controller state and accounting database into a running cluster of
+    /// the same name (what it had is backed up first).
+    Restore(RestoreArgs),
     /// Grow or shrink a cluster over several hosts (edits its spec file).
     #[command(subcommand)]
     Host(HostCommand),
@@ -93,6 +99,24 @@ pub struct UpArgs {
     /// nodes are left as they are.
     #[arg(long)]
     pub skip_unreachable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// The file to write (a tar, readable by you alone; an existing one is replaced).
+    #[arg(value_name = "FILE")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub cluster: ClusterName,
+    /// A file `slurmbox backup` wrote.
+    #[arg(value_name = "FILE")]
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,13 @@ pub const DB_SCRIPT: &str = include_str!("../assets/slurmbox-db.sh");
 pub const DB_PATH: &str = "/usr/local/sbin/slurmbox-db";
 /// The volume the database password lives in, mounted in the db and dbd containers.
 pub const DB_SECRET_DIR: &str = "/var/lib/slurmbox/secret";
+/// Made by slurmbox-db once the database answers; slurmdbd starts only when it exists.
+pub const DB_READY: &str = "/var/lib/slurmbox/secret/db-ready";
+/// Where `slurmbox restore` leaves a backup's accounting database in the db container.
+pub const RESTORE_DB: &str = "/var/lib/slurmbox/restore/accounting.sql.gz";
+/// Where `slurmbox restore` leaves a backup's controller state: slurmbox-init puts it in
+/// place of the state volume's before slurmctld starts again.
+pub const RESTORE_STATE: &str = "/var/lib/slurmbox/restore/slurmctld-state.tar.gz";
 /// slurmdbd's settings without the password; slurmbox-init adds it at start.
 pub const SLURMDBD_TEMPLATE: &str = "/etc/slurm/slurmdbd.conf.template";
 
@@ -203,6 +210,8 @@ mod tests {
     fn the_init_scripts_paths_and_roles() {
         assert!(INIT_SCRIPT.contains(SLURMDBD_TEMPLATE) && INIT_SCRIPT.contains(DB_SECRET_DIR));
         assert!(DB_SCRIPT.contains(&format!("secret={DB_SECRET_DIR}/db-password")));
+        assert!(DB_SCRIPT.contains(&format!("ready={DB_READY}\n")) && INIT_SCRIPT.contains(DB_READY));
+        assert!(INIT_SCRIPT.contains(&format!("restore={RESTORE_STATE}\n")));
         for path in [HOME, MUNGE_DIR, MUNGE_KEY, SLURM_CONF, STATE_SAVE_LOCATION, SSH_HOST_KEYS, SSHD_CONF] {
             assert!(INIT_SCRIPT.contains(path), "slurmbox-init does not use {path}");
         }

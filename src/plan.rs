@@ -735,12 +735,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "9363324d28c67a00"),
-                ("slurmbox-login", "ce3fb49d446844e6"),
-                ("slurmbox-node1", "8127973c0d62fa7a"),
-                ("slurmbox-node2", "c739241bed6240ce"),
+                ("slurmbox-controller", "e94761bb6b61dbb5"),
+                ("slurmbox-login", "030568376199be1c"),
+                ("slurmbox-node1", "7ccacdcadf50dea9"),
+                ("slurmbox-node2", "d2f5c4c51ad91524"),
                 ("slurmbox-db", "d777fa38d56532b9"),
-                ("slurmbox-dbd", "d93dfb87e067e355"),
+                ("slurmbox-dbd", "6629d1e956bbf865"),
             ],
         );
     }
@@ -750,13 +750,13 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "d9b1ea08598f4dc0"),
-                ("lab-login", "0a97cd3010cbf821"),
-                ("lab-pi1", "b3c4ffaefcbd6c43"),
-                ("lab-pi2", "4396f85132e16cdc"),
-                ("lab-pi3", "bdad83307e0a6a95"),
+                ("lab-controller", "150a4d18f84ad318"),
+                ("lab-login", "bf7390c3b0d4c675"),
+                ("lab-pi1", "9ca95a1bf7954ac5"),
+                ("lab-pi2", "d448de28c6d94333"),
+                ("lab-pi3", "4c3b3fb70cd03feb"),
                 ("lab-db", "aa6953775996eb35"),
-                ("lab-dbd", "37bc0164c8b67ba8"),
+                ("lab-dbd", "a5b0b091af196d35"),
             ],
         );
     }
@@ -766,12 +766,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "1937249f3202198a"),
-                ("lab-login", "2aee2796ff3d1d44"),
-                ("lab-pi1-1", "35cc63bc261feff6"),
-                ("lab-pi1-2", "b3659f6a09b73b1b"),
-                ("lab-pi2-1", "cde4950928dcca2a"),
-                ("lab-pi2-2", "0f784013dfb01c9e"),
+                ("lab-controller", "91b7d8b800adbf74"),
+                ("lab-login", "8d5062a2fbf27cb5"),
+                ("lab-pi1-1", "099e60d4d9d19a59"),
+                ("lab-pi1-2", "798c96d318d88521"),
+                ("lab-pi2-1", "409f939f884c29eb"),
+                ("lab-pi2-2", "efdab5c10fe05614"),
             ],
         );
     }
@@ -781,14 +781,14 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "4e812f8eba66e2d1"),
-                ("lab-login", "509076c42a02f686"),
-                ("lab-pi1", "8b3ca5d1a1bd1bc8"),
-                ("lab-pi2", "9324a3969f8d721c"),
+                ("lab-controller", "8256fb20e3849117"),
+                ("lab-login", "e90ab25f000a43ae"),
+                ("lab-pi1", "65a2bc4713012501"),
+                ("lab-pi2", "1f7da802533f987e"),
                 ("lab-storage-pi1", "0b4e5d4b31a6f83b"),
                 ("lab-storage-pi2", "fe4cd2638e63a346"),
                 ("lab-db", "aa6953775996eb35"),
-                ("lab-dbd", "37bc0164c8b67ba8"),
+                ("lab-dbd", "a5b0b091af196d35"),
             ],
         );
     }

@@ -179,6 +179,18 @@ impl SlurmConf {
             ("SlurmctldTimeout", "30".into()),
             // Finished jobs stay visible to `scontrol show job` for five minutes.
             ("MinJobAge", "300".into()),
+            // Many small jobs: a batch job is scheduled as soon as it is submitted or
+            // resources free up (not up to 3 s later), the backfill pass runs every 5 s
+            // and goes on where it paused, and the whole queue is looked at. (Not
+            // `defer`: it would make every srun wait for the next pass.)
+            (
+                "SchedulerParameters",
+                "batch_sched_delay=0,sched_min_interval=20000,bf_interval=5,bf_continue,default_queue_depth=1000"
+                    .into(),
+            ),
+            // A job requeued after its node failed may start again 30 s later, not 120 s
+            // (the job credential's lifetime, which is also how long it must wait).
+            ("AuthInfo", "cred_expire=30".into()),
         ];
         if self.accounting.is_some() {
             defaults.extend([

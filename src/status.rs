@@ -24,6 +24,9 @@ pub struct ClusterStatus {
     pub shared_home: Option<SharedHomeStatus>,
     /// Why the controller could not be asked for the nodes' Slurm states.
     pub slurm_error: Option<String>,
+    /// When the running controller started after an unclean stop (a crash or kill),
+    /// which may have cost Slurm its last seconds of changes; null after a clean start.
+    pub controller_unclean_start: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -125,6 +128,10 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
         Some(c) => Slurm::new(handle.engine(c), &c.name).node_states().await.map_err(|e| e.to_string()),
         None => Err("the controller is not running".into()),
     };
+    let unclean = match controller {
+        Some(c) => crate::components::controller::unclean_start(handle.engine(c), &c.name).await,
+        None => None,
+    };
     let known = states.as_ref().ok();
     let mut nodes: Vec<NodeStatus> = containers
         .iter()
@@ -202,7 +209,14 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
             }
         })
         .collect();
-    Ok(ClusterStatus { cluster: handle.name.clone(), hosts, nodes, shared_home, slurm_error: states.err() })
+    Ok(ClusterStatus {
+        cluster: handle.name.clone(),
+        hosts,
+        nodes,
+        shared_home,
+        slurm_error: states.err(),
+        controller_unclean_start: unclean,
+    })
 }
 
 /// With a GlusterFS /home, each running storage container says whether its host has

@@ -145,16 +145,32 @@ fn submit(cluster: &ClusterGuard, n: usize, args: &str) -> Vec<String> {
     (0..n).map(|_| cluster.sh(&format!("sbatch --parsable {args}")).ok().stdout.trim().to_string()).collect()
 }
 
+/// Kills a container's main process from the host, as a crash would (`docker kill` is a
+/// stop Docker knows of); Docker's restart policy brings it back.
+fn crash(container: &str) {
+    let pid = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", container])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    assert!(
+        std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success(),
+        "kill {pid}"
+    );
+}
+
 /// The faults a shared cluster meets, one after another on one cluster: a host
-/// reboot (`down`, `up`), MariaDB restarting while jobs finish, and slurmctld killed
+/// reboot (`down`, `up`), MariaDB restarting while jobs finish, slurmctld killed
 /// (SIGKILL from the host, its container brought back by its restart policy) with jobs
-/// running and queued. No job is lost or run twice, and sacct has each of them.
+/// running and queued, and a compute node killed under a running job. No job is lost or
+/// run twice, and sacct has each of them.
 #[test]
 fn no_job_is_lost_or_run_twice_through_restarts_and_crashes() {
     let cluster = ClusterGuard::new("faults");
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("cluster.toml");
-    std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 1\ncpus = 2\n", cluster.name)).unwrap();
+    // Two slots: two jobs running keep the rest queued.
+    std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 2\ncpus = 1\n", cluster.name)).unwrap();
     let spec = spec.to_str().unwrap();
     slurmbox(&["up", "-f", spec]).ok();
 
@@ -185,15 +201,7 @@ fn no_job_is_lost_or_run_twice_through_restarts_and_crashes() {
     cluster.wait_for("squeue -h -t R -o %i | wc -l", "two jobs running", |o| o.trim() == "2");
     std::thread::sleep(Duration::from_secs(7));
     let controller = format!("{}-controller", cluster.name);
-    let pid = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{.State.Pid}}", &controller])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
-    assert!(
-        std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success(),
-        "kill {pid}"
-    );
+    crash(&controller);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let out = cluster.sh("squeue -h 2>/dev/null | wc -l; scontrol ping 2>/dev/null | grep -c UP").stdout;
@@ -205,4 +213,86 @@ fn no_job_is_lost_or_run_twice_through_restarts_and_crashes() {
     }
     assert_eq!(common::restart_count(&controller), 1, "Docker brought the controller back once");
     each_completed_once(&cluster, &[running, queued].concat(), "after slurmctld was killed");
+    // The admin is told what such a crash may have cost, and what to check.
+    let status = slurmbox(&["status", "-f", spec]).ok().stdout;
+    assert!(status.contains("from an unclean stop") && status.contains("sacct -D -X"), "{status}");
+    let doctor = slurmbox(&["doctor", "-f", spec]).ok().stdout;
+    assert!(doctor.contains("controller: the controller came back at"), "{doctor}");
+
+    // 4. A compute node is killed under a running batch job: the job is requeued and
+    //    runs to its end (on either node), and the node comes back into service.
+    let job = submit(&cluster, 1, "--wrap 'sleep 8'").remove(0);
+    let node = cluster
+        .wait_for(&format!("squeue -h -j {job} -t R -o %N"), "the job to run", |o| !o.trim().is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    let crashed = Instant::now();
+    crash(&format!("{}-{}", cluster.name, node.trim()));
+    cluster.wait_for(&format!("sacct -n -X -P -o state -j {job}"), "the requeued job to complete", |o| {
+        o.trim() == "COMPLETED"
+    });
+    eprintln!("job {job}: completed {:.0} s after its node was killed", crashed.elapsed().as_secs_f64());
+    let requeues = cluster.sh(&format!("sacct -D -X -n -P -o state -j {job}")).ok().stdout;
+    assert!(requeues.lines().count() >= 2 && requeues.lines().last() == Some("COMPLETED"), "{requeues}");
+    cluster.wait_for(&format!("sinfo -h -n {} -o %T", node.trim()), "the killed node back in service", |o| {
+        o.trim() == "idle"
+    });
+}
+
+/// `backup` then `restore` into a new cluster of the same name: the old jobs are in
+/// sacct, a held job is queued again and runs, and new jobs get IDs after the old ones.
+/// The file is its owner's alone and holds neither the munge key nor the database
+/// password.
+#[test]
+fn a_backup_restores_into_a_new_cluster() {
+    let cluster = ClusterGuard::new("backup");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 1\ncpus = 1\n", cluster.name)).unwrap();
+    let spec = spec.to_str().unwrap();
+    slurmbox(&["up", "-f", spec]).ok();
+    let done = submit(&cluster, 3, "--wait --wrap true");
+    let held = submit(&cluster, 1, "--hold --wrap true").remove(0);
+    each_completed_once(&cluster, &done, "before the backup");
+    let password = std::process::Command::new("docker")
+        .args(["exec", &format!("{}-db", cluster.name), "cat", "/var/lib/slurmbox/secret/db-password"])
+        .output()
+        .unwrap();
+    let password = String::from_utf8_lossy(&password.stdout).trim().to_string();
+    assert!(password.len() >= 20, "{password:?}");
+
+    let file = dir.path().join("cluster.backup");
+    let file_arg = file.to_str().unwrap();
+    slurmbox(&["backup", "-f", spec, file_arg]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let contents = std::process::Command::new("bash")
+        .args(["-c", &format!("tar -xOf {file_arg} accounting.sql.gz | gunzip; tar -xOf {file_arg} slurmctld-state.tar.gz | tar -xzO")])
+        .output()
+        .unwrap();
+    assert!(
+        contents.status.success() && contents.stdout.len() > 1000,
+        "{}",
+        String::from_utf8_lossy(&contents.stderr)
+    );
+    let text = String::from_utf8_lossy(&contents.stdout);
+    assert!(text.contains("CREATE TABLE") && !text.contains(&password), "the dump holds the password");
+
+    // The cluster is rebuilt from nothing, and runs a job of its own first.
+    slurmbox(&["down", "--purge", "--yes", "-f", spec]).ok();
+    slurmbox(&["up", "-f", spec]).ok();
+    submit(&cluster, 1, "--wait --wrap true");
+    let out = slurmbox(&["restore", "-f", spec, file_arg]).ok();
+    assert!(out.stderr.contains("is restored from"), "{}", out.stderr);
+
+    each_completed_once(&cluster, &done, "after the restore");
+    let pending = cluster.sh(&format!("squeue -h -j {held} -o %T")).ok().stdout;
+    assert_eq!(pending.trim(), "PENDING");
+    cluster.run(&["exec"], &["--user", "root", "--", "scontrol", "release", &held]).ok();
+    each_completed_once(&cluster, std::slice::from_ref(&held), "the held job, released after the restore");
+    let next = submit(&cluster, 1, "--wait --wrap true").remove(0);
+    let highest = held.parse::<u64>().unwrap();
+    assert!(
+        next.parse::<u64>().unwrap() > highest,
+        "job {next} after the restore, the backup's last was {highest}"
+    );
 }

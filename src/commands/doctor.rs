@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 
 use super::Context;
 use crate::cli::DoctorArgs;
+use crate::components::controller;
 use crate::components::gpus::GpuHost;
 use crate::components::limits::{self, CgroupHost, NodeLimits, NodeReport};
 use crate::engine::{Engine, ExecSpec};
@@ -21,6 +22,8 @@ struct Report {
     limits: String,
     hosts: Vec<HostReport>,
     nodes: Vec<NodeDoctor>,
+    /// After an unclean stop of the controller: what may be lost, and what to check.
+    controller: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -111,7 +114,16 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
         }
     }))
     .await;
-    let report = Report { cluster: handle.name.clone(), limits: decision.summary(), hosts, nodes };
+    let ctld = containers.iter().find(|c| {
+        c.running() && c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Controller.as_str())
+    });
+    let controller = match ctld {
+        Some(c) => controller::unclean_start(handle.engine(c), &c.name).await,
+        None => None,
+    }
+    .map(|at| controller::unclean_start_advice(&at));
+    let report =
+        Report { cluster: handle.name.clone(), limits: decision.summary(), hosts, nodes, controller };
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("the report serializes"));
@@ -141,6 +153,9 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
             }
             Err(e) => println!("  could not be asked: {e}"),
         }
+    }
+    if let Some(advice) = &report.controller {
+        println!("controller: {advice}");
     }
     if let limits::Limits::Off { .. } = decision {
         println!(

@@ -1,6 +1,7 @@
 //! One file per command. Each takes its parsed arguments and a [`Context`] and returns
 //! the process exit code; errors go back to `main`, which prints them once.
 
+pub mod backup;
 pub mod config;
 pub mod doctor;
 pub mod down;
@@ -9,6 +10,7 @@ pub mod host;
 pub mod image;
 pub mod list;
 pub mod logs;
+pub mod restore;
 pub mod ssh_config;
 pub mod status;
 pub mod up;

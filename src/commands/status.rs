@@ -94,6 +94,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
             "ssh logins: port {port} of the controller's host (`slurmbox ssh-config USER` prints a user's block)"
         );
     }
+    if let Some(at) = &status.controller_unclean_start {
+        println!("note: {}", crate::components::controller::unclean_start_advice(at));
+    }
     // What could not be asked, on stderr, so the tables read the same either way.
     let p = &ctx.progress;
     if let Some(e) = &status.slurm_error {

@@ -12,9 +12,10 @@
 use std::time::Duration;
 
 use super::{Config, Layout, NODE_CAPS, munge};
+use crate::actions::{self, ActionError};
 use crate::contract;
 use crate::deploy::{Apply, DeployError};
-use crate::engine::{Engine, ExecSpec};
+use crate::engine::{Engine, ExecSpec, FileUpload};
 use crate::plan::{
     ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, Role, VolumePlan,
 };
@@ -188,7 +189,7 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Depl
     while !engine.exec(&controller.name, &ready).await?.ok() {
         if std::time::Instant::now() > deadline {
             step.fail("slurmdbd did not answer");
-            return Err(crate::actions::ActionError::CommandFailed {
+            return Err(ActionError::CommandFailed {
                 cmd: "sacctmgr list cluster".into(),
                 container: controller.name.clone(),
                 code: 1,
@@ -203,7 +204,7 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Depl
     let script = sacctmgr_script(&apply.plan.cluster, &apply.plan.slurm_accounts);
     let out = engine.exec(&controller.name, &ExecSpec::shell(&script)).await?;
     if !out.ok() {
-        return Err(crate::actions::ActionError::CommandFailed {
+        return Err(ActionError::CommandFailed {
             cmd: "sacctmgr (accounts and users)".into(),
             container: controller.name.clone(),
             code: out.code,
@@ -236,6 +237,38 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Depl
     }
     let users = users.len();
     step.done_with(format!("{} accounts, {users} users", apply.plan.slurm_accounts.len()));
+    Ok(())
+}
+
+/// `slurmbox backup`: the accounting database as one consistent, gzipped SQL dump (one
+/// transaction: slurmdbd goes on writing meanwhile).
+pub async fn dump<E: Engine>(engine: &E, db: &str) -> Result<Vec<u8>, ActionError> {
+    let script = "set -o pipefail; mariadb-dump --protocol=socket --single-transaction --hex-blob \
+                  --add-drop-database --databases slurm_acct_db | gzip | base64 -w0";
+    let out = actions::checked(engine, db, &["bash", "-c", script]).await?;
+    actions::decode_base64(db, "the accounting database", &out.stdout)
+}
+
+/// `slurmbox restore`, first: slurmdbd stops and, started again by Docker, waits for
+/// the database's ready mark, which is taken away until [`load`] has put the dump in.
+/// Meanwhile slurmctld keeps what it would send.
+pub async fn stop_dbd<E: Engine>(engine: &E, db: &str, dbd: &str) -> Result<(), ActionError> {
+    actions::checked(engine, db, &["rm", "-f", contract::DB_READY]).await?;
+    actions::checked(engine, dbd, &["pkill", "-TERM", "-x", "slurmdbd"]).await?;
+    Ok(())
+}
+
+/// `slurmbox restore`, then: the backup's dump replaces the database, and slurmdbd
+/// starts on it.
+pub async fn load<E: Engine>(engine: &E, db: &str, dump: &[u8]) -> Result<(), ActionError> {
+    let file = FileUpload { path: contract::RESTORE_DB.into(), contents: dump.to_vec(), mode: 0o600 };
+    engine.upload(db, &[file]).await?;
+    let load = format!(
+        "set -o pipefail; gunzip -c {f} | mariadb --protocol=socket; s=$?; rm -f {f}; [ $s = 0 ] && touch {ready}; exit $s",
+        f = contract::RESTORE_DB,
+        ready = contract::DB_READY
+    );
+    actions::checked(engine, db, &["bash", "-c", &load]).await?;
     Ok(())
 }
 

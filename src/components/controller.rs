@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use super::{Config, Layout, NodeContainer, home, munge};
-use crate::actions;
+use crate::actions::{self, ActionError};
+use crate::contract;
 use crate::deploy::{Apply, DeployError};
+use crate::engine::{Engine, ExecSpec, FileUpload};
 use crate::plan::{
     COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
 };
@@ -63,7 +65,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
 /// A new controller container may not know compute nodes that kept running: dynamic
 /// nodes live in its saved state, and a crash loses whatever was not saved yet. Have
 /// them register again.
-pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
     let controller = apply.plan.controller();
     if !apply.touched(&controller.name) {
         return Ok(());
@@ -76,7 +78,50 @@ pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> 
     let step =
         apply.progress.step(format!("Registering {} running nodes with the new controller", kept.len()));
     actions::wait_for_controller(apply.control(), &controller.name, Duration::from_secs(60)).await?;
-    actions::reregister_nodes(apply.engines, &controller.name, &kept).await?;
+    let nodes: Vec<_> =
+        kept.iter().map(|c| (&apply.engines[c.host], c.name.as_str(), c.hostname.as_str())).collect();
+    actions::reregister_nodes(apply.control(), &controller.name, &nodes).await?;
     step.done();
     Ok(())
+}
+
+/// `slurmbox backup`: the controller's state (its StateSaveLocation) as a gzipped tar.
+/// slurmctld replaces each state file whole (it writes a new one, then renames it), so a
+/// copy taken while it runs holds every file as it was at one moment.
+pub async fn save_state<E: Engine>(engine: &E, container: &str) -> Result<Vec<u8>, ActionError> {
+    let script = format!(
+        "tar -C {} --warning=no-file-changed --warning=no-file-removed -czf - . | base64 -w0; \
+         s=(\"${{PIPESTATUS[@]}}\"); [ \"${{s[0]}}\" -le 1 ] && [ \"${{s[1]}}\" = 0 ]",
+        render::STATE_SAVE_LOCATION
+    );
+    let out = actions::checked(engine, container, &["bash", "-c", &script]).await?;
+    actions::decode_base64(container, "the controller's state", &out.stdout)
+}
+
+/// `slurmbox restore`: hands the controller a backup's state. slurmctld is stopped the
+/// way that saves its own state (SIGTERM); Docker starts the container again and
+/// slurmbox-init puts the backup's state in place before slurmctld reads it.
+pub async fn restore_state<E: Engine>(engine: &E, container: &str, state: &[u8]) -> Result<(), ActionError> {
+    let file = FileUpload { path: contract::RESTORE_STATE.into(), contents: state.to_vec(), mode: 0o600 };
+    engine.upload(container, &[file]).await?;
+    actions::checked(engine, container, &["pkill", "-TERM", "-x", "slurmctld"]).await?;
+    Ok(())
+}
+
+/// When the running slurmctld started after an unclean stop (a crash or kill: its
+/// state may lack the changes of the seconds before), as slurmbox-init recorded it.
+pub async fn unclean_start<E: Engine>(engine: &E, container: &str) -> Option<String> {
+    let read = ExecSpec::new(["cat", &format!("{}/slurmbox-unclean-start", render::STATE_SAVE_LOCATION)]);
+    let out = engine.exec(container, &read).await.ok()?;
+    Some(out.stdout.trim().to_string()).filter(|at| out.ok() && !at.is_empty())
+}
+
+/// What an admin should know after such a start, for `status` and `doctor`.
+pub fn unclean_start_advice(at: &str) -> String {
+    format!(
+        "the controller came back at {at} from an unclean stop (a crash or kill): slurmctld saves its state at \
+         most every 5 s, so a change of its last seconds may be lost (a job it had just started can be queued \
+         and run again). slurmbox puts nodes Slurm drains for a \"Duplicate jobid\" back in service for ten \
+         minutes; `sacct -D -X` lists jobs that ran more than once"
+    )
 }
