@@ -84,6 +84,35 @@ pub struct BuildArgs {
     /// Debian mirror to build images from.
     #[arg(long, env = "SLURMBOX_MIRROR", default_value = crate::image::DEFAULT_MIRROR)]
     pub mirror: String,
+    /// A registry to pull the images from before building them (`registry.example.org/slurmbox`;
+    /// `slurmbox image push` fills it); the spec's `registry` is used when this is not given.
+    #[arg(long, env = "SLURMBOX_REGISTRY")]
+    pub registry: Option<String>,
+    /// Where the engine pulls Debian's base images from when it builds (where mmdebstrap
+    /// is not installed): Docker Hub's `debian`, or a copy (`registry.example.org/debian`).
+    #[arg(long, env = "SLURMBOX_BASE_IMAGE", default_value = crate::image::DEFAULT_BASE)]
+    pub base_image: String,
+}
+
+impl BuildArgs {
+    /// Where images come from; `registry` from the spec unless given here.
+    pub fn sources(&self, registry: Option<&str>) -> crate::image::Sources {
+        crate::image::Sources {
+            mirror: self.mirror.clone(),
+            registry: self.registry.clone().or(registry.map(String::from)),
+            base: self.base_image.clone(),
+        }
+    }
+}
+
+impl Default for BuildArgs {
+    fn default() -> BuildArgs {
+        BuildArgs {
+            mirror: crate::image::DEFAULT_MIRROR.into(),
+            registry: None,
+            base_image: crate::image::DEFAULT_BASE.into(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +346,30 @@ pub enum ImageCommand {
     /// Build the node image for a Slurm release, or the storage image (kept and reused
     /// once built).
     Build(ImageBuildArgs),
+    /// Put an image this engine has (as `image build` names it) into a site's registry,
+    /// for other machines to pull instead of building (`registry` in their spec).
+    Push(ImagePushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePushArgs {
+    /// Slurm release of the node or accounting image.
+    #[arg(long, default_value = "24.11", value_parser = parse_slurm)]
+    pub slurm: crate::spec::SlurmVersion,
+    /// CPU architecture (default: this machine's).
+    #[arg(long, value_parser = parse_arch)]
+    pub arch: Option<crate::spec::Arch>,
+    /// The storage image instead of a node image.
+    #[arg(long, conflicts_with = "slurm")]
+    pub storage: bool,
+    /// The accounting image instead of a node image.
+    #[arg(long, conflicts_with = "storage")]
+    pub accounting: bool,
+    /// The registry (`registry.example.org:5000/slurmbox`); default: the spec's `registry`.
+    #[arg(long, env = "SLURMBOX_REGISTRY")]
+    pub registry: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterName,
 }
 
 #[derive(Debug, Args)]

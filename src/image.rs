@@ -140,8 +140,25 @@ const CHANGES: &[&str] = &[
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ImageError {
     #[error("building the {what} needs mmdebstrap, which is not installed")]
-    #[diagnostic(help("install it (Debian/Ubuntu: `apt-get install mmdebstrap`) and run the command again"))]
+    #[diagnostic(help(
+        "install it (Debian/Ubuntu: `apt-get install mmdebstrap`) and run the command again; an engine that \
+         reaches a registry builds this machine's own architecture without it"
+    ))]
     NoBuilder { what: String },
+    #[error(
+        "cannot build the {what}: mmdebstrap is not installed, and the engine could not pull {base}: {reason}"
+    )]
+    #[diagnostic(help(
+        "install mmdebstrap (Debian/Ubuntu: `apt-get install mmdebstrap`) to build from Debian's archive alone; or \
+         let the engine reach Docker Hub, or name a registry with Debian's images in SLURMBOX_BASE_IMAGE \
+         (`registry.example.org/debian`); or pull the images from a site registry (`registry` in the spec)"
+    ))]
+    NoSource { what: String, base: String, reason: String },
+    #[error("the engine failed to build the {what}: {reason}; the build's last lines:\n{tail}")]
+    #[diagnostic(help(
+        "check that the Debian mirror is reachable from containers, or pass another with --mirror"
+    ))]
+    EngineBuildFailed { what: String, reason: String, tail: String },
     #[error("mmdebstrap failed to build the {what} (exit status {status}); its last lines:\n{tail}")]
     #[diagnostic(help(
         "check that the Debian mirror ({mirror}) is reachable, or pass another with --mirror"
@@ -230,13 +247,8 @@ impl Recipe {
 
     fn mmdebstrap_args(&self, mirror: &str) -> Vec<String> {
         let mut args = vec![format!("--architectures={}", self.arch)];
-        args.extend(match self.kind {
-            Kind::Node(slurm) => mmdebstrap_args(slurm.debian_suite(), PACKAGES, CUSTOMIZE),
-            Kind::Storage => mmdebstrap_args(STORAGE_SUITE, STORAGE_PACKAGES, STORAGE_CUSTOMIZE),
-            Kind::Accounting(slurm) => {
-                mmdebstrap_args(slurm.debian_suite(), ACCOUNTING_PACKAGES, ACCOUNTING_CUSTOMIZE)
-            }
-        });
+        let (suite, packages, customize) = self.parts();
+        args.extend(mmdebstrap_args(suite, packages, customize));
         args.push(mirror.to_string());
         args
     }
@@ -262,6 +274,33 @@ pub fn mmdebstrap_args(suite: &str, packages: &[&str], customize: &[&str]) -> Ve
     args.extend([suite.to_string(), "-".into()]);
     args
 }
+
+/// Where images come from, in this order: the engine already has it; a site's registry
+/// has it (`registry`, filled by `slurmbox image push`); else it is built here, by
+/// mmdebstrap from the Debian `mirror` where mmdebstrap is installed (no registry
+/// needed: air-gapped machines), or else by the engine from a Debian base image it
+/// pulls (`base`: Docker Hub's `debian`, or a site's copy of it).
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub mirror: String,
+    pub registry: Option<String>,
+    pub base: String,
+}
+
+impl Sources {
+    /// Only a mirror: the defaults for the rest.
+    pub fn mirror(mirror: &str) -> Sources {
+        Sources { mirror: mirror.into(), registry: None, base: DEFAULT_BASE.into() }
+    }
+
+    /// `tag` as the site's registry names it: `registry.example.org/slurmbox/node:24.11-…`.
+    pub fn in_registry(registry: &str, tag: &str) -> String {
+        format!("{}/{}", registry.trim_end_matches('/'), tag.strip_prefix("slurmbox/").unwrap_or(tag))
+    }
+}
+
+/// The repository of Debian's base images an engine builds from (`debian:trixie`).
+pub const DEFAULT_BASE: &str = "debian";
 
 /// Makes sure a remote host's engine (`target`) has the image `tag`, streaming it from
 /// `local` (where [`ensure`] put it) when it is missing. Only a missing or outdated
@@ -318,7 +357,7 @@ fn can_run(arch: Arch) -> bool {
 pub async fn ensure(
     engine: &impl Engine,
     recipe: &Recipe,
-    mirror: &str,
+    sources: &Sources,
     force: bool,
     progress: &Progress,
 ) -> Result<String, ImageError> {
@@ -328,6 +367,21 @@ pub async fn ensure(
     if !force && engine.image_exists(&tag).await? {
         step.done_with("cached");
         return Ok(tag);
+    }
+    if let (false, Some(registry)) = (force, &sources.registry) {
+        let there = Sources::in_registry(registry, &tag);
+        step.message(format!("pulling {there}"));
+        match engine.pull_image(&there).await {
+            Ok(()) => {
+                engine.tag_image(&there, &tag).await?;
+                // Only slurmbox's own name stays (removing a tag leaves the image).
+                let _ = engine.remove_image(&there).await;
+                step.done_with(format!("pulled from {registry}"));
+                return Ok(tag);
+            }
+            // Not pushed there yet: built here as below (`slurmbox image push` puts it there).
+            Err(e) => tracing::info!("{there} is not in the registry ({e}); building it"),
+        }
     }
     // Tests and users may run several `up`s at once: build each image only once.
     let dir = lock_path();
@@ -351,10 +405,108 @@ pub async fn ensure(
     if arch != Arch::native() {
         step.message(format!("building for {arch} under emulation: several minutes"));
     }
-    build(engine, recipe, mirror, &step).await?;
+    if on_path("mmdebstrap") {
+        build(engine, recipe, &sources.mirror, &step).await?;
+    } else {
+        build_with_engine(engine, recipe, sources, &step).await?;
+    }
     drop(lock);
     step.done_with("built");
     Ok(tag)
+}
+
+/// Whether `program` is in one of $PATH's folders.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// `text` as one single-quoted shell word.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+impl Recipe {
+    fn parts(&self) -> (&'static str, &'static [&'static str], &'static [&'static str]) {
+        match self.kind {
+            Kind::Node(slurm) => (slurm.debian_suite(), PACKAGES, CUSTOMIZE),
+            Kind::Storage => (STORAGE_SUITE, STORAGE_PACKAGES, STORAGE_CUSTOMIZE),
+            Kind::Accounting(slurm) => (slurm.debian_suite(), ACCOUNTING_PACKAGES, ACCOUNTING_CUSTOMIZE),
+        }
+    }
+
+    /// The image's labels: its Slurm release and its recipe's digest.
+    fn label(&self) -> String {
+        match self.kind {
+            Kind::Node(slurm) | Kind::Accounting(slurm) => {
+                format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", self.digest())
+            }
+            Kind::Storage => format!("LABEL io.slurmbox.recipe={}", self.digest()),
+        }
+    }
+
+    /// The same recipe for an engine that builds from Debian's base image of the suite
+    /// (`base:suite`): the same packages from `mirror`, without their documentation,
+    /// then the same hooks on the finished tree (here `/`), the same changes and labels.
+    pub fn dockerfile(&self, base: &str, mirror: &str) -> String {
+        let (suite, packages, customize) = self.parts();
+        let mut f = format!("FROM {base}:{suite}\n");
+        f += "RUN printf 'path-exclude=/usr/share/doc/*\\npath-exclude=/usr/share/man/*\\npath-exclude=/usr/share/locale/*\\n' \\\n";
+        f += "      > /etc/dpkg/dpkg.cfg.d/slurmbox-nodoc \\\n";
+        f += &format!(
+            " && sed -i 's#http://deb.debian.org/debian#{mirror}#' $(ls /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null) \\\n"
+        );
+        f += " && apt-get -o 'Acquire::Check-Valid-Until=false' update \\\n";
+        f += &format!(
+            " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {} \\\n",
+            packages.join(" ")
+        );
+        f += " && rm -rf /var/lib/apt/lists/*\n";
+        for hook in customize {
+            f += &format!("RUN sh -ec {} hook /\n", quoted(hook));
+        }
+        for change in CHANGES {
+            f += &format!("{change}\n");
+        }
+        f += &self.label();
+        f += "\n";
+        f
+    }
+}
+
+/// Builds `recipe`'s image with the engine itself: pulls Debian's base image, then runs
+/// [`Recipe::dockerfile`]. For machines without mmdebstrap (macOS, Windows, most
+/// Linux desktops) whose engine reaches a registry.
+async fn build_with_engine(
+    engine: &impl Engine,
+    recipe: &Recipe,
+    sources: &Sources,
+    step: &crate::progress::Step,
+) -> Result<(), ImageError> {
+    let what = recipe.what();
+    if recipe.arch != Arch::native() {
+        return Err(ImageError::NoBuilder { what });
+    }
+    let base = format!("{}:{}", sources.base, recipe.parts().0);
+    step.message(format!("pulling {base}"));
+    if let Err(e) = engine.pull_image(&base).await {
+        return Err(ImageError::NoSource { what, base, reason: e.to_string() });
+    }
+    let dockerfile = recipe.dockerfile(&sources.base, &sources.mirror);
+    let tail = std::sync::Mutex::new(Vec::<String>::new());
+    let line = |l: &str| {
+        step.message(format!("build: {l}"));
+        let mut tail = tail.lock().expect("the build's lines");
+        tail.push(l.to_string());
+        if tail.len() > 30 {
+            tail.remove(0);
+        }
+    };
+    engine.build_image(&dockerfile, &recipe.tag(), &line).await.map_err(|e| ImageError::EngineBuildFailed {
+        what,
+        reason: e.to_string(),
+        tail: tail.lock().expect("the build's lines").join("\n"),
+    })
 }
 
 async fn build(
@@ -394,12 +546,7 @@ async fn build(
         tail.join("\n")
     });
     let mut changes: Vec<String> = CHANGES.iter().map(|c| c.to_string()).collect();
-    changes.push(match recipe.kind {
-        Kind::Node(slurm) | Kind::Accounting(slurm) => {
-            format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", recipe.digest())
-        }
-        Kind::Storage => format!("LABEL io.slurmbox.recipe={}", recipe.digest()),
-    });
+    changes.push(recipe.label());
     let platform = format!("linux/{}", recipe.arch);
     let imported = engine.import_image(&changes, &platform, ReaderStream::new(stdout)).await;
     let status = child.wait().await.map_err(ImageError::Spawn)?;
@@ -425,6 +572,68 @@ async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::engine::recording::{Call, RecordingEngine};
+
+    fn quiet() -> Progress {
+        Progress::new(true)
+    }
+
+    #[test]
+    fn the_dockerfile_holds_the_recipe() {
+        let recipe = Recipe::storage(Arch::Amd64);
+        let f = recipe.dockerfile("localhost:5000/debian", DEFAULT_MIRROR);
+        assert!(f.starts_with("FROM localhost:5000/debian:trixie\n"), "{f}");
+        assert!(
+            f.contains("apt-get install -y --no-install-recommends glusterfs-server glusterfs-client "),
+            "{f}"
+        );
+        // Each hook runs on the tree `/`, quoted whole for sh.
+        assert!(f.contains("RUN sh -ec 'rm -f \"$1/var/lib/glusterd/glusterd.info\"' hook /\n"), "{f}");
+        assert!(f.contains("ENTRYPOINT [\"/usr/bin/tini\", \"--\"]\n"));
+        assert!(f.ends_with(&format!("LABEL io.slurmbox.recipe={}\n", recipe.digest())), "{f}");
+        let node =
+            Recipe::new(SlurmVersion::V26_05, Arch::Amd64).dockerfile("debian", "http://mirror/debian");
+        assert!(node.starts_with("FROM debian:forky\n") && node.contains("#http://mirror/debian#"), "{node}");
+        // A hook's own single quotes survive: sh -ec '...'"'"'...' splits nowhere.
+        assert!(node.contains(r#"chroot "$1" sh -ec '\''u=$(id -u munge)"#), "{node}");
+    }
+
+    #[tokio::test]
+    async fn a_site_registry_is_pulled_from_before_anything_is_built() {
+        let engine = RecordingEngine::new();
+        let recipe = Recipe::storage(Arch::Amd64);
+        let there = Sources::in_registry("registry.example.org:5000/site/", &recipe.tag());
+        assert!(there.starts_with("registry.example.org:5000/site/storage:gluster-"), "{there}");
+        engine.offer(&there);
+        let sources =
+            Sources { registry: Some("registry.example.org:5000/site".into()), ..Sources::mirror("m") };
+        let tag = ensure(&engine, &recipe, &sources, false, &quiet()).await.unwrap();
+        assert_eq!(tag, recipe.tag());
+        assert!(engine.has_image(&tag));
+        let calls = engine.calls();
+        assert!(calls.contains(&Call::PullImage { image: there.clone() }), "{calls:?}");
+        assert!(!calls.iter().any(|c| matches!(c, Call::BuildImage { .. } | Call::ImportImage { .. })));
+    }
+
+    #[tokio::test]
+    async fn without_mmdebstrap_the_engine_builds_from_debians_base_image() {
+        let engine = RecordingEngine::new();
+        let recipe = Recipe::storage(Arch::native());
+        let sources = Sources::mirror(DEFAULT_MIRROR);
+        let p = quiet();
+        let err = build_with_engine(&engine, &recipe, &sources, &p.step("x")).await.unwrap_err();
+        assert!(matches!(&err, ImageError::NoSource { base, .. } if base == "debian:trixie"), "{err:?}");
+
+        engine.offer("debian:trixie");
+        build_with_engine(&engine, &recipe, &sources, &p.step("x")).await.unwrap();
+        assert!(engine.has_image(&recipe.tag()));
+        let built = engine.calls().into_iter().find_map(|c| match c {
+            Call::BuildImage { tag, dockerfile } => Some((tag, dockerfile)),
+            _ => None,
+        });
+        assert_eq!(built, Some((recipe.tag(), recipe.dockerfile("debian", DEFAULT_MIRROR))));
+    }
 
     #[test]
     fn shared_accounts_get_fixed_ids_in_every_image() {

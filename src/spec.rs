@@ -121,6 +121,9 @@ pub struct ClusterSpec {
     /// Lines the site adds to slurm.conf (`[slurm_conf]`), replacing slurmbox's
     /// defaults for the same keys.
     pub slurm_conf: std::collections::BTreeMap<String, String>,
+    /// A site's registry the images are pulled from before they are built
+    /// (`registry.example.org/slurmbox`; `slurmbox image push` fills it).
+    pub registry: Option<String>,
 }
 
 /// How the cluster's containers reach each other.
@@ -233,6 +236,7 @@ impl ClusterSpec {
             accounting: true,
             accounts: Vec::new(),
             slurm_conf: Default::default(),
+            registry: None,
         }
     }
 
@@ -325,6 +329,7 @@ struct RawSpec {
     #[serde(default)]
     account: Vec<accounting::RawAccount>,
     slurm_conf: Option<Spanned<toml::Table>>,
+    registry: Option<Spanned<String>>,
     controller: Option<Spanned<String>>,
     #[serde(default)]
     host: Vec<RawHost>,
@@ -571,6 +576,21 @@ impl RawSpec {
         spec.accounts = accounting::check_accounts(self.account, &err)?;
         if let Some(table) = &self.slurm_conf {
             spec.slurm_conf = accounting::check_slurm_conf(table, &err)?;
+        }
+        if let Some(registry) = &self.registry {
+            let r = registry.get_ref().trim_end_matches('/');
+            let valid = !r.is_empty()
+                && !r.contains("://")
+                && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b));
+            if !valid {
+                return Err(err(
+                    registry.span(),
+                    format!("registry {:?} is not a registry path", registry.get_ref()),
+                    "give a host and path without a scheme, e.g. registry = \"registry.example.org:5000/slurmbox\""
+                        .into(),
+                ));
+            }
+            spec.registry = Some(r.to_string());
         }
         Ok(spec)
     }
@@ -1039,12 +1059,19 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_is_a_host_and_path() {
+        let err = ClusterSpec::parse("c.toml", "registry = \"https://registry.example.org\"\n").unwrap_err();
+        assert!(err.to_string().contains("is not a registry path"), "{err}");
+    }
+
+    #[test]
     fn full_spec_parses() {
         let spec = ClusterSpec::parse(
             "c.toml",
             r#"
 name = "pi-lab"
 slurm = "26.05"
+registry = "registry.example.org:5000/slurmbox/"
 [compute]
 count = 3
 cpus = 4

@@ -218,6 +218,23 @@ fn no_job_is_lost_or_run_twice_through_restarts_and_crashes() {
     assert!(status.contains("from an unclean stop") && status.contains("sacct -D -X"), "{status}");
     let doctor = slurmbox(&["doctor", "-f", spec]).ok().stdout;
     assert!(doctor.contains("controller: the controller came back at"), "{doctor}");
+    // A node Slurm drains for a job it finds running twice goes back into service.
+    cluster
+        .run(
+            &["exec"],
+            &[
+                "--user",
+                "root",
+                "--",
+                "scontrol",
+                "update",
+                "nodename=node2",
+                "state=drain",
+                "reason=Duplicate jobid",
+            ],
+        )
+        .ok();
+    cluster.wait_for("sinfo -h -n node2 -o %T", "node2 back in service", |o| o.trim() == "idle");
 
     // 4. A compute node is killed under a running batch job: the job is requeued and
     //    runs to its end (on either node), and the node comes back into service.

@@ -1,26 +1,67 @@
-//! `slurmbox image build`.
+//! `slurmbox image build` and `slurmbox image push`.
 
 use std::process::ExitCode;
 
 use super::Context;
-use crate::cli::{ImageBuildArgs, ImageCommand};
-use crate::image::Recipe;
+use crate::cli::{ImageBuildArgs, ImageCommand, ImagePushArgs};
+use crate::engine::Engine;
+use crate::image::{Recipe, Sources};
+use crate::spec::{Arch, SlurmVersion};
 
 pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
     match cmd {
         ImageCommand::Build(args) => build(ctx, args).await,
+        ImageCommand::Push(args) => push(ctx, args).await,
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PushError {
+    #[error("no registry to push to")]
+    #[diagnostic(help(
+        "name one with --registry (`registry.example.org:5000/slurmbox`) or `registry` in the spec"
+    ))]
+    NoRegistry,
+    #[error("this engine has no image {0} to push")]
+    #[diagnostic(help("`slurmbox image build` with the same options builds it first"))]
+    NotBuilt(String),
+}
+
+/// The image `image build` would name, tagged for the registry and pushed there.
+async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
+    let registry = match args.registry {
+        Some(r) => r,
+        None => super::load_spec(&args.cluster)?.registry.ok_or(PushError::NoRegistry)?,
+    };
+    let engine = ctx.engine(None).await?;
+    let recipe = recipe(args.arch, args.slurm, args.storage, args.accounting);
+    let tag = recipe.tag();
+    if !engine.image_exists(&tag).await? {
+        return Err(PushError::NotBuilt(tag).into());
+    }
+    let there = Sources::in_registry(&registry, &tag);
+    let step = ctx.progress.step(format!("Pushing {there}"));
+    engine.tag_image(&tag, &there).await?;
+    engine.push_image(&there).await?;
+    step.done();
+    println!("{there}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn recipe(arch: Option<Arch>, slurm: SlurmVersion, storage: bool, accounting: bool) -> Recipe {
+    let arch = arch.unwrap_or_else(Arch::native);
+    match (storage, accounting) {
+        (true, _) => Recipe::storage(arch),
+        (false, true) => Recipe::accounting(slurm, arch),
+        (false, false) => Recipe::new(slurm, arch),
     }
 }
 
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
     let engine = ctx.engine(None).await?;
-    let arch = args.arch.unwrap_or_else(crate::spec::Arch::native);
-    let recipe = match (args.storage, args.accounting) {
-        (true, _) => Recipe::storage(arch),
-        (false, true) => Recipe::accounting(args.slurm, arch),
-        (false, false) => Recipe::new(args.slurm, arch),
-    };
-    let tag = crate::image::ensure(&engine, &recipe, &args.build.mirror, args.force, &ctx.progress).await?;
+    let recipe = recipe(args.arch, args.slurm, args.storage, args.accounting);
+    let tag =
+        crate::image::ensure(&engine, &recipe, &args.build.sources(None), args.force, &ctx.progress).await?;
     println!("{tag}");
     Ok(ExitCode::SUCCESS)
 }

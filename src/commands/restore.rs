@@ -111,7 +111,7 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
     // associations, as on any `up`.
     let up = UpArgs {
         spec: args.cluster.clone(),
-        build: crate::cli::BuildArgs { mirror: crate::image::DEFAULT_MIRROR.into() },
+        build: crate::cli::BuildArgs::default(),
         wait: 180,
         skip_unreachable: false,
     };

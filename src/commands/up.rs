@@ -35,7 +35,7 @@ async fn bring_up(ctx: &Context, args: &UpArgs) -> miette::Result<crate::plan::P
     let options = UpOptions {
         skip_unreachable: args.skip_unreachable,
         wait: Duration::from_secs(args.wait),
-        mirror: args.build.mirror.clone(),
+        sources: args.build.sources(spec.registry.as_deref()),
     };
     let plan = deploy::up(&spec, &options, &ctx.progress).await?;
     // `--name` finds it from any folder from now on.

@@ -124,7 +124,7 @@ fn next_uid(users: &[UserSpec]) -> u32 {
 fn up_args(path: &Path, cluster: &ClusterName) -> UpArgs {
     UpArgs {
         spec: ClusterName { name: cluster.name.clone(), file: Some(path.to_path_buf()) },
-        build: crate::cli::BuildArgs { mirror: crate::image::DEFAULT_MIRROR.into() },
+        build: crate::cli::BuildArgs::default(),
         wait: 180,
         skip_unreachable: false,
     }

@@ -120,7 +120,7 @@ pub async fn reach(spec: &ClusterSpec, skip_unreachable: bool, p: &Progress) -> 
 pub async fn images(
     spec: &ClusterSpec,
     reached: &Reached,
-    mirror: &str,
+    sources: &image::Sources,
     p: &Progress,
 ) -> Result<Vec<HostFacts>, DeployError> {
     let gluster = spec.home == HomeSpec::GlusterFs;
@@ -142,7 +142,7 @@ pub async fn images(
     let (mut tags, mut storage_tags) = (BTreeMap::new(), BTreeMap::new());
     for (engine, arch) in builds {
         for recipe in recipes(arch) {
-            let tag = image::ensure(engine, &recipe, mirror, false, p).await?;
+            let tag = image::ensure(engine, &recipe, sources, false, p).await?;
             match recipe.kind {
                 image::Kind::Node(_) => tags.insert(arch, tag),
                 image::Kind::Storage => storage_tags.insert(arch, tag),
@@ -154,8 +154,9 @@ pub async fn images(
     let accounting = match spec.accounting {
         true => {
             let recipe = Recipe::accounting(spec.slurm, reached.arches[0]);
-            let tag = image::ensure(local.as_ref().unwrap_or(&reached.engines[0]), &recipe, mirror, false, p)
-                .await?;
+            let tag =
+                image::ensure(local.as_ref().unwrap_or(&reached.engines[0]), &recipe, sources, false, p)
+                    .await?;
             if let Some(local) = &local {
                 let host = &spec.hosts[reached.index[0]].name;
                 image::send_if_missing(local, &reached.engines[0], host, &tag, "Accounting image", p).await?;

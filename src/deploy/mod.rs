@@ -59,8 +59,8 @@ pub struct UpOptions {
     pub skip_unreachable: bool,
     /// How long the compute nodes may take to be ready.
     pub wait: Duration,
-    /// The Debian mirror images are built from.
-    pub mirror: String,
+    /// Where images come from (a site registry, the Debian mirror they are built from).
+    pub sources: crate::image::Sources,
 }
 
 /// Brings the cluster of `spec` to what the spec says, on every host that answers, and
@@ -86,7 +86,7 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
             p.say(format!("Host {host:?}: {line}"));
         }
     }
-    let mut facts = hosts::images(spec, &reached, &options.mirror, p).await?;
+    let mut facts = hosts::images(spec, &reached, &options.sources, p).await?;
     // The login node's sshd port on the controller's host: several clusters there each
     // get their own, unless the spec names one.
     let mut avoid = BTreeSet::new();

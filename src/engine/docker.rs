@@ -58,6 +58,15 @@ fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Engi
     move |source| EngineError::Api { action, source }
 }
 
+/// `registry:5000/slurmbox/node:24.11-abc` as ("registry:5000/slurmbox/node", "24.11-abc"):
+/// the tag follows the last colon after the last slash.
+fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
 fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
@@ -250,6 +259,61 @@ impl Engine for DockerEngine {
             }
         }
         Ok(id)
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<()> {
+        let (repo, tag) = split_tag(image);
+        let options =
+            CreateImageOptions { from_image: Some(repo.into()), tag: Some(tag.into()), ..Default::default() };
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = progress.next().await {
+            item.map_err(api(format!("pull {image}")))?;
+        }
+        Ok(())
+    }
+
+    async fn push_image(&self, image: &str) -> Result<()> {
+        let (repo, tag) = split_tag(image);
+        let options = bollard::query_parameters::PushImageOptions { tag: Some(tag.into()), platform: None };
+        let mut progress = self.docker.push_image(repo, Some(options), None);
+        while let Some(item) = progress.next().await {
+            item.map_err(api(format!("push {image}")))?;
+        }
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        dockerfile: &str,
+        tag: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<()> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+            .expect("writing a tar into memory cannot fail");
+        let context = builder.into_inner().expect("writing a tar into memory cannot fail");
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.into()),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut progress = self.docker.build_image(options, None, Some(bollard::body_full(context.into())));
+        while let Some(item) = progress.next().await {
+            let info = item.map_err(api(format!("build {tag}")))?;
+            for text in info.stream.iter().chain(info.status.iter()) {
+                for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    line(l);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn tag_image(&self, id: &str, image: &str) -> Result<()> {

@@ -197,6 +197,18 @@ pub trait Engine {
     /// over the engines' APIs): how images reach hosts that have no registry.
     async fn send_image(&self, image: &str, to: &Self) -> Result<()>;
     async fn remove_image(&self, id: &str) -> Result<()>;
+    /// Pulls `image` (`registry/repository:tag`) from its registry.
+    async fn pull_image(&self, image: &str) -> Result<()>;
+    /// Pushes `image` to the registry its name starts with.
+    async fn push_image(&self, image: &str) -> Result<()>;
+    /// Builds `tag` from a Dockerfile alone (no other files in the context); each line
+    /// the build prints goes to `line`.
+    async fn build_image(
+        &self,
+        dockerfile: &str,
+        tag: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<()>;
     async fn ensure_network(&self, net: &NetworkPlan) -> Result<()>;
     async fn ensure_volume(&self, vol: &VolumePlan) -> Result<()>;
     async fn list_containers(&self, cluster: &str) -> Result<Vec<ContainerInfo>>;

@@ -80,6 +80,17 @@ pub enum Call {
     RemoveImage {
         id: String,
     },
+    PullImage {
+        image: String,
+    },
+    PushImage {
+        image: String,
+    },
+    /// `dockerfile`: the whole file the image was built from.
+    BuildImage {
+        tag: String,
+        dockerfile: String,
+    },
     EnsureNetwork {
         name: String,
     },
@@ -189,6 +200,8 @@ struct State {
     volumes: BTreeMap<String, BTreeMap<String, String>>,
     /// Image ids and tags → the image's id.
     images: BTreeMap<String, String>,
+    /// What a registry this engine reaches holds: image name to id.
+    registry: BTreeMap<String, String>,
     answers: Vec<Answer>,
     once: VecDeque<Answer>,
     failures: Vec<(Predicate, MakeError)>,
@@ -359,6 +372,16 @@ impl RecordingEngine {
     }
 
     /// Puts an image on the engine (its tag names it) without recording a call.
+    /// Puts an image in the registry this engine pulls from (a site's, a Debian base).
+    pub fn offer(&self, image: &str) {
+        self.state().registry.insert(image.into(), format!("sha256:{image}"));
+    }
+
+    /// Whether the registry holds `image` (pushed there, or offered).
+    pub fn registry_has(&self, image: &str) -> bool {
+        self.state().registry.contains_key(image)
+    }
+
     pub fn insert_image(&self, tag: &str) {
         self.state().images.insert(tag.into(), tag.into());
     }
@@ -568,6 +591,42 @@ impl Engine for RecordingEngine {
         let mut state = self.record(Call::RemoveImage { id: id.into() })?;
         // By id: the image and its tags; by tag: that tag. A missing one is no error.
         state.images.retain(|name, found| name != id && found != id);
+        Ok(())
+    }
+
+    // A registry this engine reaches holds what [`RecordingEngine::offer`] put there.
+    async fn pull_image(&self, image: &str) -> Result<()> {
+        let mut state = self.record(Call::PullImage { image: image.into() })?;
+        let Some(id) = state.registry.get(image).cloned() else {
+            return Err(api_error(&format!("pull {image}"), 404, &format!("manifest for {image} not found")));
+        };
+        state.images.insert(image.into(), id);
+        Ok(())
+    }
+
+    async fn push_image(&self, image: &str) -> Result<()> {
+        let mut state = self.record(Call::PushImage { image: image.into() })?;
+        let Some(id) = state.images.get(image).cloned() else {
+            return Err(api_error(&format!("push {image}"), 404, &format!("No such image: {image}")));
+        };
+        state.registry.insert(image.into(), id);
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        dockerfile: &str,
+        tag: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<()> {
+        let mut state = self.record(Call::BuildImage { tag: tag.into(), dockerfile: dockerfile.into() })?;
+        let base = dockerfile.lines().find_map(|l| l.strip_prefix("FROM ")).unwrap_or_default().to_string();
+        if !state.images.contains_key(&base) {
+            return Err(api_error(&format!("build {tag}"), 404, &format!("pull access denied for {base}")));
+        }
+        line("Step 1/1");
+        let id = format!("sha256:built-{}", state.images.len());
+        state.images.insert(tag.into(), id);
         Ok(())
     }
 
