@@ -353,18 +353,8 @@ pub enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub struct ImagePushArgs {
-    /// Slurm release of the node or accounting image.
-    #[arg(long, default_value = "24.11", value_parser = parse_slurm)]
-    pub slurm: crate::spec::SlurmVersion,
-    /// CPU architecture (default: this machine's).
-    #[arg(long, value_parser = parse_arch)]
-    pub arch: Option<crate::spec::Arch>,
-    /// The storage image instead of a node image.
-    #[arg(long, conflicts_with = "slurm")]
-    pub storage: bool,
-    /// The accounting image instead of a node image.
-    #[arg(long, conflicts_with = "storage")]
-    pub accounting: bool,
+    #[command(flatten)]
+    pub image: ImageChoice,
     /// The registry (`registry.example.org:5000/slurmbox`); default: the spec's `registry`.
     #[arg(long, env = "SLURMBOX_REGISTRY")]
     pub registry: Option<String>,
@@ -372,8 +362,9 @@ pub struct ImagePushArgs {
     pub cluster: ClusterName,
 }
 
+/// Which image `image build` and `image push` act on.
 #[derive(Debug, Args)]
-pub struct ImageBuildArgs {
+pub struct ImageChoice {
     /// Slurm release: 24.11 (Debian trixie) or 26.05 (Debian forky).
     #[arg(long, default_value = "24.11", value_parser = parse_slurm)]
     pub slurm: crate::spec::SlurmVersion,
@@ -381,14 +372,20 @@ pub struct ImageBuildArgs {
     /// this machine's is built under qemu-user emulation.
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<crate::spec::Arch>,
-    /// Build the storage image (GlusterFS, for `[home] shared = "glusterfs"`) instead
-    /// of a node image.
+    /// The storage image (GlusterFS, for `[home] shared = "glusterfs"`) instead of a
+    /// node image.
     #[arg(long, conflicts_with = "slurm")]
     pub storage: bool,
-    /// Build the accounting image (MariaDB and slurmdbd of --slurm's release) instead
-    /// of a node image.
+    /// The accounting image (MariaDB and slurmdbd of --slurm's release) instead of a
+    /// node image.
     #[arg(long, conflicts_with = "storage")]
     pub accounting: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    #[command(flatten)]
+    pub image: ImageChoice,
     /// Build again even if the image exists.
     #[arg(long)]
     pub force: bool,

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use super::Context;
-use crate::cli::{ImageBuildArgs, ImageCommand, ImagePushArgs};
+use crate::cli::{ImageBuildArgs, ImageChoice, ImageCommand, ImagePushArgs};
 use crate::engine::Engine;
 use crate::image::{Recipe, Sources};
-use crate::spec::{Arch, SlurmVersion};
+use crate::spec::Arch;
 
 pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
     match cmd {
@@ -34,7 +34,7 @@ async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
         None => super::load_spec(&args.cluster)?.registry.ok_or(PushError::NoRegistry)?,
     };
     let engine = ctx.engine(None).await?;
-    let recipe = recipe(args.arch, args.slurm, args.storage, args.accounting);
+    let recipe = recipe(&args.image);
     let tag = recipe.tag();
     if !engine.image_exists(&tag).await? {
         return Err(PushError::NotBuilt(tag).into());
@@ -48,18 +48,18 @@ async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn recipe(arch: Option<Arch>, slurm: SlurmVersion, storage: bool, accounting: bool) -> Recipe {
-    let arch = arch.unwrap_or_else(Arch::native);
-    match (storage, accounting) {
+fn recipe(choice: &ImageChoice) -> Recipe {
+    let arch = choice.arch.unwrap_or_else(Arch::native);
+    match (choice.storage, choice.accounting) {
         (true, _) => Recipe::storage(arch),
-        (false, true) => Recipe::accounting(slurm, arch),
-        (false, false) => Recipe::new(slurm, arch),
+        (false, true) => Recipe::accounting(choice.slurm, arch),
+        (false, false) => Recipe::new(choice.slurm, arch),
     }
 }
 
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
     let engine = ctx.engine(None).await?;
-    let recipe = recipe(args.arch, args.slurm, args.storage, args.accounting);
+    let recipe = recipe(&args.image);
     let tag =
         crate::image::ensure(&engine, &recipe, &args.build.sources(None), args.force, &ctx.progress).await?;
     println!("{tag}");
