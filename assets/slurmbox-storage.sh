@@ -10,6 +10,7 @@
 #   slurmbox-storage run              the container's main process (under tini)
 #   slurmbox-storage converge ADDR..  on the first host: make ADDR.. peers, each with a
 #                                     brick of a volume replicated to all of them
+#   slurmbox-storage mount            on every host, after converge: mount the volume now
 #   slurmbox-storage remove ADDR      on the first host: take ADDR's brick out, forget it
 #   slurmbox-storage status [--volume]  key=value lines for `slurmbox status`: whether
 #                                     this host has the volume mounted [and the volume's state]
@@ -34,6 +35,24 @@ mounted() {
 }
 # Unmounts clients at /srv/home (the nodes lose them too, through propagation).
 unmount() { while client_mounted; do umount -l "$mnt" || return 0; done; }
+
+# Mounts the volume at /srv/home unless it answers there already, once the first host
+# has started it. The main loop and `slurmbox-storage mount` both come here: a lock
+# keeps them from mounting it twice over.
+mount_volume() {
+    exec 9>/run/slurmbox-storage.mount.lock
+    flock -w 120 9 || { log "another mount of the volume has not ended after 120 s"; return 1; }
+    if ! mounted; then
+        unmount
+        # The client lives on after mount returns: it must not hold the lock (fd 9).
+        if gl volume info "$volume" 2>/dev/null | grep -q '^Status: Started' &&
+            mount -t glusterfs -o log-file=/var/log/glusterfs/home-mount.log "localhost:/$volume" "$mnt" 9>&-; then
+            log "volume $volume mounted at $mnt (the nodes' /home)"
+        fi
+    fi
+    exec 9>&-
+    mounted
+}
 
 # The volume's bricks, one "ADDR:/srv/brick/home" per line.
 bricks() { gl volume info "$volume" | sed -n 's/^Brick[0-9]*: //p'; }
@@ -63,18 +82,14 @@ run() {
     trap stop TERM INT
     retry "gl pool list" 60 || { log "glusterd did not start"; exit 1; }
     log "glusterd answers at $self"
-    # Mount the volume once the first host has made it (see converge); mount it again
+    # Mount the volume once the first host has made it (slurmbox asks each host to, see
+    # `mount`, as soon as converge is done; this is in case it could not); mount it again
     # whenever the client stops answering (it died, or the volume was stopped).
     while kill -0 "$glusterd" 2>/dev/null; do
         local pause=2
         if ! mounted; then
-            unmount
-            if gl volume info "$volume" 2>/dev/null | grep -q '^Status: Started' &&
-                mount -t glusterfs -o log-file=/var/log/glusterfs/home-mount.log "localhost:/$volume" "$mnt"; then
-                log "volume $volume mounted at $mnt (the nodes' /home)"
-            fi
             # The nodes are waiting: look again soon.
-            pause=0.5
+            mount_volume || pause=0.5
         fi
         sleep "$pause" &
         wait $! || true
@@ -84,12 +99,18 @@ run() {
 }
 
 converge() {
-    local want=("$@") a
+    local want=("$@") a probes=()
+    # All hosts at once: the other hosts' storage containers may still be starting, and
+    # glusterd takes one probe at a time (the others are refused and tried again).
     for a in "${want[@]}"; do
         [ "$a" = "$self" ] && continue
-        # The other hosts' storage containers may still be starting.
-        retry "gl peer probe $a" 120 || { log "host $a does not answer GlusterFS (port 24007)"; exit 1; }
+        gl pool list | awk 'NR > 1 { print $2 }' | grep -qx "$a" && continue
+        {
+            retry "gl peer probe $a" 120 || { log "host $a does not answer GlusterFS (port 24007)"; exit 1; }
+        } &
+        probes+=($!)
     done
+    for a in "${probes[@]}"; do wait "$a" || exit 1; done
     # Every peer connected, or volume commands are refused.
     local others=$((${#want[@]} - 1))
     retry "[ \$(gl peer status | grep -c 'Peer in Cluster (Connected)') -ge $others ]" 120 ||
@@ -115,6 +136,17 @@ converge() {
         done
     fi
     gl volume info "$volume" | grep -q '^Status: Started' || gl volume start "$volume"
+    # Hosts mount the volume next: a client that finds a brick not yet listening tries
+    # it again only seconds later, so wait until every brick is online (a brick of a host
+    # that is down never is: then go on without it).
+    retry "[ \$(gl volume status $volume detail | grep -c '^Online *: Y') -ge ${#want[@]} ]" 30 ||
+        log "not every brick is online: $(gl volume status "$volume" detail | grep -c '^Online *: Y') of ${#want[@]}"
+}
+
+# The volume mounted at /srv/home now (slurmbox asks every host once converge is done).
+mount_now() {
+    retry "gl volume info $volume" 30 || { log "volume $volume is not known on this host"; exit 1; }
+    mount_volume || { log "cannot mount volume $volume (see /var/log/glusterfs/home-mount.log)"; exit 1; }
 }
 
 remove() {
@@ -152,9 +184,10 @@ case "${1:-}" in
 run) run ;;
 status) shift && status "$@" ;;
 converge) shift && converge "$@" ;;
+mount) mount_now ;;
 remove) shift && remove "$@" ;;
 *)
-    echo "usage: slurmbox-storage run | converge ADDR... | remove ADDR | status [--volume]" >&2
+    echo "usage: slurmbox-storage run | converge ADDR... | mount | remove ADDR | status [--volume]" >&2
     exit 2
     ;;
 esac

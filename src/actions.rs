@@ -228,6 +228,13 @@ pub async fn converge_storage<E: Engine>(engines: &[E], plan: &Plan) -> Result<S
     let mut cmd = vec![crate::plan::STORAGE_PATH.to_string(), "converge".into()];
     cmd.extend(plan.storage.iter().map(|s| s.address.clone()));
     let out = checked(&engines[first.host], &first.container, &cmd).await?;
+    // Every host mounts the volume now, all at once, rather than at its own next look.
+    let mounts = plan
+        .storage
+        .iter()
+        .map(|s| checked(&engines[s.host], &s.container, &[crate::plan::STORAGE_PATH, "mount"]));
+    let mounted = futures_util::future::join_all(mounts).await;
+    mounted.into_iter().collect::<Result<Vec<_>, _>>()?;
     // The script reports each change on stderr ("slurmbox-storage: created ...").
     Ok(out.stderr.lines().filter_map(|l| l.strip_prefix("slurmbox-storage: ")).collect::<Vec<_>>().join("; "))
 }

@@ -336,10 +336,15 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
     let info = cluster.docker_exec(0, "storage-pi1", None, "gluster volume info home");
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("Number of Bricks: 1 x 2 = 2"), "{info}");
-    let status = cluster.slurmbox(&["status"], &[]).ok();
-    assert!(
-        status.stdout.contains("shared /home: GlusterFS volume started, 2 of 2 bricks online"),
-        "{}",
-        status.stdout
-    );
+    // pi2's brick came back with its storage container moments ago: status says so once
+    // its glusterd has started it again.
+    let start = Instant::now();
+    loop {
+        let status = cluster.slurmbox(&["status"], &[]).ok();
+        if status.stdout.contains("shared /home: GlusterFS volume started, 2 of 2 bricks online") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "pi2's brick is not back:\n{}", status.stdout);
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }

@@ -103,6 +103,16 @@ pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Resu
     Ok(())
 }
 
+/// The storage containers start first: glusterd is up on every host, and the peers
+/// can find each other, while the other parts prepare their containers.
+pub async fn on_created<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    if !apply.plan.storage.is_empty() {
+        apply.say("starting the shared /home's storage containers");
+        apply.start_role(Role::Storage).await?;
+    }
+    Ok(())
+}
+
 /// Makes the volume span every storage host (peers, bricks, start); idempotent.
 pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
     if apply.plan.storage.is_empty() {

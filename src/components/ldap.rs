@@ -122,7 +122,7 @@ pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Dep
     let Some(ldap) = &apply.plan.ldap else {
         return Ok(());
     };
-    let created: Vec<_> = apply.created().into_iter().filter(|c| c.role.is_slurm_node()).collect();
+    let created: Vec<_> = apply.starting().into_iter().filter(|c| c.role.is_slurm_node()).collect();
     if created.is_empty() {
         return Ok(());
     }

@@ -20,7 +20,7 @@
 //! the nodes' environment), then each [`adds`](Part::add) its networks, volumes and
 //! containers. Both passes are pure. What a part does through the engine once its
 //! containers exist is in the same file; [`crate::deploy`] runs it at the right
-//! moment ([`Part::check`], [`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
+//! moment ([`Part::check`], [`Part::on_created`], [`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
 //! variant here and its line in [`PARTS`]: no command knows the parts.
 
 pub mod accounting;
@@ -120,6 +120,15 @@ impl Part {
     pub async fn check<E: Engine>(self, engines: &[E], plan: &Plan) -> Result<(), DeployError> {
         match self {
             Part::GlusterFs => glusterfs::check(engines, plan).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Work right after the containers are created, before any part prepares its own:
+    /// what can start ahead of the rest.
+    pub async fn on_created<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+        match self {
+            Part::GlusterFs => glusterfs::on_created(apply).await,
             _ => Ok(()),
         }
     }

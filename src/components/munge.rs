@@ -34,11 +34,12 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
     }
 }
 
-/// Nodes created on other hosts get a copy of the key the controller made (which
-/// therefore starts first).
+/// Nodes on other hosts get a copy of the key the controller made (which therefore
+/// starts first) before they start: the ones this run made, and any an earlier run made
+/// but did not start.
 pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
     let controller = apply.plan.controller();
-    let remote: Vec<_> = apply.created().into_iter().filter(|c| c.host != controller.host).collect();
+    let remote: Vec<_> = apply.starting().into_iter().filter(|c| c.host != controller.host).collect();
     if remote.is_empty() {
         return Ok(());
     }

@@ -54,6 +54,17 @@ impl<'a, E: Engine> Apply<'a, E> {
             .collect()
     }
 
+    /// Containers this run starts that are not running yet: the ones it created, and
+    /// ones an earlier run made but did not get to start (it failed in between). What a
+    /// container needs before it starts goes to these.
+    pub fn starting(&self) -> Vec<&'a ContainerPlan> {
+        self.plan
+            .containers
+            .iter()
+            .filter(|c| self.touched(&c.name) && !self.started.contains(&c.name))
+            .collect()
+    }
+
     /// Whether this run created, replaced or started the container `name`.
     pub fn touched(&self, name: &str) -> bool {
         self.changes
@@ -66,13 +77,21 @@ impl<'a, E: Engine> Apply<'a, E> {
     /// heard from slurmdbd.
     pub async fn start_controller(&mut self) -> Result<(), EngineError> {
         for role in [Role::Database, Role::Dbd, Role::Controller] {
-            for c in self.plan.containers.iter().filter(|c| c.role == role) {
-                if self.touched(&c.name) && !self.started.contains(&c.name) {
-                    self.engines[c.host].start_container(&c.name).await?;
-                    self.started.push(c.name.clone());
-                }
-            }
+            self.start_role(role).await?;
         }
+        Ok(())
+    }
+
+    /// Starts the containers of `role` this run starts, ahead of the others, all at once.
+    pub async fn start_role(&mut self, role: Role) -> Result<(), EngineError> {
+        let now: Vec<&ContainerPlan> = self
+            .plan
+            .containers
+            .iter()
+            .filter(|c| c.role == role && self.touched(&c.name) && !self.started.contains(&c.name))
+            .collect();
+        all(now.iter().map(|c| self.engines[c.host].start_container(&c.name))).await?;
+        self.started.extend(now.iter().map(|c| c.name.clone()));
         Ok(())
     }
 
@@ -110,6 +129,9 @@ impl<'a, E: Engine> Apply<'a, E> {
         all(to_create.iter().map(|c| create_with_files(&self.engines[c.host], c))).await?;
         tracing::info!(containers = to_create.len(), elapsed = ?t.elapsed(), "created");
 
+        for part in PARTS {
+            part.on_created(self).await?;
+        }
         for part in PARTS {
             part.before_start(self).await?;
         }
