@@ -76,9 +76,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
                 Ok((c, _)) => c.plugin().map(|p| p.to_string()),
                 Err(_) => Err("its engine did not answer".into()),
             },
-            gpus: info.as_ref().ok().and_then(|(_, g)| {
-                g.describe(spec.hosts.get(i).map_or(&spec.compute.gpu_devices, |h| &h.gpu_devices))
-            }),
+            gpus: info.as_ref().ok().and_then(|(_, g)| g.describe(spec.gpu_devices(i), spec.engine_gpus(i))),
         })
         .collect();
     let answered: Vec<(String, CgroupHost)> = handle

@@ -60,7 +60,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
         let gpus = gpus::of_node(layout, placed);
         if !gpus.is_empty() {
             conf.features.push(gpus::GPU_FEATURE.into());
-            conf.gres = gpus::gres(layout, gpus.len());
+            conf.gres = gpus::gres(layout, &gpus);
         }
         let mut container = layout.node_container(
             config,
@@ -79,10 +79,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
             let gres: Vec<String> = conf.gres.iter().map(|(name, n)| format!("{name}:{n}")).collect();
             container.labels.insert(LABEL_GRES.into(), gres.join(","));
         }
-        container.devices = gpus
-            .into_iter()
-            .map(|(host, node)| if host == node { host } else { format!("{host}:{node}") })
-            .collect();
+        container.devices = gpus.devices();
         plan.containers.push(container);
         plan.compute_nodes.push(placed.name.clone());
     }
