@@ -25,6 +25,9 @@ pub const LABEL_HASH: &str = "io.slurmbox.spec-hash";
 pub const LABEL_LIMITS: &str = "io.slurmbox.limits";
 /// On compute nodes with GPUs: the GRES they register with ("gpu:2,shard:8").
 pub const LABEL_GRES: &str = "io.slurmbox.gres";
+/// On compute nodes with GPUs: what they are ("2 × NVIDIA H200 through its engine
+/// (NVIDIA container toolkit)", or the device files the spec gives).
+pub const LABEL_GPUS: &str = "io.slurmbox.gpus";
 /// The cluster's default user (for `exec`, `shell` and `verify`).
 pub const LABEL_USER: &str = "io.slurmbox.user";
 /// The port a login node's sshd is published on, so other clusters on the host leave it.

@@ -9,7 +9,7 @@ use super::{Config, Layout, NodeContainer, gpus, home, munge};
 use crate::actions;
 use crate::contract;
 use crate::deploy::{Apply, DeployError};
-use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, LABEL_GRES, Plan, Role};
+use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, LABEL_GPUS, LABEL_GRES, Plan, Role};
 use crate::render::NodeConf;
 
 /// `(host, name)` of every compute node, host by host.
@@ -78,6 +78,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
         if !conf.gres.is_empty() {
             let gres: Vec<String> = conf.gres.iter().map(|(name, n)| format!("{name}:{n}")).collect();
             container.labels.insert(LABEL_GRES.into(), gres.join(","));
+            container.labels.insert(LABEL_GPUS.into(), gpus.describe());
         }
         container.devices = gpus.devices();
         plan.containers.push(container);

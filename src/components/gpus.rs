@@ -276,6 +276,19 @@ impl NodeGpus<'_> {
         }
     }
 
+    /// A line on these GPUs, for `status` and `doctor`.
+    pub fn describe(&self) -> String {
+        match self {
+            NodeGpus::Files(files) => {
+                let files: Vec<&str> = files.iter().map(|(_, node)| node.as_str()).collect();
+                format!("{} from the spec", files.join(", "))
+            }
+            NodeGpus::Engine { probed, gpus } => {
+                ProbedGpus { gpus: gpus.to_vec(), ..(*probed).clone() }.describe()
+            }
+        }
+    }
+
     /// What the node's container gets.
     pub fn devices(&self) -> Vec<Device> {
         match self {
@@ -612,6 +625,11 @@ mod tests {
                 );
                 assert!(conf.ends_with("Feature=compute,amd64,gpu Gres=gpu:nvidia_h200:2,shard:4"), "{conf}");
                 assert_eq!(c.labels["io.slurmbox.gres"], "gpu:nvidia_h200:2,shard:4");
+                // What `status` and `doctor` show.
+                assert_eq!(
+                    c.labels["io.slurmbox.gpus"],
+                    "2 × NVIDIA H200 through its engine (NVIDIA container toolkit)"
+                );
             } else {
                 // Only compute containers, and only the GPU host's.
                 assert!(c.devices.iter().all(|d| matches!(d, Device::File(_))), "{}", c.name);
@@ -695,6 +713,7 @@ mod tests {
                 // Only the compute node gets them, under their own names in /dev.
                 assert_eq!(c.devices, ["/srv/fake/nvidia0:/dev/nvidia0", "/srv/fake/nvidia1:/dev/nvidia1"]);
                 assert!(conf.ends_with("Feature=compute,amd64,gpu Gres=gpu:2,shard:8"), "{conf}");
+                assert_eq!(c.labels["io.slurmbox.gpus"], "/dev/nvidia0, /dev/nvidia1 from the spec");
             } else {
                 assert!(c.devices.is_empty(), "{}", c.name);
                 assert!(!conf.contains("Gres="), "{conf}");
