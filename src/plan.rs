@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::components::gpus::ProbedGpus;
 use crate::components::limits::{CgroupHost, Limits};
 use crate::components::{Config, Layout, PARTS};
 use crate::render::{CgroupConf, GresConf, NodeConf, SlurmConf};
@@ -24,6 +25,9 @@ pub const LABEL_HASH: &str = "io.slurmbox.spec-hash";
 pub const LABEL_LIMITS: &str = "io.slurmbox.limits";
 /// On compute nodes with GPUs: the GRES they register with ("gpu:2,shard:8").
 pub const LABEL_GRES: &str = "io.slurmbox.gres";
+/// On compute nodes with GPUs: what they are ("2 × NVIDIA H200 through its engine
+/// (NVIDIA container toolkit)", or the device files the spec gives).
+pub const LABEL_GPUS: &str = "io.slurmbox.gpus";
 /// The cluster's default user (for `exec`, `shell` and `verify`).
 pub const LABEL_USER: &str = "io.slurmbox.user";
 /// The port a login node's sshd is published on, so other clusters on the host leave it.
@@ -64,6 +68,10 @@ pub struct HostFacts {
     /// The port the login node's sshd is published on, when this host runs it (see
     /// [`crate::components::login::choose_ssh_port`]).
     pub ssh_port: u16,
+    /// The GPUs its engine gives containers (NVIDIA container toolkit or CDI), as a
+    /// probe container saw them; `None` where none was probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<ProbedGpus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -194,10 +202,11 @@ pub struct ContainerPlan {
     /// Files placed in the container before it first starts.
     pub files: Vec<PlannedFile>,
     pub labels: BTreeMap<String, String>,
-    /// Host devices it gets: `/dev/fuse` (a storage container), or `HOST:NODE` where
-    /// the path in the container differs (`/srv/fake/nvidia0:/dev/nvidia0`).
+    /// Host devices it gets: `/dev/fuse` (a storage container), `HOST:NODE` where the
+    /// path in the container differs (`/srv/fake/nvidia0:/dev/nvidia0`), or GPUs by
+    /// its engine's device request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<String>,
+    pub devices: Vec<Device>,
     /// Security options (`apparmor=unconfined`: AppArmor's default profile forbids mount).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
@@ -214,6 +223,56 @@ pub struct ContainerPlan {
     /// Its TCP ports published on its host (the login node's sshd).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortPlan>,
+}
+
+/// One of the devices a container gets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Device {
+    /// A device file of the host: `PATH`, or `HOST:NODE` where the path in the
+    /// container differs. (Written as the bare string, as before GPUs came through
+    /// engines, so existing containers' spec hashes stay the same.)
+    File(String),
+    /// GPUs through the engine's device driver.
+    Gpus(GpuRequest),
+}
+
+impl From<&str> for Device {
+    fn from(file: &str) -> Device {
+        Device::File(file.to_string())
+    }
+}
+
+impl From<String> for Device {
+    fn from(file: String) -> Device {
+        Device::File(file)
+    }
+}
+
+impl PartialEq<&str> for Device {
+    fn eq(&self, other: &&str) -> bool {
+        matches!(self, Device::File(f) if f == other)
+    }
+}
+
+/// Devices a container asks its engine's device driver for (`docker run --gpus`, or
+/// `--device nvidia.com/gpu=0` through CDI): the engine, not slurmbox, finds the device
+/// files and the driver's libraries and tools, and puts them in the container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GpuRequest {
+    /// "nvidia" (the NVIDIA container toolkit's hook) or "cdi".
+    pub driver: String,
+    /// Which devices: GPU UUIDs or indices for "nvidia", CDI names for "cdi"; empty
+    /// with `all`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+    /// Every device the driver has ("nvidia" only: `count: -1`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    /// What the driver puts in ("gpu", "utility": nvidia-smi, "compute": CUDA);
+    /// the CDI driver takes what its spec says and ignores these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
 
 /// A container's TCP port published on its host's `host_ip:host_port`.
@@ -414,6 +473,7 @@ mod tests {
             accounting_image: Some("slurmbox/accounting:24.11-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            gpus: None,
         }
     }
 
@@ -700,6 +760,7 @@ mod pinned_hashes {
             accounting_image: Some("slurmbox/accounting:24.11-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            gpus: None,
         }
     }
 

@@ -130,8 +130,12 @@ pub struct GresConf {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GresLine {
     pub node: String,
+    /// `AutoDetect=` for this node ("nvidia"), on its first line.
+    pub autodetect: Option<String>,
     /// "gpu" or "shard".
     pub name: String,
+    /// The GPU's model as a GRES type ("nvidia_h200"), where known.
+    pub typ: Option<String>,
     /// The device file in the node (`/dev/nvidia0`).
     pub file: String,
     /// Shards of that GPU; `None` for a GPU line.
@@ -142,7 +146,14 @@ impl Display for GresConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Written by slurmbox: the compute nodes' GPUs, as device files in the node.")?;
         for l in &self.lines {
-            write!(f, "NodeName={} Name={}", l.node, l.name)?;
+            write!(f, "NodeName={}", l.node)?;
+            if let Some(auto) = &l.autodetect {
+                write!(f, " AutoDetect={auto}")?;
+            }
+            write!(f, " Name={}", l.name)?;
+            if let Some(typ) = &l.typ {
+                write!(f, " Type={typ}")?;
+            }
             if let Some(count) = l.count {
                 write!(f, " Count={count}")?;
             }

@@ -181,6 +181,35 @@ pub struct HostSpec {
     pub arch: Option<Arch>,
     /// Device files on the host given to its compute node(s) as GPUs (`gpu_devices`).
     pub gpu_devices: Vec<String>,
+    /// Whether GPUs its engine knows go to Slurm (`gpus`); `None`: as `[compute]` says.
+    pub gpus: Option<EngineGpus>,
+}
+
+/// The GPUs a host's engine gives containers (the NVIDIA container toolkit, or CDI),
+/// for a host whose spec lists no `gpu_devices`: the `gpus` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineGpus {
+    /// `"auto"`: those the engine knows (the `nvidia` runtime, or NVIDIA CDI devices it
+    /// lists), found by a probe container when `up` runs.
+    #[default]
+    Auto,
+    /// `"none"`: the host's GPUs stay out of Slurm.
+    None,
+    /// `"cdi"`: ask the engine's CDI driver for `nvidia.com/gpu=all` even where it does
+    /// not list its CDI devices (Docker 25 to 28.1, with the `cdi` feature on).
+    Cdi,
+}
+
+impl EngineGpus {
+    fn parse(s: &str) -> Option<EngineGpus> {
+        match s {
+            "auto" => Some(EngineGpus::Auto),
+            "none" => Some(EngineGpus::None),
+            "cdi" => Some(EngineGpus::Cdi),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -196,6 +225,8 @@ pub struct ComputeSpec {
     pub gpu_devices: Vec<String>,
     /// Slurm `shard`s per GPU, so that several jobs share one (0: none).
     pub gpu_shards: u32,
+    /// Whether GPUs the engines know go to Slurm, on hosts that do not say (`gpus`).
+    pub gpus: EngineGpus,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -226,6 +257,7 @@ impl ClusterSpec {
                 limits: true,
                 gpu_devices: vec![],
                 gpu_shards: 0,
+                gpus: EngineGpus::Auto,
             },
             home: HomeSpec::Volume,
             users: vec![UserSpec::new(DEFAULT_USER, DEFAULT_UID)],
@@ -244,6 +276,20 @@ impl ClusterSpec {
     /// local one (`None`).
     pub fn engine(&self) -> Option<&str> {
         self.hosts.first().map(|h| h.engine.as_str())
+    }
+
+    /// The device files the spec gives host `host` (index into the hosts; 0 for the
+    /// one engine of a cluster without `[[host]]` tables) as GPUs.
+    pub fn gpu_devices(&self, host: usize) -> &[String] {
+        match self.hosts.get(host) {
+            Some(h) => &h.gpu_devices,
+            None => &self.compute.gpu_devices,
+        }
+    }
+
+    /// Whether host `host`'s engine GPUs go to Slurm: its own `gpus`, else `[compute]`'s.
+    pub fn engine_gpus(&self, host: usize) -> EngineGpus {
+        self.hosts.get(host).and_then(|h| h.gpus).unwrap_or(self.compute.gpus)
     }
 
     pub fn default_user(&self) -> &str {
@@ -354,6 +400,7 @@ struct RawHost {
     address: Option<Spanned<String>>,
     arch: Option<Spanned<String>>,
     gpu_devices: Option<Spanned<Vec<String>>>,
+    gpus: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +413,7 @@ struct RawCompute {
     limits: Option<bool>,
     gpu_devices: Option<Spanned<Vec<String>>>,
     gpu_shards: Option<Spanned<i64>>,
+    gpus: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -472,6 +520,8 @@ impl RawSpec {
             if let Some(shards) = &compute.gpu_shards {
                 spec.compute.gpu_shards = in_range(shards, 0, 1024, "compute.gpu_shards", &err)? as u32;
             }
+            spec.compute.gpus =
+                engine_gpus(compute.gpus.as_ref(), compute.gpu_devices.is_some(), "compute.gpus", &err)?;
         }
         for raw in &self.host {
             if let Some(devices) = &raw.gpu_devices {
@@ -665,11 +715,22 @@ fn check_hosts(
             _ => String::new(),
         };
         // (Whether the host's nodes can share them evenly is checked with [compute].)
-        let gpus = match &host.gpu_devices {
+        let devices = match &host.gpu_devices {
             Some(devices) => gpu_devices(devices, 1, &err)?,
             None => vec![],
         };
-        hosts.push(HostSpec { name: name.clone(), engine: engine.clone(), address, arch, gpu_devices: gpus });
+        let gpus = match &host.gpus {
+            Some(_) => Some(engine_gpus(host.gpus.as_ref(), host.gpu_devices.is_some(), "gpus", err)?),
+            None => None,
+        };
+        hosts.push(HostSpec {
+            name: name.clone(),
+            engine: engine.clone(),
+            address,
+            arch,
+            gpu_devices: devices,
+            gpus,
+        });
     }
     if let Some(controller) = controller {
         let Some(i) = hosts.iter().position(|h| &h.name == controller.get_ref()) else {
@@ -862,6 +923,34 @@ fn check_network(
     Ok(NetworkSpec::Macvlan(spec))
 }
 
+/// A `gpus` value: "auto" (the default), "none" or "cdi"; only "auto" goes with
+/// `gpu_devices` in the same table, which already names the GPUs.
+fn engine_gpus(
+    value: Option<&Spanned<String>>,
+    with_devices: bool,
+    key: &str,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<EngineGpus, SpecError> {
+    let Some(value) = value else {
+        return Ok(EngineGpus::Auto);
+    };
+    let gpus = EngineGpus::parse(value.get_ref()).ok_or_else(|| {
+        err(
+            value.span(),
+            format!("{key} = {:?} is not a choice", value.get_ref()),
+            "use \"auto\" (the GPUs the host's engine gives containers, the default), \"none\" (keep them out of Slurm) or \"cdi\" (ask the engine's CDI driver for nvidia.com/gpu=all)".into(),
+        )
+    })?;
+    if with_devices && gpus != EngineGpus::Auto {
+        return Err(err(
+            value.span(),
+            format!("{key} = {:?} does not go with gpu_devices", value.get_ref()),
+            "gpu_devices already names this host's GPUs: leave one of the two out".into(),
+        ));
+    }
+    Ok(gpus)
+}
+
 /// A `gpu_devices` list: absolute paths of device files, each once, with distinct file
 /// names (a node sees each as /dev/NAME), shared evenly by the host's `nodes`.
 fn gpu_devices(
@@ -1044,6 +1133,32 @@ mod tests {
         .unwrap();
         assert_eq!(hosts.hosts[0].gpu_devices, ["/dev/nvidia0"]);
         assert!(hosts.hosts[1].gpu_devices.is_empty());
+    }
+
+    #[test]
+    fn engine_gpus_are_chosen_per_host() {
+        let text = "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n[compute]\ngpus = \"none\"\n\
+                    [[host]]\nname = \"gpu1\"\nengine = \"ssh://a@10.0.0.1\"\ngpus = \"cdi\"\n\
+                    [[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.2\"\n";
+        let spec = ClusterSpec::parse("c.toml", text).unwrap();
+        // A host's own setting, else [compute]'s; "auto" where neither says.
+        assert_eq!(spec.engine_gpus(0), EngineGpus::Cdi);
+        assert_eq!(spec.engine_gpus(1), EngineGpus::None);
+        assert_eq!(ClusterSpec::parse("c.toml", "").unwrap().engine_gpus(0), EngineGpus::Auto);
+        for (text, message) in [
+            ("[compute]\ngpus = \"all\"\n", "compute.gpus = \"all\" is not a choice"),
+            (
+                "[compute]\ncount = 1\ngpus = \"none\"\ngpu_devices = [\"/dev/nvidia0\"]\n",
+                "compute.gpus = \"none\" does not go with gpu_devices",
+            ),
+            (
+                "[[host]]\nname = \"gpu1\"\nengine = \"ssh://a@10.0.0.1\"\ngpus = \"cdi\"\ngpu_devices = [\"/dev/nvidia0\"]\n",
+                "gpus = \"cdi\" does not go with gpu_devices",
+            ),
+        ] {
+            let e = error_of(text);
+            assert!(e.contains(message), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@ use futures_util::future::join_all;
 
 use crate::commands::Cluster;
 use crate::engine::{ContainerInfo, Engine, ExecSpec};
-use crate::plan::{LABEL_GRES, LABEL_LIMITS, LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host};
+use crate::plan::{
+    LABEL_GPUS, LABEL_GRES, LABEL_LIMITS, LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host,
+};
 use crate::slurm::{NodeState, Slurm};
 
 /// The whole picture, as `slurmbox status --json` prints it.
@@ -84,6 +86,9 @@ pub struct NodeStatus {
     pub limits: Option<String>,
     /// Compute nodes with GPUs: the GRES they register with ("gpu:2"); null otherwise.
     pub gres: Option<String>,
+    /// Compute nodes with GPUs: what they are ("2 × NVIDIA H200 through its engine
+    /// (NVIDIA container toolkit)"); null otherwise.
+    pub gpus: Option<String>,
     /// The login node: the port its sshd is published on; null for the others.
     pub ssh_port: Option<u16>,
 }
@@ -147,6 +152,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 container_status: c.status.clone(),
                 limits: c.labels.get(LABEL_LIMITS).cloned(),
                 gres: c.labels.get(LABEL_GRES).cloned(),
+                gpus: c.labels.get(LABEL_GPUS).cloned(),
                 ssh_port: c.labels.get(crate::plan::LABEL_SSH_PORT).and_then(|p| p.parse().ok()),
             }
         })
@@ -165,6 +171,7 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 slurm_state: Some(state.to_string()),
                 limits: None,
                 gres: None,
+                gpus: None,
                 ssh_port: None,
             });
         }

@@ -181,3 +181,31 @@ fn gpu_jobs_land_on_the_gpu_host_of_a_mixed_cluster() {
     let verify = cluster.slurmbox(&["verify"], &[]).ok();
     assert!(verify.stdout.contains("MPI pi"), "{}", verify.stdout);
 }
+
+/// The GPU probe on an engine without NVIDIA's container toolkit (this machine's): the
+/// engine refuses the GPU request, the probe says why (and `up` would go on without
+/// engine GPUs), and no probe container is left behind.
+#[test]
+fn a_gpu_probe_the_engine_cannot_serve_says_why_and_leaves_nothing() {
+    use slurmbox::engine::docker::DockerEngine;
+    use slurmbox::plan::GpuRequest;
+    let image = common::node_image("24.11");
+    let cluster = format!("gpuprobe{}", std::process::id());
+    let request = GpuRequest {
+        driver: "nvidia".into(),
+        device_ids: vec![],
+        all: true,
+        capabilities: vec!["gpu".into(), "utility".into()],
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let why = runtime.block_on(async {
+        let engine = DockerEngine::connect(None).await.expect("the local engine");
+        slurmbox::deploy::hosts::probe(&engine, &cluster, &image, &request).await.unwrap_err()
+    });
+    assert!(why.contains("nvidia"), "{why}");
+    let left = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("name={cluster}-gpu-probe")])
+        .output()
+        .expect("run docker");
+    assert!(left.stdout.is_empty(), "a probe container was left: {}", String::from_utf8_lossy(&left.stdout));
+}

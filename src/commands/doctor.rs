@@ -13,7 +13,7 @@ use crate::components::controller;
 use crate::components::gpus::GpuHost;
 use crate::components::limits::{self, CgroupHost, NodeLimits, NodeReport};
 use crate::engine::{Engine, ExecSpec};
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
+use crate::plan::{LABEL_GPUS, LABEL_NODE, LABEL_ROLE, Role};
 
 #[derive(Debug, serde::Serialize)]
 struct Report {
@@ -33,7 +33,7 @@ struct HostReport {
     cgroup: String,
     /// "cgroup/v1" where limits can be enforced, else why not.
     can_enforce: Result<String, String>,
-    /// Its GPUs (from the spec), or those its engine knows that Slurm is not given.
+    /// Its compute nodes' GPUs (model, or device files), or those its engine offers.
     gpus: Option<String>,
 }
 
@@ -76,9 +76,24 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
                 Ok((c, _)) => c.plugin().map(|p| p.to_string()),
                 Err(_) => Err("its engine did not answer".into()),
             },
-            gpus: info.as_ref().ok().and_then(|(_, g)| {
-                g.describe(spec.hosts.get(i).map_or(&spec.compute.gpu_devices, |h| &h.gpu_devices))
-            }),
+            // What its compute nodes were given (the model where known), else what its
+            // engine offers.
+            gpus: {
+                let given: Vec<String> = containers
+                    .iter()
+                    .filter(|c| c.host == i)
+                    .filter_map(|c| {
+                        Some(format!("{}: {}", c.labels.get(LABEL_NODE)?, c.labels.get(LABEL_GPUS)?))
+                    })
+                    .collect();
+                match given.is_empty() {
+                    false => Some(given.join("; ")),
+                    true => info
+                        .as_ref()
+                        .ok()
+                        .and_then(|(_, g)| g.describe(spec.gpu_devices(i), spec.engine_gpus(i))),
+                }
+            },
         })
         .collect();
     let answered: Vec<(String, CgroupHost)> = handle

@@ -146,6 +146,7 @@ mod tests {
             slurm_state: None,
             limits: limits.map(String::from),
             gres: None,
+            gpus: None,
             ssh_port: None,
         }
     }

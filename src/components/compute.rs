@@ -9,7 +9,7 @@ use super::{Config, Layout, NodeContainer, gpus, home, munge};
 use crate::actions;
 use crate::contract;
 use crate::deploy::{Apply, DeployError};
-use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, LABEL_GRES, Plan, Role};
+use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, LABEL_GPUS, LABEL_GRES, Plan, Role};
 use crate::render::NodeConf;
 
 /// `(host, name)` of every compute node, host by host.
@@ -60,7 +60,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
         let gpus = gpus::of_node(layout, placed);
         if !gpus.is_empty() {
             conf.features.push(gpus::GPU_FEATURE.into());
-            conf.gres = gpus::gres(layout, gpus.len());
+            conf.gres = gpus::gres(layout, &gpus);
         }
         let mut container = layout.node_container(
             config,
@@ -78,11 +78,9 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
         if !conf.gres.is_empty() {
             let gres: Vec<String> = conf.gres.iter().map(|(name, n)| format!("{name}:{n}")).collect();
             container.labels.insert(LABEL_GRES.into(), gres.join(","));
+            container.labels.insert(LABEL_GPUS.into(), gpus.describe());
         }
-        container.devices = gpus
-            .into_iter()
-            .map(|(host, node)| if host == node { host } else { format!("{host}:{node}") })
-            .collect();
+        container.devices = gpus.devices();
         plan.containers.push(container);
         plan.compute_nodes.push(placed.name.clone());
     }

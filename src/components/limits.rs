@@ -475,6 +475,7 @@ mod tests {
             accounting_image: None,
             cgroup,
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            gpus: None,
         };
         Plan::new(&crate::spec::ClusterSpec::default_cluster(), &[facts])
     }

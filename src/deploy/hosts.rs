@@ -8,11 +8,13 @@ use std::time::Duration;
 use futures_util::future::{join_all, try_join_all};
 
 use super::DeployError;
+use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
 use crate::components::login::SshPorts;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
+use crate::plan::GpuRequest;
 use crate::plan::{HostFacts, LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, Role};
 use crate::progress::Progress;
 use crate::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT, HomeSpec, HostSpec};
@@ -192,6 +194,7 @@ pub async fn images(
             accounting_image: None,
             cgroup: CgroupHost::from_engine(info),
             ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
+            gpus: None,
         })
         .collect();
     facts[0].accounting_image = accounting;
@@ -201,8 +204,60 @@ pub async fn images(
     Ok(facts)
 }
 
+/// Each answering host's GPUs that come through its engine, on hosts whose spec lists
+/// no device files: where its engine has the NVIDIA container toolkit or NVIDIA CDI
+/// devices ([`gpus::probe_request`]), a probe container of its node image says what
+/// they are, and they go into its facts. A probe that fails leaves its host without
+/// engine GPUs, said with the engine's reason; `up` goes on.
+pub async fn probe_gpus(spec: &ClusterSpec, reached: &Reached, facts: &mut [HostFacts], p: &Progress) {
+    let images: Vec<&str> = facts.iter().map(|f| f.image.as_str()).collect();
+    let probes =
+        reached.engines.iter().zip(&reached.infos).zip(&reached.index).map(|((engine, info), &i)| {
+            let image = images[i];
+            async move {
+                let request = gpus::probe_request(info, spec.engine_gpus(i), spec.gpu_devices(i))?;
+                Some((i, probe(engine, &spec.name, image, &request).await))
+            }
+        });
+    let found: Vec<_> = join_all(probes).await.into_iter().flatten().collect();
+    for (i, probed) in found {
+        let host = spec.hosts.get(i).map_or("local", |h| h.name.as_str());
+        match probed {
+            Ok(Some(probed)) => {
+                p.say(format!("GPUs on {host}: {}", probed.describe()));
+                facts[i].gpus = Some(probed);
+            }
+            Ok(None) => p.say(format!(
+                "GPUs on {host}: its engine gives GPUs to containers, but a container given them saw none"
+            )),
+            Err(why) => p.say(format!(
+                "GPUs on {host}: not given to Slurm: a container given the host's GPUs failed ({why}); \
+                 check `docker run --rm --gpus all IMAGE nvidia-smi` there (the NVIDIA container toolkit)"
+            )),
+        }
+    }
+}
+
+/// What a probe container with `request` on `engine` sees: the GPUs, or `None`; an
+/// error says why it could not run.
+pub async fn probe<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    image: &str,
+    request: &GpuRequest,
+) -> Result<Option<ProbedGpus>, String> {
+    let name = format!("{cluster}-gpu-probe");
+    let cmd = ["sh".to_string(), "-c".into(), gpus::PROBE_SCRIPT.into()];
+    let out = engine.run_probe(&name, image, &cmd, request).await.map_err(|e| e.to_string())?;
+    if !out.ok() {
+        return Err(format!("exit {}: {}", out.code, out.stderr.trim()));
+    }
+    Ok(ProbedGpus::parse(request, &out.stdout))
+}
+
 /// Facts for showing a cluster's files without starting anything (`config render`):
-/// every host is assumed to look like the local engine's (or the one host's).
+/// every host is assumed to look like the local engine's (or the one host's), without
+/// GPUs through an engine (those only a probe container finds, which `up` runs).
 pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineError> {
     let engine = DockerEngine::connect(spec.engine()).await?;
     let info = engine.info().await?;
@@ -216,6 +271,7 @@ pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineE
         accounting_image: Some(Recipe::accounting(spec.slurm, arch).tag()),
         cgroup: CgroupHost::from_engine(&info),
         ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
+        gpus: None,
     };
     Ok(vec![facts; spec.hosts.len().max(1)])
 }

@@ -76,17 +76,8 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
         if spec.hosts.len() > 1 { format!(" on {hosts} hosts") } else { String::new() },
     ));
     let reached = hosts::reach(spec, options.skip_unreachable, p).await?;
-    // GPUs a host's engine knows that the spec does not give to Slurm.
-    for (info, &i) in reached.infos.iter().zip(&reached.index) {
-        let listed = spec.hosts.get(i).map_or(&spec.compute.gpu_devices, |h| &h.gpu_devices);
-        if listed.is_empty()
-            && let Some(line) = crate::components::gpus::GpuHost::from_engine(info).describe(listed)
-        {
-            let host = spec.hosts.get(i).map_or("local", |h| h.name.as_str());
-            p.say(format!("Host {host:?}: {line}"));
-        }
-    }
     let mut facts = hosts::images(spec, &reached, &options.sources, p).await?;
+    hosts::probe_gpus(spec, &reached, &mut facts, p).await;
     // The login node's sshd port on the controller's host: several clusters there each
     // get their own, unless the spec names one.
     let mut avoid = BTreeSet::new();

@@ -25,6 +25,7 @@ fn facts() -> HostFacts {
         accounting_image: None,
         cgroup: CgroupHost::v2(),
         ssh_port: crate::spec::DEFAULT_SSH_PORT,
+        gpus: None,
     }
 }
 
@@ -266,4 +267,39 @@ async fn a_host_holds_the_glusterfs_home_of_one_cluster_only() {
         "{refused:?}"
     );
     assert_eq!(changes(&engines[0]), Vec::<String>::new(), "nothing changed");
+}
+
+/// A host whose engine has the NVIDIA container toolkit: the probe container is made
+/// with every GPU and the node image, and what it prints becomes the host's GPUs.
+#[tokio::test]
+async fn a_probe_container_finds_the_gpus_an_engine_gives() {
+    use crate::components::gpus::{PROBE_SCRIPT, probe_request};
+    use crate::spec::EngineGpus;
+    let engine = RecordingEngine::named("gpu1");
+    engine.insert_image(IMAGE);
+    let info = crate::engine::EngineInfo {
+        runtimes: vec!["nvidia".into(), "runc".into()],
+        ..engine.info().await.unwrap()
+    };
+    let request = probe_request(&info, EngineGpus::Auto, &[]).unwrap();
+    engine.answer(
+        "lab-gpu-probe",
+        &["sh", "-c"],
+        ExecOutput::success("file /dev/nvidia0\nsmi 0, NVIDIA H200, GPU-aaaa, 00000000:1B:00.0\nproc\n"),
+    );
+    let probed = super::hosts::probe(&engine, "lab", IMAGE, &request).await.unwrap().unwrap();
+    assert_eq!(probed.gpus[0].model.as_deref(), Some("NVIDIA H200"));
+    assert_eq!(
+        engine.calls().last().unwrap(),
+        &Call::RunProbe {
+            name: "lab-gpu-probe".into(),
+            image: IMAGE.into(),
+            cmd: vec!["sh".into(), "-c".into(), PROBE_SCRIPT.into()],
+            gpus: request.clone(),
+        }
+    );
+    // A probe that fails says why; up goes on without the host's engine GPUs.
+    engine.answer("lab-gpu-probe", &["sh", "-c"], ExecOutput::failure(125, "could not select device driver"));
+    let e = super::hosts::probe(&engine, "lab", IMAGE, &request).await.unwrap_err();
+    assert!(e.contains("could not select device driver"), "{e}");
 }

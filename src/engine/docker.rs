@@ -7,14 +7,14 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigCgroupnsModeEnum, Ipam, IpamConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointIpamConfig, EndpointSettings, HealthConfig,
+    HostConfig, HostConfigCgroupnsModeEnum, Ipam, IpamConfig, Mount, MountType, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions, StopContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -23,8 +23,8 @@ use tokio::io::{AsyncWriteExt, stdout};
 use super::ssh::{SshTarget, SshTunnel};
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
 use crate::plan::{
-    ContainerPlan, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkDriver, NetworkPlan, Propagation,
-    VolumePlan,
+    ContainerPlan, Device, GpuRequest, HOST_NETWORK, LABEL_CLUSTER, MountSource, NetworkDriver, NetworkPlan,
+    Propagation, VolumePlan,
 };
 
 /// The port of the first `ADDRESS:PORT` in an engine's message (0 if none).
@@ -64,6 +64,17 @@ fn split_tag(image: &str) -> (&str, &str) {
     match image.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo, tag),
         _ => (image, "latest"),
+    }
+}
+
+/// bollard's form of a [`GpuRequest`].
+fn device_request(r: &GpuRequest) -> DeviceRequest {
+    DeviceRequest {
+        driver: Some(r.driver.clone()),
+        count: r.all.then_some(-1),
+        device_ids: (!r.device_ids.is_empty()).then(|| r.device_ids.clone()),
+        capabilities: (!r.capabilities.is_empty()).then(|| vec![r.capabilities.clone()]),
+        options: None,
     }
 }
 
@@ -476,6 +487,13 @@ impl Engine for DockerEngine {
                 }
             })
             .collect();
+        let (mut files, mut gpus) = (Vec::new(), Vec::new());
+        for d in &c.devices {
+            match d {
+                Device::File(f) => files.push(f),
+                Device::Gpus(r) => gpus.push(r),
+            }
+        }
         let body = ContainerCreateBody {
             image: Some(c.image.clone()),
             hostname: Some(c.hostname.clone()),
@@ -510,8 +528,8 @@ impl Engine for DockerEngine {
                     maximum_retry_count: None,
                 }),
                 network_mode: Some(c.network.clone()),
-                devices: (!c.devices.is_empty()).then(|| {
-                    c.devices
+                devices: (!files.is_empty()).then(|| {
+                    files
                         .iter()
                         .map(|d| {
                             let (host, node) = d.split_once(':').unwrap_or((d, d));
@@ -523,6 +541,8 @@ impl Engine for DockerEngine {
                         })
                         .collect()
                 }),
+                // GPUs the engine's device driver gives (compute nodes of a GPU host).
+                device_requests: (!gpus.is_empty()).then(|| gpus.iter().map(|r| device_request(r)).collect()),
                 security_opt: (!c.security_opt.is_empty()).then(|| c.security_opt.clone()),
                 cgroupns_mode: c.cgroupns_private.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
                 // No swap beyond the limit: memory and swap together are the limit.
@@ -641,6 +661,74 @@ impl Engine for DockerEngine {
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(api(format!("remove container {name}"))(e)),
         }
+    }
+
+    async fn run_probe(
+        &self,
+        name: &str,
+        image: &str,
+        cmd: &[String],
+        gpus: &GpuRequest,
+    ) -> Result<ExecOutput> {
+        let body = ContainerCreateBody {
+            image: Some(image.into()),
+            entrypoint: Some(cmd[..1].to_vec()),
+            cmd: Some(cmd[1..].to_vec()),
+            host_config: Some(HostConfig {
+                // It only looks: no network, no capabilities.
+                network_mode: Some("none".into()),
+                cap_drop: Some(vec!["ALL".into()]),
+                device_requests: Some(vec![device_request(gpus)]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // One left behind by an interrupted `up` goes first.
+        self.remove_container(name).await?;
+        let options = CreateContainerOptions { name: Some(name.into()), ..Default::default() };
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(api(format!("create container {name}")))?;
+        let ran = async {
+            self.docker
+                .start_container(name, None::<StartContainerOptions>)
+                .await
+                .map_err(api(format!("start container {name} with the host's GPUs")))?;
+            // A non-zero exit comes as an error here; the exit code is read below.
+            let wait = WaitContainerOptions { condition: "not-running".into() };
+            let _ = self.docker.wait_container(name, Some(wait)).try_collect::<Vec<_>>().await;
+            let inspect = self
+                .docker
+                .inspect_container(name, None::<InspectContainerOptions>)
+                .await
+                .map_err(api(format!("inspect {name}")))?;
+            let code = inspect.state.and_then(|s| s.exit_code).unwrap_or(-1);
+            let options = LogsOptions { stdout: true, stderr: true, ..Default::default() };
+            let chunks: Vec<LogOutput> = self
+                .docker
+                .logs(name, Some(options))
+                .try_collect()
+                .await
+                .map_err(api(format!("read output of {name}")))?;
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            for chunk in chunks {
+                match chunk {
+                    LogOutput::StdErr { message } => err.extend_from_slice(&message),
+                    other => out.extend_from_slice(&other.into_bytes()),
+                }
+            }
+            Ok(ExecOutput {
+                code,
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+            })
+        }
+        .await;
+        let removed = self.remove_container(name).await;
+        let output = ran?;
+        removed?;
+        Ok(output)
     }
 
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {

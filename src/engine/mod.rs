@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use miette::Diagnostic;
 
-use crate::plan::{ContainerPlan, NetworkPlan, VolumePlan};
+use crate::plan::{ContainerPlan, GpuRequest, NetworkPlan, VolumePlan};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum EngineError {
@@ -220,6 +220,17 @@ pub trait Engine {
     async fn start_container(&self, name: &str) -> Result<()>;
     /// Stops a container cleanly (SIGTERM, then SIGKILL after a grace period) and removes it.
     async fn remove_container(&self, name: &str) -> Result<()>;
+    /// Runs `cmd` (its first word the program) in a short-lived container `name` of
+    /// `image`, with no network and no capabilities, given `gpus` by the engine's
+    /// device driver: created, run to its end, its output read, removed. How `up`
+    /// learns what a host's GPUs look like inside a container.
+    async fn run_probe(
+        &self,
+        name: &str,
+        image: &str,
+        cmd: &[String],
+        gpus: &GpuRequest,
+    ) -> Result<ExecOutput>;
     /// Runs a command to completion and captures its output.
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput>;
     /// Runs a command wired to this process's stdin/stdout/stderr (or a TTY) and

@@ -45,7 +45,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::{ContainerInfo, Engine, EngineError, EngineInfo, ExecOutput, ExecSpec, FileUpload, Result};
-use crate::plan::{ContainerPlan, LABEL_CLUSTER, NetworkPlan, VolumePlan};
+use crate::plan::{ContainerPlan, GpuRequest, LABEL_CLUSTER, NetworkPlan, VolumePlan};
 
 /// Matches an answer or a failure to every container.
 pub const ANY_CONTAINER: &str = "*";
@@ -119,6 +119,13 @@ pub enum Call {
     RemoveContainer {
         name: String,
     },
+    /// A probe container: made, run, read and removed in one call.
+    RunProbe {
+        name: String,
+        image: String,
+        cmd: Vec<String>,
+        gpus: GpuRequest,
+    },
     Exec {
         container: String,
         cmd: Vec<String>,
@@ -146,6 +153,7 @@ impl Call {
     pub fn container(&self) -> Option<&str> {
         match self {
             Call::CreateContainer { name, .. }
+            | Call::RunProbe { name, .. }
             | Call::StartContainer { name }
             | Call::RemoveContainer { name } => Some(name),
             Call::Upload { container, .. }
@@ -707,6 +715,25 @@ impl Engine for RecordingEngine {
         Ok(())
     }
 
+    /// Answered like [`Engine::exec`], from fixtures for the probe's name (or any
+    /// container) and command; the image must be there.
+    async fn run_probe(
+        &self,
+        name: &str,
+        image: &str,
+        cmd: &[String],
+        gpus: &GpuRequest,
+    ) -> Result<ExecOutput> {
+        let call =
+            Call::RunProbe { name: name.into(), image: image.into(), cmd: cmd.to_vec(), gpus: gpus.clone() };
+        let mut state = self.record(call)?;
+        if !state.images.contains_key(image) {
+            let message = format!("No such image: {image}");
+            return Err(api_error(&format!("create container {name}"), 404, &message));
+        }
+        Ok(state.answer(name, cmd))
+    }
+
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
         let call = Call::Exec { container: container.into(), cmd: spec.cmd.clone(), user: spec.user.clone() };
         let mut state = self.record(call)?;
@@ -765,6 +792,7 @@ mod tests {
             accounting_image: None,
             cgroup: crate::components::limits::CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            gpus: None,
         };
         Plan::new(&ClusterSpec::default_cluster(), &[facts])
     }
