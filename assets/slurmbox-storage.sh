@@ -69,6 +69,10 @@ retry() {
 
 run() {
     mkdir -p "$brick_dir" "$mnt"
+    # glusterd's pid files and sockets from before a restart of this container, as a
+    # host's reboot clears them: glusterd takes a brick whose old pid now names another
+    # process for running, and never starts it again.
+    rm -rf /run/gluster
     # A mount left by an earlier run of this container, whose client is gone.
     unmount
     glusterd -N --log-file=- &
