@@ -182,6 +182,61 @@ fn gpu_jobs_land_on_the_gpu_host_of_a_mixed_cluster() {
     assert!(verify.stdout.contains("MPI pi"), "{}", verify.stdout);
 }
 
+/// GPUs through the engine: a host whose admin has set up CDI (Docker 25+, the
+/// `cdi` feature; NVIDIA's `nvidia-ctk cdi generate` writes the spec) gets its GPUs
+/// from the engine's CDI driver, not from device files in the spec. The spec here names
+/// the fake GPUs (and the `all` device NVIDIA's tool adds); the probe container finds
+/// them, the compute node gets them by a CDI device request, and Slurm shares them job by
+/// job as with device files.
+#[test]
+fn gpus_through_the_engines_cdi_driver() {
+    let lab = Lab::start("gpucdi", 1);
+    let devices: Vec<String> = (0..2)
+        .map(|i| {
+            format!(
+                "  - name: \"{i}\"\n    containerEdits:\n      deviceNodes:\n      - path: /dev/nvidia{i}\n"
+            )
+        })
+        .collect();
+    let cdi = format!(
+        "cdiVersion: \"0.6.0\"\nkind: nvidia.com/gpu\ndevices:\n{}  - name: all\n    containerEdits:\n      deviceNodes:\n      - path: /dev/nvidia0\n      - path: /dev/nvidia1\n",
+        devices.concat()
+    );
+    lab.ssh_ok(
+        0,
+        &format!(
+            "mkdir -p /etc/cdi /etc/docker && printf '%s' '{cdi}' > /etc/cdi/nvidia.yaml && \
+             printf '{{\"features\": {{\"cdi\": true}}}}\n' > /etc/docker/daemon.json"
+        ),
+    );
+    lab.restart_host(0);
+    lab.ssh_ok(0, "mknod -m 666 /dev/nvidia0 c 195 0 && mknod -m 666 /dev/nvidia1 c 195 1");
+    let cluster = LabCluster::custom(&lab, "gpucdi", |name| {
+        format!(
+            "name = \"{name}\"\n[[host]]\nname = \"gpu1\"\nengine = \"{}\"\ngpus = \"cdi\"\n",
+            lab.engine_url(0)
+        )
+    });
+    let up = cluster.slurmbox(&["up"], &[]).ok();
+    assert!(
+        up.stderr.contains("GPUs on gpu1: 2 × GPU of unknown model through its engine (CDI)"),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(cluster.on_controller("sinfo -h -o \"%N %G\""), "node1 gpu:2");
+    // The engine gave the node both GPUs by their CDI names; no device file is in the spec.
+    let requests = lab.ssh_ok(
+        0,
+        &format!("docker inspect --format '{{{{json .HostConfig.DeviceRequests}}}}' {}-node1", cluster.name),
+    );
+    assert!(requests.contains("nvidia.com/gpu=0") && requests.contains("nvidia.com/gpu=1"), "{requests}");
+    // One GPU for the job: it opens its own (no driver: ENXIO) and is denied the other.
+    let job = cluster.slurmbox(&["exec"], &["--", "srun", "--gres=gpu:1", "bash", "-c", PROBE]).ok().stdout;
+    let opened = job.lines().filter(|l| l.ends_with("No such device or address")).count();
+    let denied = job.lines().filter(|l| l.ends_with("Operation not permitted")).count();
+    assert_eq!((opened, denied), (1, 1), "{job}");
+}
+
 /// The GPU probe on an engine without NVIDIA's container toolkit (this machine's): the
 /// engine refuses the GPU request, the probe says why (and `up` would go on without
 /// engine GPUs), and no probe container is left behind.

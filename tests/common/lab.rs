@@ -445,6 +445,14 @@ impl Lab {
         log.lines().filter(|l| l.contains("Connection from ") || l.contains("past MaxStartups")).count()
     }
 
+    /// Restarts host `i` (as after its admin changed the engine's settings and rebooted
+    /// it) and waits until its engine answers again. What it keeps: its disk; what it
+    /// loses: /dev and /run, as a machine does.
+    pub fn restart_host(&self, i: usize) {
+        docker_ok(&["restart", &self.hosts[i].container]);
+        self.wait_ready(i);
+    }
+
     /// Unplugs host `i` from the lab network (a machine falling off the LAN).
     pub fn disconnect(&self, i: usize) {
         docker_ok(&["network", "disconnect", &self.name, &self.hosts[i].container]);
