@@ -87,10 +87,14 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Depl
 
 /// `slurmbox backup`: the controller's state (its StateSaveLocation) as a gzipped tar.
 /// slurmctld replaces each state file whole (it writes a new one, then renames it), so a
-/// copy taken while it runs holds every file as it was at one moment.
+/// copy taken while it runs holds every file as it was at one moment. It writes the
+/// jobs' state a few seconds after they change, not at once: the copy waits until
+/// slurmctld has written it since the backup began (changes were pending), or for
+/// 7 s (none were), so that a job submitted just before is in it.
 pub async fn save_state<E: Engine>(engine: &E, container: &str) -> Result<Vec<u8>, ActionError> {
     let script = format!(
-        "tar -C {} --warning=no-file-changed --warning=no-file-removed -czf - . | base64 -w0; \
+        "cd {} && mark=$(mktemp) && for _ in $(seq 35); do [ job_state -nt \"$mark\" ] && break; sleep 0.2; done; \
+         rm -f \"$mark\"; tar --warning=no-file-changed --warning=no-file-removed -czf - . | base64 -w0; \
          s=(\"${{PIPESTATUS[@]}}\"); [ \"${{s[0]}}\" -le 1 ] && [ \"${{s[1]}}\" = 0 ]",
         render::STATE_SAVE_LOCATION
     );
@@ -105,6 +109,21 @@ pub async fn restore_state<E: Engine>(engine: &E, container: &str, state: &[u8])
     let file = FileUpload { path: contract::RESTORE_STATE.into(), contents: state.to_vec(), mode: 0o600 };
     engine.upload(container, &[file]).await?;
     actions::checked(engine, container, &["pkill", "-TERM", "-x", "slurmctld"]).await?;
+    // slurmctld answers while it saves its state and stops: wait until it is gone (its
+    // container then starts again), or whoever asks next may still hear the old one.
+    let alive = ExecSpec::new(["pgrep", "-x", "slurmctld"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while engine.exec(container, &alive).await.is_ok_and(|o| o.ok()) {
+        if std::time::Instant::now() > deadline {
+            return Err(ActionError::CommandFailed {
+                cmd: "pkill -TERM -x slurmctld".into(),
+                container: container.into(),
+                code: 0,
+                stderr: "slurmctld still runs 120 s after it was told to stop".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }
 
