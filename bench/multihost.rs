@@ -27,7 +27,11 @@
 //!   three): a job step on pi2 writes one large file (`dd ... conv=fsync`) and many
 //!   small ones, then one on pi3 reads them all back. Timed inside the steps. Also the
 //!   GlusterFS cluster's `up`: the first one (storage image sent to every host), then
-//!   warm ones of the purged cluster, against the warm `up` above.
+//!   warm ones of the purged cluster on one host against on three (target: 3 hosts /
+//!   1 host <= 1.5, like the warm `up` above).
+//!
+//! `cargo bench --bench multihost -- --glusterfs` runs only that last bring-up part, and
+//! prints the progress lines of the last warm `up` of each.
 //!
 //! The lab's hosts share this machine's cores: the three-host numbers show slurmbox's
 //! and MPI's own overhead and parallelism, not what more machines would add, and 12
