@@ -78,6 +78,22 @@ fn device_request(r: &GpuRequest) -> DeviceRequest {
     }
 }
 
+/// A finished process's output, its stderr apart from the rest.
+fn output_of(code: i64, chunks: Vec<LogOutput>) -> ExecOutput {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for chunk in chunks {
+        match chunk {
+            LogOutput::StdErr { message } => err.extend_from_slice(&message),
+            other => out.extend_from_slice(&other.into_bytes()),
+        }
+    }
+    ExecOutput {
+        code,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
 fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
@@ -711,18 +727,7 @@ impl Engine for DockerEngine {
                 .try_collect()
                 .await
                 .map_err(api(format!("read output of {name}")))?;
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            for chunk in chunks {
-                match chunk {
-                    LogOutput::StdErr { message } => err.extend_from_slice(&message),
-                    other => out.extend_from_slice(&other.into_bytes()),
-                }
-            }
-            Ok(ExecOutput {
-                code,
-                stdout: String::from_utf8_lossy(&out).into_owned(),
-                stderr: String::from_utf8_lossy(&err).into_owned(),
-            })
+            Ok(output_of(code, chunks))
         }
         .await;
         let removed = self.remove_container(name).await;
@@ -733,20 +738,13 @@ impl Engine for DockerEngine {
 
     async fn exec(&self, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
         let (id, started) = self.run_exec(container, spec, false, false).await?;
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(api(format!("read output from {container}")))? {
-                    LogOutput::StdErr { message } => err.extend_from_slice(&message),
-                    other => out.extend_from_slice(&other.into_bytes()),
-                }
+        let chunks: Vec<LogOutput> = match started {
+            StartExecResults::Attached { output, .. } => {
+                output.try_collect().await.map_err(api(format!("read output from {container}")))?
             }
-        }
-        Ok(ExecOutput {
-            code: self.exit_code(&id).await?,
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-        })
+            StartExecResults::Detached => Vec::new(),
+        };
+        Ok(output_of(self.exit_code(&id).await?, chunks))
     }
 
     async fn exec_attached(&self, container: &str, spec: &ExecSpec, tty: bool) -> Result<i64> {
