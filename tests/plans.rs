@@ -1,0 +1,84 @@
+//! The plans slurmbox makes for the clusters people run, pinned whole: every
+//! container, volume, network, rendered file's digest and spec-hash label. A change
+//! here recreates running clusters' containers on the next `up`, so it must be one
+//! made on purpose (and said in the commit), never a side effect of moving code.
+
+use slurmbox::components::gpus::ProbedGpus;
+use slurmbox::components::limits::CgroupHost;
+use slurmbox::plan::{HostFacts, Plan};
+use slurmbox::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT};
+
+fn facts(storage: bool) -> HostFacts {
+    let gpus: Option<ProbedGpus> = None;
+    HostFacts {
+        cpus: 2,
+        memory_mib: 24000,
+        arch: Arch::Amd64,
+        image: "slurmbox/node:24.11-test".into(),
+        storage_image: storage.then(|| "slurmbox/storage:test".into()),
+        accounting_image: Some("slurmbox/accounting:24.11-test".into()),
+        cgroup: CgroupHost::v2(),
+        ssh_port: DEFAULT_SSH_PORT,
+        gpus,
+    }
+}
+
+fn plan(text: &str, hosts: usize, storage: bool) -> Plan {
+    let spec = ClusterSpec::parse("cluster.toml", text).unwrap();
+    Plan::new(&spec, &vec![facts(storage); hosts.max(1)])
+}
+
+fn lab(hosts: usize, extra: &str) -> String {
+    let mut text = format!("name = \"lab\"\n{extra}");
+    for i in 1..=hosts {
+        text.push_str(&format!("[[host]]\nname = \"pi{i}\"\nengine = \"ssh://pi@10.0.0.{i}\"\n"));
+    }
+    text
+}
+
+/// The plan, with the rendered Slurm files in full beside it.
+fn pinned(plan: &Plan) -> String {
+    let mut text = serde_json::to_string_pretty(plan).unwrap();
+    for file in plan.slurm_files() {
+        text.push_str(&format!("\n# {}\n{}", file.path, file.contents));
+    }
+    text
+}
+
+#[test]
+fn default_cluster() {
+    insta::assert_snapshot!(pinned(&plan("", 0, false)));
+}
+
+#[test]
+fn three_hosts() {
+    insta::assert_snapshot!(pinned(&plan(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false)));
+}
+
+#[test]
+fn macvlan() {
+    let extra = "[home]\nhost_path = \"/gfsv/home\"\n[compute]\nper_host = 2\n[network]\nmode = \"macvlan\"\n\
+                 parent = \"eth0\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.0.64/26\"\n";
+    insta::assert_snapshot!(pinned(&plan(&lab(2, extra), 2, false)));
+}
+
+#[test]
+fn glusterfs_home() {
+    insta::assert_snapshot!(pinned(&plan(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true)));
+}
+
+#[test]
+fn accounting_with_accounts() {
+    let text = "name = \"dept\"\n\
+                [[user]]\nname = \"alice\"\n[[user]]\nname = \"bob\"\n\
+                [[account]]\nname = \"physics\"\nusers = [\"alice\"]\nfairshare = 2\n\
+                grp_tres = \"cpu=8\"\nmax_jobs = 20\n\
+                [[account]]\nname = \"chemistry\"\nusers = [\"bob\"]\n";
+    insta::assert_snapshot!(pinned(&plan(text, 0, false)));
+}
+
+#[test]
+fn ldap() {
+    let text = "name = \"dir\"\n[ldap]\nuri = \"ldap://ldap.example.org\"\nbase_dn = \"dc=example,dc=org\"\n";
+    insta::assert_snapshot!(pinned(&plan(text, 0, false)));
+}
