@@ -3,9 +3,10 @@
 //! here recreates running clusters' containers on the next `up`, so it must be one
 //! made on purpose (and said in the commit), never a side effect of moving code.
 
+use slurmbox::components::HostFacts;
 use slurmbox::components::gpus::ProbedGpus;
 use slurmbox::components::limits::CgroupHost;
-use slurmbox::plan::{HostFacts, Plan};
+use slurmbox::plan::Plan;
 use slurmbox::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT};
 
 fn facts(storage: bool) -> HostFacts {
@@ -25,7 +26,7 @@ fn facts(storage: bool) -> HostFacts {
 
 fn plan(text: &str, hosts: usize, storage: bool) -> Plan {
     let spec = ClusterSpec::parse("cluster.toml", text).unwrap();
-    Plan::new(&spec, &vec![facts(storage); hosts.max(1)])
+    slurmbox::components::plan(&spec, &vec![facts(storage); hosts.max(1)])
 }
 
 fn lab(hosts: usize, extra: &str) -> String {

@@ -172,7 +172,7 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
     if let Some(advice) = &report.controller {
         println!("controller: {advice}");
     }
-    if let limits::Limits::Off { .. } = decision {
+    if let crate::plan::Limits::Off { .. } = decision {
         println!(
             "What would change it: a host whose Docker engine runs as root on cgroup v1 or v2 (most Linux \
              hosts); see the README's \"Limits\" section."

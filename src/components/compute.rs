@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use super::HostFacts;
 use super::{Config, Layout, NodeContainer, gpus, home, munge};
 use crate::actions;
 use crate::contract;
 use crate::deploy::{Apply, DeployError};
-use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostFacts, HostPlan, LABEL_GPUS, LABEL_GRES, Plan, Role};
+use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostPlan, LABEL_GPUS, LABEL_GRES, Plan, Role};
 use crate::render::NodeConf;
 
 /// `(host, name)` of every compute node, host by host.
@@ -26,16 +27,6 @@ pub fn node_names(hosts: &[HostPlan], per_host: u32, named_after_host: bool) -> 
             (host, name)
         })
         .collect()
-}
-
-/// Whether compute node `node` is one of host `host`'s, as [`node_names`] names them
-/// over several hosts: `host`, or `host-1`, `host-2`, ...
-pub fn runs_on_host(node: &str, host: &str) -> bool {
-    node == host
-        || node
-            .strip_prefix(host)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What a node on a host with these facts registers with.

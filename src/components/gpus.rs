@@ -454,9 +454,10 @@ pub fn configure(layout: &Layout, config: &mut Config) {
 #[cfg(test)]
 mod tests {
     use super::{EngineGpu, GpuDriver, GpuHost, ProbedGpus, probe_request};
+    use crate::components::HostFacts;
     use crate::components::limits::CgroupHost;
     use crate::engine::EngineInfo;
-    use crate::plan::{Device, GpuRequest, HostFacts, Plan, Role};
+    use crate::plan::{Device, GpuRequest, Plan, Role};
     use crate::spec::{Arch, ClusterSpec, EngineGpus};
 
     fn facts() -> HostFacts {
@@ -475,7 +476,7 @@ mod tests {
 
     fn plan(text: &str) -> Plan {
         let spec = ClusterSpec::parse("c.toml", text).unwrap();
-        Plan::new(&spec, &vec![facts(); spec.hosts.len().max(1)])
+        crate::components::plan(&spec, &vec![facts(); spec.hosts.len().max(1)])
     }
 
     fn info(runtimes: &[&str], cdi: &[&str]) -> EngineInfo {
@@ -605,7 +606,8 @@ mod tests {
              [[host]]\nname = \"pi1\"\nengine = \"ssh://pi@10.0.0.2\"\n",
         )
         .unwrap();
-        let plan = Plan::new(&spec, &[HostFacts { gpus: Some(toolkit_gpus()), ..facts() }, facts()]);
+        let plan =
+            crate::components::plan(&spec, &[HostFacts { gpus: Some(toolkit_gpus()), ..facts() }, facts()]);
         insta::assert_snapshot!(plan.gres_conf.to_string());
         let slurm = plan.slurm_conf.to_string();
         assert!(slurm.contains("GresTypes=gpu,shard\n"), "{slurm}");
@@ -638,7 +640,7 @@ mod tests {
         }
         // `gpus = "none"`: the probe's GPUs (were there any) stay out of Slurm.
         let none = ClusterSpec::parse("c.toml", "[compute]\ngpus = \"none\"\n").unwrap();
-        let plan = Plan::new(&none, &[HostFacts { gpus: Some(toolkit_gpus()), ..facts() }]);
+        let plan = crate::components::plan(&none, &[HostFacts { gpus: Some(toolkit_gpus()), ..facts() }]);
         assert!(plan.gres_conf.lines.is_empty());
         assert!(plan.containers.iter().all(|c| c.devices.is_empty()));
     }
@@ -646,7 +648,7 @@ mod tests {
     #[test]
     fn several_nodes_share_engine_gpus_in_order() {
         let spec = ClusterSpec::parse("c.toml", "[compute]\ncount = 2\n").unwrap();
-        let plan = Plan::new(&spec, &[HostFacts { gpus: Some(toolkit_gpus()), ..facts() }]);
+        let plan = crate::components::plan(&spec, &[HostFacts { gpus: Some(toolkit_gpus()), ..facts() }]);
         let requests: Vec<(&str, Vec<String>)> = plan
             .containers
             .iter()
@@ -678,7 +680,7 @@ mod tests {
     fn cdi_gpus_of_unknown_model_are_untyped_without_autodetect() {
         let request = probe_request(&info(&["runc"], &["nvidia.com/gpu=0"]), EngineGpus::Auto, &[]).unwrap();
         let probed = ProbedGpus::parse(&request, "file /dev/nvidia0\n").unwrap();
-        let plan = Plan::new(
+        let plan = crate::components::plan(
             &ClusterSpec::parse("c.toml", "[compute]\ncount = 1\n").unwrap(),
             &[HostFacts { gpus: Some(probed), ..facts() }],
         );

@@ -21,7 +21,7 @@
 use super::{Config, Layout};
 use crate::contract;
 use crate::engine::EngineInfo;
-use crate::plan::{LABEL_LIMITS, Plan, Role};
+use crate::plan::{LABEL_LIMITS, Limits, Plan, Role};
 use crate::render::{CgroupConf, CgroupPlugin};
 
 /// Headroom above a node's declared memory for slurmd, munged and the step daemons.
@@ -94,34 +94,6 @@ impl CgroupHost {
             s.push_str(", AppArmor");
         }
         s
-    }
-}
-
-/// The cluster's decision, kept in the plan for `up`, `status` and `doctor`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub enum Limits {
-    /// Every compute node confines its jobs through this plugin.
-    Enforced { plugin: CgroupPlugin },
-    /// No node does, and why (the spec turned them off, or a host cannot).
-    Off { why: String },
-}
-
-impl Limits {
-    pub fn enforced(&self) -> bool {
-        matches!(self, Limits::Enforced { .. })
-    }
-
-    /// The line `up` and `status` print.
-    pub fn summary(&self) -> String {
-        match self {
-            Limits::Enforced { plugin } => format!(
-                "enforced by Slurm's {plugin} plugin: each job gets the memory and cores it asked for, and a \
-                 cancelled job leaves no process behind"
-            ),
-            Limits::Off { why } => {
-                format!("NOT enforced ({why}): a job can use more memory and CPUs than it asked for")
-            }
-        }
     }
 }
 
@@ -466,7 +438,7 @@ mod tests {
     }
 
     fn plan_on(cgroup: CgroupHost) -> Plan {
-        let facts = crate::plan::HostFacts {
+        let facts = crate::components::HostFacts {
             cpus: 2,
             memory_mib: 4096,
             arch: crate::spec::Arch::Amd64,
@@ -477,7 +449,7 @@ mod tests {
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
             gpus: None,
         };
-        Plan::new(&crate::spec::ClusterSpec::default_cluster(), &[facts])
+        crate::components::plan(&crate::spec::ClusterSpec::default_cluster(), &[facts])
     }
 
     #[test]

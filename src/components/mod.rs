@@ -15,7 +15,7 @@
 //! | accounting | [`accounting`] | MariaDB's and slurmdbd's containers, their volumes; slurm.conf's accounting | makes the accounts and users' associations |
 //! | users | [`users`] | an accounts volume per host, mounted on every node | writes the accounts and keys, makes homes |
 //!
-//! [`crate::plan::Plan::new`] folds over [`PARTS`] in two passes: first each part
+//! [`plan`] folds over [`PARTS`] in two passes: first each part
 //! [`configures`](Part::configure) what other parts' containers carry (slurm.conf,
 //! the nodes' environment), then each [`adds`](Part::add) its networks, volumes and
 //! containers. Both passes are pure. What a part does through the engine once its
@@ -42,11 +42,11 @@ use crate::contract;
 use crate::deploy::{Apply, DeployError};
 use crate::engine::Engine;
 use crate::plan::{
-    ContainerPlan, HostFacts, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan,
-    PlannedFile, Role,
+    ContainerPlan, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan, PlannedFile,
+    Role,
 };
 use crate::render::{CgroupConf, GresConf, SlurmConf};
-use crate::spec::{ClusterSpec, MacvlanSpec, NetworkSpec};
+use crate::spec::{Arch, ClusterSpec, MacvlanSpec, NetworkSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
 pub const PARTS: [Part; 12] = [
@@ -155,6 +155,69 @@ impl Part {
             _ => Ok(()),
         }
     }
+}
+
+/// What `up` learned about a host: what its engine offers, and the node image its
+/// containers run (the one built for its architecture, present there).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostFacts {
+    pub cpus: u32,
+    pub memory_mib: u64,
+    /// The architecture of its node image; compute nodes carry it as a Slurm feature
+    /// (`sbatch --constraint=arm64`).
+    pub arch: Arch,
+    pub image: String,
+    /// The storage image for its architecture, when the cluster's /home is GlusterFS.
+    pub storage_image: Option<String>,
+    /// The accounting image (MariaDB, slurmdbd), on the controller's host of a cluster
+    /// with accounting.
+    pub accounting_image: Option<String>,
+    /// What its engine says about cgroups (whether limits can be enforced there).
+    pub cgroup: limits::CgroupHost,
+    /// The port the login node's sshd is published on, when this host runs it (see
+    /// [`login::choose_ssh_port`]).
+    pub ssh_port: u16,
+    /// The GPUs its engine gives containers (NVIDIA container toolkit or CDI), as a
+    /// probe container saw them; `None` where none was probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<gpus::ProbedGpus>,
+}
+
+/// The plan for `spec` on hosts with these facts: every part configures, then adds
+/// its share; pure, so whole plans are snapshot-tested.
+///
+/// `facts` has one entry per host of the spec, in the spec's order (controller's
+/// host first), or one for the local engine when the spec lists no hosts.
+pub fn plan(spec: &ClusterSpec, facts: &[HostFacts]) -> Plan {
+    let layout = Layout::new(spec, facts);
+    let mut config = Config::new(&layout);
+    for part in PARTS {
+        part.configure(&layout, &mut config);
+    }
+    let mut plan = Plan {
+        cluster: layout.cluster.clone(),
+        hosts: layout.hosts.clone(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        containers: Vec::new(),
+        node_conf: compute::node_conf(&layout, &facts[0]),
+        slurm_conf: config.slurm_conf.clone(),
+        cgroup_conf: config.cgroup_conf.clone(),
+        gres_conf: config.gres_conf.clone(),
+        compute_nodes: Vec::new(),
+        default_user: spec.default_user().to_string(),
+        storage: Vec::new(),
+        limits: config.limits.clone(),
+        accounts: Default::default(),
+        ldap: None,
+        slurm_accounts: Vec::new(),
+    };
+    for part in PARTS {
+        part.add(&layout, &config, &mut plan);
+    }
+    // Sealed last: a part may add to another part's containers.
+    plan.containers = std::mem::take(&mut plan.containers).into_iter().map(ContainerPlan::sealed).collect();
+    plan
 }
 
 /// Where things go, decided once from the spec and the hosts' facts: the hosts, the
@@ -313,7 +376,7 @@ pub struct Config {
     pub cgroup_conf: CgroupConf,
     pub gres_conf: GresConf,
     /// Whether jobs are confined by cgroups (the limits part decides).
-    pub limits: limits::Limits,
+    pub limits: crate::plan::Limits,
     /// The environment every Slurm node's container starts with.
     pub node_env: Vec<String>,
     /// The login node's sshd.
@@ -327,7 +390,7 @@ impl Config {
             cgroup_conf: controller::cgroup_conf(),
             sshd: login::sshd_conf(layout),
             gres_conf: GresConf::default(),
-            limits: limits::Limits::Off { why: "not decided".into() },
+            limits: crate::plan::Limits::Off { why: "not decided".into() },
             node_env: vec![format!(
                 "{}={}",
                 contract::env::CONTROLLER,
@@ -374,3 +437,6 @@ pub const NODE_CAPS: &[(&str, &str)] = &[
     // slurmd signals job steps (scancel, time limits); init stops munged on exit.
     ("KILL", "signal processes of other accounts (scancel, shutdown)"),
 ];
+
+#[cfg(test)]
+mod tests;

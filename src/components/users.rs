@@ -8,8 +8,6 @@
 //! disturbed, and a node created later mounts the same volume. Nothing here is in a
 //! container's spec hash.
 
-use std::fmt;
-
 use futures_util::future::try_join_all;
 
 use super::Layout;
@@ -17,6 +15,7 @@ use crate::contract;
 use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, EngineError, ExecSpec, FileUpload};
 use crate::plan::{ContainerPlan, MountPlan, MountSource, Plan, VolumePlan};
+use crate::render::Accounts;
 use crate::spec::UserSpec;
 
 fn volume(layout: &Layout) -> String {
@@ -41,87 +40,21 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
     plan.accounts = Accounts { users: layout.spec.users.clone() };
 }
 
-/// The accounts as NSS and sshd read them: plain data, rendered into files.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Accounts {
-    pub users: Vec<UserSpec>,
-}
-
-/// The shell of an account nobody may log in as.
-const NO_LOGIN: &str = "/usr/sbin/nologin";
-
-impl Accounts {
-    /// `/var/lib/extrausers/passwd`: like /etc/passwd.
-    pub fn passwd(&self) -> String {
-        let mut out = String::new();
-        for u in &self.users {
-            let shell = if u.login { "/bin/bash" } else { NO_LOGIN };
-            out += &format!("{}:x:{}:{}::{}/{}:{shell}\n", u.name, u.uid, u.gid, contract::HOME, u.name);
-        }
-        out
-    }
-
-    /// `/var/lib/extrausers/group`: a group of each user's name, unless their primary
-    /// group is another user's.
-    pub fn group(&self) -> String {
-        let mut out = String::new();
-        for u in &self.users {
-            if u.gid == u.uid || !self.users.iter().any(|o| o.uid == u.gid) {
-                out += &format!("{}:x:{}:\n", u.name, u.gid);
-            }
-        }
-        out
-    }
-
-    /// `/var/lib/extrausers/shadow`: no password for anyone (`*`: logins are by key), and
-    /// locked (`!`) where login is off, which sshd refuses even with a key.
-    pub fn shadow(&self) -> String {
-        let mut out = String::new();
-        for u in &self.users {
-            let password = if u.login { "*" } else { "!*" };
-            out += &format!("{}:{password}:20000:0:99999:7:::\n", u.name);
-        }
-        out
-    }
-
-    /// Each user's authorized keys file (empty where login is off).
-    pub fn keys(&self) -> Vec<(String, String)> {
-        self.users
-            .iter()
-            .map(|u| {
-                let keys = if u.login {
-                    u.ssh_keys.iter().map(|k| format!("{k}\n")).collect()
-                } else {
-                    String::new()
-                };
-                (u.name.clone(), keys)
-            })
-            .collect()
-    }
-
-    /// Every file, as written into a host's accounts volume.
-    pub fn files(&self) -> Vec<FileUpload> {
-        let file = |name: &str, contents: String, mode: u32| FileUpload {
-            path: format!("{}/{name}", contract::ACCOUNTS_DIR),
-            contents: contents.into_bytes(),
-            mode,
-        };
-        let mut files = vec![
-            file("passwd", self.passwd(), 0o644),
-            file("group", self.group(), 0o644),
-            // Read by sshd (root) only.
-            file("shadow", self.shadow(), 0o600),
-        ];
-        files.extend(self.keys().into_iter().map(|(name, keys)| file(&format!("ssh/{name}"), keys, 0o644)));
-        files
-    }
-}
-
-impl fmt::Display for Accounts {
-    /// What `config render` shows: the passwd file.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.passwd())
-    }
+/// Every file, as written into a host's accounts volume.
+pub fn files(accounts: &Accounts) -> Vec<FileUpload> {
+    let file = |name: &str, contents: String, mode: u32| FileUpload {
+        path: format!("{}/{name}", contract::ACCOUNTS_DIR),
+        contents: contents.into_bytes(),
+        mode,
+    };
+    let mut files = vec![
+        file("passwd", accounts.passwd(), 0o644),
+        file("group", accounts.group(), 0o644),
+        // Read by sshd (root) only.
+        file("shadow", accounts.shadow(), 0o600),
+    ];
+    files.extend(accounts.keys().into_iter().map(|(name, keys)| file(&format!("ssh/{name}"), keys, 0o644)));
+    files
 }
 
 /// Once the containers run: the accounts on every host, and every user's home.
@@ -140,7 +73,7 @@ fn writers(plan: &Plan) -> Vec<&ContainerPlan> {
 
 /// Writes `accounts` into every host's volume: every node of the cluster then knows them.
 pub async fn write<E: Engine>(engines: &[E], plan: &Plan, accounts: &Accounts) -> Result<(), EngineError> {
-    let files = accounts.files();
+    let files = files(accounts);
     try_join_all(writers(plan).into_iter().map(|c| engines[c.host].upload(&c.name, &files))).await?;
     Ok(())
 }
@@ -195,7 +128,7 @@ mod tests {
         let keys = accounts.keys();
         assert_eq!(keys[0].1, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@lab\n");
         assert_eq!(keys[2], ("carol".to_string(), String::new()), "no key of a user without login is kept");
-        let shadow = accounts.files().into_iter().find(|f| f.path.ends_with("/shadow")).unwrap();
+        let shadow = files(&accounts).into_iter().find(|f| f.path.ends_with("/shadow")).unwrap();
         assert_eq!(shadow.mode, 0o600);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::future::{join_all, try_join_all};
 
 use super::DeployError;
+use crate::components::HostFacts;
 use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
 use crate::components::login::SshPorts;
@@ -15,7 +16,7 @@ use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
 use crate::plan::GpuRequest;
-use crate::plan::{HostFacts, LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, Role};
+use crate::plan::{LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, Role};
 use crate::progress::Progress;
 use crate::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT, HomeSpec, HostSpec};
 

@@ -84,7 +84,7 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
     loop {
         let ports = hosts::ssh_ports(&reached.engines[0], &spec.name).await?;
         facts[0].ssh_port = login::choose_ssh_port(spec.login.ssh_port, &ports, &avoid);
-        let plan = Plan::new(spec, &facts).without_hosts(&reached.skipped);
+        let plan = crate::components::plan(spec, &facts).without_hosts(&reached.skipped);
         if avoid.is_empty() {
             // Plainly, either way: a cluster that cannot enforce limits still comes up.
             p.say(format!("Limits: {}", plan.limits.summary()));

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use super::remove::{Leaving, RemoveError, RemoveOptions, remove_host};
 use super::{DeployError, converge};
+use crate::components::HostFacts;
 use crate::components::limits::CgroupHost;
 use crate::engine::recording::{ANY_CONTAINER, Call, RecordingEngine};
 use crate::engine::{ContainerInfo, Engine, ExecOutput};
-use crate::plan::{HostFacts, Plan};
+use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::spec::{Arch, ClusterSpec};
 
@@ -102,7 +103,7 @@ fn changes(engine: &RecordingEngine) -> Vec<String> {
 
 #[tokio::test]
 async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
-    let plan = Plan::new(&ClusterSpec::default_cluster(), &[facts()]);
+    let plan = crate::components::plan(&ClusterSpec::default_cluster(), &[facts()]);
     let engines = engines(&plan);
     up(&engines, &plan).await.unwrap();
     let done = changes(&engines[0]);
@@ -131,7 +132,7 @@ async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
 
 #[tokio::test]
 async fn nodes_on_other_hosts_get_the_key_before_they_start() {
-    let plan = Plan::new(&lab(3), &[facts(), facts(), facts()]);
+    let plan = crate::components::plan(&lab(3), &[facts(), facts(), facts()]);
     let engines = engines(&plan);
     up(&engines, &plan).await.unwrap();
     let control = changes(&engines[0]);
@@ -152,13 +153,13 @@ async fn nodes_on_other_hosts_get_the_key_before_they_start() {
 #[tokio::test]
 async fn slurm_forgets_a_removed_node_and_a_new_controller_hears_from_the_others() {
     let mut spec = ClusterSpec::default_cluster();
-    let before = Plan::new(&spec, &[facts()]);
+    let before = crate::components::plan(&spec, &[facts()]);
     let engines = engines(&before);
     up(&engines, &before).await.unwrap();
     engines[0].take_calls();
 
     spec.compute.count = 1;
-    let after = Plan::new(&spec, &[facts()]);
+    let after = crate::components::plan(&spec, &[facts()]);
     up(&engines, &after).await.unwrap();
     let done = changes(&engines[0]);
     let removed = done.iter().position(|c| c == "remove slurmbox-node2").unwrap();
@@ -251,9 +252,11 @@ async fn a_host_holds_the_glusterfs_home_of_one_cluster_only() {
         )
     };
     let storage = HostFacts { storage_image: Some("slurmbox/storage:gluster-test".into()), ..facts() };
-    let first =
-        Plan::new(&ClusterSpec::parse("c.toml", &text("lab")).unwrap(), std::slice::from_ref(&storage));
-    let second = Plan::new(&ClusterSpec::parse("c.toml", &text("other")).unwrap(), &[storage]);
+    let first = crate::components::plan(
+        &ClusterSpec::parse("c.toml", &text("lab")).unwrap(),
+        std::slice::from_ref(&storage),
+    );
+    let second = crate::components::plan(&ClusterSpec::parse("c.toml", &text("other")).unwrap(), &[storage]);
     let engines = engines(&first);
     engines[0].insert_image("slurmbox/storage:gluster-test");
     engines[0].insert_planned(

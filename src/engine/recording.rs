@@ -776,7 +776,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::plan::{HostFacts, Plan};
+    use crate::components::HostFacts;
+    use crate::plan::Plan;
     use crate::spec::{Arch, ClusterSpec};
 
     const IMAGE: &str = "slurmbox/node:24.11-test";
@@ -794,7 +795,7 @@ mod tests {
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
             gpus: None,
         };
-        Plan::new(&ClusterSpec::default_cluster(), &[facts])
+        crate::components::plan(&ClusterSpec::default_cluster(), &[facts])
     }
 
     /// An engine running the default cluster.
