@@ -9,6 +9,7 @@
 //! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
 pub mod actions;
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod components;

@@ -74,6 +74,15 @@ impl Role {
             Role::Dbd => "dbd",
         }
     }
+
+    /// Every role, in the order their containers are listed.
+    pub const ALL: [Role; 6] =
+        [Role::Controller, Role::Login, Role::Compute, Role::Storage, Role::Database, Role::Dbd];
+
+    /// The role a container's [`LABEL_ROLE`] names.
+    pub fn parse(label: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == label)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

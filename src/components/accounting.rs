@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
+use super::PartError;
 use super::{Config, Layout, NODE_CAPS, munge};
 use crate::actions::{self, ActionError};
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, ExecSpec, FileUpload};
 use crate::plan::{
     ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, Role, VolumePlan,
@@ -175,7 +176,7 @@ pub fn sacctmgr_script(cluster: &str, accounts: &[AccountSpec]) -> String {
 }
 
 /// Once slurmdbd answers: the accounts and associations.
-pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     if apply.plan.slurm_accounts.is_empty() {
         return Ok(());
     }

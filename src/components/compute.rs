@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use super::HostFacts;
+use super::PartError;
 use super::{Config, Layout, NodeContainer, gpus, home, munge};
 use crate::actions;
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostPlan, LABEL_GPUS, LABEL_GRES, Plan, Role};
 use crate::render::NodeConf;
 
@@ -80,7 +81,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
 /// Dynamic nodes stay registered until deleted: Slurm forgets the ones that went away,
 /// and the ones being replaced (they may register with other resources), before the
 /// new containers start.
-pub async fn before_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn before_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     if apply.gone_nodes.is_empty() {
         return Ok(());
     }

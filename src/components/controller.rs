@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use super::PartError;
 use super::{Config, Layout, NodeContainer, home, munge};
 use crate::actions::{self, ActionError};
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, ExecSpec, FileUpload};
 use crate::plan::{
     COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
@@ -65,7 +66,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
 /// A new controller container may not know compute nodes that kept running: dynamic
 /// nodes live in its saved state, and a crash loses whatever was not saved yet. Have
 /// them register again.
-pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     let controller = apply.plan.controller();
     if !apply.touched(&controller.name) {
         return Ok(());

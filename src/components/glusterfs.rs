@@ -4,10 +4,11 @@
 //! its host, which the host's nodes see as /home (see [`super::home`]). Once the
 //! containers run, the first host's storage container shapes the volume.
 
+use super::PartError;
 use super::{Layout, home};
 use crate::actions;
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::plan::{
     ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
     Propagation, Role, StoragePeer, VolumePlan,
@@ -86,7 +87,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
 
 /// GlusterFS's servers use fixed ports of their host (24007 and up), so a host holds
 /// the GlusterFS /home of one cluster only: another's is refused before anything changes.
-pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Result<(), DeployError> {
+pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Result<(), PartError> {
     for peer in &plan.storage {
         let there = engines[peer.host].list_labelled(LABEL_ROLE, Role::Storage.as_str()).await?;
         if let Some(other) = there
@@ -94,7 +95,7 @@ pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Resu
             .filter_map(|c| c.labels.get(crate::plan::LABEL_CLUSTER))
             .find(|cluster| **cluster != plan.cluster)
         {
-            return Err(DeployError::SharedHomeTaken {
+            return Err(PartError::SharedHomeTaken {
                 host: plan.hosts[peer.host].name.clone(),
                 other: other.clone(),
             });
@@ -105,7 +106,7 @@ pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Resu
 
 /// The storage containers start first: glusterd is up on every host, and the peers
 /// can find each other, while the other parts prepare their containers.
-pub async fn on_created<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn on_created<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     if !apply.plan.storage.is_empty() {
         apply.say("starting the shared /home's storage containers");
         apply.start_role(Role::Storage).await?;
@@ -114,7 +115,7 @@ pub async fn on_created<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> R
 }
 
 /// Makes the volume span every storage host (peers, bricks, start); idempotent.
-pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     if apply.plan.storage.is_empty() {
         return Ok(());
     }

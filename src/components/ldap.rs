@@ -11,9 +11,10 @@ use std::fmt;
 
 use futures_util::future::try_join_all;
 
+use super::PartError;
 use super::{Config, Layout};
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, FileUpload};
 use crate::plan::{Plan, PlannedFile, Role};
 use crate::spec::LdapSpec;
@@ -118,7 +119,7 @@ pub struct LdapFileError {
 }
 
 /// New nodes get nslcd.conf with the bind password, and the CA, before they start.
-pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     let Some(ldap) = &apply.plan.ldap else {
         return Ok(());
     };

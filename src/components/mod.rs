@@ -39,14 +39,37 @@ pub mod users;
 use std::collections::BTreeMap;
 
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
-use crate::engine::Engine;
+use miette::Diagnostic;
+
+use crate::actions::ActionError;
+use crate::apply::Apply;
+use crate::engine::{Engine, EngineError};
 use crate::plan::{
     ContainerPlan, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan, PlannedFile,
     Role,
 };
 use crate::render::{CgroupConf, GresConf, SlurmConf};
 use crate::spec::{Arch, ClusterSpec, MacvlanSpec, NetworkSpec};
+
+/// What went wrong in a part's work through the engines.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum PartError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Action(#[from] ActionError),
+    #[error("host {host:?} already holds the GlusterFS /home of cluster {other:?}")]
+    #[diagnostic(help(
+        "GlusterFS takes fixed ports of its host, so one cluster per host can have shared = \"glusterfs\": give \
+         this cluster other hosts, or a /home of its own with [home] host_path. Nothing was changed"
+    ))]
+    SharedHomeTaken { host: String, other: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    LdapFile(#[from] ldap::LdapFileError),
+}
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
 pub const PARTS: [Part; 12] = [
@@ -117,7 +140,7 @@ impl Part {
     }
 
     /// Checks against what already runs on the hosts, before anything changes.
-    pub async fn check<E: Engine>(self, engines: &[E], plan: &Plan) -> Result<(), DeployError> {
+    pub async fn check<E: Engine>(self, engines: &[E], plan: &Plan) -> Result<(), PartError> {
         match self {
             Part::GlusterFs => glusterfs::check(engines, plan).await,
             _ => Ok(()),
@@ -126,7 +149,7 @@ impl Part {
 
     /// Work right after the containers are created, before any part prepares its own:
     /// what can start ahead of the rest.
-    pub async fn on_created<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    pub async fn on_created<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), PartError> {
         match self {
             Part::GlusterFs => glusterfs::on_created(apply).await,
             _ => Ok(()),
@@ -135,7 +158,7 @@ impl Part {
 
     /// Work between creating the containers and starting them all (the controller may
     /// be started first). Returns what it did, for the progress line.
-    pub async fn before_start<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    pub async fn before_start<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), PartError> {
         match self {
             Part::Munge => munge::before_start(apply).await,
             Part::Compute => compute::before_start(apply).await,
@@ -146,7 +169,7 @@ impl Part {
 
     /// Work once every container runs. Returns a line for the progress output when the
     /// part had something to do.
-    pub async fn after_start<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+    pub async fn after_start<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), PartError> {
         match self {
             Part::Controller => controller::after_start(apply).await,
             Part::GlusterFs => glusterfs::after_start(apply).await,

@@ -7,9 +7,10 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 
 use super::Layout;
+use super::PartError;
 use crate::actions;
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, FileUpload};
 use crate::plan::{MountPlan, MountSource, Plan, VolumePlan};
 
@@ -37,7 +38,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
 /// Nodes on other hosts get a copy of the key the controller made (which therefore
 /// starts first) before they start: the ones this run made, and any an earlier run made
 /// but did not start.
-pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     let controller = apply.plan.controller();
     let remote: Vec<_> = apply.starting().into_iter().filter(|c| c.host != controller.host).collect();
     if remote.is_empty() {

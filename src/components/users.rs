@@ -11,8 +11,9 @@
 use futures_util::future::try_join_all;
 
 use super::Layout;
+use super::PartError;
+use crate::apply::Apply;
 use crate::contract;
-use crate::deploy::{Apply, DeployError};
 use crate::engine::{Engine, EngineError, ExecSpec, FileUpload};
 use crate::plan::{ContainerPlan, MountPlan, MountSource, Plan, VolumePlan};
 use crate::render::Accounts;
@@ -58,7 +59,7 @@ pub fn files(accounts: &Accounts) -> Vec<FileUpload> {
 }
 
 /// Once the containers run: the accounts on every host, and every user's home.
-pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), DeployError> {
+pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     write(apply.engines, apply.plan, &apply.plan.accounts).await?;
     make_homes(apply.engines, apply.plan, &apply.plan.accounts.users).await?;
     Ok(())
@@ -81,11 +82,7 @@ pub async fn write<E: Engine>(engines: &[E], plan: &Plan, accounts: &Accounts) -
 /// Makes the homes of `users` that do not exist yet on the shared /home: a copy of
 /// /etc/skel, owned by the user, mode 0700 (nobody else reads it). Existing homes are
 /// left as they are.
-pub async fn make_homes<E: Engine>(
-    engines: &[E],
-    plan: &Plan,
-    users: &[UserSpec],
-) -> Result<(), DeployError> {
+pub async fn make_homes<E: Engine>(engines: &[E], plan: &Plan, users: &[UserSpec]) -> Result<(), PartError> {
     let login = plan.login();
     let mut cmd = vec![contract::INIT_PATH.to_string(), contract::HOMES.to_string()];
     cmd.extend(users.iter().filter(|u| u.login).map(|u| format!("{}:{}:{}", u.name, u.uid, u.gid)));

@@ -9,7 +9,6 @@
 //! Everything past reaching the hosts is generic over [`Engine`], so the deploy logic
 //! is unit-tested with [`crate::engine::recording::RecordingEngine`].
 
-pub mod apply;
 pub mod hosts;
 pub mod remove;
 #[cfg(test)]
@@ -20,10 +19,10 @@ use std::time::Duration;
 
 use miette::Diagnostic;
 
-pub use apply::Apply;
+use crate::apply::Apply;
 
 use crate::actions::{self, ActionError};
-use crate::components::{PARTS, login};
+use crate::components::{PARTS, PartError, login};
 use crate::engine::{Engine, EngineError};
 use crate::image::ImageError;
 use crate::plan::{self, Existing, LABEL_HASH, Plan};
@@ -41,15 +40,9 @@ pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ImageError),
-    #[error("host {host:?} already holds the GlusterFS /home of cluster {other:?}")]
-    #[diagnostic(help(
-        "GlusterFS takes fixed ports of its host, so one cluster per host can have shared = \"glusterfs\": give \
-         this cluster other hosts, or a /home of its own with [home] host_path. Nothing was changed"
-    ))]
-    SharedHomeTaken { host: String, other: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
-    LdapFile(#[from] crate::components::ldap::LdapFileError),
+    Part(#[from] PartError),
 }
 
 /// How `up` goes about it (from its flags).
@@ -141,7 +134,15 @@ pub async fn converge<E: Engine>(
         .collect();
     let changes = plan::converge(plan, &existing);
     let mut applied = Apply::new(engines, plan, &changes, p, &step);
-    let summary = applied.run(&found).await?;
+    applied.remove_outdated(&found).await?;
+    applied.create().await?;
+    for part in PARTS {
+        part.on_created(&mut applied).await?;
+    }
+    for part in PARTS {
+        part.before_start(&mut applied).await?;
+    }
+    let summary = applied.start_the_rest().await?;
     step.done_with(summary);
     for part in PARTS {
         part.after_start(&mut applied).await?;

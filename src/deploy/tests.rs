@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::remove::{Leaving, RemoveError, RemoveOptions, remove_host};
 use super::{DeployError, converge};
 use crate::components::HostFacts;
+use crate::components::PartError;
 use crate::components::limits::CgroupHost;
 use crate::engine::recording::{ANY_CONTAINER, Call, RecordingEngine};
 use crate::engine::{ContainerInfo, Engine, ExecOutput};
@@ -266,7 +267,7 @@ async fn a_host_holds_the_glusterfs_home_of_one_cluster_only() {
     engines[0].take_calls();
     let refused = up(&engines, &second).await;
     assert!(
-        matches!(&refused, Err(DeployError::SharedHomeTaken { host, other }) if host == "pi1" && other == "lab"),
+        matches!(&refused, Err(DeployError::Part(PartError::SharedHomeTaken { host, other })) if host == "pi1" && other == "lab"),
         "{refused:?}"
     );
     assert_eq!(changes(&engines[0]), Vec::<String>::new(), "nothing changed");

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use miette::Diagnostic;
 
-use crate::plan::{ContainerPlan, GpuRequest, NetworkPlan, VolumePlan};
+use crate::plan::{ContainerPlan, GpuRequest, LABEL_NODE, LABEL_ROLE, NetworkPlan, Role, VolumePlan};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum EngineError {
@@ -104,6 +104,21 @@ pub struct ContainerInfo {
 impl ContainerInfo {
     pub fn running(&self) -> bool {
         self.state == "running"
+    }
+
+    /// Its part of the cluster, from its [`LABEL_ROLE`] label.
+    pub fn role(&self) -> Option<Role> {
+        self.labels.get(LABEL_ROLE).and_then(|r| Role::parse(r))
+    }
+
+    /// Whether it plays `role`.
+    pub fn is(&self, role: Role) -> bool {
+        self.role() == Some(role)
+    }
+
+    /// Its node name (the [`LABEL_NODE`] label): "controller", "node1", "pi2", ...
+    pub fn node(&self) -> Option<&str> {
+        self.labels.get(LABEL_NODE).map(String::as_str)
     }
 }
 

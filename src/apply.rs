@@ -1,15 +1,17 @@
-//! Carrying out the changes [`crate::plan::converge`] listed, on each container's own
-//! engine: removals first, then creations (each container gets its files before it
-//! starts), then each part's work before the start (the munge key for other hosts,
-//! Slurm forgetting nodes that go away), then everything new or stopped starts at
-//! once. [`Apply`] is also what the parts' hooks see.
+//! One run of the changes [`crate::plan::converge`] listed, on each container's own
+//! engine, as the parts of a cluster see it: what this run creates and starts, and the
+//! means to start some containers ahead of the others. [`crate::deploy`] drives it:
+//! removals first, then creations (each container gets its files before it starts),
+//! then each part's work around the start ([`crate::components::Part`]'s hooks, which
+//! get an [`Apply`]), then everything new or stopped starts at once.
+//!
+//! It lives below the parts so that they can do their engine work through it without
+//! knowing the deploy sequence that calls them.
 
 use futures_util::future::join_all;
 
-use super::DeployError;
-use crate::components::PARTS;
 use crate::engine::{ContainerInfo, Engine, EngineError, FileUpload};
-use crate::plan::{Change, ContainerPlan, LABEL_NODE, LABEL_ROLE, Plan, Role};
+use crate::plan::{Change, ContainerPlan, LABEL_NODE, Plan, Role};
 use crate::progress::{Progress, Step};
 
 /// One run of the changes, as the parts' hooks see it.
@@ -104,16 +106,17 @@ impl<'a, E: Engine> Apply<'a, E> {
         self.plan.containers.iter().find(|c| c.name == name)
     }
 
-    /// Carries out the changes; `found` is what the engines listed (`(host, container)`).
-    /// Returns a one-line summary.
-    pub async fn run(&mut self, found: &[(usize, ContainerInfo)]) -> Result<String, DeployError> {
+    /// Removes the containers that go away or are made again; `found` is what the
+    /// engines listed (`(host, container)`). Compute nodes among them are kept in
+    /// [`Apply::gone_nodes`], for Slurm to forget.
+    pub async fn remove_outdated(&mut self, found: &[(usize, ContainerInfo)]) -> Result<(), EngineError> {
         self.say("removing outdated containers");
         let mut removals = Vec::new();
         for change in self.changes {
             if let Change::Remove(name) | Change::Recreate(name) = change
                 && let Some((host, info)) = found.iter().find(|(_, c)| &c.name == name)
             {
-                if info.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str())
+                if info.role() == Some(Role::Compute)
                     && let Some(node) = info.labels.get(LABEL_NODE)
                 {
                     self.gone_nodes.push(node.clone());
@@ -122,20 +125,22 @@ impl<'a, E: Engine> Apply<'a, E> {
             }
         }
         all(removals).await?;
+        Ok(())
+    }
 
+    /// Creates the containers this run makes (or makes again), each with its files.
+    pub async fn create(&mut self) -> Result<(), EngineError> {
         let to_create = self.created();
         self.say(format!("creating {} containers", to_create.len()));
         let t = std::time::Instant::now();
         all(to_create.iter().map(|c| create_with_files(&self.engines[c.host], c))).await?;
         tracing::info!(containers = to_create.len(), elapsed = ?t.elapsed(), "created");
+        Ok(())
+    }
 
-        for part in PARTS {
-            part.on_created(self).await?;
-        }
-        for part in PARTS {
-            part.before_start(self).await?;
-        }
-
+    /// Starts everything this run touches that no hook started yet, all at once.
+    /// Returns a one-line summary of the run.
+    pub async fn start_the_rest(&mut self) -> Result<String, EngineError> {
         self.say("starting");
         let to_start: Vec<&ContainerPlan> = self
             .plan
