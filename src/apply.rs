@@ -1,9 +1,9 @@
 //! One run of the changes [`crate::plan::converge`] listed, on each container's own
 //! engine, as the parts of a cluster see it: what this run creates and starts, and the
-//! means to start some containers ahead of the others. [`crate::deploy`] drives it:
+//! means to start some containers ahead of the others. The deploy module drives it:
 //! removals first, then creations (each container gets its files before it starts),
-//! then each part's work around the start ([`crate::components::Part`]'s hooks, which
-//! get an [`Apply`]), then everything new or stopped starts at once.
+//! then each part's work around the start (the parts' hooks, which get an [`Apply`]),
+//! then everything new or stopped starts at once.
 //!
 //! It lives below the parts so that they can do their engine work through it without
 //! knowing the deploy sequence that calls them.

@@ -1,5 +1,5 @@
 //! Command-line types (clap). No logic lives here: `main` resolves these into
-//! [`crate::commands::Context`] once and hands each command its own arguments.
+//! the commands' `Context` once and hands each command its own arguments.
 
 use std::path::PathBuf;
 

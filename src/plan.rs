@@ -1,8 +1,8 @@
 //! The plan: everything a cluster consists of, as plain data.
 //!
 //! The network, volumes, containers and rendered Slurm files a cluster needs. This
-//! module is data only: the parts of a cluster build a plan
-//! ([`crate::components::plan`]), the deploy step carries it out. It does no I/O, so a
+//! module is data only: the parts of a cluster build a plan (`components::plan`), the
+//! deploy module carries it out. It does no I/O, so a
 //! whole plan is snapshot-tested. [`converge`] compares a plan with what the engine
 //! reports and lists the changes to make, also without I/O.
 
@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::render::{Accounts, CgroupConf, CgroupPlugin, GresConf, NodeConf, SlurmConf};
+use crate::spec::UserSpec;
+use crate::render::{CgroupConf, CgroupPlugin, GresConf, NodeConf, SlurmConf};
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
 /// engine through them, so there is no state file to lose or corrupt.
@@ -436,4 +437,71 @@ pub fn runs_on_host(node: &str, host: &str) -> bool {
             .strip_prefix(host)
             .and_then(|rest| rest.strip_prefix('-'))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The accounts as NSS and sshd read them: plain data, rendered into files.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Accounts {
+    pub users: Vec<UserSpec>,
+}
+
+/// The shell of an account nobody may log in as.
+const NO_LOGIN: &str = "/usr/sbin/nologin";
+
+impl Accounts {
+    /// `/var/lib/extrausers/passwd`: like /etc/passwd.
+    pub fn passwd(&self) -> String {
+        let mut out = String::new();
+        for u in &self.users {
+            let shell = if u.login { "/bin/bash" } else { NO_LOGIN };
+            out +=
+                &format!("{}:x:{}:{}::{}/{}:{shell}\n", u.name, u.uid, u.gid, crate::contract::HOME, u.name);
+        }
+        out
+    }
+
+    /// `/var/lib/extrausers/group`: a group of each user's name, unless their primary
+    /// group is another user's.
+    pub fn group(&self) -> String {
+        let mut out = String::new();
+        for u in &self.users {
+            if u.gid == u.uid || !self.users.iter().any(|o| o.uid == u.gid) {
+                out += &format!("{}:x:{}:\n", u.name, u.gid);
+            }
+        }
+        out
+    }
+
+    /// `/var/lib/extrausers/shadow`: no password for anyone (`*`: logins are by key), and
+    /// locked (`!`) where login is off, which sshd refuses even with a key.
+    pub fn shadow(&self) -> String {
+        let mut out = String::new();
+        for u in &self.users {
+            let password = if u.login { "*" } else { "!*" };
+            out += &format!("{}:{password}:20000:0:99999:7:::\n", u.name);
+        }
+        out
+    }
+
+    /// Each user's authorized keys file (empty where login is off).
+    pub fn keys(&self) -> Vec<(String, String)> {
+        self.users
+            .iter()
+            .map(|u| {
+                let keys = if u.login {
+                    u.ssh_keys.iter().map(|k| format!("{k}\n")).collect()
+                } else {
+                    String::new()
+                };
+                (u.name.clone(), keys)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Accounts {
+    /// What `config render` shows: the passwd file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.passwd())
+    }
 }

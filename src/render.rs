@@ -11,8 +11,6 @@
 
 use std::fmt::{self, Display, Write as _};
 
-use crate::spec::UserSpec;
-
 /// Where each daemon keeps things inside the containers (fixed by the image layout).
 pub const STATE_SAVE_LOCATION: &str = crate::contract::STATE_SAVE_LOCATION;
 pub const SLURMD_SPOOL_DIR: &str = "/var/spool/slurmd";
@@ -376,73 +374,6 @@ impl Display for CgroupConf {
         writeln!(f, "ConstrainSwapSpace=yes")?;
         writeln!(f, "AllowedSwapSpace=0")?;
         writeln!(f, "ConstrainDevices=yes")
-    }
-}
-
-/// The accounts as NSS and sshd read them: plain data, rendered into files.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Accounts {
-    pub users: Vec<UserSpec>,
-}
-
-/// The shell of an account nobody may log in as.
-const NO_LOGIN: &str = "/usr/sbin/nologin";
-
-impl Accounts {
-    /// `/var/lib/extrausers/passwd`: like /etc/passwd.
-    pub fn passwd(&self) -> String {
-        let mut out = String::new();
-        for u in &self.users {
-            let shell = if u.login { "/bin/bash" } else { NO_LOGIN };
-            out +=
-                &format!("{}:x:{}:{}::{}/{}:{shell}\n", u.name, u.uid, u.gid, crate::contract::HOME, u.name);
-        }
-        out
-    }
-
-    /// `/var/lib/extrausers/group`: a group of each user's name, unless their primary
-    /// group is another user's.
-    pub fn group(&self) -> String {
-        let mut out = String::new();
-        for u in &self.users {
-            if u.gid == u.uid || !self.users.iter().any(|o| o.uid == u.gid) {
-                out += &format!("{}:x:{}:\n", u.name, u.gid);
-            }
-        }
-        out
-    }
-
-    /// `/var/lib/extrausers/shadow`: no password for anyone (`*`: logins are by key), and
-    /// locked (`!`) where login is off, which sshd refuses even with a key.
-    pub fn shadow(&self) -> String {
-        let mut out = String::new();
-        for u in &self.users {
-            let password = if u.login { "*" } else { "!*" };
-            out += &format!("{}:{password}:20000:0:99999:7:::\n", u.name);
-        }
-        out
-    }
-
-    /// Each user's authorized keys file (empty where login is off).
-    pub fn keys(&self) -> Vec<(String, String)> {
-        self.users
-            .iter()
-            .map(|u| {
-                let keys = if u.login {
-                    u.ssh_keys.iter().map(|k| format!("{k}\n")).collect()
-                } else {
-                    String::new()
-                };
-                (u.name.clone(), keys)
-            })
-            .collect()
-    }
-}
-
-impl fmt::Display for Accounts {
-    /// What `config render` shows: the passwd file.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.passwd())
     }
 }
 

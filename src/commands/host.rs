@@ -43,7 +43,7 @@ pub enum HostError {
 
 impl HostError {
     /// Whether it is a mistake in what was asked (no spec file, a host the spec does not
-    /// list or that cannot leave), which [`crate::exit`] turns into exit code 2.
+    /// list or that cannot leave), which the binary turns into exit code 2.
     pub fn is_usage(&self) -> bool {
         match self {
             HostError::NoSpecFile

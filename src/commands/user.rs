@@ -55,7 +55,7 @@ pub enum UserError {
 }
 
 impl UserError {
-    /// Whether it is a mistake in what was asked, which [`crate::exit`] turns into 2.
+    /// Whether it is a mistake in what was asked, which the binary turns into exit code 2.
     pub fn is_usage(&self) -> bool {
         !matches!(self, UserError::Write { .. } | UserError::HasJobs { .. })
     }

@@ -15,8 +15,7 @@ use super::PartError;
 use crate::apply::Apply;
 use crate::contract;
 use crate::engine::{Engine, EngineError, ExecSpec, FileUpload};
-use crate::plan::{ContainerPlan, MountPlan, MountSource, Plan, VolumePlan};
-use crate::render::Accounts;
+use crate::plan::{Accounts, ContainerPlan, MountPlan, MountSource, Plan, VolumePlan};
 use crate::spec::UserSpec;
 
 fn volume(layout: &Layout) -> String {
