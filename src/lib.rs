@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod apply;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod components;
 pub mod contract;

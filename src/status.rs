@@ -1,151 +1,45 @@
-//! What a cluster is right now: its hosts (reachable or not, their engines, images and
-//! nodes), each node's container and Slurm state, and the GlusterFS /home's health.
+//! What a cluster is right now, for `slurmbox status`: its hosts (reachable or not,
+//! their engines, images and nodes), each node's container and Slurm state, the jobs
+//! in the queue, and what each part of the cluster adds (the GlusterFS /home's health,
+//! a controller's unclean start); and for `slurmbox doctor`: what each host offers and
+//! each compute node enforces.
 //!
-//! [`gather`] asks the engines, the controller (through [`crate::slurm`]) and the
-//! storage containers; what could not be asked is kept with its reason, not left out.
-//! Printing (the table and `--json`) is `commands/status.rs`'s business.
+//! [`gather`] and [`doctor`] ask the [`Model`] once and then every part for its share;
+//! what could not be asked is kept with its reason, not left out. Printing (tables and
+//! `--json`) is the commands' business.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use futures_util::future::join_all;
-
-use crate::commands::Cluster;
-use crate::engine::{ContainerInfo, Engine, ExecSpec};
-use crate::plan::{
-    LABEL_GPUS, LABEL_GRES, LABEL_LIMITS, LABEL_NODE, LABEL_ROLE, Role, STORAGE_PATH, runs_on_host,
-};
-use crate::slurm::{NodeState, Slurm};
-
-/// The whole picture, as `slurmbox status --json` prints it.
-#[derive(Debug, serde::Serialize)]
-pub struct ClusterStatus {
-    pub cluster: String,
-    pub hosts: Vec<HostStatus>,
-    pub nodes: Vec<NodeStatus>,
-    /// The GlusterFS /home's volume; null without one or when it cannot be asked.
-    pub shared_home: Option<SharedHomeStatus>,
-    /// Why the controller could not be asked for the nodes' Slurm states.
-    pub slurm_error: Option<String>,
-    /// When the running controller started after an unclean stop (a crash or kill),
-    /// which may have cost Slurm its last seconds of changes; null after a clean start.
-    pub controller_unclean_start: Option<String>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct HostStatus {
-    pub host: String,
-    /// The engine's address ("local" for the local engine).
-    pub engine: String,
-    pub reachable: bool,
-    /// Why it could not be reached.
-    pub error: Option<String>,
-    /// Docker version and CPU architecture, as its engine reports them.
-    pub docker_version: Option<String>,
-    pub arch: Option<String>,
-    /// Why a reachable engine did not say its version and architecture.
-    pub info_error: Option<String>,
-    /// Images the cluster's containers there run.
-    pub images: Vec<String>,
-    pub nodes: Vec<String>,
-    /// With a GlusterFS /home: whether its storage container has the volume mounted
-    /// for the host's nodes (null without one, or when it cannot be asked).
-    pub home_mounted: Option<bool>,
-    /// Why its storage container could not say.
-    pub home_error: Option<String>,
-}
-
-/// The GlusterFS /home's volume, as the first host's storage container reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SharedHomeStatus {
-    /// "Started", "Stopped", or "none" before the first `up` made it.
-    pub volume: String,
-    pub bricks: u32,
-    /// Bricks whose server runs and answers.
-    pub online: u32,
-    /// Files a brick still lacks, which self-heal will copy there.
-    pub heal_pending: u32,
-    /// Files whose copies disagree and which GlusterFS cannot settle by itself.
-    pub split_brain: u32,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct NodeStatus {
-    /// The spec's name of the host the node runs on ("local" for the local engine).
-    pub host: String,
-    pub node: String,
-    pub role: String,
-    /// Null for a node on a host that did not answer.
-    pub container: Option<String>,
-    pub container_state: String,
-    pub container_status: String,
-    /// Slurm's state for compute nodes ("idle", "down*", ...), as `sinfo` prints it;
-    /// null for the others or when the controller cannot be asked.
-    pub slurm_state: Option<String>,
-    /// Compute nodes: the cgroup plugin confining their jobs, or "off" (`doctor` says
-    /// why); null for the others.
-    pub limits: Option<String>,
-    /// Compute nodes with GPUs: the GRES they register with ("gpu:2"); null otherwise.
-    pub gres: Option<String>,
-    /// Compute nodes with GPUs: what they are ("2 × NVIDIA H200 through its engine
-    /// (NVIDIA container toolkit)"); null otherwise.
-    pub gpus: Option<String>,
-    /// The login node: the port its sshd is published on; null for the others.
-    pub ssh_port: Option<u16>,
-}
-
-/// What a storage container's `status` printed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct StorageReport {
-    /// Whether this host has the volume mounted for its nodes.
-    pub mounted: Option<bool>,
-    /// The volume, when asked for it (`--volume`).
-    pub volume: Option<SharedHomeStatus>,
-}
-
-/// Parses the storage script's `status` output: `key=value` lines (`mounted=yes`,
-/// then with `--volume`: `volume=Started`, `bricks=`, `online=`, `heal_pending=`,
-/// `split_brain=`). Unknown lines are ignored; a missing or unreadable count is 0.
-pub fn parse_storage_report(text: &str) -> StorageReport {
-    let values: BTreeMap<&str, &str> =
-        text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
-    let number = |key: &str| values.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
-    StorageReport {
-        mounted: values.get("mounted").map(|m| *m == "yes"),
-        volume: values.get("volume").map(|volume| SharedHomeStatus {
-            volume: volume.to_string(),
-            bricks: number("bricks"),
-            online: number("online"),
-            heal_pending: number("heal_pending"),
-            split_brain: number("split_brain"),
-        }),
-    }
-}
-
-fn has_role(c: &ContainerInfo, role: Role) -> bool {
-    c.labels.get(LABEL_ROLE).map(String::as_str) == Some(role.as_str())
-}
+use crate::cluster::report::{ClusterStatus, DoctorReport, HostDoctor, HostStatus, JobStatus, NodeStatus};
+use crate::cluster::{Cluster, Model};
+use crate::components::PARTS;
+use crate::plan::{LABEL_GPUS, LABEL_GRES, LABEL_LIMITS, LABEL_SSH_PORT, Role, runs_on_host};
+use crate::spec::ClusterSpec;
 
 /// Asks every part of the cluster at once what it is now.
-pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
-    let containers = handle.containers().await?;
-    let controller = containers.iter().find(|c| has_role(c, Role::Controller) && c.running());
-    let states: Result<BTreeMap<String, NodeState>, String> = match controller {
-        Some(c) => Slurm::new(handle.engine(c), &c.name).node_states().await.map_err(|e| e.to_string()),
-        None => Err("the controller is not running".into()),
-    };
-    let unclean = match controller {
-        Some(c) => crate::components::controller::unclean_start(handle.engine(c), &c.name).await,
-        None => None,
-    };
-    let known = states.as_ref().ok();
-    let mut nodes: Vec<NodeStatus> = containers
+pub async fn gather(cluster: &Cluster) -> miette::Result<ClusterStatus> {
+    let model = cluster.model().await?;
+    let mut status = base(cluster, &model);
+    for part in PARTS {
+        part.status(cluster, &model, &mut status).await;
+    }
+    Ok(status)
+}
+
+/// What the engines and the controller say, before the parts add theirs.
+fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
+    let slurm = model.slurm.as_ref().ok();
+    let state =
+        |node: &str| slurm.and_then(|s| s.nodes.iter().find(|n| n.name == node)).map(|n| n.state.to_string());
+    let mut nodes: Vec<NodeStatus> = model
+        .containers
         .iter()
         .map(|c| {
-            let node = c.labels.get(LABEL_NODE).cloned().unwrap_or_default();
+            let node = c.node().unwrap_or_default().to_string();
             NodeStatus {
-                host: handle.hosts[c.host].name.clone(),
-                slurm_state: known.and_then(|s| s.get(&node)).map(ToString::to_string),
-                role: c.labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
+                host: cluster.hosts[c.host].name.clone(),
+                slurm_state: state(&node),
+                role: c.role().map(|r| r.as_str().to_string()).unwrap_or_default(),
                 node,
                 container: Some(c.name.clone()),
                 container_state: c.state.clone(),
@@ -153,22 +47,22 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
                 limits: c.labels.get(LABEL_LIMITS).cloned(),
                 gres: c.labels.get(LABEL_GRES).cloned(),
                 gpus: c.labels.get(LABEL_GPUS).cloned(),
-                ssh_port: c.labels.get(crate::plan::LABEL_SSH_PORT).and_then(|p| p.parse().ok()),
+                ssh_port: c.labels.get(LABEL_SSH_PORT).and_then(|p| p.parse().ok()),
             }
         })
         .collect();
     // Nodes on hosts that did not answer, as far as Slurm knows them (over several
     // hosts compute nodes are named after their host).
-    for (host, _) in handle.unreachable() {
-        for (node, state) in known.into_iter().flatten().filter(|(n, _)| runs_on_host(n, &host.name)) {
+    for (host, _) in cluster.unreachable() {
+        for node in slurm.into_iter().flat_map(|s| &s.nodes).filter(|n| runs_on_host(&n.name, &host.name)) {
             nodes.push(NodeStatus {
                 host: host.name.clone(),
-                node: node.clone(),
+                node: node.name.clone(),
                 role: Role::Compute.as_str().into(),
                 container: None,
                 container_state: "unknown".into(),
                 container_status: "host unreachable".into(),
-                slurm_state: Some(state.to_string()),
+                slurm_state: Some(node.state.to_string()),
                 limits: None,
                 gres: None,
                 gpus: None,
@@ -176,123 +70,69 @@ pub async fn gather(handle: &Cluster) -> miette::Result<ClusterStatus> {
             });
         }
     }
-
-    let storage = storage_reports(handle, &containers).await;
-    let first = storage.iter().map(|(host, _)| *host).min();
-    let shared_home = storage
-        .iter()
-        .filter(|(host, _)| Some(*host) == first)
-        .find_map(|(_, r)| r.as_ref().ok().and_then(|r| r.volume.clone()));
-
-    let infos = join_all(handle.hosts.iter().map(|h| async {
-        match &h.engine {
-            Ok(engine) => Some(engine.info().await),
-            Err(_) => None,
-        }
-    }))
-    .await;
-    let hosts = handle
+    let hosts = cluster
         .hosts
         .iter()
-        .zip(infos)
+        .zip(&model.infos)
         .enumerate()
         .map(|(i, (h, info))| {
             let images: BTreeSet<String> =
-                containers.iter().filter(|c| c.host == i).map(|c| c.image.clone()).collect();
-            let report = storage.iter().find(|(host, _)| *host == i).map(|(_, r)| r);
-            let found = info.as_ref().and_then(|i| i.as_ref().ok());
+                model.containers.iter().filter(|c| c.host == i).map(|c| c.image.clone()).collect();
             HostStatus {
                 host: h.name.clone(),
                 engine: h.url.clone().unwrap_or_else(|| "local".into()),
                 reachable: h.engine.is_ok(),
                 error: h.engine.as_ref().err().map(ToString::to_string),
-                docker_version: found.map(|i| i.version.clone()),
-                arch: found.map(|i| i.arch.clone()),
-                info_error: info.and_then(Result::err).map(|e| e.to_string()),
+                docker_version: info.as_ref().ok().map(|i| i.version.clone()),
+                arch: info.as_ref().ok().map(|i| i.arch.clone()),
+                info_error: info.as_ref().err().filter(|_| h.engine.is_ok()).cloned(),
                 images: images.into_iter().collect(),
                 nodes: nodes.iter().filter(|n| n.host == h.name).map(|n| n.node.clone()).collect(),
-                home_mounted: report.and_then(|r| r.as_ref().ok()).and_then(|r| r.mounted),
-                home_error: report.and_then(|r| r.as_ref().err()).cloned(),
+                home_mounted: None,
+                home_error: None,
             }
         })
         .collect();
-    Ok(ClusterStatus {
-        cluster: handle.name.clone(),
+    let jobs = slurm
+        .into_iter()
+        .flat_map(|s| &s.jobs)
+        .map(|j| JobStatus {
+            id: j.id,
+            name: j.name.clone(),
+            user: j.user.clone(),
+            partition: j.partition.clone(),
+            state: j.state.to_string(),
+            reason: j.reason.clone(),
+            nodes: j.nodes.clone(),
+        })
+        .collect();
+    ClusterStatus {
+        cluster: cluster.name.clone(),
         hosts,
         nodes,
-        shared_home,
-        slurm_error: states.err(),
-        controller_unclean_start: unclean,
-    })
+        shared_home: None,
+        slurm_error: model.slurm.as_ref().err().cloned(),
+        controller_unclean_start: None,
+        jobs,
+    }
 }
 
-/// With a GlusterFS /home, each running storage container says whether its host has
-/// the volume mounted; the first one (lowest host) also reports on the volume. Each
-/// answer comes with its host's index, or why it could not be had.
-async fn storage_reports(
-    handle: &Cluster,
-    containers: &[ContainerInfo],
-) -> Vec<(usize, Result<StorageReport, String>)> {
-    let storage: Vec<&ContainerInfo> =
-        containers.iter().filter(|c| has_role(c, Role::Storage) && c.running()).collect();
-    let first = storage.iter().map(|c| c.host).min();
-    join_all(storage.into_iter().map(|c| async move {
-        let mut cmd = ExecSpec::new([STORAGE_PATH, "status"]);
-        if Some(c.host) == first {
-            cmd.cmd.push("--volume".into());
-        }
-        let report = match handle.engine(c).exec(&c.name, &cmd).await {
-            Ok(out) if out.ok() => Ok(parse_storage_report(&out.stdout)),
-            Ok(out) => Err(format!(
-                "`{}` failed on {} (exit {}): {}",
-                cmd.cmd.join(" "),
-                c.name,
-                out.code,
-                out.stderr.trim()
-            )),
-            Err(e) => Err(e.to_string()),
-        };
-        (c.host, report)
-    }))
-    .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_storage_report_with_the_volume() {
-        let report = parse_storage_report(
-            "mounted=yes\nvolume=Started\nbricks=3\nonline=2\nheal_pending=5\nsplit_brain=0\n",
-        );
-        assert_eq!(
-            report,
-            StorageReport {
-                mounted: Some(true),
-                volume: Some(SharedHomeStatus {
-                    volume: "Started".into(),
-                    bricks: 3,
-                    online: 2,
-                    heal_pending: 5,
-                    split_brain: 0
-                }),
-            }
-        );
+/// Asks every part what the hosts offer and the nodes enforce.
+pub async fn doctor(cluster: &Cluster, spec: &ClusterSpec) -> miette::Result<DoctorReport> {
+    let model = cluster.model().await?;
+    let hosts = cluster
+        .hosts
+        .iter()
+        .map(|h| HostDoctor {
+            host: h.name.clone(),
+            cgroup: String::new(),
+            can_enforce: Err("its engine did not answer".into()),
+            gpus: None,
+        })
+        .collect();
+    let mut report = DoctorReport { cluster: cluster.name.clone(), hosts, ..Default::default() };
+    for part in PARTS {
+        part.doctor(cluster, &model, spec, &mut report).await;
     }
-
-    #[test]
-    fn a_storage_report_without_the_volume() {
-        assert_eq!(
-            parse_storage_report("mounted=no\n"),
-            StorageReport { mounted: Some(false), volume: None }
-        );
-        // Before the first `up` made the volume: no counts, which read as 0.
-        let none = parse_storage_report("mounted=no\nvolume=none\n").volume.unwrap();
-        assert_eq!((none.volume.as_str(), none.bricks, none.online), ("none", 0, 0));
-        // Lines that are not key=value, and counts that are not numbers, are ignored.
-        let odd = parse_storage_report("gluster says hi\nvolume=Started\nbricks=three\n").volume.unwrap();
-        assert_eq!(odd.bricks, 0);
-        assert_eq!(parse_storage_report(""), StorageReport::default());
-    }
+    Ok(report)
 }

@@ -18,12 +18,12 @@ pub mod user;
 pub mod verify;
 
 use futures_util::future::join_all;
-use miette::Diagnostic;
+
+pub use crate::cluster::{Cluster, ClusterError, ClusterHost, default_user, running_node};
 
 use crate::cli::ClusterName;
 use crate::engine::docker::DockerEngine;
-use crate::engine::{ContainerInfo, Engine, EngineError, EngineInfo};
-use crate::plan::{LABEL_NODE, LABEL_USER};
+use crate::engine::{EngineError, EngineInfo};
 use crate::progress::Progress;
 use crate::spec::{ClusterSpec, HostSpec};
 
@@ -83,74 +83,6 @@ impl Context {
     }
 }
 
-/// A cluster by name, with a connection to each of its hosts' engines (controller's
-/// first).
-pub struct Cluster {
-    pub name: String,
-    pub hosts: Vec<ClusterHost>,
-}
-
-/// One of a cluster's hosts, and its engine if it answered.
-pub struct ClusterHost {
-    pub name: String,
-    /// The engine's address; `None` for the local engine.
-    pub url: Option<String>,
-    pub engine: Result<DockerEngine, EngineError>,
-}
-
-impl Cluster {
-    /// Every container of the cluster on every host that answered, or an error saying
-    /// the cluster does not exist.
-    pub async fn containers(&self) -> miette::Result<Vec<ContainerInfo>> {
-        let mut all = Vec::new();
-        for (host, engine) in self.reachable() {
-            all.extend(
-                engine.list_containers(&self.name).await?.into_iter().map(|c| ContainerInfo { host, ..c }),
-            );
-        }
-        if all.is_empty() {
-            return Err(ClusterError::Missing(self.name.clone()).into());
-        }
-        Ok(all)
-    }
-
-    /// The hosts whose engines answered, with their index in [`Cluster::hosts`].
-    pub fn reachable(&self) -> impl Iterator<Item = (usize, &DockerEngine)> {
-        self.hosts.iter().enumerate().filter_map(|(i, h)| h.engine.as_ref().ok().map(|e| (i, e)))
-    }
-
-    /// The hosts whose engines did not answer, each with the reason.
-    pub fn unreachable(&self) -> impl Iterator<Item = (&ClusterHost, &EngineError)> {
-        self.hosts.iter().filter_map(|h| h.engine.as_ref().err().map(|e| (h, e)))
-    }
-
-    /// The engine a container lives on (containers are only listed from hosts that
-    /// answered).
-    pub fn engine(&self, container: &ContainerInfo) -> &DockerEngine {
-        self.hosts[container.host].engine.as_ref().expect("containers come from hosts that answered")
-    }
-
-    /// The controller's engine (its host always answered, or there is no [`Cluster`]).
-    pub fn control(&self) -> &DockerEngine {
-        self.hosts[0].engine.as_ref().expect("the controller's host answered")
-    }
-}
-
-#[derive(Debug, thiserror::Error, Diagnostic)]
-pub enum ClusterError {
-    #[error("cluster {0:?} does not exist on this Docker engine")]
-    #[diagnostic(help("create it with `slurmbox up --name {0}`, or pick another with --name"))]
-    Missing(String),
-    #[error("cluster {cluster:?} has no node {node:?} (it has: {known})")]
-    #[diagnostic(help("use one of the listed node names"))]
-    NoNode { cluster: String, node: String, known: String },
-    #[error("node {node:?} of cluster {cluster:?} is not running (container state: {state})")]
-    #[diagnostic(help(
-        "`slurmbox up --name {cluster}` starts it again; `slurmbox logs --name {cluster} {node}` shows why it stopped"
-    ))]
-    NotRunning { cluster: String, node: String, state: String },
-}
-
 /// The text `up` remembers the cluster by (see [`crate::registry`]): its spec file's,
 /// else the remembered copy, else just its name.
 pub fn spec_text(args: &ClusterName, spec: &ClusterSpec) -> String {
@@ -184,40 +116,6 @@ pub fn load_spec(args: &ClusterName) -> miette::Result<ClusterSpec> {
 
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// The running container of `node` ("login", "controller", "node1", ...).
-pub fn running_node<'a>(
-    cluster: &str,
-    containers: &'a [ContainerInfo],
-    node: &str,
-) -> miette::Result<&'a ContainerInfo> {
-    let found = containers.iter().find(|c| c.labels.get(LABEL_NODE).map(String::as_str) == Some(node));
-    let Some(found) = found else {
-        let known = containers
-            .iter()
-            .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ClusterError::NoNode { cluster: cluster.into(), node: node.into(), known }.into());
-    };
-    if !found.running() {
-        return Err(ClusterError::NotRunning {
-            cluster: cluster.into(),
-            node: node.into(),
-            state: found.state.clone(),
-        }
-        .into());
-    }
-    Ok(found)
-}
-
-/// The cluster's default user, as recorded on its containers.
-pub fn default_user(containers: &[ContainerInfo]) -> String {
-    containers
-        .iter()
-        .find_map(|c| c.labels.get(LABEL_USER).cloned())
-        .unwrap_or_else(|| crate::spec::DEFAULT_USER.to_string())
 }
 
 pub fn exit_code(code: i64) -> std::process::ExitCode {

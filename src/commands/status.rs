@@ -1,6 +1,7 @@
 //! `slurmbox status`: prints what [`crate::status::gather`] found (each host, reachable
 //! or not, its engine, its nodes, whether its nodes have the GlusterFS /home; that
-//! volume's bricks; each node's container state and Slurm state) as tables or JSON.
+//! volume's bricks; each node's container state and Slurm state; the jobs in the
+//! queue) as tables or JSON.
 
 use std::process::ExitCode;
 
@@ -89,6 +90,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     }
     println!("{table}");
     println!("{}", limits_line(nodes));
+    if status.slurm_error.is_none() {
+        println!("{}", jobs_line(&status.jobs));
+    }
     if let Some(port) = nodes.iter().find_map(|n| n.ssh_port) {
         println!(
             "ssh logins: port {port} of the controller's host (`slurmbox ssh-config USER` prints a user's block)"
@@ -110,8 +114,29 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line on the queue: "jobs: 2 running (alice, bob), 5 pending".
+fn jobs_line(jobs: &[crate::cluster::report::JobStatus]) -> String {
+    if jobs.is_empty() {
+        return "jobs: none in the queue".into();
+    }
+    let mut by: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for j in jobs {
+        by.entry(&j.state).or_default().insert(&j.user);
+        *counts.entry(&j.state).or_default() += 1;
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(state, n)| {
+            let users: Vec<&str> = by[state].iter().copied().collect();
+            format!("{n} {} ({})", state.to_lowercase(), users.join(", "))
+        })
+        .collect();
+    format!("jobs: {} (`--json` lists each)", parts.join(", "))
+}
+
 /// One line on what confines the compute nodes' jobs, from what they were made with.
-fn limits_line(nodes: &[crate::status::NodeStatus]) -> String {
+fn limits_line(nodes: &[crate::cluster::report::NodeStatus]) -> String {
     let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for n in nodes.iter().filter(|n| n.role == "compute") {
         by.entry(n.limits.as_deref().unwrap_or("unknown")).or_default().push(&n.node);
@@ -133,7 +158,7 @@ fn limits_line(nodes: &[crate::status::NodeStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::NodeStatus;
+    use crate::cluster::report::NodeStatus;
 
     fn node(name: &str, role: &str, limits: Option<&str>) -> NodeStatus {
         NodeStatus {
@@ -166,6 +191,24 @@ mod tests {
         assert_eq!(
             limits_line(&[node("node1", "compute", Some("off"))]),
             "limits (memory, cores, processes): NOT enforced on node1 (`slurmbox doctor` says why)"
+        );
+    }
+
+    #[test]
+    fn the_jobs_line_counts_jobs_by_state_with_their_users() {
+        let job = |id, user: &str, state: &str| crate::cluster::report::JobStatus {
+            id,
+            name: "wrap".into(),
+            user: user.into(),
+            partition: "main".into(),
+            state: state.into(),
+            reason: None,
+            nodes: vec![],
+        };
+        assert_eq!(jobs_line(&[]), "jobs: none in the queue");
+        assert_eq!(
+            jobs_line(&[job(1, "bob", "RUNNING"), job(2, "alice", "PENDING"), job(3, "alice", "RUNNING")]),
+            "jobs: 1 pending (alice), 2 running (alice, bob) (`--json` lists each)"
         );
     }
 }

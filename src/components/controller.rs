@@ -8,6 +8,8 @@ use super::PartError;
 use super::{Config, Layout, NodeContainer, home, munge};
 use crate::actions::{self, ActionError};
 use crate::apply::Apply;
+use crate::cluster::report::{ClusterStatus, DoctorReport};
+use crate::cluster::{Cluster, Model};
 use crate::contract;
 use crate::engine::{Engine, ExecSpec, FileUpload};
 use crate::plan::{
@@ -134,6 +136,21 @@ pub async fn unclean_start<E: Engine>(engine: &E, container: &str) -> Option<Str
     let read = ExecSpec::new(["cat", &format!("{}/slurmbox-unclean-start", render::STATE_SAVE_LOCATION)]);
     let out = engine.exec(container, &read).await.ok()?;
     Some(out.stdout.trim().to_string()).filter(|at| out.ok() && !at.is_empty())
+}
+
+/// For `status`: when the running controller came back from an unclean stop.
+pub async fn status(cluster: &Cluster, model: &Model, status: &mut ClusterStatus) {
+    status.controller_unclean_start = unclean_start_of(cluster, model).await;
+}
+
+/// For `doctor`: after an unclean stop, what may be lost and what to check.
+pub async fn doctor(cluster: &Cluster, model: &Model, report: &mut DoctorReport) {
+    report.controller = unclean_start_of(cluster, model).await.map(|at| unclean_start_advice(&at));
+}
+
+async fn unclean_start_of(cluster: &Cluster, model: &Model) -> Option<String> {
+    let c = model.controllers().into_iter().next()?;
+    unclean_start(cluster.engine(c), &c.name).await
 }
 
 /// What an admin should know after such a start, for `status` and `doctor`.

@@ -13,6 +13,13 @@ use crate::plan::{
     ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
     Propagation, Role, StoragePeer, VolumePlan,
 };
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+
+use crate::cluster::report::{ClusterStatus, SharedHomeStatus};
+use crate::cluster::{Cluster, Model};
+use crate::engine::{ContainerInfo, Engine, ExecSpec};
 use crate::spec::HomeSpec;
 
 /// A storage container's capabilities: GlusterFS's servers act as root on the brick
@@ -127,4 +134,116 @@ pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> 
     let changed = actions::converge_storage(apply.engines, apply.plan).await?;
     step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });
     Ok(())
+}
+
+/// For `status`: the volume's health (from the first host's storage container) and,
+/// per host, whether its nodes have the volume mounted.
+pub async fn status(cluster: &Cluster, model: &Model, status: &mut ClusterStatus) {
+    let storage = storage_reports(cluster, model).await;
+    let first = storage.iter().map(|(host, _)| *host).min();
+    status.shared_home = storage
+        .iter()
+        .filter(|(host, _)| Some(*host) == first)
+        .find_map(|(_, r)| r.as_ref().ok().and_then(|r| r.volume.clone()));
+    for (i, host) in status.hosts.iter_mut().enumerate() {
+        let report = storage.iter().find(|(h, _)| *h == i).map(|(_, r)| r);
+        host.home_mounted = report.and_then(|r| r.as_ref().ok()).and_then(|r| r.mounted);
+        host.home_error = report.and_then(|r| r.as_ref().err()).cloned();
+    }
+}
+
+/// What a storage container's `status` printed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StorageReport {
+    /// Whether this host has the volume mounted for its nodes.
+    pub mounted: Option<bool>,
+    /// The volume, when asked for it (`--volume`).
+    pub volume: Option<SharedHomeStatus>,
+}
+
+/// Parses the storage script's `status` output: `key=value` lines (`mounted=yes`,
+/// then with `--volume`: `volume=Started`, `bricks=`, `online=`, `heal_pending=`,
+/// `split_brain=`). Unknown lines are ignored; a missing or unreadable count is 0.
+pub fn parse_storage_report(text: &str) -> StorageReport {
+    let values: BTreeMap<&str, &str> =
+        text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+    let number = |key: &str| values.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+    StorageReport {
+        mounted: values.get("mounted").map(|m| *m == "yes"),
+        volume: values.get("volume").map(|volume| SharedHomeStatus {
+            volume: volume.to_string(),
+            bricks: number("bricks"),
+            online: number("online"),
+            heal_pending: number("heal_pending"),
+            split_brain: number("split_brain"),
+        }),
+    }
+}
+
+/// With a GlusterFS /home, each running storage container says whether its host has
+/// the volume mounted; the first one (lowest host) also reports on the volume. Each
+/// answer comes with its host's index, or why it could not be had.
+async fn storage_reports(handle: &Cluster, model: &Model) -> Vec<(usize, Result<StorageReport, String>)> {
+    let storage: Vec<&ContainerInfo> = model.of_role(Role::Storage).filter(|c| c.running()).collect();
+    let first = storage.iter().map(|c| c.host).min();
+    join_all(storage.into_iter().map(|c| async move {
+        let mut cmd = ExecSpec::new([contract::STORAGE_PATH, "status"]);
+        if Some(c.host) == first {
+            cmd.cmd.push("--volume".into());
+        }
+        let report = match handle.engine(c).exec(&c.name, &cmd).await {
+            Ok(out) if out.ok() => Ok(parse_storage_report(&out.stdout)),
+            Ok(out) => Err(format!(
+                "`{}` failed on {} (exit {}): {}",
+                cmd.cmd.join(" "),
+                c.name,
+                out.code,
+                out.stderr.trim()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        (c.host, report)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::report::SharedHomeStatus;
+
+    #[test]
+    fn a_storage_report_with_the_volume() {
+        let report = parse_storage_report(
+            "mounted=yes\nvolume=Started\nbricks=3\nonline=2\nheal_pending=5\nsplit_brain=0\n",
+        );
+        assert_eq!(
+            report,
+            StorageReport {
+                mounted: Some(true),
+                volume: Some(SharedHomeStatus {
+                    volume: "Started".into(),
+                    bricks: 3,
+                    online: 2,
+                    heal_pending: 5,
+                    split_brain: 0
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn a_storage_report_without_the_volume() {
+        assert_eq!(
+            parse_storage_report("mounted=no\n"),
+            StorageReport { mounted: Some(false), volume: None }
+        );
+        // Before the first `up` made the volume: no counts, which read as 0.
+        let none = parse_storage_report("mounted=no\nvolume=none\n").volume.unwrap();
+        assert_eq!((none.volume.as_str(), none.bricks, none.online), ("none", 0, 0));
+        // Lines that are not key=value, and counts that are not numbers, are ignored.
+        let odd = parse_storage_report("gluster says hi\nvolume=Started\nbricks=three\n").volume.unwrap();
+        assert_eq!(odd.bricks, 0);
+        assert_eq!(parse_storage_report(""), StorageReport::default());
+    }
 }

@@ -20,10 +20,13 @@
 //! on, `ConstrainDevices` keeps a job to the GPUs it was given.
 
 use super::{Config, Layout, Placed};
+use crate::cluster::Model;
+use crate::cluster::report::DoctorReport;
 use crate::engine::EngineInfo;
+use crate::plan::LABEL_GPUS;
 use crate::plan::{Device, GpuRequest};
 use crate::render::{GresConf, GresLine, NodeSetDef, PartitionDef};
-use crate::spec::EngineGpus;
+use crate::spec::{ClusterSpec, EngineGpus};
 
 /// The feature GPU nodes register with, and the partition made of them.
 pub const GPU_FEATURE: &str = "gpu";
@@ -451,6 +454,25 @@ pub fn configure(layout: &Layout, config: &mut Config) {
     });
     config.gres_conf = GresConf { lines };
 }
+/// For `doctor`: per host, what its compute nodes were given (the model where known),
+/// else what its engine offers.
+pub fn doctor(model: &Model, spec: &ClusterSpec, report: &mut DoctorReport) {
+    for (i, (host, info)) in report.hosts.iter_mut().zip(&model.infos).enumerate() {
+        let given: Vec<String> = model
+            .containers
+            .iter()
+            .filter(|c| c.host == i)
+            .filter_map(|c| Some(format!("{}: {}", c.node()?, c.labels.get(LABEL_GPUS)?)))
+            .collect();
+        host.gpus = match given.is_empty() {
+            false => Some(given.join("; ")),
+            true => info.as_ref().ok().and_then(|info| {
+                GpuHost::from_engine(info).describe(spec.gpu_devices(i), spec.engine_gpus(i))
+            }),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{EngineGpu, GpuDriver, GpuHost, ProbedGpus, probe_request};

@@ -21,8 +21,14 @@
 use super::{Config, Layout};
 use crate::contract;
 use crate::engine::EngineInfo;
+use futures_util::future::join_all;
+
+use crate::cluster::report::{DoctorReport, NodeDoctor, NodeLimits, Verdict};
+use crate::cluster::{Cluster, Model};
+use crate::engine::{ContainerInfo, Engine, ExecSpec};
 use crate::plan::{LABEL_LIMITS, Limits, Plan, Role};
 use crate::render::{CgroupConf, CgroupPlugin};
+use crate::spec::ClusterSpec;
 
 /// Headroom above a node's declared memory for slurmd, munged and the step daemons.
 pub const DAEMON_MEMORY_MIB: u64 = 128;
@@ -260,25 +266,6 @@ impl NodeReport {
     }
 }
 
-/// One limit on one node: held or not, and what that means or why not.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Verdict {
-    pub enforced: bool,
-    pub detail: String,
-}
-
-/// A compute node's three limits, as `doctor` prints them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NodeLimits {
-    pub memory: Verdict,
-    pub cores: Verdict,
-    pub processes: Verdict,
-    /// Its GPUs and whether a job is kept to the ones it was given; `None` without GPUs.
-    pub gpus: Option<Verdict>,
-    /// Cores are enforced and each job's are its own (not shared with other jobs).
-    pub exclusive_cores: bool,
-}
-
 /// What `report` means for the node, which shares its host with `neighbours` other
 /// compute nodes.
 pub fn judge(report: &NodeReport, neighbours: usize) -> NodeLimits {
@@ -366,6 +353,51 @@ pub fn judge(report: &NodeReport, neighbours: usize) -> NodeLimits {
         }
     });
     NodeLimits { exclusive_cores: cores.enforced && exclusive, memory, cores, processes, gpus }
+}
+
+/// For `doctor`: each host's cgroups and whether limits can be enforced there, the
+/// cluster's decision, and what each running compute node really enforces (asked with
+/// [`PROBE`]).
+pub async fn doctor(cluster: &Cluster, model: &Model, spec: &ClusterSpec, report: &mut DoctorReport) {
+    let hosts: Vec<Option<CgroupHost>> =
+        model.infos.iter().map(|i| i.as_ref().ok().map(CgroupHost::from_engine)).collect();
+    for ((host, info), cgroup) in report.hosts.iter_mut().zip(&model.infos).zip(&hosts) {
+        match (info, cgroup) {
+            (Ok(_), Some(c)) => {
+                host.cgroup = c.describe();
+                host.can_enforce = c.plugin().map(|p| p.to_string());
+            }
+            (Err(e), _) => host.cgroup = format!("not asked: {e}"),
+            (Ok(_), None) => {}
+        }
+    }
+    let answered: Vec<(String, CgroupHost)> =
+        cluster.hosts.iter().zip(hosts).filter_map(|(h, c)| c.map(|c| (h.name.clone(), c))).collect();
+    let decision = decide(spec.compute.limits, &answered);
+    report.limits = decision.summary();
+    report.limits_off = !decision.enforced();
+
+    let compute: Vec<&ContainerInfo> = model.of_role(Role::Compute).collect();
+    report.nodes = join_all(compute.iter().map(|c| {
+        let neighbours = compute.iter().filter(|o| o.host == c.host).count() - 1;
+        async move {
+            let limits = if !c.running() {
+                Err(format!("its container is {}", c.state))
+            } else {
+                match cluster.engine(c).exec(&c.name, &ExecSpec::shell(PROBE)).await {
+                    Ok(out) if out.ok() => Ok(judge(&NodeReport::parse(&out.stdout), neighbours)),
+                    Ok(out) => Err(format!("the probe failed (exit {}): {}", out.code, out.stderr.trim())),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            NodeDoctor {
+                node: c.node().unwrap_or_default().to_string(),
+                host: cluster.hosts[c.host].name.clone(),
+                limits,
+            }
+        }
+    }))
+    .await;
 }
 
 #[cfg(test)]

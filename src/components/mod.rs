@@ -43,6 +43,8 @@ use miette::Diagnostic;
 
 use crate::actions::ActionError;
 use crate::apply::Apply;
+use crate::cluster::report::{ClusterStatus, DoctorReport};
+use crate::cluster::{Cluster, Model};
 use crate::engine::{Engine, EngineError};
 use crate::plan::{
     ContainerPlan, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan, PlannedFile,
@@ -176,6 +178,33 @@ impl Part {
             Part::Users => users::after_start(apply).await,
             Part::Accounting => accounting::after_start(apply).await,
             _ => Ok(()),
+        }
+    }
+}
+
+impl Part {
+    /// What this part adds to `status`, asked of what runs.
+    pub async fn status(self, cluster: &Cluster, model: &Model, status: &mut ClusterStatus) {
+        match self {
+            Part::Controller => controller::status(cluster, model, status).await,
+            Part::GlusterFs => glusterfs::status(cluster, model, status).await,
+            _ => {}
+        }
+    }
+
+    /// What this part adds to `doctor`: what the hosts offer it and what it holds.
+    pub async fn doctor(
+        self,
+        cluster: &Cluster,
+        model: &Model,
+        spec: &ClusterSpec,
+        report: &mut DoctorReport,
+    ) {
+        match self {
+            Part::Controller => controller::doctor(cluster, model, report).await,
+            Part::Gpus => gpus::doctor(model, spec, report),
+            Part::Limits => limits::doctor(cluster, model, spec, report).await,
+            _ => {}
         }
     }
 }
