@@ -334,8 +334,14 @@ impl Plan {
         self
     }
 
+    /// The primary controller: the one in charge when all run.
     pub fn controller(&self) -> &ContainerPlan {
-        self.containers.iter().find(|c| c.role == Role::Controller).expect("plan has a controller")
+        self.controllers().next().expect("plan has a controller")
+    }
+
+    /// Every controller, the primary first.
+    pub fn controllers(&self) -> impl Iterator<Item = &ContainerPlan> {
+        self.containers.iter().filter(|c| c.role == Role::Controller)
     }
 
     pub fn login(&self) -> &ContainerPlan {

@@ -18,9 +18,9 @@ pub const SLURMD_SPOOL_DIR: &str = "/var/spool/slurmd";
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SlurmConf {
     pub cluster_name: String,
-    pub controller_host: String,
-    /// The controller's address when nodes cannot resolve its name (several hosts).
-    pub controller_addr: Option<String>,
+    /// `SlurmctldHost=` lines: the primary controller first, then its backups.
+    #[serde(flatten)]
+    pub controllers: Controllers,
     /// Upper bound on registered nodes (dynamic nodes need one).
     pub max_node_count: u32,
     /// `NodeSet=` lines: nodes grouped by a feature they register with.
@@ -230,13 +230,44 @@ impl SlurmConf {
     }
 }
 
+/// One slurmctld: its node name, and its address when nodes cannot resolve that name
+/// (several hosts, macvlan).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SlurmctldHost {
+    pub name: String,
+    pub addr: Option<String>,
+}
+
+/// The controllers slurm.conf names, the primary first. A cluster with one serializes
+/// as `controller_host` and `controller_addr`, as plans always have, so that snapshots
+/// of earlier plans still compare; with more, as a `controllers` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controllers(pub Vec<SlurmctldHost>);
+
+impl serde::Serialize for Controllers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        match self.0.as_slice() {
+            [one] => {
+                map.serialize_entry("controller_host", &one.name)?;
+                map.serialize_entry("controller_addr", &one.addr)?;
+            }
+            all => map.serialize_entry("controllers", all)?,
+        }
+        map.end()
+    }
+}
+
 impl Display for SlurmConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Written by slurmbox for cluster {:?}; `slurmbox up` rewrites it.", self.cluster_name)?;
         writeln!(f, "ClusterName={}", self.cluster_name)?;
-        match &self.controller_addr {
-            Some(addr) => writeln!(f, "SlurmctldHost={}({addr})", self.controller_host)?,
-            None => writeln!(f, "SlurmctldHost={}", self.controller_host)?,
+        for c in &self.controllers.0 {
+            match &c.addr {
+                Some(addr) => writeln!(f, "SlurmctldHost={}({addr})", c.name)?,
+                None => writeln!(f, "SlurmctldHost={}", c.name)?,
+            }
         }
         writeln!(
             f,

@@ -95,8 +95,18 @@ fn default_cluster_runs_the_article_job_and_converges() {
     assert!(again.stderr.contains("6 kept"), "{}", again.stderr);
     assert_eq!(container_identities(&cluster.name), before);
 
+    // status --json lists the queue: a held job, with its id, its user and its state.
+    let held = cluster.sh("sbatch --parsable --hold --wrap=true").ok();
+    let held_id: u64 = held.stdout.trim().parse().unwrap();
     let status = cluster.run(&["status"], &["--json"]).ok();
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let jobs = doc["jobs"].as_array().unwrap();
+    let job =
+        jobs.iter().find(|j| j["id"] == held_id).unwrap_or_else(|| panic!("job {held_id} not in {jobs:?}"));
+    assert_eq!((job["user"].as_str(), job["state"].as_str()), (Some("researcher"), Some("PENDING")), "{job}");
+    let table = cluster.run(&["status"], &[]).ok();
+    assert!(table.stdout.contains("1 pending (researcher)"), "{}", table.stdout);
+    cluster.sh(&format!("scancel {held_id}")).ok();
     let nodes = doc["nodes"].as_array().unwrap();
     let mut roles: Vec<&str> = nodes.iter().map(|n| n["role"].as_str().unwrap()).collect();
     roles.sort_unstable();

@@ -35,8 +35,8 @@ pub fn configure(layout: &Layout, config: &mut Config) {
     if !layout.spec.accounting {
         return;
     }
-    let host = match &layout.controller_addr {
-        Some(addr) if layout.on_host_network => addr.clone(),
+    let host = match layout.controller_addr(layout.controller()) {
+        Some(addr) if layout.on_host_network => addr,
         _ => DBD_HOST.to_string(),
     };
     let enforce = if layout.spec.ldap.is_some() { "" } else { "associations,limits,safe" };
@@ -51,7 +51,7 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
     if !layout.spec.accounting {
         return;
     }
-    let host = layout.controller.host;
+    let host = layout.controller().host;
     let Some(image) = layout.facts[host].accounting_image.clone() else {
         return;
     };

@@ -60,7 +60,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
                 placed,
                 role: Role::Compute,
                 mounts: vec![
-                    munge::mount(layout, placed.host == layout.controller.host),
+                    munge::mount(layout, layout.controllers.iter().any(|c| c.host == placed.host)),
                     home::mount(layout),
                 ],
                 env: vec![format!("{}={conf}", contract::env::NODE_CONF)],

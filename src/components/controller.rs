@@ -15,14 +15,19 @@ use crate::engine::{Engine, ExecSpec, FileUpload};
 use crate::plan::{
     COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
 };
-use crate::render::{self, CgroupConf, NodeSetDef, PartitionDef, SlurmConf};
+use crate::render::{self, CgroupConf, Controllers, NodeSetDef, PartitionDef, SlurmConf, SlurmctldHost};
 
 /// slurm.conf before other parts add to it.
 pub fn slurm_conf(layout: &Layout) -> SlurmConf {
     SlurmConf {
         cluster_name: layout.cluster.clone(),
-        controller_host: layout.controller.name.clone(),
-        controller_addr: layout.controller_addr.clone(),
+        controllers: Controllers(
+            layout
+                .controllers
+                .iter()
+                .map(|c| SlurmctldHost { name: c.name.clone(), addr: layout.controller_addr(c) })
+                .collect(),
+        ),
         max_node_count: MAX_NODES,
         node_sets: vec![NodeSetDef { name: COMPUTE_FEATURE.into(), feature: COMPUTE_FEATURE.into() }],
         partitions: vec![PartitionDef { name: "debug".into(), nodes: COMPUTE_FEATURE.into(), default: true }],
@@ -40,29 +45,36 @@ pub fn cgroup_conf() -> CgroupConf {
     CgroupConf::disabled()
 }
 
-pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
-    let state_vol = format!("{}-state", layout.cluster);
-    plan.volumes.push(VolumePlan {
-        host: layout.controller.host,
-        name: state_vol.clone(),
-        labels: layout.labels(&[]),
-    });
-    let state = MountPlan {
-        source: MountSource::Volume(state_vol),
+/// The controllers' shared state storage (StateSaveLocation): a volume on the primary
+/// controller's host, which every controller there mounts.
+fn state_storage(layout: &Layout) -> (VolumePlan, MountPlan) {
+    let name = format!("{}-state", layout.cluster);
+    let volume =
+        VolumePlan { host: layout.controller().host, name: name.clone(), labels: layout.labels(&[]) };
+    let mount = MountPlan {
+        source: MountSource::Volume(name),
         target: render::STATE_SAVE_LOCATION.into(),
         read_only: false,
         propagation: None,
     };
-    plan.containers.push(layout.node_container(
-        config,
-        NodeContainer {
-            placed: &layout.controller,
-            role: Role::Controller,
-            mounts: vec![munge::mount(layout, false), state, home::mount(layout)],
-            env: vec![],
-            files: config.slurm_files(),
-        },
-    ));
+    (volume, mount)
+}
+
+pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
+    let (volume, state) = state_storage(layout);
+    plan.volumes.push(volume);
+    for placed in &layout.controllers {
+        plan.containers.push(layout.node_container(
+            config,
+            NodeContainer {
+                placed,
+                role: Role::Controller,
+                mounts: vec![munge::mount(layout, false), state.clone(), home::mount(layout)],
+                env: vec![],
+                files: config.slurm_files(),
+            },
+        ));
+    }
 }
 
 /// A new controller container may not know compute nodes that kept running: dynamic

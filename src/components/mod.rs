@@ -287,12 +287,13 @@ pub struct Layout<'a> {
     pub on_host_network: bool,
     /// The network node containers join ([`crate::plan::HOST_NETWORK`] on hosts' networks).
     pub network: String,
-    pub controller: Placed,
+    /// The controllers, the primary first: slurm.conf names each (`SlurmctldHost`),
+    /// every node is given all of them (`--conf-server`), and they share one state
+    /// storage. slurmbox makes one today.
+    pub controllers: Vec<Placed>,
     pub login: Placed,
     /// The compute nodes, host by host.
     pub nodes: Vec<Placed>,
-    /// How the other nodes reach the controller when its name does not resolve.
-    pub controller_addr: Option<String>,
 }
 
 /// A node's place: its host (index into [`Layout::hosts`]), its name, and its fixed
@@ -336,10 +337,6 @@ impl<'a> Layout<'a> {
         let nodes_ips = ips.split_off(2);
         let login_ip = ips.pop().flatten();
         let controller_ip = ips.pop().flatten();
-        let controller_addr = match macvlan {
-            Some(_) => controller_ip.clone(),
-            None => spec.hosts.first().filter(|_| multi_host).map(|h| h.address.clone()),
-        };
         let nodes =
             names.into_iter().zip(nodes_ips).map(|((host, name), ip)| Placed { host, name, ip }).collect();
         Layout {
@@ -350,12 +347,36 @@ impl<'a> Layout<'a> {
             multi_host,
             macvlan,
             on_host_network: multi_host && macvlan.is_none(),
-            controller: Placed { host: 0, name: contract::CONTROLLER_HOST.into(), ip: controller_ip },
+            controllers: vec![Placed { host: 0, name: contract::CONTROLLER_HOST.into(), ip: controller_ip }],
             login: Placed { host: 0, name: contract::LOGIN_HOST.into(), ip: login_ip },
             nodes,
-            controller_addr,
             cluster,
         }
+    }
+
+    /// The primary controller: the one in charge when all run, on the cluster's first
+    /// host, beside the login node and the accounting database.
+    pub fn controller(&self) -> &Placed {
+        &self.controllers[0]
+    }
+
+    /// How the other nodes reach a controller when its name does not resolve: its own
+    /// address in macvlan mode, its host's over several hosts; `None` on one engine's
+    /// network, where its name does.
+    pub fn controller_addr(&self, controller: &Placed) -> Option<String> {
+        match self.macvlan {
+            Some(_) => controller.ip.clone(),
+            None => {
+                self.spec.hosts.get(controller.host).filter(|_| self.multi_host).map(|h| h.address.clone())
+            }
+        }
+    }
+
+    /// What every node is given to find the controllers (`--conf-server`): each one's
+    /// address where its name does not resolve, else its name; comma-separated.
+    pub fn conf_servers(&self) -> String {
+        let each = |c: &Placed| self.controller_addr(c).unwrap_or_else(|| c.name.clone());
+        self.controllers.iter().map(each).collect::<Vec<_>>().join(",")
     }
 
     /// The labels every object of the cluster carries, plus `extra`.
@@ -443,11 +464,7 @@ impl Config {
             sshd: login::sshd_conf(layout),
             gres_conf: GresConf::default(),
             limits: crate::plan::Limits::Off { why: "not decided".into() },
-            node_env: vec![format!(
-                "{}={}",
-                contract::env::CONTROLLER,
-                layout.controller_addr.as_deref().unwrap_or(contract::CONTROLLER_HOST)
-            )],
+            node_env: vec![format!("{}={}", contract::env::CONTROLLER, layout.conf_servers())],
         }
     }
 

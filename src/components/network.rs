@@ -22,7 +22,7 @@ pub fn node_network(cluster: &str, multi_host: bool, macvlan: bool) -> String {
 pub fn configure(layout: &Layout, config: &mut Config) {
     let hosts_subnet = match &layout.spec.network {
         NetworkSpec::Default { subnet: Some(subnet) } => Some(subnet.to_string()),
-        _ => layout.controller_addr.as_deref().and_then(subnet_24),
+        _ => layout.controller_addr(layout.controller()).as_deref().and_then(subnet_24),
     };
     if let Some(subnet) = hosts_subnet.filter(|_| layout.on_host_network) {
         config.node_env.push(format!("OMPI_MCA_btl_tcp_if_include={subnet}"));

@@ -213,7 +213,7 @@ fn macvlan_plan_gives_fixed_addresses_host_by_host() {
     );
     assert_eq!(plan.networks.len(), 2, "one macvlan network per host");
     assert!(plan.containers.iter().all(|c| c.network == "lab-lan"));
-    assert_eq!(plan.slurm_conf.controller_addr.as_deref(), Some("10.0.0.64"));
+    assert_eq!(plan.slurm_conf.controllers.0[0].addr.as_deref(), Some("10.0.0.64"));
     // Every container has its own address: the login node runs sackd like on one engine.
     assert!(plan.login().files.iter().all(|f| !f.path.starts_with("/etc/slurm/")));
 }
@@ -277,6 +277,25 @@ fn cpus_default_to_at_least_four() {
     assert_eq!(plan.node_conf.cpus, 4);
     let big = HostFacts { cpus: 64, memory_mib: 512_000, ..facts() };
     assert_eq!(build(&ClusterSpec::default_cluster(), &[big]).node_conf.cpus, 64);
+}
+
+#[test]
+fn controllers_are_a_list_in_slurm_conf_and_for_the_nodes() {
+    let spec = lab(2, "");
+    let facts = [facts(), facts()];
+    let mut layout = Layout::new(&spec, &facts);
+    assert_eq!(layout.conf_servers(), "10.0.0.1", "one controller: as every release had it");
+    layout.controllers.push(Placed { host: 1, name: "controller2".into(), ip: None });
+    let conf = controller::slurm_conf(&layout).to_string();
+    assert!(
+        conf.contains("SlurmctldHost=controller(10.0.0.1)\nSlurmctldHost=controller2(10.0.0.2)\n"),
+        "{conf}"
+    );
+    assert_eq!(layout.conf_servers(), "10.0.0.1,10.0.0.2");
+    let config = Config::new(&layout);
+    assert!(config.node_env.contains(&"SLURMBOX_CONTROLLER=10.0.0.1,10.0.0.2".to_string()));
+    let json = serde_json::to_value(controller::slurm_conf(&layout)).unwrap();
+    assert_eq!(json["controllers"][1]["name"], "controller2");
 }
 
 /// The spec-hash labels of plans made by earlier releases: `up` leaves a container
