@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod baseline;
 pub mod images;
 pub mod lab;
 pub mod lab_cluster;
