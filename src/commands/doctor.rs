@@ -46,7 +46,7 @@ struct NodeDoctor {
 }
 
 pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
-    let spec = super::load_spec(&args.cluster)?;
+    let spec = super::load_spec(ctx, &args.cluster)?;
     let handle = ctx.cluster(&args.cluster).await?;
     let containers = handle.containers().await?;
 

@@ -109,7 +109,7 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
     let p = &ctx.progress;
     let (path, text) = spec_file(&args.spec)?;
     let origin = path.display().to_string();
-    let spec = load_spec(&args.spec)?;
+    let spec = load_spec(ctx, &args.spec)?;
     let Some(index) = spec.hosts.iter().position(|h| h.name == args.host) else {
         let known = spec.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(HostError::Unknown { file: origin, host: args.host, known }.into());
@@ -138,7 +138,7 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
 
     write(&path, &edited)?;
     let entry = crate::registry::Entry::new(&remaining, Some(&path), edited.clone());
-    crate::registry::remember(&entry)?;
+    crate::registry::Registry::new(&ctx.settings).remember(&entry)?;
     p.say(format!("Host {:?} left cluster {:?}; {origin} no longer lists it.", args.host, cluster.name));
     if remaining.hosts.len() == 1 {
         p.say(

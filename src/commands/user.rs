@@ -65,15 +65,15 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> miette::Result<ExitCode> {
     match cmd {
         UserCommand::Add(args) => add(ctx, args).await,
         UserCommand::Remove(args) => remove(ctx, args).await,
-        UserCommand::List(args) => list(args),
+        UserCommand::List(args) => list(ctx, args),
     }
 }
 
 /// The cluster's spec file (-f, else the one `up` remembered for --name), and its text.
-fn spec_file(args: &ClusterName, command: &'static str) -> miette::Result<(PathBuf, String)> {
+fn spec_file(ctx: &Context, args: &ClusterName, command: &'static str) -> miette::Result<(PathBuf, String)> {
     let remembered = || {
         let name = args.name.as_deref().unwrap_or(spec::DEFAULT_NAME);
-        crate::registry::find(name).and_then(|e| e.spec_file)
+        crate::registry::Registry::new(&ctx.settings).find(name).and_then(|e| e.spec_file)
     };
     let path = args.file.clone().or_else(remembered).ok_or(UserError::NoSpecFile(command))?;
     let text = std::fs::read_to_string(&path)
@@ -132,7 +132,7 @@ fn up_args(path: &Path, cluster: &ClusterName) -> UpArgs {
 
 async fn add(ctx: &Context, args: UserAddArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.cluster, "add")?;
+    let (path, text) = spec_file(ctx, &args.cluster, "add")?;
     let origin = path.display().to_string();
     let before = ClusterSpec::parse(&origin, &text)?;
     let mut keys = Vec::new();
@@ -195,7 +195,7 @@ fn file_flag(path: &Path) -> String {
 
 async fn remove(ctx: &Context, args: UserRemoveArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.cluster, "remove")?;
+    let (path, text) = spec_file(ctx, &args.cluster, "remove")?;
     let origin = path.display().to_string();
     let spec = ClusterSpec::parse(&origin, &text)?;
     let Some(user) = spec.users.iter().find(|u| u.name == args.user) else {
@@ -261,8 +261,8 @@ async fn remove(ctx: &Context, args: UserRemoveArgs) -> miette::Result<ExitCode>
     Ok(code)
 }
 
-fn list(args: UserListArgs) -> miette::Result<ExitCode> {
-    let (path, text) = spec_file(&args.cluster, "list")?;
+fn list(ctx: &Context, args: UserListArgs) -> miette::Result<ExitCode> {
+    let (path, text) = spec_file(ctx, &args.cluster, "list")?;
     let spec = ClusterSpec::parse(&path.display().to_string(), &text)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&spec.users).expect("users serialize"));
