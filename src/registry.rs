@@ -1,8 +1,9 @@
 //! The clusters this machine brought up, remembered like kubectl's contexts: one small
 //! file per cluster under the user's config folder (`$XDG_CONFIG_HOME/slurmbox/clusters`,
-//! else `~/.config/slurmbox/clusters`: see [`Settings`]), holding where its spec file is and a copy of
-//! the spec. So `--name NAME` finds a cluster over several hosts from any folder, and
-//! `slurmbox list` shows them. `up` writes the entry, `down --purge` removes it; what
+//! else `~/.config/slurmbox/clusters`: see [`Settings`]), holding where its spec file is
+//! and a copy of the spec. So `--name NAME` finds a cluster over several hosts from any
+//! folder, and `slurmbox list` shows them; `host` and `user` edit the spec file `up` was
+//! given when no -f names one. `up` writes the entry, `down --purge` removes it; what
 //! runs is still only ever asked of the engines.
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,15 @@ impl Registry {
         all
     }
 
+    /// The spec file a command edits: `file` (-f) when given, else the one `up` was
+    /// given for cluster `name` (the default cluster's without one), if it had one.
+    pub fn spec_file(&self, file: Option<&Path>, name: Option<&str>) -> Option<PathBuf> {
+        if let Some(file) = file {
+            return Some(file.to_path_buf());
+        }
+        self.find(name.unwrap_or(spec::DEFAULT_NAME)).and_then(|e| e.spec_file)
+    }
+
     /// Remembers (or updates) a cluster.
     pub fn remember(&self, entry: &Entry) -> Result<(), RegistryError> {
         let path = self.path(&entry.name);
@@ -163,5 +173,21 @@ mod tests {
         registry.forget("pilab").unwrap();
         registry.forget("pilab").unwrap();
         assert!(registry.list().is_empty());
+    }
+
+    #[test]
+    fn a_command_edits_the_given_spec_file_else_the_remembered_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::at(dir.path().join("clusters"));
+        let given = Path::new("given.toml");
+        assert_eq!(registry.spec_file(Some(given), Some("lab")), Some(given.to_path_buf()));
+        assert_eq!(registry.spec_file(None, Some("lab")), None, "never brought up");
+        let file = dir.path().join("lab.toml");
+        let spec = ClusterSpec::parse("c.toml", "name = \"lab\"\n").unwrap();
+        registry.remember(&Entry::new(&spec, Some(&file), String::new())).unwrap();
+        assert_eq!(registry.spec_file(None, Some("lab")), Some(file));
+        let default = ClusterSpec::default_cluster();
+        registry.remember(&Entry::new(&default, None, String::new())).unwrap();
+        assert_eq!(registry.spec_file(None, None), None, "brought up without a file");
     }
 }

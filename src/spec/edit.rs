@@ -3,11 +3,57 @@
 //! result is parsed and checked like any spec before it is written, whole and in one
 //! step ([`SpecFile`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 
-use super::UserSpec;
+use super::{ClusterSpec, SpecError, UserSpec};
+
+/// A spec file being edited: where it is, and its text as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SpecFile {
+    /// Reads the spec file at `path`.
+    pub fn read(path: PathBuf) -> Result<SpecFile, SpecError> {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(SpecFile { path, text }),
+            Err(source) => Err(SpecError::Read { path, source }),
+        }
+    }
+
+    /// The file's name in messages and errors.
+    pub fn origin(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The spec the file holds, checked.
+    pub fn spec(&self) -> Result<ClusterSpec, SpecError> {
+        ClusterSpec::parse(&self.origin(), &self.text)
+    }
+
+    /// `edited`, the file's text after an edit, checked like any spec (errors name
+    /// this file).
+    pub fn check(&self, edited: &str) -> Result<ClusterSpec, SpecError> {
+        ClusterSpec::parse(&self.origin(), edited)
+    }
+
+    /// Replaces the file with `text`, whole and in one step ([`write_atomic`]).
+    pub fn write(&self, text: &str) -> Result<(), WriteError> {
+        write_atomic(&self.path, text).map_err(|source| WriteError { path: self.origin(), source })
+    }
+}
+
+/// A spec file that could not be written; it still holds what it held before.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("cannot write {path}: {source}")]
+pub struct WriteError {
+    pub path: String,
+    pub source: std::io::Error,
+}
 
 // ---- `slurmbox host add/remove` ------------------------------------------------------
 
@@ -171,6 +217,26 @@ mod tests {
         let first = with_host("name = \"x\"\n", "a", "tcp://a:2375", None).unwrap();
         assert_eq!(ClusterSpec::parse("c.toml", &first).unwrap().hosts[0].engine, "tcp://a:2375");
         assert_eq!(without_host(&first, "a").unwrap().as_deref(), Some("name = \"x\"\n"));
+    }
+
+    #[test]
+    fn a_spec_file_is_read_checked_and_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, "name = \"lab\"\n").unwrap();
+        let file = SpecFile::read(path.clone()).unwrap();
+        assert_eq!(file.spec().unwrap().name, "lab");
+        let edited = with_host(&file.text, "pi1", "ssh://pi@10.0.0.1", None).unwrap();
+        assert_eq!(file.check(&edited).unwrap().hosts[0].name, "pi1");
+        let e = file.check("name = 1\n").unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:1:8:", path.display())), "{e}");
+        file.write(&edited).unwrap();
+        assert_eq!(SpecFile::read(path.clone()).unwrap().text, edited);
+        let missing = SpecFile::read(dir.path().join("none.toml")).unwrap_err();
+        assert!(matches!(missing, SpecError::Read { .. }), "{missing}");
+        let nowhere = SpecFile { path: dir.path().join("no/such/folder.toml"), text: String::new() };
+        let e = nowhere.write("name = \"x\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("cannot write ") && e.contains("folder.toml"), "{e}");
     }
 
     #[test]

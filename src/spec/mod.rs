@@ -26,7 +26,9 @@ mod ssh_url;
 pub use accounting::{AccountSpec, DEFAULT_ACCOUNT};
 pub use accounts::{DEFAULT_SSH_PORT, ID_RANGE, LdapSpec, LoginSpec, UserSpec, is_public_key};
 pub use check::{InvalidSpec, SpecError};
-pub use edit::{EditError, with_host, with_user, without_host, without_user, write_atomic};
+pub use edit::{
+    EditError, SpecFile, WriteError, with_host, with_user, without_host, without_user, write_atomic,
+};
 pub use ssh_url::{DEFAULT_REMOTE_SOCKET, SshUrl};
 
 /// Slurm releases slurmbox can build images for, and the Debian suite carrying each.
