@@ -14,7 +14,7 @@
 //! Raspberry Pis. An image for another architecture than this machine's is built
 //! through qemu-user emulation (binfmt_misc), which mmdebstrap uses by itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use miette::Diagnostic;
@@ -331,15 +331,6 @@ pub async fn send_if_missing<E: Engine>(
     Ok(())
 }
 
-/// Where the build lock lives (one build of an image at a time on this machine).
-fn lock_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("slurmbox")
-}
-
 /// Whether this machine runs `arch` binaries: natively, or through a qemu-user
 /// interpreter registered with binfmt_misc (`qemu-aarch64`, ...).
 fn can_run(arch: Arch) -> bool {
@@ -360,10 +351,13 @@ fn can_run(arch: Arch) -> bool {
 }
 
 /// Returns the tag of `recipe`'s image, building the image first if the engine lacks it.
+/// The build lock (one build of an image at a time on this machine) lives in
+/// `cache_dir` (slurmbox's cache folder: see [`crate::settings::Settings`]).
 pub async fn ensure(
     engine: &impl Engine,
     recipe: &Recipe,
     sources: &Sources,
+    cache_dir: &Path,
     force: bool,
     progress: &Progress,
 ) -> Result<String, ImageError> {
@@ -390,7 +384,7 @@ pub async fn ensure(
         }
     }
     // Tests and users may run several `up`s at once: build each image only once.
-    let dir = lock_path();
+    let dir = cache_dir.to_path_buf();
     let lock = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::File::create(dir.join("image-build.lock")))
         .map_err(|source| ImageError::Lock { path: dir.clone(), source })?;
@@ -614,7 +608,8 @@ mod tests {
         engine.offer(&there);
         let sources =
             Sources { registry: Some("registry.example.org:5000/site".into()), ..Sources::mirror("m") };
-        let tag = ensure(&engine, &recipe, &sources, false, &quiet()).await.unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let tag = ensure(&engine, &recipe, &sources, cache.path(), false, &quiet()).await.unwrap();
         assert_eq!(tag, recipe.tag());
         assert!(engine.has_image(&tag));
         let calls = engine.calls();

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod render;
+pub mod settings;
 pub mod slurm;
 pub mod spec;
 pub mod status;

@@ -8,6 +8,7 @@ use clap::Parser;
 use slurmbox::cli::{Cli, Command};
 use slurmbox::commands::{self, Context};
 use slurmbox::progress::Progress;
+use slurmbox::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let ctx = Context { progress: Progress::new(cli.quiet) };
+    let ctx = Context { progress: Progress::new(cli.quiet), settings: Settings::from_env() };
     let runtime = tokio::runtime::Runtime::new().expect("start the async runtime");
     let result = runtime.block_on(async {
         match cli.command {

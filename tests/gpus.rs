@@ -254,7 +254,9 @@ fn a_gpu_probe_the_engine_cannot_serve_says_why_and_leaves_nothing() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let why = runtime.block_on(async {
-        let engine = DockerEngine::connect(None).await.expect("the local engine");
+        let engine = DockerEngine::connect(slurmbox::settings::Settings::from_env().local_engine())
+            .await
+            .expect("the local engine");
         slurmbox::deploy::hosts::probe(&engine, &cluster, &image, &request).await.unwrap_err()
     });
     assert!(why.contains("nvidia"), "{why}");

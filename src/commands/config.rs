@@ -6,12 +6,12 @@ use super::{Context, load_spec};
 use crate::cli::ConfigCommand;
 use crate::deploy::hosts::assumed_facts;
 
-pub async fn run(_ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> {
+pub async fn run(ctx: &Context, cmd: ConfigCommand) -> miette::Result<ExitCode> {
     let ConfigCommand::Render(args) = cmd;
-    let spec = load_spec(&args.spec)?;
+    let spec = load_spec(ctx, &args.spec)?;
     // Node sizes default to a share of the Docker host, so ask it; every host is
     // assumed to look like it here (`up` asks each one).
-    let plan = crate::components::plan(&spec, &assumed_facts(&spec).await?);
+    let plan = crate::components::plan(&spec, &assumed_facts(&spec, ctx.settings.local_engine()).await?);
     for file in plan.slurm_files() {
         println!("# ---- {} (controller; nodes fetch it) ----", file.path);
         print!("{}", file.contents);

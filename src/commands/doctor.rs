@@ -11,7 +11,7 @@ use crate::cli::DoctorArgs;
 use crate::status;
 
 pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
-    let spec = super::load_spec(&args.cluster)?;
+    let spec = super::load_spec(ctx, &args.cluster)?;
     let handle = ctx.cluster(&args.cluster).await?;
     let report = status::doctor(&handle, &spec).await?;
 

@@ -8,6 +8,7 @@ use futures_util::future::try_join_all;
 use super::{ClusterError, Context};
 use crate::cli::DownArgs;
 use crate::engine::Engine;
+use crate::registry::Registry;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DownError {
@@ -36,7 +37,7 @@ pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
     let handle = ctx.cluster(&args.cluster).await?;
     let cluster = &handle.name;
     let p = &ctx.progress;
-    if args.purge && !args.yes && super::load_spec(&args.cluster)?.accounting && !confirmed(cluster) {
+    if args.purge && !args.yes && super::load_spec(ctx, &args.cluster)?.accounting && !confirmed(cluster) {
         return Err(DownError::NotConfirmed(cluster.clone()).into());
     }
 
@@ -67,7 +68,7 @@ pub async fn run(ctx: &Context, args: DownArgs) -> miette::Result<ExitCode> {
         // Nothing of it left where its hosts answered: forget it, unless a host still
         // holds its containers.
         if handle.unreachable().next().is_none() {
-            crate::registry::forget(cluster)?;
+            Registry::new(&ctx.settings).forget(cluster)?;
         }
     } else if removed > 0 {
         p.say(format!(

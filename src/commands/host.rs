@@ -1,13 +1,14 @@
 //! `slurmbox host add` and `slurmbox host remove`: grow and shrink a running cluster
 //! over several hosts.
 //!
-//! The spec file stays the one record of the cluster: both commands edit its `[[host]]`
-//! tables (keeping comments and layout), check the result like any spec, and write it
-//! whole. `add` then converges like `up` does, which creates only the new host's node:
-//! the controller, the other nodes and their jobs are left alone. `remove` drains the
-//! host's nodes, waits for their jobs, and takes the host out.
+//! The spec file stays the one record of the cluster (-f, else the one `up` was given
+//! for --name: see [`crate::registry::Registry::spec_file`]): both commands edit its
+//! `[[host]]` tables (keeping comments and layout), check the result like any spec, and
+//! write it whole ([`spec::SpecFile`]). `add` then converges like `up` does, which
+//! creates only the new host's node: the controller, the other nodes and their jobs are
+//! left alone. `remove` drains the host's nodes, waits for their jobs, and takes the
+//! host out.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use miette::Diagnostic;
 use super::{Context, load_spec, up};
 use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
 use crate::deploy::remove::{Leaving, RemoveOptions, remove_host};
-use crate::spec::{self, ClusterSpec, HomeSpec};
+use crate::registry::Registry;
+use crate::spec::{self, HomeSpec, SpecFile};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum HostError {
@@ -37,8 +39,6 @@ pub enum HostError {
     #[error("host {0:?} runs the controller and the login node; it cannot leave the cluster")]
     #[diagnostic(help("`slurmbox down` removes the whole cluster"))]
     Controller(String),
-    #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
 }
 
 impl HostError {
@@ -50,7 +50,6 @@ impl HostError {
             | HostError::NoHosts(_)
             | HostError::Unknown { .. }
             | HostError::Controller(_) => true,
-            HostError::Write { .. } => false,
         }
     }
 }
@@ -62,30 +61,25 @@ pub async fn run(ctx: &Context, cmd: HostCommand) -> miette::Result<ExitCode> {
     }
 }
 
-/// The spec file given with -f, and its text.
-fn spec_file(args: &ClusterName) -> miette::Result<(PathBuf, String)> {
-    let path = args.file.clone().ok_or(HostError::NoSpecFile)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| spec::SpecError::Read { path: path.clone(), source })?;
-    Ok((path, text))
+/// The cluster's spec file (-f, else the one `up` remembered for --name), read.
+fn spec_file(ctx: &Context, args: &ClusterName) -> miette::Result<SpecFile> {
+    let path = Registry::new(&ctx.settings)
+        .spec_file(args.file.as_deref(), args.name.as_deref())
+        .ok_or(HostError::NoSpecFile)?;
+    Ok(SpecFile::read(path)?)
 }
 
-fn write(path: &Path, text: &str) -> Result<(), HostError> {
-    spec::write_atomic(path, text)
-        .map_err(|source| HostError::Write { path: path.display().to_string(), source })
-}
-
-async fn add(ctx: &Context, args: HostAddArgs) -> miette::Result<ExitCode> {
+async fn add(ctx: &Context, mut args: HostAddArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.up.spec)?;
-    let origin = path.display().to_string();
-    let before = ClusterSpec::parse(&origin, &text)?;
+    let file = spec_file(ctx, &args.up.spec)?;
+    let origin = file.origin();
+    let before = file.spec()?;
     if before.hosts.is_empty() {
         return Err(HostError::NoHosts(origin).into());
     }
-    let edited = spec::with_host(&text, &args.host, &args.engine, args.address.as_deref())?;
+    let edited = spec::with_host(&file.text, &args.host, &args.engine, args.address.as_deref())?;
     // Checked like any spec: a duplicate name or a bad engine address is refused here.
-    let after = ClusterSpec::parse(&origin, &edited)?;
+    let after = file.check(&edited)?;
     let host = after.hosts.iter().find(|h| h.name == args.host).expect("the added host is in the spec");
 
     // The new host must answer before the spec names it.
@@ -100,16 +94,19 @@ async fn add(ctx: &Context, args: HostAddArgs) -> miette::Result<ExitCode> {
              made again.",
         );
     }
-    write(&path, &edited)?;
+    file.write(&edited)?;
     p.say(format!("Added host {:?} to {origin}.", host.name));
+    // `up` brings up what the file now says.
+    args.up.spec.file = Some(file.path);
     up::run(ctx, args.up).await
 }
 
 async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.spec)?;
-    let origin = path.display().to_string();
-    let spec = load_spec(&args.spec)?;
+    let file = spec_file(ctx, &args.spec)?;
+    let origin = file.origin();
+    let named = ClusterName { name: args.spec.name.clone(), file: Some(file.path.clone()) };
+    let spec = load_spec(ctx, &named)?;
     let Some(index) = spec.hosts.iter().position(|h| h.name == args.host) else {
         let known = spec.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(HostError::Unknown { file: origin, host: args.host, known }.into());
@@ -117,10 +114,10 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
     if index == 0 {
         return Err(HostError::Controller(args.host).into());
     }
-    let edited = spec::without_host(&text, &args.host)?.expect("the host is in the spec");
-    let remaining = ClusterSpec::parse(&origin, &edited)?;
+    let edited = spec::without_host(&file.text, &args.host)?.expect("the host is in the spec");
+    let remaining = file.check(&edited)?;
 
-    let cluster = ctx.cluster(&args.spec).await?;
+    let cluster = ctx.cluster(&named).await?;
     let containers = cluster.containers().await?;
     let host = &cluster.hosts[index];
     let leaving = Leaving {
@@ -136,9 +133,9 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
     };
     remove_host(&cluster.name, cluster.control(), &containers, leaving, &options, p).await?;
 
-    write(&path, &edited)?;
-    let entry = crate::registry::Entry::new(&remaining, Some(&path), edited.clone());
-    crate::registry::remember(&entry)?;
+    file.write(&edited)?;
+    let entry = crate::registry::Entry::new(&remaining, Some(&file.path), edited.clone());
+    Registry::new(&ctx.settings).remember(&entry)?;
     p.say(format!("Host {:?} left cluster {:?}; {origin} no longer lists it.", args.host, cluster.name));
     if remaining.hosts.len() == 1 {
         p.say(

@@ -31,7 +31,7 @@ pub enum PushError {
 async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
     let registry = match args.registry {
         Some(r) => r,
-        None => super::load_spec(&args.cluster)?.registry.ok_or(PushError::NoRegistry)?,
+        None => super::load_spec(ctx, &args.cluster)?.registry.ok_or(PushError::NoRegistry)?,
     };
     let engine = ctx.engine(None).await?;
     let recipe = recipe(&args.image);
@@ -60,8 +60,15 @@ fn recipe(choice: &ImageChoice) -> Recipe {
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
     let engine = ctx.engine(None).await?;
     let recipe = recipe(&args.image);
-    let tag =
-        crate::image::ensure(&engine, &recipe, &args.build.sources(None), args.force, &ctx.progress).await?;
+    let tag = crate::image::ensure(
+        &engine,
+        &recipe,
+        &args.build.sources(None),
+        &ctx.settings.cache_dir,
+        args.force,
+        &ctx.progress,
+    )
+    .await?;
     println!("{tag}");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,10 +7,10 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use super::Context;
 use crate::cli::ListArgs;
-use crate::registry;
+use crate::registry::Registry;
 
 pub async fn run(ctx: &Context, args: ListArgs) -> miette::Result<ExitCode> {
-    let clusters = registry::list();
+    let clusters = Registry::new(&ctx.settings).list();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&clusters).expect("entries serialize"));
         return Ok(ExitCode::SUCCESS);

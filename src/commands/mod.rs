@@ -25,17 +25,20 @@ use crate::cli::ClusterName;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{EngineError, EngineInfo};
 use crate::progress::Progress;
+use crate::registry::Registry;
+use crate::settings::Settings;
 use crate::spec::{ClusterSpec, HostSpec};
 
 /// Settings resolved once from flags and environment.
 pub struct Context {
     pub progress: Progress,
+    pub settings: Settings,
 }
 
 impl Context {
     /// Connects to the engine at `url` (ssh://, tcp://, unix://), or the local one.
     pub async fn engine(&self, url: Option<&str>) -> Result<DockerEngine, EngineError> {
-        DockerEngine::connect(url).await
+        DockerEngine::connect(url.or(self.settings.local_engine())).await
     }
 
     /// Connects to a host's engine and asks what it offers; any failure, a slow answer
@@ -58,7 +61,7 @@ impl Context {
     }
 
     async fn connect(&self, args: &ClusterName, controller_only: bool) -> miette::Result<Cluster> {
-        let spec = load_spec(args)?;
+        let spec = load_spec(self, args)?;
         let (name, mut hosts) = (spec.name, spec.hosts);
         if hosts.is_empty() {
             let engine = Ok(self.engine(None).await?);
@@ -85,11 +88,12 @@ impl Context {
 
 /// The text `up` remembers the cluster by (see [`crate::registry`]): its spec file's,
 /// else the remembered copy, else just its name.
-pub fn spec_text(args: &ClusterName, spec: &ClusterSpec) -> String {
+pub fn spec_text(ctx: &Context, args: &ClusterName, spec: &ClusterSpec) -> String {
     if let Some(text) = args.file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
         return text;
     }
-    crate::registry::find(&spec.name)
+    Registry::new(&ctx.settings)
+        .find(&spec.name)
         .map(|e| e.spec)
         .unwrap_or_else(|| format!("name = {}\n", toml_string(&spec.name)))
 }
@@ -97,9 +101,9 @@ pub fn spec_text(args: &ClusterName, spec: &ClusterSpec) -> String {
 /// Reads the spec named by `-f`; without one, the spec of the cluster `--name` names
 /// if this machine brought it up (wherever its hosts are), else the default cluster.
 /// `--name` takes precedence over the spec's name.
-pub fn load_spec(args: &ClusterName) -> miette::Result<ClusterSpec> {
+pub fn load_spec(ctx: &Context, args: &ClusterName) -> miette::Result<ClusterSpec> {
     let remembered = match (&args.file, &args.name) {
-        (None, Some(name)) => crate::registry::find(name),
+        (None, Some(name)) => Registry::new(&ctx.settings).find(name),
         _ => None,
     };
     let mut spec = match (&args.file, remembered) {

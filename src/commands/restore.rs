@@ -69,8 +69,10 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
 
     let step = p.step("Backing up what the cluster has now");
     let before = backup::take(&handle).await?;
-    let kept = crate::registry::dir()
-        .with_file_name("backups")
+    let kept = ctx
+        .settings
+        .config_dir
+        .join("backups")
         .join(format!("{cluster}-before-restore-{}.tar", before.manifest.created));
     std::fs::create_dir_all(kept.parent().expect("a folder"))
         .map_err(|source| backup::BackupError::Write { path: kept.clone(), source })?;

@@ -50,7 +50,7 @@ fn fingerprint(public_key: &str) -> Option<String> {
 }
 
 pub async fn run(ctx: &Context, args: SshConfigArgs) -> miette::Result<ExitCode> {
-    let spec = load_spec(&args.cluster)?;
+    let spec = load_spec(ctx, &args.cluster)?;
     let cluster = ctx.cluster_controller(&args.cluster).await?;
     let containers = cluster.containers().await?;
     let login = running_node(&cluster.name, &containers, LOGIN_HOST)?;

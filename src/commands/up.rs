@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{Context, load_spec, spec_text};
 use crate::cli::UpArgs;
 use crate::deploy::{self, UpOptions};
-use crate::registry;
+use crate::registry::{Entry, Registry};
 
 pub async fn run(ctx: &Context, args: UpArgs) -> miette::Result<ExitCode> {
     let plan = bring_up(ctx, &args).await?;
@@ -31,15 +31,17 @@ pub async fn converge_quietly(ctx: &Context, args: UpArgs) -> miette::Result<Exi
 
 /// Converges the cluster and remembers it.
 async fn bring_up(ctx: &Context, args: &UpArgs) -> miette::Result<crate::plan::Plan> {
-    let spec = load_spec(&args.spec)?;
+    let spec = load_spec(ctx, &args.spec)?;
     let options = UpOptions {
         skip_unreachable: args.skip_unreachable,
         wait: Duration::from_secs(args.wait),
         sources: args.build.sources(spec.registry.as_deref()),
+        local_engine: ctx.settings.local_engine().map(String::from),
+        cache_dir: ctx.settings.cache_dir.clone(),
     };
     let plan = deploy::up(&spec, &options, &ctx.progress).await?;
     // `--name` finds it from any folder from now on.
-    let text = spec_text(&args.spec, &spec);
-    registry::remember(&registry::Entry::new(&spec, args.spec.file.as_deref(), text))?;
+    let text = spec_text(ctx, &args.spec, &spec);
+    Registry::new(&ctx.settings).remember(&Entry::new(&spec, args.spec.file.as_deref(), text))?;
     Ok(plan)
 }

@@ -1,10 +1,11 @@
 //! `slurmbox user add`, `user remove` and `user list`: the cluster's researchers.
 //!
-//! The spec file stays the one record of the cluster: `add` and `remove` edit its
-//! `[[user]]` tables (keeping comments and layout), check the result like any spec,
-//! write it whole, then converge like `up`. Accounts are not part of any container
-//! (see [`crate::components::users`]), so that writes the accounts on every host and
-//! makes the new home: no node restarts, running jobs go on.
+//! The spec file stays the one record of the cluster (-f, else the one `up` was given
+//! for --name: see [`crate::registry::Registry::spec_file`]): `add` and `remove` edit
+//! its `[[user]]` tables (keeping comments and layout), check the result like any spec,
+//! write it whole ([`spec::SpecFile`]), then converge like `up`. Accounts are not part
+//! of any container (see [`crate::components::users`]), so that writes the accounts on
+//! every host and makes the new home: no node restarts, running jobs go on.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,9 @@ use super::{Context, up};
 use crate::cli::{ClusterName, UpArgs, UserAddArgs, UserCommand, UserListArgs, UserRemoveArgs};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::{CONTROLLER_HOST, LOGIN_HOST};
+use crate::registry::Registry;
 use crate::slurm::Slurm;
-use crate::spec::{self, ClusterSpec, ID_RANGE, UserSpec};
+use crate::spec::{self, ClusterSpec, ID_RANGE, SpecFile, UserSpec};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum UserError {
@@ -50,14 +52,12 @@ pub enum UserError {
          `slurmbox exec --user root -- scancel -u {name}`, then run this again"
     ))]
     HasJobs { name: String, jobs: String },
-    #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
 }
 
 impl UserError {
     /// Whether it is a mistake in what was asked, which the binary turns into exit code 2.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, UserError::Write { .. } | UserError::HasJobs { .. })
+        !matches!(self, UserError::HasJobs { .. })
     }
 }
 
@@ -65,25 +65,16 @@ pub async fn run(ctx: &Context, cmd: UserCommand) -> miette::Result<ExitCode> {
     match cmd {
         UserCommand::Add(args) => add(ctx, args).await,
         UserCommand::Remove(args) => remove(ctx, args).await,
-        UserCommand::List(args) => list(args),
+        UserCommand::List(args) => list(ctx, args),
     }
 }
 
-/// The cluster's spec file (-f, else the one `up` remembered for --name), and its text.
-fn spec_file(args: &ClusterName, command: &'static str) -> miette::Result<(PathBuf, String)> {
-    let remembered = || {
-        let name = args.name.as_deref().unwrap_or(spec::DEFAULT_NAME);
-        crate::registry::find(name).and_then(|e| e.spec_file)
-    };
-    let path = args.file.clone().or_else(remembered).ok_or(UserError::NoSpecFile(command))?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| spec::SpecError::Read { path: path.clone(), source })?;
-    Ok((path, text))
-}
-
-fn write(path: &Path, text: &str) -> Result<(), UserError> {
-    spec::write_atomic(path, text)
-        .map_err(|source| UserError::Write { path: path.display().to_string(), source })
+/// The cluster's spec file (-f, else the one `up` remembered for --name), read.
+fn spec_file(ctx: &Context, args: &ClusterName, command: &'static str) -> miette::Result<SpecFile> {
+    let path = Registry::new(&ctx.settings)
+        .spec_file(args.file.as_deref(), args.name.as_deref())
+        .ok_or(UserError::NoSpecFile(command))?;
+    Ok(SpecFile::read(path)?)
 }
 
 /// The public keys in a file: every line that is not empty or a comment.
@@ -132,9 +123,9 @@ fn up_args(path: &Path, cluster: &ClusterName) -> UpArgs {
 
 async fn add(ctx: &Context, args: UserAddArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.cluster, "add")?;
-    let origin = path.display().to_string();
-    let before = ClusterSpec::parse(&origin, &text)?;
+    let file = spec_file(ctx, &args.cluster, "add")?;
+    let (path, origin) = (&file.path, file.origin());
+    let before = file.spec()?;
     let mut keys = Vec::new();
     for file in &args.ssh_key {
         keys.extend(read_keys(file)?);
@@ -167,10 +158,10 @@ async fn add(ctx: &Context, args: UserAddArgs) -> miette::Result<ExitCode> {
         }
     };
     let implicit = ClusterSpec::default_cluster().users;
-    let edited = spec::with_user(&text, &user, &implicit)?;
+    let edited = spec::with_user(&file.text, &user, &implicit)?;
     // Checked like any spec: a bad name or an ID out of range is refused here.
-    ClusterSpec::parse(&origin, &edited)?;
-    write(&path, &edited)?;
+    file.check(&edited)?;
+    file.write(&edited)?;
     p.say(format!(
         "User {:?} (uid {}, gid {}, {} ssh key{}) is in {origin}.",
         user.name,
@@ -179,12 +170,12 @@ async fn add(ctx: &Context, args: UserAddArgs) -> miette::Result<ExitCode> {
         user.ssh_keys.len(),
         if user.ssh_keys.len() == 1 { "" } else { "s" }
     ));
-    let code = up::converge_quietly(ctx, up_args(&path, &args.cluster)).await?;
+    let code = up::converge_quietly(ctx, up_args(path, &args.cluster)).await?;
     p.say(format!(
         "{} can log in: `slurmbox ssh-config {}{}` prints the block for their ~/.ssh/config.",
         user.name,
         user.name,
-        file_flag(&path)
+        file_flag(path)
     ));
     Ok(code)
 }
@@ -195,9 +186,9 @@ fn file_flag(path: &Path) -> String {
 
 async fn remove(ctx: &Context, args: UserRemoveArgs) -> miette::Result<ExitCode> {
     let p = &ctx.progress;
-    let (path, text) = spec_file(&args.cluster, "remove")?;
-    let origin = path.display().to_string();
-    let spec = ClusterSpec::parse(&origin, &text)?;
+    let file = spec_file(ctx, &args.cluster, "remove")?;
+    let (path, origin) = (&file.path, file.origin());
+    let spec = file.spec()?;
     let Some(user) = spec.users.iter().find(|u| u.name == args.user) else {
         let known = spec.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(UserError::Unknown { file: origin, name: args.user, known }.into());
@@ -222,15 +213,15 @@ async fn remove(ctx: &Context, args: UserRemoveArgs) -> miette::Result<ExitCode>
     }
 
     let edited = if args.purge_home {
-        spec::without_user(&text, &user.name)?.expect("the user is in the spec")
+        spec::without_user(&file.text, &user.name)?.expect("the user is in the spec")
     } else {
         // The account stays, locked: it still owns its files and its jobs run on.
         let locked = UserSpec { login: false, ssh_keys: vec![], ..user.clone() };
-        spec::with_user(&text, &locked, &[])?
+        spec::with_user(&file.text, &locked, &[])?
     };
-    ClusterSpec::parse(&origin, &edited)?;
-    write(&path, &edited)?;
-    let code = up::converge_quietly(ctx, up_args(&path, &args.cluster)).await?;
+    file.check(&edited)?;
+    file.write(&edited)?;
+    let code = up::converge_quietly(ctx, up_args(path, &args.cluster)).await?;
 
     // Sessions on the login node end with the login (jobs run elsewhere, and go on).
     let login = super::running_node(&cluster.name, &containers, LOGIN_HOST)?;
@@ -261,9 +252,8 @@ async fn remove(ctx: &Context, args: UserRemoveArgs) -> miette::Result<ExitCode>
     Ok(code)
 }
 
-fn list(args: UserListArgs) -> miette::Result<ExitCode> {
-    let (path, text) = spec_file(&args.cluster, "list")?;
-    let spec = ClusterSpec::parse(&path.display().to_string(), &text)?;
+fn list(ctx: &Context, args: UserListArgs) -> miette::Result<ExitCode> {
+    let spec = spec_file(ctx, &args.cluster, "list")?.spec()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&spec.users).expect("users serialize"));
         return Ok(ExitCode::SUCCESS);

@@ -60,7 +60,14 @@ pub struct Reached {
 
 /// Every engine at once. The controller's host must answer; another that does not
 /// stops `up` before it changes anything, unless `skip_unreachable` leaves it as it is.
-pub async fn reach(spec: &ClusterSpec, skip_unreachable: bool, p: &Progress) -> Result<Reached, DeployError> {
+/// `local_engine`: the local engine's address where the Docker client's defaults do not
+/// find it (see [`crate::settings::Settings::local_engine`]).
+pub async fn reach(
+    spec: &ClusterSpec,
+    skip_unreachable: bool,
+    local_engine: Option<&str>,
+    p: &Progress,
+) -> Result<Reached, DeployError> {
     let step = p.step(match spec.hosts.as_slice() {
         [] => "Docker engine".to_string(),
         [host] => format!("Docker engine on {} ({})", host.name, host.engine),
@@ -71,7 +78,7 @@ pub async fn reach(spec: &ClusterSpec, skip_unreachable: bool, p: &Progress) -> 
     });
     let probed: Vec<Result<(DockerEngine, EngineInfo), EngineError>> = if spec.hosts.is_empty() {
         let local = async {
-            let engine = DockerEngine::connect(None).await?;
+            let engine = DockerEngine::connect(local_engine).await?;
             let info = engine.info().await?;
             Ok((engine, info))
         };
@@ -123,9 +130,10 @@ pub async fn reach(spec: &ClusterSpec, skip_unreachable: bool, p: &Progress) -> 
 pub async fn images(
     spec: &ClusterSpec,
     reached: &Reached,
-    sources: &image::Sources,
+    options: &super::UpOptions,
     p: &Progress,
 ) -> Result<Vec<HostFacts>, DeployError> {
+    let (sources, cache_dir) = (&options.sources, options.cache_dir.as_path());
     let gluster = spec.home == HomeSpec::GlusterFs;
     let recipes = |arch: Arch| {
         let mut r = vec![Recipe::new(spec.slurm, arch)];
@@ -136,7 +144,11 @@ pub async fn images(
     };
     let wanted: BTreeSet<Arch> = reached.arches.iter().copied().collect();
     // Built where slurmbox runs when it has an engine (and sent on below), else on each host.
-    let local = if spec.hosts.is_empty() { None } else { DockerEngine::connect(None).await.ok() };
+    let local = if spec.hosts.is_empty() {
+        None
+    } else {
+        DockerEngine::connect(options.local_engine.as_deref()).await.ok()
+    };
     let builds: Vec<(&DockerEngine, Arch)> = match &local {
         None => reached.engines.iter().zip(&reached.arches).map(|(engine, arch)| (engine, *arch)).collect(),
         Some(local) => wanted.iter().map(|arch| (local, *arch)).collect(),
@@ -145,7 +157,7 @@ pub async fn images(
     let (mut tags, mut storage_tags) = (BTreeMap::new(), BTreeMap::new());
     for (engine, arch) in builds {
         for recipe in recipes(arch) {
-            let tag = image::ensure(engine, &recipe, sources, false, p).await?;
+            let tag = image::ensure(engine, &recipe, sources, cache_dir, false, p).await?;
             match recipe.kind {
                 image::Kind::Node(_) => tags.insert(arch, tag),
                 image::Kind::Storage => storage_tags.insert(arch, tag),
@@ -157,9 +169,15 @@ pub async fn images(
     let accounting = match spec.accounting {
         true => {
             let recipe = Recipe::accounting(spec.slurm, reached.arches[0]);
-            let tag =
-                image::ensure(local.as_ref().unwrap_or(&reached.engines[0]), &recipe, sources, false, p)
-                    .await?;
+            let tag = image::ensure(
+                local.as_ref().unwrap_or(&reached.engines[0]),
+                &recipe,
+                sources,
+                cache_dir,
+                false,
+                p,
+            )
+            .await?;
             if let Some(local) = &local {
                 let host = &spec.hosts[reached.index[0]].name;
                 image::send_if_missing(local, &reached.engines[0], host, &tag, "Accounting image", p).await?;
@@ -259,8 +277,12 @@ pub async fn probe<E: Engine>(
 /// Facts for showing a cluster's files without starting anything (`config render`):
 /// every host is assumed to look like the local engine's (or the one host's), without
 /// GPUs through an engine (those only a probe container finds, which `up` runs).
-pub async fn assumed_facts(spec: &ClusterSpec) -> Result<Vec<HostFacts>, EngineError> {
-    let engine = DockerEngine::connect(spec.engine()).await?;
+/// `local_engine` as for [`reach`].
+pub async fn assumed_facts(
+    spec: &ClusterSpec,
+    local_engine: Option<&str>,
+) -> Result<Vec<HostFacts>, EngineError> {
+    let engine = DockerEngine::connect(spec.engine().or(local_engine)).await?;
     let info = engine.info().await?;
     let arch = Arch::parse(&info.arch).unwrap_or(Arch::native());
     let facts = HostFacts {

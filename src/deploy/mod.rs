@@ -54,6 +54,11 @@ pub struct UpOptions {
     pub wait: Duration,
     /// Where images come from (a site registry, the Debian mirror they are built from).
     pub sources: crate::image::Sources,
+    /// The local engine's address where the Docker client's defaults do not find it
+    /// (see [`crate::settings::Settings::local_engine`]).
+    pub local_engine: Option<String>,
+    /// slurmbox's cache folder, where the image build lock lives.
+    pub cache_dir: std::path::PathBuf,
 }
 
 /// Brings the cluster of `spec` to what the spec says, on every host that answers, and
@@ -68,8 +73,8 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
         if nodes == 1 { "" } else { "s" },
         if spec.hosts.len() > 1 { format!(" on {hosts} hosts") } else { String::new() },
     ));
-    let reached = hosts::reach(spec, options.skip_unreachable, p).await?;
-    let mut facts = hosts::images(spec, &reached, &options.sources, p).await?;
+    let reached = hosts::reach(spec, options.skip_unreachable, options.local_engine.as_deref(), p).await?;
+    let mut facts = hosts::images(spec, &reached, options, p).await?;
     hosts::probe_gpus(spec, &reached, &mut facts, p).await;
     // The login node's sshd port on the controller's host: several clusters there each
     // get their own, unless the spec names one.

@@ -136,10 +136,10 @@ impl DockerEngine {
     /// Connects to the engine at `url` (`ssh://user@host` through the user's own ssh
     /// setup, one ssh connection for every request: see [`super::ssh`];
     /// `tcp://host:port`, `unix:///path`), or, without one, the way the docker CLI does
-    /// (DOCKER_HOST, else the local socket). Agrees on an API version both sides speak.
+    /// (a `tcp://` or `unix://` DOCKER_HOST, else the local socket; an `ssh://` one is
+    /// passed as `url`: see [`crate::settings::Settings::local_engine`]). Agrees on an
+    /// API version both sides speak.
     pub async fn connect(url: Option<&str>) -> Result<DockerEngine> {
-        let from_env = std::env::var("DOCKER_HOST").ok().filter(|h| h.starts_with("ssh://"));
-        let url = url.or(from_env.as_deref());
         let unreachable = |e: String| {
             EngineError::Unreachable(match url {
                 Some(url) => format!("{url}: {e}"),

@@ -8,7 +8,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{SpecError, in_range, is_dns_label};
+use super::SpecError;
+use super::check::{in_range, is_dns_label};
 
 /// A Slurm account: a research group, its users, its share and its caps.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,7 +1,7 @@
 //! The spec's people: `[[user]]` tables (accounts slurmbox keeps on every node, with
 //! their ssh keys), `[login]` (how they reach the login node over ssh) and `[ldap]`
 //! (a directory that knows more users). Checked here like the rest of the spec; the
-//! edits `slurmbox user add/remove` make to a spec file are here too.
+//! edits `slurmbox user add/remove` make to a spec file are in [`super::edit`].
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{EditError, SpecError, in_range, is_dns_label};
+use super::SpecError;
+use super::check::{in_range, is_dns_label};
 
 /// An account slurmbox keeps on every node.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -260,87 +261,6 @@ pub(super) fn check_ldap(
     Ok(LdapSpec { uri: uri.trim_end_matches('/').to_string(), base_dn, bind_dn, bind_password_file, ca_file })
 }
 
-// ---- editing a spec file: `slurmbox user add/remove` ---------------------------------
-
-fn document(text: &str) -> Result<toml_edit::DocumentMut, EditError> {
-    text.parse().map_err(|e: toml_edit::TomlError| EditError(e.to_string()))
-}
-
-fn user_tables(doc: &mut toml_edit::DocumentMut) -> Result<&mut toml_edit::ArrayOfTables, EditError> {
-    doc.entry("user")
-        .or_insert(toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
-        .as_array_of_tables_mut()
-        .ok_or_else(|| EditError("`user` is not a list of [[user]] tables".into()))
-}
-
-fn user_table(user: &UserSpec) -> toml_edit::Table {
-    let mut table = toml_edit::Table::new();
-    table["name"] = toml_edit::value(user.name.as_str());
-    table["uid"] = toml_edit::value(i64::from(user.uid));
-    if user.gid != user.uid {
-        table["gid"] = toml_edit::value(i64::from(user.gid));
-    }
-    if !user.ssh_keys.is_empty() {
-        let keys: toml_edit::Array = user.ssh_keys.iter().map(String::as_str).collect();
-        table["ssh_keys"] = toml_edit::value(keys);
-    }
-    if !user.login {
-        table["login"] = toml_edit::value(false);
-    }
-    table
-}
-
-/// The spec text with `user` in it: its `[[user]]` table replaced (same name) or added
-/// at the end. `implicit` are the users the spec has without saying so (the default
-/// user, when it has no `[[user]]` table): they are written out first, so that adding
-/// one does not take them away.
-pub fn with_user(text: &str, user: &UserSpec, implicit: &[UserSpec]) -> Result<String, EditError> {
-    let mut doc = document(text)?;
-    let had_none = doc.get("user").is_none();
-    let tables = user_tables(&mut doc)?;
-    if had_none {
-        for u in implicit.iter().filter(|u| u.name != user.name) {
-            tables.push(user_table(u));
-        }
-    }
-    let found =
-        tables.iter().position(|t| t.get("name").and_then(|n| n.as_str()) == Some(user.name.as_str()));
-    match found {
-        Some(i) => {
-            let table = tables.get_mut(i).expect("found above");
-            // Keep the table's own comments and order; set what `user` says.
-            let fresh = user_table(user);
-            for key in ["gid", "ssh_keys", "login"] {
-                if !fresh.contains_key(key) {
-                    table.remove(key);
-                }
-            }
-            for (key, value) in fresh.iter() {
-                table[key] = value.clone();
-            }
-        }
-        None => tables.push(user_table(user)),
-    }
-    Ok(doc.to_string())
-}
-
-/// The spec text without the `[[user]]` table named `name`; `None` when it has none.
-pub fn without_user(text: &str, name: &str) -> Result<Option<String>, EditError> {
-    let mut doc = document(text)?;
-    let Some(tables) = doc.get_mut("user").and_then(|h| h.as_array_of_tables_mut()) else {
-        return Ok(None);
-    };
-    let found = tables.iter().position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name));
-    let Some(i) = found else {
-        return Ok(None);
-    };
-    tables.remove(i);
-    if tables.is_empty() {
-        doc.remove("user");
-    }
-    Ok(Some(doc.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,29 +333,5 @@ mod tests {
             error_of(&format!("{ldap}bind_dn = \"cn=r,dc=x\"\nbind_password_file = \"pw.txt\"\n")),
             "cluster.toml:5:22: ldap.bind_password_file must be an absolute path, got \"pw.txt\""
         );
-    }
-
-    #[test]
-    fn adding_a_user_keeps_the_implicit_default_user_and_comments() {
-        let text = "# the lab's cluster\nname = \"lab\"\n";
-        let alice = UserSpec { ssh_keys: vec![KEY.into()], ..UserSpec::new("alice", 1001) };
-        let defaults = ClusterSpec::default_cluster().users;
-        let edited = with_user(text, &alice, &defaults).unwrap();
-        assert!(edited.starts_with("# the lab's cluster\n"), "{edited}");
-        let spec = ClusterSpec::parse("c.toml", &edited).unwrap();
-        assert_eq!(spec.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["researcher", "alice"]);
-        assert_eq!(spec.users[1], alice);
-
-        // Again, with login taken away: the same table changes.
-        let edited =
-            with_user(&edited, &UserSpec { login: false, ssh_keys: vec![], ..alice.clone() }, &defaults)
-                .unwrap();
-        let spec = ClusterSpec::parse("c.toml", &edited).unwrap();
-        assert_eq!(spec.users.len(), 2);
-        assert_eq!(spec.users[1], UserSpec { login: false, ..UserSpec::new("alice", 1001) });
-
-        let removed = without_user(&edited, "alice").unwrap().unwrap();
-        assert_eq!(ClusterSpec::parse("c.toml", &removed).unwrap().users.len(), 1);
-        assert_eq!(without_user(&removed, "carol").unwrap(), None);
     }
 }
