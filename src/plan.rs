@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::spec::UserSpec;
 use crate::render::{CgroupConf, CgroupPlugin, GresConf, NodeConf, SlurmConf};
+use crate::spec::UserSpec;
 
 /// Labels every object slurmbox creates carries; "what exists" is always asked of the
 /// engine through them, so there is no state file to lose or corrupt.
