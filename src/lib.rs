@@ -4,8 +4,8 @@
 //! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
 //! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
 //! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
-//! one line per step. Every Slurm command goes through [`slurm`]; what `status` shows is
-//! gathered in [`status`]. Slurm's files are built in [`render`]; the node image in [`image`];
+//! one line per step. Every Slurm command goes through [`slurm`], every GlusterFS one
+//! through [`gluster`]; what `status` shows is gathered in [`status`]. Slurm's files are built in [`render`]; the node image in [`image`];
 //! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
 pub mod actions;
@@ -18,6 +18,7 @@ pub mod contract;
 pub mod deploy;
 pub mod engine;
 pub mod exit;
+pub mod gluster;
 pub mod image;
 pub mod plan;
 pub mod progress;

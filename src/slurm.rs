@@ -1,6 +1,7 @@
-//! The one Slurm client: every `scontrol`, `sinfo` and `squeue` command slurmbox runs,
-//! and the reading of what comes back as typed values ([`Node`], [`NodeState`],
-//! [`Job`], [`JobState`]).
+//! The one Slurm client: every `scontrol`, `sinfo`, `squeue`, `sacct` and `sacctmgr`
+//! command slurmbox runs, and the reading of what comes back as typed values ([`Node`],
+//! [`NodeState`], [`Job`], [`JobState`], [`AccountedJob`], [`Association`]); changes to
+//! the accounting database are typed too ([`SacctmgrChange`]).
 //!
 //! [`Slurm`] runs the commands in one container (the controller, or the login node as
 //! a user) through an [`Engine`]. Slurm is read through its JSON output with
@@ -10,14 +11,22 @@
 
 mod job;
 mod node;
+mod sacctmgr;
+
+#[cfg(test)]
+mod recorded;
 
 use std::collections::BTreeMap;
 
 use miette::Diagnostic;
 use serde::Deserialize;
 
-pub use job::{Job, JobState, parse_jobs};
+pub use job::{AccountedJob, Job, JobState, parse_jobs, parse_sacct};
 pub use node::{Node, NodeBase, NodeFlag, NodeState, SinfoNode, parse_nodes, parse_sinfo};
+pub use sacctmgr::{
+    Applied, Association, ControllerAssoc, SacctmgrChange, SlurmUser, UNRESOLVED_UID, controller_knows,
+    parse_assoc_mgr, parse_associations, parse_sacctmgr_users,
+};
 
 use crate::engine::{Engine, EngineError, ExecOutput, ExecSpec};
 
@@ -62,12 +71,14 @@ pub struct Slurm<'a, E> {
     engine: &'a E,
     container: &'a str,
     user: Option<&'a str>,
+    /// Seconds after which a command is ended (`timeout`), if any.
+    limit: Option<u32>,
 }
 
 impl<'a, E: Engine> Slurm<'a, E> {
     /// Runs commands in `container` as the image's default user (root).
     pub fn new(engine: &'a E, container: &'a str) -> Self {
-        Slurm { engine, container, user: None }
+        Slurm { engine, container, user: None, limit: None }
     }
 
     /// Runs commands as `user`, in their home, as they would type them.
@@ -75,8 +86,16 @@ impl<'a, E: Engine> Slurm<'a, E> {
         Slurm { user: Some(user), ..self }
     }
 
+    /// Ends each command after `seconds` (`timeout`; it then fails with exit 124): for
+    /// commands that wait on a daemon that may not answer yet.
+    pub fn within(self, seconds: u32) -> Self {
+        Slurm { limit: Some(seconds), ..self }
+    }
+
     async fn exec(&self, args: &[&str]) -> Result<ExecOutput, EngineError> {
-        let spec = ExecSpec::new(args.iter().copied());
+        let limit = self.limit.map(|s| s.to_string());
+        let timeout = limit.as_deref().map(|s| ["timeout", s]);
+        let spec = ExecSpec::new(timeout.into_iter().flatten().chain(args.iter().copied()));
         let spec = match self.user {
             Some(user) => spec.as_user(user),
             None => spec,
@@ -180,6 +199,57 @@ impl<'a, E: Engine> Slurm<'a, E> {
             return Ok(Vec::new());
         }
         self.json(&["squeue", "-w", &nodes.join(",")], parse_jobs).await
+    }
+
+    /// Every job accounting knows, since the epoch (`sacct -a -X`).
+    pub async fn accounted_jobs(&self) -> Result<Vec<AccountedJob>, SlurmError> {
+        self.json(&["sacct", "-a", "-X", "-S", "1970-01-01T00:00:00", "-E", "now"], parse_sacct).await
+    }
+
+    /// Whether slurmdbd answers `sacctmgr` (`sacctmgr list cluster`).
+    pub async fn accounting_answers(&self) -> Result<bool, EngineError> {
+        Ok(self.exec(&["sacctmgr", "-n", "list", "cluster", "format=cluster"]).await?.ok())
+    }
+
+    /// Every association of the accounting database (`sacctmgr show associations`).
+    pub async fn associations(&self) -> Result<Vec<Association>, SlurmError> {
+        self.json(&["sacctmgr", "show", "associations"], parse_associations).await
+    }
+
+    /// Every user of the accounting database (`sacctmgr show users`).
+    pub async fn accounting_users(&self) -> Result<Vec<SlurmUser>, SlurmError> {
+        self.json(&["sacctmgr", "show", "users"], parse_sacctmgr_users).await
+    }
+
+    /// The associations slurmctld holds (`scontrol show assoc_mgr`), which it learns
+    /// from slurmdbd a moment after they are made.
+    pub async fn controller_associations(&self) -> Result<Vec<ControllerAssoc>, SlurmError> {
+        Ok(parse_assoc_mgr(&self.checked(&["scontrol", "-o", "show", "assoc_mgr", "flags=assoc"]).await?))
+    }
+
+    /// Makes `changes` in order (`sacctmgr -i`, one call each), stopping at the first
+    /// that fails; what each did, in the same order.
+    pub async fn apply(&self, changes: &[SacctmgrChange]) -> Result<Vec<Applied>, SlurmError> {
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in changes {
+            let args: Vec<String> =
+                ["sacctmgr", "-i"].into_iter().map(String::from).chain(change.args()).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = self.exec(&args).await?;
+            match sacctmgr::outcome(out.code, &out.stdout, &out.stderr) {
+                Some(done) => applied.push(done),
+                None => {
+                    let said = [out.stdout.trim(), out.stderr.trim()].join("\n");
+                    return Err(SlurmError::Failed {
+                        cmd: args.join(" "),
+                        container: self.container.into(),
+                        code: out.code,
+                        stderr: said.trim().into(),
+                    });
+                }
+            }
+        }
+        Ok(applied)
     }
 }
 

@@ -13,7 +13,7 @@ use miette::Diagnostic;
 use super::{Cluster, Context, running_node};
 use crate::cli::BackupArgs;
 use crate::components::{accounting, controller};
-use crate::engine::{Engine, ExecSpec};
+use crate::engine::Engine;
 
 /// What the backup is of, as JSON.
 pub const MANIFEST: &str = "slurmbox-backup.json";
@@ -177,11 +177,8 @@ pub fn read(path: &Path) -> Result<Backup, BackupError> {
 /// How many jobs a cluster's accounting knows, and the highest job ID (for `restore`'s
 /// report); `None` where accounting cannot say.
 pub async fn jobs<E: Engine>(engine: &E, controller: &str) -> Option<(usize, u64)> {
-    let list = ExecSpec::shell("sacct -a -X -n -P -o jobid -S 1970-01-01T00:00:00 -E now 2>/dev/null");
-    let out = engine.exec(controller, &list).await.ok().filter(|o| o.ok())?;
-    let ids: Vec<u64> =
-        out.stdout.lines().filter_map(|l| l.split(['_', '.', '+']).next()?.trim().parse().ok()).collect();
-    Some((ids.len(), ids.iter().copied().max().unwrap_or(0)))
+    let jobs = crate::slurm::Slurm::new(engine, controller).accounted_jobs().await.ok()?;
+    Some((jobs.len(), jobs.iter().map(|j| j.id).max().unwrap_or(0)))
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use super::backup::{self, Backup};
 use super::{Context, running_node};
 use crate::cli::{RestoreArgs, UpArgs};
 use crate::components::{accounting, controller};
-use crate::engine::{Engine, ExecSpec};
+use crate::engine::Engine;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
+use crate::slurm::Slurm;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RestoreError {
@@ -88,9 +89,9 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
     })?;
     // The controller's container starts again (the engine refuses commands meanwhile);
     // slurmctld answers once it reads the state and reaches slurmdbd.
-    let answers = ExecSpec::shell("timeout 5 scontrol ping | grep -q UP");
+    let answers = Slurm::new(engine, &ctld).within(5);
     let deadline = Instant::now() + Duration::from_secs(180);
-    while !engine.exec(&ctld, &answers).await.is_ok_and(|o| o.ok()) {
+    while !answers.controller_up().await.unwrap_or(false) {
         if Instant::now() > deadline {
             step.fail("the controller did not answer");
             return Err(crate::actions::ActionError::ControllerDown(180).into());

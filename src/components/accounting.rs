@@ -16,11 +16,12 @@ use super::{Config, Layout, NODE_CAPS, munge};
 use crate::actions::{self, ActionError};
 use crate::apply::Apply;
 use crate::contract;
-use crate::engine::{Engine, ExecSpec, FileUpload};
+use crate::engine::{Engine, FileUpload};
 use crate::plan::{
     ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, Role, VolumePlan,
 };
 use crate::render::{AccountingConf, SlurmdbdConf};
+use crate::slurm::{self, SacctmgrChange, Slurm, SlurmError};
 use crate::spec::{AccountSpec, DEFAULT_ACCOUNT};
 
 /// Host names of the two containers on the cluster's network.
@@ -140,39 +141,36 @@ fn accounts(layout: &Layout) -> Vec<AccountSpec> {
     accounts
 }
 
-/// The `sacctmgr` script that makes the cluster, its accounts and every user's
-/// association what `accounts` say (adding what is missing, setting what changed).
-pub fn sacctmgr_script(cluster: &str, accounts: &[AccountSpec]) -> String {
-    let mut s = String::from(
-        "set -u\n# sacctmgr -i says so and exits 1 when there is nothing new to add or change.\n\
-         add() { out=$(sacctmgr -i \"$@\" 2>&1) || case \"$out\" in *'Nothing new'*|*'Nothing added'*|*'already exists'*|*'Already existing'*|*'Nothing modified'*|*\"didn't affect\"*) ;; *) echo \"sacctmgr $*: $out\" >&2; exit 1 ;; esac; }\n",
-    );
-    s += &format!("add add cluster {cluster}\n");
+/// The `sacctmgr` changes that make the cluster, its accounts and every user's
+/// association what `accounts` say (adding what is missing, setting what changed):
+/// every account before any user.
+pub fn sacctmgr_changes(cluster: &str, accounts: &[AccountSpec]) -> Vec<SacctmgrChange> {
+    let mut changes = vec![SacctmgrChange::AddCluster { name: cluster.into() }];
     for a in accounts {
-        // (-1 takes a limit away; a GrpTRES cap the spec no longer names stays until
-        // `sacctmgr modify` clears it.)
-        let mut limits = format!("fairshare={}", a.fairshare);
-        if let Some(tres) = &a.grp_tres {
-            limits += &format!(" grptres={tres}");
-        }
-        limits += &format!(" grpjobs={}", a.max_jobs.map_or("-1".to_string(), |m| m.to_string()));
-        s += &format!("add add account {} cluster={cluster} description={0} organization={0}\n", a.name);
-        s += &format!("add modify account where name={} cluster={cluster} set {limits}\n", a.name);
+        // (A GrpTRES cap the spec no longer names stays until `sacctmgr modify` clears it.)
+        changes.push(SacctmgrChange::AddAccount { name: a.name.clone(), cluster: cluster.into() });
+        changes.push(SacctmgrChange::ModifyAccount {
+            name: a.name.clone(),
+            cluster: cluster.into(),
+            fairshare: a.fairshare,
+            grp_tres: a.grp_tres.clone(),
+            max_jobs: a.max_jobs,
+        });
     }
     // A user's first account is their default one.
     let mut seen: Vec<&str> = Vec::new();
     for a in accounts {
         for user in &a.users {
-            let default = if seen.contains(&user.as_str()) {
-                String::new()
-            } else {
-                format!(" defaultaccount={}", a.name)
-            };
-            s += &format!("add add user {user} account={} cluster={cluster}{default}\n", a.name);
+            changes.push(SacctmgrChange::AddUser {
+                name: user.clone(),
+                account: a.name.clone(),
+                cluster: cluster.into(),
+                default_account: !seen.contains(&user.as_str()),
+            });
             seen.push(user);
         }
     }
-    s
+    changes
 }
 
 /// Once slurmdbd answers: the accounts and associations.
@@ -182,12 +180,12 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
     }
     let step = apply.progress.step("Accounting: accounts and users");
     let controller = apply.plan.controller();
-    let engine = apply.control();
+    let slurm = Slurm::new(apply.control(), &controller.name);
     // slurmdbd answers once MariaDB is up and its tables are made (a minute at most
     // on a small machine the first time).
-    let ready = ExecSpec::shell("timeout 5 sacctmgr -n list cluster format=cluster >/dev/null 2>&1");
+    let ready = Slurm::new(apply.control(), &controller.name).within(5);
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while !engine.exec(&controller.name, &ready).await?.ok() {
+    while !ready.accounting_answers().await? {
         if std::time::Instant::now() > deadline {
             step.fail("slurmdbd did not answer");
             return Err(ActionError::CommandFailed {
@@ -202,34 +200,21 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let script = sacctmgr_script(&apply.plan.cluster, &apply.plan.slurm_accounts);
-    let out = engine.exec(&controller.name, &ExecSpec::shell(&script)).await?;
-    if !out.ok() {
-        return Err(ActionError::CommandFailed {
-            cmd: "sacctmgr (accounts and users)".into(),
-            container: controller.name.clone(),
-            code: out.code,
-            stderr: out.stderr.trim().into(),
-        }
-        .into());
-    }
+    let changes = sacctmgr_changes(&apply.plan.cluster, &apply.plan.slurm_accounts);
+    slurm.apply(&changes).await.map_err(ActionError::from)?;
     // slurmctld hears of new associations from slurmdbd a moment later; until then
     // it refuses the users' jobs ("Invalid account").
     let mut users: Vec<&str> =
         apply.plan.slurm_accounts.iter().flat_map(|a| a.users.iter().map(String::as_str)).collect();
     users.sort_unstable();
     users.dedup();
-    // (A UID it could not resolve shows as 4294967294.)
-    let check = users
-        .iter()
-        .map(|u| {
-            format!("grep -q 'UserName={u}(' <<<\"$out\" && ! grep -q 'UserName={u}(4294967294)' <<<\"$out\"")
-        })
-        .collect::<Vec<_>>()
-        .join(" && ");
-    let known = ExecSpec::shell(&format!("out=$(scontrol -o show assoc_mgr flags=assoc 2>&1) && {check}"));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !engine.exec(&controller.name, &known).await?.ok() {
+    loop {
+        match slurm.controller_associations().await {
+            Ok(known) if slurm::controller_knows(&known, &users) => break,
+            Ok(_) | Err(SlurmError::Failed { .. } | SlurmError::Unreadable { .. }) => {}
+            Err(e) => return Err(ActionError::from(e).into()),
+        }
         if std::time::Instant::now() > deadline {
             step.fail("the controller did not learn the users' associations");
             break;
@@ -293,10 +278,20 @@ mod tests {
             grp_tres: None,
             max_jobs: None,
         };
-        let script = sacctmgr_script("lab", &[physics, users]);
-        assert!(script.contains("add add user alice account=physics cluster=lab defaultaccount=physics\n"));
-        assert!(script.contains("add add user alice account=users cluster=lab\n"), "{script}");
-        assert!(script.contains("add add user bob account=users cluster=lab defaultaccount=users\n"));
-        assert!(script.contains("set fairshare=3 grptres=cpu=8 grpjobs=-1\n"));
+        let changes: Vec<String> =
+            sacctmgr_changes("lab", &[physics, users]).iter().map(|c| c.args().join(" ")).collect();
+        assert_eq!(
+            changes,
+            [
+                "add cluster lab",
+                "add account physics cluster=lab description=physics organization=physics",
+                "modify account where name=physics cluster=lab set fairshare=3 grptres=cpu=8 grpjobs=-1",
+                "add account users cluster=lab description=users organization=users",
+                "modify account where name=users cluster=lab set fairshare=1 grpjobs=-1",
+                "add user alice account=physics cluster=lab defaultaccount=physics",
+                "add user alice account=users cluster=lab",
+                "add user bob account=users cluster=lab defaultaccount=users",
+            ]
+        );
     }
 }

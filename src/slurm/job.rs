@@ -1,5 +1,6 @@
 //! Slurm's jobs as slurmbox reads them: [`Job`] and its typed [`JobState`], parsed
-//! from `squeue --json` (data_parser v0.0.42).
+//! from `squeue --json`, and the jobs accounting keeps ([`AccountedJob`], from `sacct
+//! --json`), both data_parser v0.0.42.
 
 use std::fmt;
 
@@ -154,6 +155,72 @@ pub fn parse_jobs(json: &str) -> Result<Vec<Job>, serde_json::Error> {
         .collect())
 }
 
+/// A job as accounting keeps it (`sacct -X`: the job, not its steps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountedJob {
+    /// Its own ID; every task of an array has one.
+    pub id: u64,
+    /// The array's ID (what `sacct` prints before `_`), for a task of an array.
+    pub array_id: Option<u64>,
+    pub name: String,
+    pub user: String,
+    pub account: String,
+    pub state: JobState,
+}
+
+#[derive(Deserialize)]
+struct SacctDoc {
+    jobs: Vec<SacctJson>,
+}
+
+#[derive(Deserialize)]
+struct SacctJson {
+    job_id: u64,
+    #[serde(default)]
+    array: Option<SacctArray>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    account: String,
+    state: SacctState,
+}
+
+#[derive(Deserialize)]
+struct SacctArray {
+    /// 0 for a job of no array.
+    #[serde(default)]
+    job_id: u64,
+}
+
+#[derive(Deserialize)]
+struct SacctState {
+    current: Vec<String>,
+}
+
+/// Parses `sacct --json=v0.0.42`.
+pub fn parse_sacct(json: &str) -> Result<Vec<AccountedJob>, serde_json::Error> {
+    let doc: SacctDoc = serde_json::from_str(json)?;
+    Ok(doc
+        .jobs
+        .into_iter()
+        .map(|j| AccountedJob {
+            id: j.job_id,
+            array_id: j.array.map(|a| a.job_id).filter(|id| *id != 0),
+            state: j
+                .state
+                .current
+                .iter()
+                .find_map(|s| JobState::parse(s))
+                .unwrap_or_else(|| JobState::Other(j.state.current.join(","))),
+            name: j.name,
+            user: j.user,
+            account: j.account,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +263,22 @@ mod tests {
         assert_eq!((jobs[0].state.clone(), jobs[0].completing), (JobState::Running, true));
         assert_eq!((jobs[1].state.clone(), jobs[1].completing), (JobState::Cancelled, true));
         assert_eq!(jobs[2].state, JobState::Other("RESV_DEL_HOLD".into()));
+    }
+
+    #[test]
+    fn accounted_jobs_with_array_tasks() {
+        for json in
+            [include_str!("fixtures/24.11-sacct-jobs.json"), include_str!("fixtures/26.05-sacct-jobs.json")]
+        {
+            let jobs = parse_sacct(json).unwrap();
+            let read: Vec<_> = jobs.iter().map(|j| (j.id, j.array_id, j.account.as_str())).collect();
+            // Job 2 is an array of two tasks: 2_2 keeps the ID 2, 2_1 got 4.
+            assert_eq!(
+                read,
+                [(1, None, "physics"), (3, None, "chem"), (4, Some(2), "chem"), (2, Some(2), "chem")]
+            );
+            assert!(jobs.iter().all(|j| j.state == JobState::Completed && j.user == "alice"));
+        }
+        assert!(parse_sacct("1\n2_1\n").is_err());
     }
 }
