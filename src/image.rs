@@ -649,6 +649,21 @@ mod tests {
         assert!(hook.contains(&format!("= {SLURM_ID}:{SLURM_ID} ]")), "{hook}");
     }
 
+    /// Existing images are found by their tags: a reshaped recipe must name the same ones.
+    #[test]
+    fn the_tags_of_todays_recipes_stay_the_same() {
+        assert_eq!(Recipe::new(SlurmVersion::V24_11, Arch::Amd64).tag(), "slurmbox/node:24.11-dd742527adb3");
+        assert_eq!(Recipe::storage(Arch::Amd64).tag(), "slurmbox/storage:gluster-a5475bf3e79e");
+        assert_eq!(
+            Recipe::accounting(SlurmVersion::V24_11, Arch::Amd64).tag(),
+            "slurmbox/accounting:24.11-34677fea17fc"
+        );
+        assert_eq!(
+            Recipe::new(SlurmVersion::V26_05, Arch::Arm64).tag(),
+            "slurmbox/node-arm64:26.05-ae76a8cbd0bc"
+        );
+    }
+
     #[test]
     fn tags_are_versioned_by_release_architecture_and_recipe() {
         let a = Recipe::new(SlurmVersion::V24_11, Arch::Amd64).tag();

@@ -469,135 +469,7 @@ impl Engine for DockerEngine {
     }
 
     async fn create_container(&self, c: &ContainerPlan) -> Result<()> {
-        // A folder a storage container mounts the shared /home on (and its nodes see
-        // it through): given as a bind ("SRC:DST:rshared"), which every engine version
-        // creates on the host when missing (a mount's create_mountpoint needs API 1.42).
-        let (propagated, plain): (Vec<_>, Vec<_>) = c.mounts.iter().partition(|m| m.propagation.is_some());
-        let binds: Vec<String> = propagated
-            .iter()
-            .map(|m| {
-                let source = match &m.source {
-                    MountSource::Volume(v) | MountSource::HostPath(v) => v,
-                };
-                let propagation = match m.propagation {
-                    Some(Propagation::Shared) => "rshared",
-                    _ => "rslave",
-                };
-                let mode = if m.read_only { "ro" } else { "rw" };
-                format!("{source}:{}:{mode},{propagation}", m.target)
-            })
-            .collect();
-        let mounts: Vec<Mount> = plain
-            .iter()
-            .map(|m| {
-                let (typ, source) = match &m.source {
-                    MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
-                    MountSource::HostPath(p) => (MountType::BIND, p.clone()),
-                };
-                Mount {
-                    target: Some(m.target.clone()),
-                    source: Some(source),
-                    typ: Some(typ),
-                    read_only: Some(m.read_only),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        let (mut files, mut gpus) = (Vec::new(), Vec::new());
-        for d in &c.devices {
-            match d {
-                Device::File(f) => files.push(f),
-                Device::Gpus(r) => gpus.push(r),
-            }
-        }
-        let body = ContainerCreateBody {
-            image: Some(c.image.clone()),
-            hostname: Some(c.hostname.clone()),
-            cmd: Some(c.command.clone()),
-            env: Some(c.env.clone()),
-            labels: Some(hash_map(&c.labels)),
-            healthcheck: c.health.as_ref().map(|cmd| {
-                let mut test = vec!["CMD".to_string()];
-                test.extend(cmd.iter().cloned());
-                let secs = |s: i64| s * 1_000_000_000;
-                HealthConfig {
-                    test: Some(test),
-                    // "unhealthy" after about 15 s; slurmbox-init's watchdog restarts
-                    // the daemon after 30.
-                    interval: Some(secs(5)),
-                    timeout: Some(secs(6)),
-                    retries: Some(2),
-                    start_period: Some(secs(30)),
-                    ..Default::default()
-                }
-            }),
-            host_config: Some(HostConfig {
-                mounts: Some(mounts),
-                binds: (!binds.is_empty()).then_some(binds),
-                // Start from no capabilities and add back only the named ones (see
-                // plan::BASE_CAPS for why each is needed). Never --privileged.
-                cap_drop: Some(vec!["ALL".into()]),
-                cap_add: Some(c.cap_add.clone()),
-                // The init script exits when a daemon dies; Docker brings the node back.
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                    maximum_retry_count: None,
-                }),
-                network_mode: Some(c.network.clone()),
-                devices: (!files.is_empty()).then(|| {
-                    files
-                        .iter()
-                        .map(|d| {
-                            let (host, node) = d.split_once(':').unwrap_or((d, d));
-                            DeviceMapping {
-                                path_on_host: Some(host.into()),
-                                path_in_container: Some(node.into()),
-                                cgroup_permissions: Some("rwm".into()),
-                            }
-                        })
-                        .collect()
-                }),
-                // GPUs the engine's device driver gives (compute nodes of a GPU host).
-                device_requests: (!gpus.is_empty()).then(|| gpus.iter().map(|r| device_request(r)).collect()),
-                security_opt: (!c.security_opt.is_empty()).then(|| c.security_opt.clone()),
-                cgroupns_mode: c.cgroupns_private.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
-                // No swap beyond the limit: memory and swap together are the limit.
-                memory: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
-                memory_swap: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
-                port_bindings: (!c.ports.is_empty()).then(|| {
-                    c.ports
-                        .iter()
-                        .map(|p| {
-                            let binding = PortBinding {
-                                host_ip: Some(p.host_ip.clone()),
-                                host_port: Some(p.host_port.to_string()),
-                            };
-                            (format!("{}/tcp", p.container_port), Some(vec![binding]))
-                        })
-                        .collect()
-                }),
-                ..Default::default()
-            }),
-            exposed_ports: (!c.ports.is_empty())
-                .then(|| c.ports.iter().map(|p| format!("{}/tcp", p.container_port)).collect()),
-            // On the cluster's own network the node is found by its name; on the host's
-            // network it has the host's address and needs no alias.
-            networking_config: (c.network != HOST_NETWORK).then(|| NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    c.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![c.hostname.clone()]),
-                        // Its fixed address on a macvlan network.
-                        ipam_config: c.ip.as_ref().map(|ip| EndpointIpamConfig {
-                            ipv4_address: Some(ip.clone()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                )])),
-            }),
-            ..Default::default()
-        };
+        let body = create_body(c);
         let options = CreateContainerOptions { name: Some(c.name.clone()), ..Default::default() };
         match self.docker.create_container(Some(options), body).await {
             Ok(_) => Ok(()),
@@ -825,6 +697,139 @@ impl Engine for DockerEngine {
     }
 }
 
+/// bollard's create body for a planned container.
+fn create_body(c: &ContainerPlan) -> ContainerCreateBody {
+    // A folder a storage container mounts the shared /home on (and its nodes see
+    // it through): given as a bind ("SRC:DST:rshared"), which every engine version
+    // creates on the host when missing (a mount's create_mountpoint needs API 1.42).
+    let (propagated, plain): (Vec<_>, Vec<_>) = c.mounts.iter().partition(|m| m.propagation.is_some());
+    let binds: Vec<String> = propagated
+        .iter()
+        .map(|m| {
+            let source = match &m.source {
+                MountSource::Volume(v) | MountSource::HostPath(v) => v,
+            };
+            let propagation = match m.propagation {
+                Some(Propagation::Shared) => "rshared",
+                _ => "rslave",
+            };
+            let mode = if m.read_only { "ro" } else { "rw" };
+            format!("{source}:{}:{mode},{propagation}", m.target)
+        })
+        .collect();
+    let mounts: Vec<Mount> = plain
+        .iter()
+        .map(|m| {
+            let (typ, source) = match &m.source {
+                MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
+                MountSource::HostPath(p) => (MountType::BIND, p.clone()),
+            };
+            Mount {
+                target: Some(m.target.clone()),
+                source: Some(source),
+                typ: Some(typ),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let (mut files, mut gpus) = (Vec::new(), Vec::new());
+    for d in &c.devices {
+        match d {
+            Device::File(f) => files.push(f),
+            Device::Gpus(r) => gpus.push(r),
+        }
+    }
+    ContainerCreateBody {
+        image: Some(c.image.clone()),
+        hostname: Some(c.hostname.clone()),
+        cmd: Some(c.command.clone()),
+        env: Some(c.env.clone()),
+        labels: Some(hash_map(&c.labels)),
+        healthcheck: c.health.as_ref().map(|cmd| {
+            let mut test = vec!["CMD".to_string()];
+            test.extend(cmd.iter().cloned());
+            let secs = |s: i64| s * 1_000_000_000;
+            HealthConfig {
+                test: Some(test),
+                // "unhealthy" after about 15 s; slurmbox-init's watchdog restarts
+                // the daemon after 30.
+                interval: Some(secs(5)),
+                timeout: Some(secs(6)),
+                retries: Some(2),
+                start_period: Some(secs(30)),
+                ..Default::default()
+            }
+        }),
+        host_config: Some(HostConfig {
+            mounts: Some(mounts),
+            binds: (!binds.is_empty()).then_some(binds),
+            // Start from no capabilities and add back only the named ones (see
+            // plan::BASE_CAPS for why each is needed). Never --privileged.
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(c.cap_add.clone()),
+            // The init script exits when a daemon dies; Docker brings the node back.
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            network_mode: Some(c.network.clone()),
+            devices: (!files.is_empty()).then(|| {
+                files
+                    .iter()
+                    .map(|d| {
+                        let (host, node) = d.split_once(':').unwrap_or((d, d));
+                        DeviceMapping {
+                            path_on_host: Some(host.into()),
+                            path_in_container: Some(node.into()),
+                            cgroup_permissions: Some("rwm".into()),
+                        }
+                    })
+                    .collect()
+            }),
+            // GPUs the engine's device driver gives (compute nodes of a GPU host).
+            device_requests: (!gpus.is_empty()).then(|| gpus.iter().map(|r| device_request(r)).collect()),
+            security_opt: (!c.security_opt.is_empty()).then(|| c.security_opt.clone()),
+            cgroupns_mode: c.cgroupns_private.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+            // No swap beyond the limit: memory and swap together are the limit.
+            memory: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            memory_swap: c.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            port_bindings: (!c.ports.is_empty()).then(|| {
+                c.ports
+                    .iter()
+                    .map(|p| {
+                        let binding = PortBinding {
+                            host_ip: Some(p.host_ip.clone()),
+                            host_port: Some(p.host_port.to_string()),
+                        };
+                        (format!("{}/tcp", p.container_port), Some(vec![binding]))
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        }),
+        exposed_ports: (!c.ports.is_empty())
+            .then(|| c.ports.iter().map(|p| format!("{}/tcp", p.container_port)).collect()),
+        // On the cluster's own network the node is found by its name; on the host's
+        // network it has the host's address and needs no alias.
+        networking_config: (c.network != HOST_NETWORK).then(|| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                c.network.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![c.hostname.clone()]),
+                    // Its fixed address on a macvlan network.
+                    ipam_config: c.ip.as_ref().map(|ip| EndpointIpamConfig {
+                        ipv4_address: Some(ip.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
 /// Puts the local terminal in raw mode for an interactive shell; restores it on drop.
 struct RawTerminal;
 
@@ -843,6 +848,237 @@ impl Drop for RawTerminal {
 
 #[cfg(test)]
 mod tests {
+    use crate::plan::{
+        ContainerPlan, Device, GpuRequest, HOST_NETWORK, MountPlan, MountSource, PortPlan, Propagation, Role,
+    };
+
+    /// A container asking for everything the create body can say: both kinds of
+    /// mount, a propagated one, device files and GPUs, a port, a health check, limits.
+    fn everything() -> ContainerPlan {
+        let mount = |source, target: &str, read_only, propagation| MountPlan {
+            source,
+            target: target.into(),
+            read_only,
+            propagation,
+        };
+        ContainerPlan {
+            host: 0,
+            name: "lab-node1".into(),
+            hostname: "node1".into(),
+            role: Role::Compute,
+            image: "slurmbox/node:24.11-test".into(),
+            command: vec!["/usr/local/sbin/slurmbox-init".into(), "compute".into()],
+            env: vec!["A=1".into(), "B=2".into()],
+            mounts: vec![
+                mount(MountSource::Volume("lab-munge".into()), "/etc/munge", true, None),
+                mount(MountSource::HostPath("/srv/data".into()), "/data", false, None),
+                mount(MountSource::HostPath("/srv/home".into()), "/home", false, Some(Propagation::Shared)),
+                mount(MountSource::Volume("lab-home".into()), "/mnt/home", true, Some(Propagation::Slave)),
+            ],
+            cap_add: vec!["SYS_ADMIN".into(), "SETUID".into()],
+            network: "lab-net".into(),
+            ip: Some("192.168.1.50".into()),
+            files: vec![],
+            labels: [("io.slurmbox.cluster".to_string(), "lab".to_string()), ("x".into(), "y".into())].into(),
+            devices: vec![
+                Device::File("/dev/fuse".into()),
+                Device::File("/srv/fake/nvidia0:/dev/nvidia0".into()),
+                Device::Gpus(GpuRequest {
+                    driver: "nvidia".into(),
+                    device_ids: vec!["0".into(), "1".into()],
+                    all: false,
+                    capabilities: vec!["gpu".into(), "utility".into()],
+                }),
+                Device::Gpus(GpuRequest {
+                    driver: "cdi".into(),
+                    device_ids: vec![],
+                    all: true,
+                    capabilities: vec![],
+                }),
+            ],
+            security_opt: vec!["apparmor=unconfined".into()],
+            cgroupns_private: true,
+            memory_mib: Some(2048),
+            health: Some(vec!["pgrep".into(), "slurmd".into()]),
+            ports: vec![PortPlan { host_ip: "0.0.0.0".into(), host_port: 2222, container_port: 22 }],
+        }
+    }
+
+    fn body_json(c: &ContainerPlan) -> serde_json::Value {
+        serde_json::to_value(super::create_body(c)).unwrap()
+    }
+
+    /// The request bodies stay byte-for-byte what they were when this was written.
+    #[test]
+    fn the_create_body_is_pinned() {
+        let full = everything();
+        let got = body_json(&full);
+        let want: serde_json::Value = serde_json::from_str(PINNED_FULL).unwrap();
+        assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap());
+        let bare = ContainerPlan {
+            network: HOST_NETWORK.into(),
+            ip: None,
+            mounts: vec![],
+            devices: vec![],
+            security_opt: vec![],
+            cgroupns_private: false,
+            memory_mib: None,
+            health: None,
+            ports: vec![],
+            cap_add: vec![],
+            ..full
+        };
+        let got = body_json(&bare);
+        let want: serde_json::Value = serde_json::from_str(PINNED_BARE).unwrap();
+        assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap());
+    }
+
+    const PINNED_FULL: &str = r#"{
+  "Cmd": [
+    "/usr/local/sbin/slurmbox-init",
+    "compute"
+  ],
+  "Env": [
+    "A=1",
+    "B=2"
+  ],
+  "ExposedPorts": {
+    "22/tcp": {}
+  },
+  "Healthcheck": {
+    "Interval": 5000000000,
+    "Retries": 2,
+    "StartPeriod": 30000000000,
+    "Test": [
+      "CMD",
+      "pgrep",
+      "slurmd"
+    ],
+    "Timeout": 6000000000
+  },
+  "HostConfig": {
+    "Binds": [
+      "/srv/home:/home:rw,rshared",
+      "lab-home:/mnt/home:ro,rslave"
+    ],
+    "CapAdd": [
+      "SYS_ADMIN",
+      "SETUID"
+    ],
+    "CapDrop": [
+      "ALL"
+    ],
+    "CgroupnsMode": "private",
+    "DeviceRequests": [
+      {
+        "Capabilities": [
+          [
+            "gpu",
+            "utility"
+          ]
+        ],
+        "DeviceIDs": [
+          "0",
+          "1"
+        ],
+        "Driver": "nvidia"
+      },
+      {
+        "Count": -1,
+        "Driver": "cdi"
+      }
+    ],
+    "Devices": [
+      {
+        "CgroupPermissions": "rwm",
+        "PathInContainer": "/dev/fuse",
+        "PathOnHost": "/dev/fuse"
+      },
+      {
+        "CgroupPermissions": "rwm",
+        "PathInContainer": "/dev/nvidia0",
+        "PathOnHost": "/srv/fake/nvidia0"
+      }
+    ],
+    "Memory": 2147483648,
+    "MemorySwap": 2147483648,
+    "Mounts": [
+      {
+        "ReadOnly": true,
+        "Source": "lab-munge",
+        "Target": "/etc/munge",
+        "Type": "volume"
+      },
+      {
+        "ReadOnly": false,
+        "Source": "/srv/data",
+        "Target": "/data",
+        "Type": "bind"
+      }
+    ],
+    "NetworkMode": "lab-net",
+    "PortBindings": {
+      "22/tcp": [
+        {
+          "HostIp": "0.0.0.0",
+          "HostPort": "2222"
+        }
+      ]
+    },
+    "RestartPolicy": {
+      "Name": "unless-stopped"
+    },
+    "SecurityOpt": [
+      "apparmor=unconfined"
+    ]
+  },
+  "Hostname": "node1",
+  "Image": "slurmbox/node:24.11-test",
+  "Labels": {
+    "io.slurmbox.cluster": "lab",
+    "x": "y"
+  },
+  "NetworkingConfig": {
+    "EndpointsConfig": {
+      "lab-net": {
+        "Aliases": [
+          "node1"
+        ],
+        "IPAMConfig": {
+          "IPv4Address": "192.168.1.50"
+        }
+      }
+    }
+  }
+}"#;
+    const PINNED_BARE: &str = r#"{
+  "Cmd": [
+    "/usr/local/sbin/slurmbox-init",
+    "compute"
+  ],
+  "Env": [
+    "A=1",
+    "B=2"
+  ],
+  "HostConfig": {
+    "CapAdd": [],
+    "CapDrop": [
+      "ALL"
+    ],
+    "Mounts": [],
+    "NetworkMode": "host",
+    "RestartPolicy": {
+      "Name": "unless-stopped"
+    }
+  },
+  "Hostname": "node1",
+  "Image": "slurmbox/node:24.11-test",
+  "Labels": {
+    "io.slurmbox.cluster": "lab",
+    "x": "y"
+  }
+}"#;
+
     #[test]
     fn the_port_in_a_bind_error() {
         let taken = "driver failed programming external connectivity on endpoint it-users-12-login (3f2a): \
