@@ -24,3 +24,4 @@ pub mod render;
 pub mod slurm;
 pub mod spec;
 pub mod status;
+pub mod wait;
