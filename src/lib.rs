@@ -28,3 +28,4 @@ pub mod settings;
 pub mod slurm;
 pub mod spec;
 pub mod status;
+pub mod wait;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::{ImageBuildArgs, ImageChoice, ImageCommand, ImagePushArgs};
+use crate::components::{accounting, glusterfs};
 use crate::engine::Engine;
 use crate::image::{Recipe, Sources};
 use crate::spec::Arch;
@@ -51,8 +52,8 @@ async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
 fn recipe(choice: &ImageChoice) -> Recipe {
     let arch = choice.arch.unwrap_or_else(Arch::native);
     match (choice.storage, choice.accounting) {
-        (true, _) => Recipe::storage(arch),
-        (false, true) => Recipe::accounting(choice.slurm, arch),
+        (true, _) => glusterfs::image_recipe(arch),
+        (false, true) => accounting::image_recipe(choice.slurm, arch),
         (false, false) => Recipe::new(choice.slurm, arch),
     }
 }

@@ -11,8 +11,9 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use super::{Context, default_user, running_node};
 use crate::cli::VerifyArgs;
-use crate::engine::{Engine, ExecOutput, ExecSpec};
+use crate::engine::{ContainerInfo, Engine, EngineError, ExecOutput, ExecSpec};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, LOGIN_HOST, Role};
+use crate::progress::Progress;
 use crate::slurm::{SinfoNode, Slurm, SlurmError};
 
 const PI_PROGRAM: &str = include_str!("../../assets/verify/pi.py");
@@ -28,37 +29,67 @@ struct Check {
 pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     let handle = ctx.cluster(&args.cluster).await?;
     let cluster = handle.name.clone();
-
     let containers = handle.containers().await?;
     let login_container = running_node(&cluster, &containers, LOGIN_HOST)?;
-    let engine = handle.engine(login_container);
-    let login = login_container.name.clone();
-    let user = default_user(&containers);
+    let login = Login {
+        engine: handle.engine(login_container),
+        container: login_container.name.clone(),
+        user: default_user(&containers),
+        nodes: compute_nodes(&containers),
+    };
+    let p = &ctx.progress;
+    let mut checks = vec![sinfo(&login, p).await?];
+    let (nodes, cpus_per_node) = scontrol_show_node(&login, p).await?;
+    checks.push(nodes);
+    checks.push(srun_hostname(&login, p).await?);
+    checks.push(mpi_pi(&login, &cpus_per_node, p).await?);
+    print_table(&checks);
+    Ok(verdict(&cluster, &checks, p))
+}
+
+/// Where the checks run: the login node (its engine and container), as the user,
+/// and the compute nodes they expect to answer, by name.
+struct Login<'a, E> {
+    engine: &'a E,
+    container: String,
+    user: String,
+    nodes: Vec<String>,
+}
+
+impl<E: Engine> Login<'_, E> {
+    fn slurm(&self) -> Slurm<'_, E> {
+        Slurm::new(self.engine, &self.container).as_user(&self.user)
+    }
+
+    /// Runs a shell script as the user, in their home.
+    async fn run(&self, script: String) -> Result<ExecOutput, EngineError> {
+        self.engine.exec(&self.container, &ExecSpec::shell(&script).as_user(&self.user)).await
+    }
+}
+
+/// The compute nodes' names, sorted.
+fn compute_nodes(containers: &[ContainerInfo]) -> Vec<String> {
     let mut nodes: Vec<String> = containers
         .iter()
         .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str()))
         .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
         .collect();
     nodes.sort();
-    let run = |script: String| {
-        let login = &login;
-        let user = &user;
-        async move { engine.exec(login, &ExecSpec::shell(&script).as_user(user)).await }
-    };
-    let p = &ctx.progress;
-    let mut checks = Vec::new();
+    nodes
+}
 
-    let slurm = Slurm::new(engine, &login).as_user(&user);
-
+/// `sinfo`: every node answers and takes jobs.
+async fn sinfo<E: Engine>(login: &Login<'_, E>, p: &Progress) -> miette::Result<Check> {
     let step = p.step("sinfo");
     let t = Instant::now();
-    let listed = query(slurm.sinfo().await)?;
+    let listed = query(login.slurm().sinfo().await)?;
     // Every node must answer and take jobs; one still finishing an earlier job
     // ("completing") or running one counts.
+    let nodes = &login.nodes;
     let ready = |listed: &[SinfoNode]| {
         nodes.iter().filter(|n| listed.iter().any(|m| &m.name == *n && m.state.is_ready())).count()
     };
-    checks.push(finish(
+    Ok(finish(
         &step,
         Check {
             name: "sinfo".into(),
@@ -69,11 +100,18 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
             },
             seconds: t.elapsed().as_secs_f64(),
         },
-    ));
+    ))
+}
 
+/// `scontrol show node`: no node is down or drained, each has its CPUs. The check,
+/// and each node's CPUs (for the MPI job's size).
+async fn scontrol_show_node<E: Engine>(
+    login: &Login<'_, E>,
+    p: &Progress,
+) -> miette::Result<(Check, Vec<u32>)> {
     let step = p.step("scontrol show node");
     let t = Instant::now();
-    let known = query(slurm.nodes().await)?;
+    let known = query(login.slurm().nodes().await)?;
     let cpus_per_node: Vec<u32> = known.iter().flatten().map(|n| n.cpus).collect();
     let bad: Vec<String> = known
         .iter()
@@ -81,50 +119,60 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         .filter(|n| n.state.is_unavailable())
         .map(|n| format!("{} {} ({})", n.name, n.state, n.reason.as_deref().unwrap_or("no reason")))
         .collect();
-    checks.push(finish(
-        &step,
-        Check {
-            name: "scontrol show node".into(),
-            ok: known.is_ok() && bad.is_empty() && cpus_per_node.len() == nodes.len(),
-            detail: match &known {
-                Err(e) => e.clone(),
-                Ok(_) if bad.is_empty() => format!("{} nodes, CPUs {:?}", cpus_per_node.len(), cpus_per_node),
-                Ok(_) => bad.join("; "),
-            },
-            seconds: t.elapsed().as_secs_f64(),
+    let check = Check {
+        name: "scontrol show node".into(),
+        ok: known.is_ok() && bad.is_empty() && cpus_per_node.len() == login.nodes.len(),
+        detail: match &known {
+            Err(e) => e.clone(),
+            Ok(_) if bad.is_empty() => format!("{} nodes, CPUs {:?}", cpus_per_node.len(), cpus_per_node),
+            Ok(_) => bad.join("; "),
         },
-    ));
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    Ok((finish(&step, check), cpus_per_node))
+}
 
-    let n = nodes.len();
+/// `srun -N<all> hostname`: a step on every node, each answering with its name.
+async fn srun_hostname<E: Engine>(login: &Login<'_, E>, p: &Progress) -> miette::Result<Check> {
+    let n = login.nodes.len();
     let step = p.step(format!("srun -N{n} hostname"));
     let t = Instant::now();
-    let out = run(format!("srun -N{n} hostname")).await?;
+    let out = login.run(format!("srun -N{n} hostname")).await?;
     let seconds = t.elapsed().as_secs_f64();
     let mut answered: Vec<String> = out.stdout.lines().map(|l| l.trim().to_string()).collect();
     answered.sort();
-    checks.push(finish(
+    Ok(finish(
         &step,
         Check {
             name: format!("srun -N{n} hostname"),
-            ok: out.ok() && answered == nodes,
+            ok: out.ok() && answered == login.nodes,
             detail: if out.ok() { format!("answered: {}", answered.join(" ")) } else { failure(&out) },
             seconds,
         },
-    ));
+    ))
+}
 
+/// An MPI computation of pi, submitted with `sbatch` and run with `mpiexec` across
+/// every compute node (up to 4 ranks per node): right to 5e-11, every rank and host.
+async fn mpi_pi<E: Engine>(
+    login: &Login<'_, E>,
+    cpus_per_node: &[u32],
+    p: &Progress,
+) -> miette::Result<Check> {
+    let n = login.nodes.len();
     let per_node = cpus_per_node.iter().copied().min().unwrap_or(1).clamp(1, 4);
     let tasks = per_node as usize * n;
     let step = p.step(format!("MPI pi: sbatch -N{n} --ntasks={tasks}, mpiexec"));
     let t = Instant::now();
-    let out = run(pi_job_script(n, tasks)).await?;
+    let out = login.run(pi_job_script(n, tasks)).await?;
     let seconds = t.elapsed().as_secs_f64();
     let value = |key: &str| out.stdout.lines().find_map(|l| l.strip_prefix(key)).map(str::to_string);
     let pi = value("pi=").and_then(|v| v.parse::<f64>().ok());
     let hosts = value("hosts=").unwrap_or_default();
     let ranks = value("ranks=").unwrap_or_default();
     let error = pi.map(|v| (v - std::f64::consts::PI).abs());
-    let all_hosts = hosts.split(',').map(str::to_string).collect::<Vec<_>>() == nodes;
-    checks.push(finish(
+    let all_hosts = hosts.split(',').map(str::to_string).collect::<Vec<_>>() == login.nodes;
+    Ok(finish(
         &step,
         Check {
             name: "MPI pi (sbatch + mpiexec)".into(),
@@ -135,11 +183,14 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
             },
             seconds,
         },
-    ));
+    ))
+}
 
+/// The checks as a table, on stdout.
+fn print_table(checks: &[Check]) {
     let mut table = Table::new();
     table.load_style(UTF8_BORDERS_ONLY).set_header(["CHECK", "RESULT", "DETAIL", "TIME"]);
-    for c in &checks {
+    for c in checks {
         table.add_row([
             c.name.clone(),
             if c.ok { "ok".into() } else { "FAILED".into() },
@@ -148,13 +199,17 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
         ]);
     }
     println!("{table}");
+}
+
+/// One line saying how it went, and the exit code: failure if any check failed.
+fn verdict(cluster: &str, checks: &[Check], p: &Progress) -> ExitCode {
     let failed = checks.iter().filter(|c| !c.ok).count();
     if failed > 0 {
         p.say(format!("{failed} check(s) failed; `slurmbox logs --name {cluster}` has the daemons' side."));
-        return Ok(ExitCode::FAILURE);
+        return ExitCode::FAILURE;
     }
     p.say(format!("Cluster {cluster:?} passed all {} checks.", checks.len()));
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 fn finish(step: &crate::progress::Step, check: Check) -> Check {

@@ -17,12 +17,13 @@ use crate::actions::{self, ActionError};
 use crate::apply::Apply;
 use crate::contract;
 use crate::engine::{Engine, FileUpload};
+use crate::image::{self, Recipe};
 use crate::plan::{
     ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, Role, VolumePlan,
 };
 use crate::render::{AccountingConf, SlurmdbdConf};
 use crate::slurm::{self, SacctmgrChange, Slurm, SlurmError};
-use crate::spec::{AccountSpec, DEFAULT_ACCOUNT};
+use crate::spec::{AccountSpec, Arch, DEFAULT_ACCOUNT, SlurmVersion};
 
 /// Host names of the two containers on the cluster's network.
 pub const DB_HOST: &str = "db";
@@ -258,9 +259,48 @@ pub async fn load<E: Engine>(engine: &E, db: &str, dump: &[u8]) -> Result<(), Ac
     Ok(())
 }
 
+/// Debian packages in the accounting image: MariaDB's server and slurmdbd (of the same
+/// release as the cluster's Slurm), munge to authenticate slurmctld.
+pub const IMAGE_PACKAGES: &[&str] =
+    &["mariadb-server", "slurmdbd", "munge", "procps", "tini", "ca-certificates"];
+
+/// The accounting image shares the node image's account IDs (the munge key volume).
+pub const IMAGE_HOOKS: &[&str] = &[
+    image::SHARED_IDS_HOOK,
+    image::NO_MUNGE_KEY_HOOK,
+    // The database files on the cluster's volume belong to the mysql account: the same
+    // ID in every release's image (Debian's differs between them), so a cluster moving
+    // to another Slurm release keeps its database.
+    r#"chroot "$1" sh -ec 'u=$(id -u mysql); g=$(id -g mysql); groupmod -g 901 mysql; usermod -u 901 -g 901 mysql; find / -xdev -uid "$u" -exec chown -h 901 {} +; find / -xdev -gid "$g" -exec chgrp -h 901 {} +'"#,
+    // What slurmdbd asks of MariaDB (Slurm's accounting guide), sized for a small
+    // cluster's machine, and no name lookups for connecting clients.
+    r#"printf '[mysqld]\ninnodb_buffer_pool_size = 256M\ninnodb_log_file_size = 64M\ninnodb_lock_wait_timeout = 900\ninnodb_snapshot_isolation = OFF\nmax_allowed_packet = 64M\nskip_name_resolve = ON\n' > "$1/etc/mysql/mariadb.conf.d/90-slurmbox.cnf""#,
+    // The package made an empty database (root by socket only, no password anywhere):
+    // Docker copies it into each cluster's new volume, which saves its first start.
+];
+
+/// The accounting image's recipe for `slurm` on `arch` (the Debian release that
+/// carries that Slurm): what [`image::ensure`] builds for it.
+pub fn image_recipe(slurm: SlurmVersion, arch: Arch) -> Recipe {
+    Recipe {
+        kind: image::Kind::Accounting(slurm),
+        arch,
+        suite: slurm.debian_suite(),
+        packages: IMAGE_PACKAGES,
+        hooks: IMAGE_HOOKS,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Existing accounting images are found by their tag: it stays what it was.
+    #[test]
+    fn the_accounting_images_tag_stays_the_same() {
+        let tag = image_recipe(SlurmVersion::V24_11, Arch::Amd64).tag();
+        assert_eq!(tag, "slurmbox/accounting:24.11-34677fea17fc");
+    }
 
     #[test]
     fn every_user_gets_an_association_under_their_first_account() {

@@ -4,23 +4,24 @@
 //! its host, which the host's nodes see as /home (see [`super::home`]). Once the
 //! containers run, the first host's storage container shapes the volume.
 
-use super::PartError;
-use super::{Layout, home};
-use crate::actions;
-use crate::apply::Apply;
-use crate::contract;
-use crate::plan::{
-    ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
-    Propagation, Role, StoragePeer, VolumePlan,
-};
 use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 
+use super::PartError;
+use super::{Layout, home};
+use crate::actions;
+use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, SharedHomeStatus};
 use crate::cluster::{Cluster, Model};
+use crate::contract;
 use crate::engine::{ContainerInfo, Engine, ExecSpec};
-use crate::spec::HomeSpec;
+use crate::image::{self, Recipe};
+use crate::plan::{
+    ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
+    Propagation, Role, StoragePeer, VolumePlan,
+};
+use crate::spec::{Arch, HomeSpec};
 
 /// A storage container's capabilities: GlusterFS's servers act as root on the brick
 /// for every user's files, and its client mounts the volume.
@@ -207,9 +208,63 @@ async fn storage_reports(handle: &Cluster, model: &Model) -> Vec<(usize, Result<
     .await
 }
 
+/// The Debian release the storage image comes from (GlusterFS 11).
+pub const IMAGE_SUITE: &str = "trixie";
+
+/// Debian packages in the storage image: GlusterFS's server (glusterd and the brick
+/// processes) and its FUSE client, which mounts the volume for the host's nodes.
+pub const IMAGE_PACKAGES: &[&str] =
+    &["glusterfs-server", "glusterfs-client", "mount", "attr", "procps", "tini", "ca-certificates"];
+
+/// Shell run on the storage image's finished tree (`$1` is its root).
+pub const IMAGE_HOOKS: &[&str] = &[
+    // glusterd names itself by the UUID in glusterd.info, made on first start. One baked
+    // into the image would give every host the same identity, and peers refuse that.
+    r#"rm -f "$1/var/lib/glusterd/glusterd.info""#,
+    // Geo-replication (copying a volume to another site) is not used. Where its helper
+    // is installed, every start of glusterd runs it some fifteen times (a Python
+    // program each time) to write its settings: about 2.5 s of a core before glusterd
+    // answers. Without it glusterd says "geo-replication module not installed" and
+    // starts at once.
+    r#"rm -f "$1"/usr/lib/*/glusterfs/gsyncd"#,
+];
+
+/// The storage image's recipe on `arch`: what [`image::ensure`] builds for it.
+pub fn image_recipe(arch: Arch) -> Recipe {
+    Recipe {
+        kind: image::Kind::Storage,
+        arch,
+        suite: IMAGE_SUITE,
+        packages: IMAGE_PACKAGES,
+        hooks: IMAGE_HOOKS,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Existing storage images are found by their tag: it stays what it was.
+    #[test]
+    fn the_storage_images_tag_stays_the_same() {
+        assert_eq!(image_recipe(Arch::Amd64).tag(), "slurmbox/storage:gluster-a5475bf3e79e");
+        assert!(image_recipe(Arch::Arm64).tag().starts_with("slurmbox/storage-arm64:gluster-"));
+    }
+
+    #[test]
+    fn the_dockerfile_holds_the_storage_recipe() {
+        let recipe = image_recipe(Arch::Amd64);
+        let f = recipe.dockerfile("localhost:5000/debian", image::DEFAULT_MIRROR);
+        assert!(f.starts_with("FROM localhost:5000/debian:trixie\n"), "{f}");
+        assert!(
+            f.contains("apt-get install -y --no-install-recommends glusterfs-server glusterfs-client "),
+            "{f}"
+        );
+        // Each hook runs on the tree `/`, quoted whole for sh.
+        assert!(f.contains("RUN sh -ec 'rm -f \"$1/var/lib/glusterd/glusterd.info\"' hook /\n"), "{f}");
+        assert!(f.ends_with(&format!("LABEL io.slurmbox.recipe={}\n", recipe.digest())), "{f}");
+    }
+
     use crate::cluster::report::SharedHomeStatus;
 
     #[test]

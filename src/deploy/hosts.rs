@@ -12,6 +12,7 @@ use crate::components::HostFacts;
 use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
 use crate::components::login::SshPorts;
+use crate::components::{accounting, glusterfs};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
@@ -138,7 +139,7 @@ pub async fn images(
     let recipes = |arch: Arch| {
         let mut r = vec![Recipe::new(spec.slurm, arch)];
         if gluster {
-            r.push(Recipe::storage(arch));
+            r.push(glusterfs::image_recipe(arch));
         }
         r
     };
@@ -168,7 +169,7 @@ pub async fn images(
     // The accounting image, for the controller's host only.
     let accounting = match spec.accounting {
         true => {
-            let recipe = Recipe::accounting(spec.slurm, reached.arches[0]);
+            let recipe = accounting::image_recipe(spec.slurm, reached.arches[0]);
             let tag = image::ensure(
                 local.as_ref().unwrap_or(&reached.engines[0]),
                 &recipe,
@@ -290,8 +291,8 @@ pub async fn assumed_facts(
         memory_mib: info.memory_mib,
         arch,
         image: Recipe::new(spec.slurm, arch).tag(),
-        storage_image: Some(Recipe::storage(arch).tag()),
-        accounting_image: Some(Recipe::accounting(spec.slurm, arch).tag()),
+        storage_image: Some(glusterfs::image_recipe(arch).tag()),
+        accounting_image: Some(accounting::image_recipe(spec.slurm, arch).tag()),
         cgroup: CgroupHost::from_engine(&info),
         ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
         gpus: None,

@@ -6,10 +6,14 @@
 //! call is idempotent, and every object is found through its labels. Engines on other
 //! machines are reached over one ssh connection per host ([`ssh`]). Unit tests pass
 //! a [`recording::RecordingEngine`] instead, which keeps everything in memory.
+//! A command that must succeed goes through [`checked`].
 
+mod checked;
 pub mod docker;
 pub mod recording;
 pub mod ssh;
+
+pub use checked::{CheckedError, ExecFailed, checked};
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,88 @@
+//! The node image's recipe: one image per Slurm release, used by every role.
+//!
+//! It holds Debian's own packages (Slurm, munge, sackd, OpenMPI with PMIx, mpi4py,
+//! numpy) and nothing cluster-specific: no key, no slurm.conf, no users. Those reach the
+//! containers when they are created.
+
+use super::{Kind, Recipe};
+use crate::spec::{Arch, SlurmVersion};
+
+/// The UID and GID of the munge account in every node image (see [`SHARED_IDS_HOOK`]).
+pub const MUNGE_ID: u32 = 900;
+/// The slurm account's, as Debian's package makes it.
+pub const SLURM_ID: u32 = 64030;
+
+/// Debian packages in every node image.
+const PACKAGES: &[&str] = &[
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "sackd",
+    "munge",
+    "openmpi-bin",
+    "python3-mpi4py",
+    "python3-numpy",
+    "procps",
+    // slurmbox-init makes the container's own cgroup mounts writable (limits); forky
+    // no longer pulls it in.
+    "mount",
+    // Users: accounts from the files slurmbox keeps in a volume (libnss-extrausers) or
+    // from LDAP (nslcd, ldapsearch for their keys), and sshd on the login node.
+    "libnss-extrausers",
+    "nslcd",
+    "libnss-ldapd",
+    "ldap-utils",
+    "openssh-server",
+    "tini",
+    "ca-certificates",
+];
+
+/// The accounts the nodes share get the same IDs in every image, whatever suite and
+/// architecture: Debian gives slurm 64030 itself, munge the next free system ID
+/// (100 in trixie, 101 in forky), and the munge key volume belongs to that ID.
+/// [`MUNGE_ID`] is in neither's range of dynamic IDs in use.
+pub const SHARED_IDS_HOOK: &str = r#"chroot "$1" sh -ec 'u=$(id -u munge); g=$(id -g munge); groupmod -g 900 munge; usermod -u 900 -g 900 munge; find / -xdev -uid "$u" -exec chown -h 900 {} +; find / -xdev -gid "$g" -exec chgrp -h 900 {} +; [ "$(id -u slurm):$(id -g slurm)" = 64030:64030 ]'"#;
+
+/// The munge package makes a key at install time. A key baked into an image would be
+/// shared by every cluster built from it; each cluster makes its own instead.
+pub const NO_MUNGE_KEY_HOOK: &str = r#"rm -f "$1/etc/munge/munge.key""#;
+
+/// Shell run by mmdebstrap on the finished tree (`$1` is its root).
+const HOOKS: &[&str] = &[
+    SHARED_IDS_HOOK,
+    NO_MUNGE_KEY_HOOK,
+    // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
+    // PRRTE (OpenMPI 5's launcher, packaged on its own from forky on) would then refuse
+    // to bind ranks to cores. Bind to none.
+    // (Debian's files may lack a final newline: each setting starts on a line of its own.)
+    r#"for f in "$1/etc/openmpi/prte-mca-params.conf" "$1/etc/prrte/prte-mca-params.conf"; do if [ -f "$f" ]; then printf '\nhwloc_default_binding_policy = none\n' >> "$f"; fi; done"#,
+    // Ranks talk over the cluster network, eth0 in every node container. OpenMPI 6
+    // (forky) otherwise finds no "reachable" interface pair between containers.
+    // On a host's network (clusters over several hosts) the plan names the hosts'
+    // network instead (OMPI_MCA_btl_tcp_if_include), so ranks never pick a bridge such
+    // as docker0 that every host has with the same address.
+    r#"printf '\nbtl_tcp_if_include = eth0\n' >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
+    // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
+    r#"rm -f "$1/etc/slurm/plugstack.conf""#,
+    // Accounts: the image's own files, then the cluster's (its accounts volume), then
+    // LDAP where the cluster has a directory (without nslcd running, that lookup fails
+    // at once).
+    r#"sed -i -E 's/^(passwd|group|shadow):.*/\1: files extrausers ldap/' "$1/etc/nsswitch.conf""#,
+    // Host keys baked into an image would be every cluster's; the login node makes its
+    // own on first start. And no private key at all may be in the image.
+    r#"rm -f "$1"/etc/ssh/ssh_host_*"#,
+    r#"if grep -rlsI -D skip --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e 'PRIVATE KEY-----' "$1/etc" "$1/root" "$1/var" >&2; then echo 'a private key is in the node image' >&2; exit 1; fi"#,
+];
+
+impl Recipe {
+    /// The node image for `slurm` on `arch`.
+    pub fn new(slurm: SlurmVersion, arch: Arch) -> Recipe {
+        Recipe {
+            kind: Kind::Node(slurm),
+            arch,
+            suite: slurm.debian_suite(),
+            packages: PACKAGES,
+            hooks: HOOKS,
+        }
+    }
+}
