@@ -435,7 +435,7 @@ impl Limits {
     }
 }
 
-/// Whether compute node `node` is one of host `host`'s, as [`crate::components::compute::node_names`] names them
+/// Whether compute node `node` is one of host `host`'s, as the compute part names them
 /// over several hosts: `host`, or `host-1`, `host-2`, ...
 pub fn runs_on_host(node: &str, host: &str) -> bool {
     node == host

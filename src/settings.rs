@@ -1,5 +1,5 @@
 //! Settings read from the environment once, when slurmbox starts (`main` builds them
-//! and hands them to every command in [`crate::commands::Context`]): the folders
+//! and hands them to every command in its `Context`): the folders
 //! slurmbox keeps its files in and the local engine's address. Nothing deeper reads
 //! these variables; a function that needs one takes it from here.
 
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub struct Settings {
     /// slurmbox's folder of the user's config: `$XDG_CONFIG_HOME/slurmbox` (when that
     /// is an absolute path), else `~/.config/slurmbox`. The clusters this machine
-    /// brought up are remembered there ([`crate::registry`]).
+    /// brought up are remembered there (the registry module).
     pub config_dir: PathBuf,
     /// slurmbox's folder of the user's cache: `$XDG_CACHE_HOME/slurmbox`, else
     /// `~/.cache/slurmbox`. The image build lock lives there.

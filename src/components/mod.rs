@@ -19,7 +19,7 @@
 //! [`configures`](Part::configure) what other parts' containers carry (slurm.conf,
 //! the nodes' environment), then each [`adds`](Part::add) its networks, volumes and
 //! containers. Both passes are pure. What a part does through the engine once its
-//! containers exist is in the same file; [`crate::deploy`] runs it at the right
+//! containers exist is in the same file; the deploy module runs it at the right
 //! moment ([`Part::check`], [`Part::on_created`], [`Part::before_start`], [`Part::after_start`]). A new part is a new file, a
 //! variant here and its line in [`PARTS`]: no command knows the parts.
 

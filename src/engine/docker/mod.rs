@@ -61,7 +61,7 @@ impl DockerEngine {
     /// setup, one ssh connection for every request: see [`super::ssh`];
     /// `tcp://host:port`, `unix:///path`), or, without one, the way the docker CLI does
     /// (a `tcp://` or `unix://` DOCKER_HOST, else the local socket; an `ssh://` one is
-    /// passed as `url`: see [`crate::settings::Settings::local_engine`]). Agrees on an
+    /// passed as `url`, by the settings read at start). Agrees on an
     /// API version both sides speak.
     pub async fn connect(url: Option<&str>) -> Result<DockerEngine> {
         let unreachable = |e: String| {
