@@ -46,12 +46,13 @@ use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, DoctorReport};
 use crate::cluster::{Cluster, Model};
 use crate::engine::{Engine, EngineError};
+use crate::image::Recipe;
 use crate::plan::{
     ContainerPlan, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan, PlannedFile,
     Role,
 };
 use crate::render::{CgroupConf, GresConf, SlurmConf};
-use crate::spec::{Arch, ClusterSpec, MacvlanSpec, NetworkSpec};
+use crate::spec::{Arch, ClusterSpec, HomeSpec, MacvlanSpec, NetworkSpec};
 
 /// What went wrong in a part's work through the engines.
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -182,7 +183,32 @@ impl Part {
     }
 }
 
+/// Which hosts run a part's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageHosts {
+    /// Every host (of the image's architecture).
+    Every,
+    /// The controller's host alone.
+    Controller,
+}
+
 impl Part {
+    /// The image this part's containers run on hosts of `arch`, and which hosts those
+    /// are; `None` where it runs no container of its own image.
+    pub fn image(self, spec: &ClusterSpec, arch: Arch) -> Option<(Recipe, ImageHosts)> {
+        match self {
+            // The node image: controller, login and compute nodes.
+            Part::Compute => Some((Recipe::new(spec.slurm, arch), ImageHosts::Every)),
+            Part::GlusterFs => {
+                (spec.home == HomeSpec::GlusterFs).then(|| (glusterfs::image_recipe(arch), ImageHosts::Every))
+            }
+            Part::Accounting => {
+                spec.accounting.then(|| (accounting::image_recipe(spec.slurm, arch), ImageHosts::Controller))
+            }
+            _ => None,
+        }
+    }
+
     /// What this part adds to `status`, asked of what runs.
     pub async fn status(self, cluster: &Cluster, model: &Model, status: &mut ClusterStatus) {
         match self {

@@ -2,24 +2,24 @@
 //! host counts as unreachable), says what it offers and its architecture, and gets the
 //! images its containers run (built here and streamed there, or built there).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
 
 use super::DeployError;
-use crate::components::HostFacts;
 use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
 use crate::components::login::SshPorts;
-use crate::components::{accounting, glusterfs};
+use crate::components::{HostFacts, accounting, glusterfs};
+use crate::components::{ImageHosts, PARTS};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
 use crate::plan::GpuRequest;
 use crate::plan::{LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, Role};
 use crate::progress::Progress;
-use crate::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT, HomeSpec, HostSpec};
+use crate::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT, HostSpec};
 
 /// How long a host's engine may take to answer before it counts as unreachable (an
 /// ssh connection to a machine that fell off the network would otherwise hang for
@@ -124,9 +124,10 @@ pub async fn reach(
     Ok(reached)
 }
 
-/// Has every answering host hold the images of its architecture (the node image, and
-/// the storage image for a GlusterFS /home) and returns each host's facts, one per
-/// host of the spec: a skipped host is given the controller's (its nodes keep their
+/// Has every answering host hold the images its containers run (each part says which,
+/// [`Part::image`]: the node image everywhere, the storage image for a GlusterFS /home,
+/// the accounting image on the controller's host) and returns each host's facts, one
+/// per host of the spec: a skipped host is given the controller's (its nodes keep their
 /// names and addresses; nothing planned for it is carried out).
 pub async fn images(
     spec: &ClusterSpec,
@@ -135,93 +136,84 @@ pub async fn images(
     p: &Progress,
 ) -> Result<Vec<HostFacts>, DeployError> {
     let (sources, cache_dir) = (&options.sources, options.cache_dir.as_path());
-    let gluster = spec.home == HomeSpec::GlusterFs;
-    let recipes = |arch: Arch| {
-        let mut r = vec![Recipe::new(spec.slurm, arch)];
-        if gluster {
-            r.push(glusterfs::image_recipe(arch));
-        }
-        r
-    };
-    let wanted: BTreeSet<Arch> = reached.arches.iter().copied().collect();
     // Built where slurmbox runs when it has an engine (and sent on below), else on each host.
     let local = if spec.hosts.is_empty() {
         None
     } else {
         DockerEngine::connect(options.local_engine.as_deref()).await.ok()
     };
-    let builds: Vec<(&DockerEngine, Arch)> = match &local {
-        None => reached.engines.iter().zip(&reached.arches).map(|(engine, arch)| (engine, *arch)).collect(),
-        Some(local) => wanted.iter().map(|arch| (local, *arch)).collect(),
-    };
-    // Architecture → tag, of the node images and of the storage images.
-    let (mut tags, mut storage_tags) = (BTreeMap::new(), BTreeMap::new());
-    for (engine, arch) in builds {
-        for recipe in recipes(arch) {
-            let tag = image::ensure(engine, &recipe, sources, cache_dir, false, p).await?;
-            match recipe.kind {
-                image::Kind::Node(_) => tags.insert(arch, tag),
-                image::Kind::Storage => storage_tags.insert(arch, tag),
-                image::Kind::Accounting(_) => None,
-            };
+    let needs = image_needs(spec, &reached.arches);
+    // Each recipe once, where it is built; then its tag, for every host that runs it.
+    let mut tags: Vec<Vec<(image::Kind, String)>> = vec![Vec::new(); reached.engines.len()];
+    for (recipe, hosts) in &needs {
+        let builders: Vec<usize> = match local {
+            Some(_) => vec![hosts[0]],
+            None => hosts.clone(),
+        };
+        for at in builders {
+            let engine = local.as_ref().unwrap_or(&reached.engines[at]);
+            let tag = image::ensure(engine, recipe, sources, cache_dir, false, p).await?;
+            for h in hosts {
+                tags[*h].push((recipe.kind, tag.clone()));
+            }
         }
     }
-    // The accounting image, for the controller's host only.
-    let accounting = match spec.accounting {
-        true => {
-            let recipe = accounting::image_recipe(spec.slurm, reached.arches[0]);
-            let tag = image::ensure(
-                local.as_ref().unwrap_or(&reached.engines[0]),
-                &recipe,
-                sources,
-                cache_dir,
-                false,
-                p,
-            )
-            .await?;
-            if let Some(local) = &local {
-                let host = &spec.hosts[reached.index[0]].name;
-                image::send_if_missing(local, &reached.engines[0], host, &tag, "Accounting image", p).await?;
-            }
-            Some(tag)
-        }
-        false => None,
-    };
     if let Some(local) = &local {
-        let (tags, storage_tags) = (&tags, &storage_tags);
-        let sends = reached.engines.iter().zip(&reached.arches).zip(&reached.index).map(
-            |((engine, arch), i)| async move {
+        let tags = &tags;
+        let sends =
+            reached.engines.iter().zip(&reached.index).enumerate().map(|(at, (engine, i))| async move {
                 let host = &spec.hosts[*i].name;
-                image::send_if_missing(local, engine, host, &tags[arch], "Image", p).await?;
-                if let Some(storage) = storage_tags.get(arch) {
-                    image::send_if_missing(local, engine, host, storage, "Storage image", p).await?;
+                for (kind, tag) in &tags[at] {
+                    image::send_if_missing(local, engine, host, tag, kind.step(), p).await?;
                 }
                 Ok::<_, image::ImageError>(())
-            },
-        );
+            });
         try_join_all(sends).await?;
     }
+    let tag = |at: usize, kind: fn(&image::Kind) -> bool| {
+        tags[at].iter().find(|(k, _)| kind(k)).map(|(_, t)| t.clone())
+    };
     let mut facts: Vec<HostFacts> = reached
         .infos
         .iter()
         .zip(&reached.arches)
-        .map(|(info, arch)| HostFacts {
+        .enumerate()
+        .map(|(at, (info, arch))| HostFacts {
             cpus: info.cpus,
             memory_mib: info.memory_mib,
             arch: *arch,
-            image: tags[arch].clone(),
-            storage_image: storage_tags.get(arch).cloned(),
-            accounting_image: None,
+            image: tag(at, |k| matches!(k, image::Kind::Node(_))).expect("every host runs the node image"),
+            storage_image: tag(at, |k| matches!(k, image::Kind::Storage)),
+            accounting_image: tag(at, |k| matches!(k, image::Kind::Accounting(_))),
             cgroup: CgroupHost::from_engine(info),
             ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
             gpus: None,
         })
         .collect();
-    facts[0].accounting_image = accounting;
     for &i in &reached.skipped {
         facts.insert(i, facts[0].clone());
     }
     Ok(facts)
+}
+
+/// Every image the parts need, each with the answering hosts (indices into `arches`,
+/// the controller's host first) that run it, in the parts' order.
+fn image_needs(spec: &ClusterSpec, arches: &[Arch]) -> Vec<(Recipe, Vec<usize>)> {
+    let wanted: BTreeSet<Arch> = arches.iter().copied().collect();
+    let mut needs = Vec::new();
+    for part in PARTS {
+        for arch in &wanted {
+            let Some((recipe, on)) = part.image(spec, *arch) else { continue };
+            let hosts: Vec<usize> = match on {
+                ImageHosts::Every => (0..arches.len()).filter(|h| arches[*h] == *arch).collect(),
+                ImageHosts::Controller => vec![0].into_iter().filter(|h| arches[*h] == *arch).collect(),
+            };
+            if !hosts.is_empty() {
+                needs.push((recipe, hosts));
+            }
+        }
+    }
+    needs
 }
 
 /// Each answering host's GPUs that come through its engine, on hosts whose spec lists

@@ -102,6 +102,17 @@ pub enum Kind {
     Accounting(SlurmVersion),
 }
 
+impl Kind {
+    /// The progress step that has it on a host: "Image on pi2".
+    pub fn step(&self) -> &'static str {
+        match self {
+            Kind::Node(_) => "Image",
+            Kind::Storage => "Storage image",
+            Kind::Accounting(_) => "Accounting image",
+        }
+    }
+}
+
 /// Everything that decides an image's contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recipe {
