@@ -121,6 +121,8 @@ pub const BRICK_DIR: &str = "/srv/brick";
 /// Where a storage container mounts the GlusterFS volume: a host folder its nodes see
 /// as [`HOME`].
 pub const STORAGE_HOME: &str = "/srv/home";
+/// The GlusterFS volume holding the shared /home (what `gluster volume` commands name).
+pub const STORAGE_VOLUME: &str = "home";
 /// slurmbox-storage's subcommands: the container's main process, making the volume
 /// span the given addresses, taking one address's brick out, and reporting.
 pub const STORAGE_RUN: &str = "run";
@@ -295,5 +297,10 @@ mod tests {
             Ok(0) => {}
             other => panic!("the probe {probe:?} left its connection open ({other:?})"),
         }
+    }
+
+    #[test]
+    fn the_storage_script_names_the_volume_slurmbox_asks_gluster_about() {
+        assert!(STORAGE_SCRIPT.contains(&format!("\nvolume={STORAGE_VOLUME}\n")));
     }
 }

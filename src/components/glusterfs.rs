@@ -15,7 +15,8 @@ use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, SharedHomeStatus};
 use crate::cluster::{Cluster, Model};
 use crate::contract;
-use crate::engine::{ContainerInfo, Engine, ExecSpec};
+use crate::engine::{ContainerInfo, ExecSpec, checked};
+use crate::gluster::Gluster;
 use crate::image::{self, Recipe};
 use crate::plan::{
     ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
@@ -182,27 +183,32 @@ pub fn parse_storage_report(text: &str) -> StorageReport {
 }
 
 /// With a GlusterFS /home, each running storage container says whether its host has
-/// the volume mounted; the first one (lowest host) also reports on the volume. Each
-/// answer comes with its host's index, or why it could not be had.
+/// the volume mounted (the storage script's `status`); the first one (lowest host) also
+/// reports on the volume, asked of GlusterFS itself ([`Gluster`]). Each answer comes
+/// with its host's index, or why it could not be had.
 async fn storage_reports(handle: &Cluster, model: &Model) -> Vec<(usize, Result<StorageReport, String>)> {
     let storage: Vec<&ContainerInfo> = model.of_role(Role::Storage).filter(|c| c.running()).collect();
     let first = storage.iter().map(|c| c.host).min();
     join_all(storage.into_iter().map(|c| async move {
-        let mut cmd = ExecSpec::new([contract::STORAGE_PATH, "status"]);
-        if Some(c.host) == first {
-            cmd.cmd.push("--volume".into());
-        }
-        let report = match handle.engine(c).exec(&c.name, &cmd).await {
-            Ok(out) if out.ok() => Ok(parse_storage_report(&out.stdout)),
-            Ok(out) => Err(format!(
-                "`{}` failed on {} (exit {}): {}",
-                cmd.cmd.join(" "),
-                c.name,
-                out.code,
-                out.stderr.trim()
-            )),
+        let engine = handle.engine(c);
+        let cmd = ExecSpec::new([contract::STORAGE_PATH, contract::STORAGE_STATUS]);
+        let mut report = match checked(engine, &c.name, &cmd).await {
+            Ok(out) => Ok(parse_storage_report(&out.stdout)),
             Err(e) => Err(e.to_string()),
         };
+        if let (Ok(report), true) = (&mut report, Some(c.host) == first) {
+            report.volume =
+                Some(match Gluster::new(engine, &c.name).volume_health(contract::STORAGE_VOLUME).await {
+                    Ok(health) => SharedHomeStatus {
+                        volume: health.state_name().to_string(),
+                        bricks: health.bricks,
+                        online: health.online,
+                        heal_pending: u32::try_from(health.heal_pending).unwrap_or(u32::MAX),
+                        split_brain: u32::try_from(health.split_brain).unwrap_or(u32::MAX),
+                    },
+                    Err(e) => return (c.host, Err(e.to_string())),
+                });
+        }
         (c.host, report)
     }))
     .await
