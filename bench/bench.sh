@@ -16,10 +16,16 @@
 #
 # Usage: bench/bench.sh [--keep-image]   (--keep-image skips the cold measurement)
 # It removes and rebuilds the 24.11 node image unless --keep-image is given.
+# SLURMBOX_BIN=path runs another build of slurmbox (an earlier release, to compare two
+# in the same conditions) instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-SB=./target/release/slurmbox
+if [ -n "${SLURMBOX_BIN:-}" ]; then
+    SB=$SLURMBOX_BIN
+else
+    cargo build --release --quiet
+    SB=./target/release/slurmbox
+fi
 NAME="bench-$$"
 SEED=../shared/seed/dockerized-slurm-on-raspberry-pis.md
 IMAGE=$($SB image build --quiet)
