@@ -130,6 +130,14 @@ pub struct UpArgs {
     pub skip_unreachable: bool,
 }
 
+impl UpArgs {
+    /// `up` of `spec` with every other flag at its default: how a command that edits the
+    /// spec (`user add`) or the cluster's state (`restore`) converges it afterwards.
+    pub fn defaults(spec: ClusterName) -> UpArgs {
+        UpArgs { spec, build: BuildArgs::default(), wait: 180, skip_unreachable: false }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(flatten)]

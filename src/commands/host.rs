@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use miette::Diagnostic;
 
-use super::{Context, load_spec, up};
+use super::{Context, converge, load_spec, next_steps};
 use crate::cli::{ClusterName, HostAddArgs, HostCommand, HostRemoveArgs};
 use crate::deploy::remove::{Leaving, RemoveOptions, remove_host};
 use crate::registry::Registry;
@@ -96,9 +96,11 @@ async fn add(ctx: &Context, mut args: HostAddArgs) -> miette::Result<ExitCode> {
     }
     file.write(&edited)?;
     p.say(format!("Added host {:?} to {origin}.", host.name));
-    // `up` brings up what the file now says.
+    // Then the cluster becomes what the file now says.
     args.up.spec.file = Some(file.path);
-    up::run(ctx, args.up).await
+    let plan = converge(ctx, &args.up).await?;
+    next_steps(ctx, &args.up.spec, &plan.cluster);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode> {

@@ -21,11 +21,15 @@ use futures_util::future::join_all;
 
 pub use crate::cluster::{Cluster, ClusterError, ClusterHost, default_user, running_node};
 
-use crate::cli::ClusterName;
+use std::time::Duration;
+
+use crate::cli::{ClusterName, UpArgs};
+use crate::deploy::{self, UpOptions};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{EngineError, EngineInfo};
+use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 use crate::settings::Settings;
 use crate::spec::{ClusterSpec, HostSpec};
 
@@ -84,6 +88,37 @@ impl Context {
         }
         Ok(Cluster { name, hosts: connected })
     }
+}
+
+/// Converges the cluster as `up` does and remembers it (its spec file and a copy of
+/// the spec, so that `--name` finds it from any folder): the work `up`, `host add`,
+/// `user add`/`remove` and `restore` share.
+pub async fn converge(ctx: &Context, args: &UpArgs) -> miette::Result<Plan> {
+    let spec = load_spec(ctx, &args.spec)?;
+    let options = UpOptions {
+        skip_unreachable: args.skip_unreachable,
+        wait: Duration::from_secs(args.wait),
+        sources: args.build.sources(spec.registry.as_deref()),
+        local_engine: ctx.settings.local_engine().map(String::from),
+        cache_dir: ctx.settings.cache_dir.clone(),
+    };
+    let plan = deploy::up(&spec, &options, &ctx.progress).await?;
+    let text = spec_text(ctx, &args.spec, &spec);
+    Registry::new(&ctx.settings).remember(&Entry::new(&spec, args.spec.file.as_deref(), text))?;
+    Ok(plan)
+}
+
+/// What to run next, once a cluster is up, with the flag that names it.
+pub fn next_steps(ctx: &Context, args: &ClusterName, cluster: &str) {
+    let flag = match (&args.file, cluster) {
+        (Some(file), _) => format!(" -f {}", file.display()),
+        (None, crate::spec::DEFAULT_NAME) => String::new(),
+        (None, name) => format!(" --name {name}"),
+    };
+    let p = &ctx.progress;
+    p.say(format!("Cluster {cluster:?} is up. Next:"));
+    p.say(format!("  slurmbox exec{flag} -- sinfo"));
+    p.say(format!("  slurmbox verify{flag}"));
 }
 
 /// The text `up` remembers the cluster by (see [`crate::registry`]): its spec file's,

@@ -112,13 +112,7 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
 
     // The nodes register with the restored controller, and the spec's users get their
     // associations, as on any `up`.
-    let up = UpArgs {
-        spec: args.cluster.clone(),
-        build: crate::cli::BuildArgs::default(),
-        wait: 180,
-        skip_unreachable: false,
-    };
-    super::up::converge_quietly(ctx, up).await?;
+    super::converge(ctx, &UpArgs::defaults(args.cluster.clone())).await?;
     let jobs = match backup::jobs(engine, &ctld).await {
         Some((n, highest)) if restored.database.is_some() => {
             format!(": {n} jobs in its accounting, new jobs get IDs after {highest}")

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use miette::Diagnostic;
 
-use super::{Context, up};
+use super::{Context, converge};
 use crate::cli::{ClusterName, UpArgs, UserAddArgs, UserCommand, UserListArgs, UserRemoveArgs};
 use crate::engine::{Engine, ExecSpec};
 use crate::plan::{CONTROLLER_HOST, LOGIN_HOST};
@@ -113,12 +113,7 @@ fn next_uid(users: &[UserSpec]) -> u32 {
 
 /// The spec's file as `up` takes it, for converging after an edit.
 fn up_args(path: &Path, cluster: &ClusterName) -> UpArgs {
-    UpArgs {
-        spec: ClusterName { name: cluster.name.clone(), file: Some(path.to_path_buf()) },
-        build: crate::cli::BuildArgs::default(),
-        wait: 180,
-        skip_unreachable: false,
-    }
+    UpArgs::defaults(ClusterName { name: cluster.name.clone(), file: Some(path.to_path_buf()) })
 }
 
 async fn add(ctx: &Context, args: UserAddArgs) -> miette::Result<ExitCode> {
@@ -170,7 +165,7 @@ async fn add(ctx: &Context, args: UserAddArgs) -> miette::Result<ExitCode> {
         user.ssh_keys.len(),
         if user.ssh_keys.len() == 1 { "" } else { "s" }
     ));
-    let code = up::converge_quietly(ctx, up_args(path, &args.cluster)).await?;
+    let code = converge(ctx, &up_args(path, &args.cluster)).await.map(|_| ExitCode::SUCCESS)?;
     p.say(format!(
         "{} can log in: `slurmbox ssh-config {}{}` prints the block for their ~/.ssh/config.",
         user.name,
@@ -221,7 +216,7 @@ async fn remove(ctx: &Context, args: UserRemoveArgs) -> miette::Result<ExitCode>
     };
     file.check(&edited)?;
     file.write(&edited)?;
-    let code = up::converge_quietly(ctx, up_args(path, &args.cluster)).await?;
+    let code = converge(ctx, &up_args(path, &args.cluster)).await.map(|_| ExitCode::SUCCESS)?;
 
     // Sessions on the login node end with the login (jobs run elsewhere, and go on).
     let login = super::running_node(&cluster.name, &containers, LOGIN_HOST)?;
