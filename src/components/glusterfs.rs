@@ -219,17 +219,8 @@ async fn storage_reports(handle: &Cluster, model: &Model) -> Vec<(usize, Result<
         if Some(c.host) == first {
             cmd.cmd.push("--volume".into());
         }
-        let report = match handle.engine(c).exec(&c.name, &cmd).await {
-            Ok(out) if out.ok() => Ok(parse_storage_report(&out.stdout)),
-            Ok(out) => Err(format!(
-                "`{}` failed on {} (exit {}): {}",
-                cmd.cmd.join(" "),
-                c.name,
-                out.code,
-                out.stderr.trim()
-            )),
-            Err(e) => Err(e.to_string()),
-        };
+        let report = checked(handle.engine(c), &c.name, &cmd).await;
+        let report = report.map(|out| parse_storage_report(&out.stdout)).map_err(|e| e.to_string());
         (c.host, report)
     }))
     .await
