@@ -86,3 +86,45 @@ pub async fn read_key(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ExecOutput;
+    use crate::engine::recording::{ANY_CONTAINER, RecordingEngine};
+
+    fn controller() -> RecordingEngine {
+        let engine = RecordingEngine::new();
+        engine.insert_container(crate::engine::ContainerInfo {
+            host: 0,
+            name: "lab-controller".into(),
+            id: "c1".into(),
+            image: "slurmbox/node:24.11-test".into(),
+            labels: Default::default(),
+            state: "running".into(),
+            status: "Up".into(),
+        });
+        engine
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_key_is_read_once_the_controller_made_it() {
+        let engine = controller();
+        engine.answer_once(ANY_CONTAINER, &["bash", "-c"], ExecOutput::failure(1, ""));
+        engine.answer(ANY_CONTAINER, &["bash", "-c"], ExecOutput::success("a2V5\n"));
+        let key = read_key(&engine, "lab-controller", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(key, b"key");
+        assert_eq!(engine.exec_log().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_key_in_time_is_a_failed_read_with_the_last_exit_code() {
+        let engine = controller();
+        engine.answer(ANY_CONTAINER, &["bash", "-c"], ExecOutput::failure(1, ""));
+        let e = read_key(&engine, "lab-controller", Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`read the munge key` failed on lab-controller (exit 1): the controller made no munge key"
+        );
+    }
+}

@@ -131,6 +131,16 @@ mod tests {
         assert!(said.await.ends_with("(exit 1): (it printed nothing)"));
     }
 
+    #[test]
+    fn output_that_is_not_base64_is_a_failed_read() {
+        assert_eq!(decode_base64("lab-db", "the dump", " a2V5\n").unwrap(), b"key");
+        let e = decode_base64("lab-db", "the dump", "not base64!").unwrap_err().to_string();
+        assert!(
+            e.starts_with("`read the dump` failed on lab-db (exit 0): its output is not base64: "),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn an_engine_error_is_not_a_failed_command() {
         let engine = engine();
