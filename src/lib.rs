@@ -3,12 +3,12 @@
 //! The flow of `slurmbox up`, module by module:
 //! [`spec`] (cluster.toml, checked at the edge) → [`plan`] (plain data: containers,
 //! volumes, rendered files; no I/O) → [`engine`] (the one interface to Docker) →
-//! [`actions`] (waiting for nodes, pushing configuration), with [`progress`] printing
+//! [`components`] (the parts of a cluster, each waiting for and shaping its own daemons,
+//! with [`wait`] and [`engine::checked`]) → [`deploy`], with [`progress`] printing
 //! one line per step. Every Slurm command goes through [`slurm`], every GlusterFS one
 //! through [`gluster`]; what `status` shows is gathered in [`status`]. Slurm's files are built in [`render`]; the node image in [`image`];
 //! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
-pub mod actions;
 pub mod apply;
 pub mod cli;
 pub mod cluster;

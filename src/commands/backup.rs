@@ -109,7 +109,8 @@ pub async fn take(handle: &Cluster) -> miette::Result<Backup> {
 
 /// The Slurm release the controller runs ("24.11.5").
 pub async fn release<E: Engine>(engine: &E, controller: &str) -> miette::Result<String> {
-    let out = crate::actions::checked(engine, controller, &["slurmctld", "-V"]).await?;
+    let out = crate::engine::checked(engine, controller, &crate::engine::ExecSpec::new(["slurmctld", "-V"]))
+        .await?;
     Ok(out.stdout.split_whitespace().last().unwrap_or_default().to_string())
 }
 

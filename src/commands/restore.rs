@@ -4,18 +4,20 @@
 //! and job IDs go on after the backup's. What the cluster had before is backed up first,
 //! under the user's config folder, so a restore into the wrong cluster can be undone.
 
+use std::convert::Infallible;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use miette::Diagnostic;
 
 use super::backup::{self, Backup};
 use super::{Context, running_node};
 use crate::cli::{RestoreArgs, UpArgs};
-use crate::components::{accounting, controller};
+use crate::components::{PartError, accounting, compute, controller};
 use crate::engine::Engine;
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role};
 use crate::slurm::Slurm;
+use crate::wait::{self, Poll};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RestoreError {
@@ -90,13 +92,13 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
     // The controller's container starts again (the engine refuses commands meanwhile);
     // slurmctld answers once it reads the state and reaches slurmdbd.
     let answers = Slurm::new(engine, &ctld).within(5);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !answers.controller_up().await.unwrap_or(false) {
-        if Instant::now() > deadline {
-            step.fail("the controller did not answer");
-            return Err(crate::actions::ActionError::ControllerDown(180).into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let up = wait::until(Duration::from_secs(180), Duration::from_millis(500), async || {
+        let up = answers.controller_up().await.unwrap_or(false);
+        Ok::<_, Infallible>(if up { Poll::Ready(()) } else { Poll::NotYet(()) })
+    });
+    if up.await.is_err() {
+        step.fail("the controller did not answer");
+        return Err(PartError::ControllerDown(180).into());
     }
     // The restored state knows the nodes as they were when the backup was taken (their
     // addresses too): the running ones register again.
@@ -107,7 +109,7 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
         })
         .filter_map(|c| Some((handle.engine(c), c.name.as_str(), c.labels.get(LABEL_NODE)?.as_str())))
         .collect();
-    crate::actions::reregister_nodes(engine, &ctld, &nodes).await?;
+    compute::reregister_nodes(engine, &ctld, &nodes).await?;
     step.done();
 
     // The nodes register with the restored controller, and the spec's users get their

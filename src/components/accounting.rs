@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use super::PartError;
 use super::{Config, Layout, NODE_CAPS, munge};
-use crate::actions::{self, ActionError};
 use crate::apply::Apply;
 use crate::contract;
-use crate::engine::{Engine, FileUpload};
+use crate::engine::{Engine, EngineError, ExecFailed, ExecSpec, FileUpload, checked, decode_base64};
 use crate::image::{self, Recipe};
 use crate::plan::{
     ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, Role, VolumePlan,
@@ -24,6 +23,7 @@ use crate::plan::{
 use crate::render::{AccountingConf, SlurmdbdConf};
 use crate::slurm::{self, SacctmgrChange, Slurm, SlurmError};
 use crate::spec::{AccountSpec, Arch, DEFAULT_ACCOUNT, SlurmVersion};
+use crate::wait::{self, Poll, Waited};
 
 /// Host names of the two containers on the cluster's network.
 pub const DB_HOST: &str = "db";
@@ -185,42 +185,42 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
     // slurmdbd answers once MariaDB is up and its tables are made (a minute at most
     // on a small machine the first time).
     let ready = Slurm::new(apply.control(), &controller.name).within(5);
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    while !ready.accounting_answers().await? {
-        if std::time::Instant::now() > deadline {
+    let answers = wait::until(Duration::from_secs(180), Duration::from_millis(500), async || {
+        let up = ready.accounting_answers().await?;
+        Ok::<_, EngineError>(if up { Poll::Ready(()) } else { Poll::NotYet(()) })
+    });
+    answers.await.map_err(|waited| {
+        waited.or_timeout(|_| {
             step.fail("slurmdbd did not answer");
-            return Err(ActionError::CommandFailed {
+            PartError::ExecFailed(ExecFailed {
                 cmd: "sacctmgr list cluster".into(),
                 container: controller.name.clone(),
                 code: 1,
-                stderr:
+                said:
                     "slurmdbd did not answer within 180 s: `slurmbox logs dbd` and `slurmbox logs db` say why"
                         .into(),
-            }
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+            })
+        })
+    })?;
     let changes = sacctmgr_changes(&apply.plan.cluster, &apply.plan.slurm_accounts);
-    slurm.apply(&changes).await.map_err(ActionError::from)?;
+    slurm.apply(&changes).await?;
     // slurmctld hears of new associations from slurmdbd a moment later; until then
     // it refuses the users' jobs ("Invalid account").
     let mut users: Vec<&str> =
         apply.plan.slurm_accounts.iter().flat_map(|a| a.users.iter().map(String::as_str)).collect();
     users.sort_unstable();
     users.dedup();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    let learnt = wait::until(Duration::from_secs(60), Duration::from_millis(300), async || {
         match slurm.controller_associations().await {
-            Ok(known) if slurm::controller_knows(&known, &users) => break,
-            Ok(_) | Err(SlurmError::Failed { .. } | SlurmError::Unreadable { .. }) => {}
-            Err(e) => return Err(ActionError::from(e).into()),
+            Ok(known) if slurm::controller_knows(&known, &users) => Ok(Poll::Ready(())),
+            Ok(_) | Err(SlurmError::Failed { .. } | SlurmError::Unreadable { .. }) => Ok(Poll::NotYet(())),
+            Err(e) => Err(e),
         }
-        if std::time::Instant::now() > deadline {
-            step.fail("the controller did not learn the users' associations");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    match learnt.await {
+        Ok(()) => {}
+        Err(Waited::TimedOut(_)) => step.fail("the controller did not learn the users' associations"),
+        Err(Waited::Failed(e)) => return Err(e.into()),
     }
     let users = users.len();
     step.done_with(format!("{} accounts, {users} users", apply.plan.slurm_accounts.len()));
@@ -229,25 +229,25 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
 
 /// `slurmbox backup`: the accounting database as one consistent, gzipped SQL dump (one
 /// transaction: slurmdbd goes on writing meanwhile).
-pub async fn dump<E: Engine>(engine: &E, db: &str) -> Result<Vec<u8>, ActionError> {
+pub async fn dump<E: Engine>(engine: &E, db: &str) -> Result<Vec<u8>, PartError> {
     let script = "set -o pipefail; mariadb-dump --protocol=socket --single-transaction --hex-blob \
                   --add-drop-database --databases slurm_acct_db | gzip | base64 -w0";
-    let out = actions::checked(engine, db, &["bash", "-c", script]).await?;
-    actions::decode_base64(db, "the accounting database", &out.stdout)
+    let out = checked(engine, db, &ExecSpec::new(["bash", "-c", script])).await?;
+    Ok(decode_base64(db, "the accounting database", &out.stdout)?)
 }
 
 /// `slurmbox restore`, first: slurmdbd stops and, started again by Docker, waits for
 /// the database's ready mark, which is taken away until [`load`] has put the dump in.
 /// Meanwhile slurmctld keeps what it would send.
-pub async fn stop_dbd<E: Engine>(engine: &E, db: &str, dbd: &str) -> Result<(), ActionError> {
-    actions::checked(engine, db, &["rm", "-f", contract::DB_READY]).await?;
-    actions::checked(engine, dbd, &["pkill", "-TERM", "-x", "slurmdbd"]).await?;
+pub async fn stop_dbd<E: Engine>(engine: &E, db: &str, dbd: &str) -> Result<(), PartError> {
+    checked(engine, db, &ExecSpec::new(["rm", "-f", contract::DB_READY])).await?;
+    checked(engine, dbd, &ExecSpec::new(["pkill", "-TERM", "-x", "slurmdbd"])).await?;
     Ok(())
 }
 
 /// `slurmbox restore`, then: the backup's dump replaces the database, and slurmdbd
 /// starts on it.
-pub async fn load<E: Engine>(engine: &E, db: &str, dump: &[u8]) -> Result<(), ActionError> {
+pub async fn load<E: Engine>(engine: &E, db: &str, dump: &[u8]) -> Result<(), PartError> {
     let file = FileUpload { path: contract::RESTORE_DB.into(), contents: dump.to_vec(), mode: 0o600 };
     engine.upload(db, &[file]).await?;
     let load = format!(
@@ -255,7 +255,7 @@ pub async fn load<E: Engine>(engine: &E, db: &str, dump: &[u8]) -> Result<(), Ac
         f = contract::RESTORE_DB,
         ready = contract::DB_READY
     );
-    actions::checked(engine, db, &["bash", "-c", &load]).await?;
+    checked(engine, db, &ExecSpec::new(["bash", "-c", &load])).await?;
     Ok(())
 }
 

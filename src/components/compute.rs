@@ -3,16 +3,19 @@
 //! engine they are `node1..N`; over several hosts (or in macvlan mode) they are named
 //! after their host: `pi1`, or `pi1-1`, `pi1-2`, ... with several per host.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use super::HostFacts;
 use super::PartError;
-use super::{Config, Layout, NodeContainer, gpus, home, munge};
-use crate::actions;
+use super::{Config, Layout, NodeContainer, controller, gpus, home, munge};
 use crate::apply::Apply;
 use crate::contract;
+use crate::engine::{Engine, ExecSpec};
 use crate::plan::{COMPUTE_FEATURE, COMPUTE_PREFIX, HostPlan, LABEL_GPUS, LABEL_GRES, Plan, Role};
 use crate::render::NodeConf;
+use crate::slurm::{Node, Slurm, SlurmError};
+use crate::wait::{self, Poll};
 
 /// `(host, name)` of every compute node, host by host.
 pub fn node_names(hosts: &[HostPlan], per_host: u32, named_after_host: bool) -> Vec<(usize, String)> {
@@ -81,14 +84,115 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
 /// Dynamic nodes stay registered until deleted: Slurm forgets the ones that went away,
 /// and the ones being replaced (they may register with other resources), before the
 /// new containers start.
-pub async fn before_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
+pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     if apply.gone_nodes.is_empty() {
         return Ok(());
     }
     apply.say("removing nodes from Slurm");
     apply.start_controller().await?;
     let controller = &apply.plan.controller().name;
-    actions::wait_for_controller(apply.control(), controller, Duration::from_secs(60)).await?;
-    actions::delete_nodes(apply.control(), controller, &apply.gone_nodes).await?;
+    controller::wait_for_controller(apply.control(), controller, Duration::from_secs(60)).await?;
+    delete_nodes(apply.control(), controller, &apply.gone_nodes).await?;
+    Ok(())
+}
+
+/// Waits until every compute node of the plan answers and is ready for jobs. On
+/// timeout the error names each node that is not, with Slurm's reason and the tail of
+/// its container's log.
+pub async fn wait_for_nodes<E: Engine>(
+    engines: &[E],
+    plan: &Plan,
+    timeout: Duration,
+    mut on_poll: impl FnMut(usize, usize),
+) -> Result<(), PartError> {
+    let engine = &engines[plan.controller().host];
+    let slurm = Slurm::new(engine, &plan.controller().name);
+    let login = Slurm::new(engine, &plan.login().name);
+    let ready = async || {
+        // Not answering yet counts as no node ready.
+        let nodes = slurm.nodes().await.unwrap_or_default();
+        let ready = plan.compute_nodes.iter().filter(|n| is_ready(&nodes, n)).count();
+        on_poll(ready, plan.compute_nodes.len());
+        // The login node is ready once its client commands reach the controller.
+        let all = ready == plan.compute_nodes.len() && login.answers().await;
+        Ok::<_, Infallible>(if all { Poll::Ready(()) } else { Poll::NotYet(nodes) })
+    };
+    let Err(waited) = wait::until(timeout, Duration::from_millis(100), ready).await else {
+        return Ok(());
+    };
+    Err(PartError::NodesNotReady {
+        cluster: plan.cluster.clone(),
+        waited: timeout.as_secs(),
+        report: not_ready(engines, plan, &login, &waited.timeout().last).await,
+    })
+}
+
+/// Whether `node` is among `nodes` and ready for jobs.
+fn is_ready(nodes: &[Node], node: &str) -> bool {
+    nodes.iter().find(|n| n.name == node).is_some_and(|n| n.state.is_ready())
+}
+
+/// What is not ready, as `nodes` (the last look) and the login node show: each with
+/// Slurm's state and reason and the last lines of its log.
+async fn not_ready<E: Engine>(engines: &[E], plan: &Plan, login: &Slurm<'_, E>, nodes: &[Node]) -> String {
+    let engine = &engines[plan.controller().host];
+    let mut report = String::new();
+    if !login.answers().await {
+        let tail = engine.logs(&plan.login().name, "15").await.unwrap_or_else(|e| e.to_string());
+        report
+            .push_str("  login: its Slurm commands cannot reach the controller\n  last lines of its log:\n");
+        for line in tail.lines() {
+            report.push_str(&format!("    | {line}\n"));
+        }
+    }
+    for node in &plan.compute_nodes {
+        if is_ready(nodes, node) {
+            continue;
+        }
+        let found = nodes.iter().find(|n| &n.name == node);
+        let state = found.map_or("not registered".to_string(), |n| n.state.to_string());
+        let reason = found.and_then(|n| n.reason.as_deref()).unwrap_or("-");
+        // The node's log lives on its own host's engine.
+        let tail = match plan.containers.iter().find(|c| &c.hostname == node) {
+            Some(c) => engines[c.host].logs(&c.name, "15").await.unwrap_or_else(|e| e.to_string()),
+            None => String::new(),
+        };
+        report.push_str(&format!("  {node}: {state} (reason: {reason})\n  last lines of its log:\n"));
+        for line in tail.lines() {
+            report.push_str(&format!("    | {line}\n"));
+        }
+    }
+    report
+}
+
+/// Makes running compute nodes register with the controller again: Slurm forgets them
+/// (refused, and harmless, while they run jobs) and their slurmd, on SIGHUP, re-reads
+/// its configuration and registers, without disturbing running job steps.
+/// Each node is (its host's engine, its container, its Slurm name).
+pub async fn reregister_nodes<E: Engine>(
+    control: &E,
+    controller: &str,
+    nodes: &[(&E, &str, &str)],
+) -> Result<(), PartError> {
+    let slurm = Slurm::new(control, controller);
+    for (engine, container, node) in nodes {
+        match slurm.delete_node(node).await {
+            // Refused while it runs jobs: it stays known, which is what re-registering wants.
+            Ok(_) | Err(SlurmError::Failed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let root = ExecSpec { user: Some("root".into()), ..ExecSpec::new(["pkill", "-HUP", "-x", "slurmd"]) };
+        engine.exec(container, &root).await?;
+    }
+    Ok(())
+}
+
+/// Forgets compute nodes that no longer exist (dynamic nodes stay registered until
+/// deleted). A node Slurm does not know is not an error.
+pub async fn delete_nodes(engine: &impl Engine, controller: &str, nodes: &[String]) -> Result<(), PartError> {
+    let slurm = Slurm::new(engine, controller);
+    for node in nodes {
+        slurm.delete_node(node).await?;
+    }
     Ok(())
 }

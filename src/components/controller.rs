@@ -2,20 +2,22 @@
 //! on a volume (queued jobs survive `down` and `up`), holding slurm.conf and
 //! cgroup.conf, which the other nodes fetch from it (configless).
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use super::PartError;
-use super::{Config, Layout, NodeContainer, home, munge};
-use crate::actions::{self, ActionError};
+use super::{Config, Layout, NodeContainer, compute, home, munge};
 use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, DoctorReport};
 use crate::cluster::{Cluster, Model};
 use crate::contract;
-use crate::engine::{Engine, ExecSpec, FileUpload};
+use crate::engine::{Engine, ExecFailed, ExecSpec, FileUpload, checked, decode_base64};
 use crate::plan::{
     COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
 };
 use crate::render::{self, CgroupConf, Controllers, NodeSetDef, PartitionDef, SlurmConf, SlurmctldHost};
+use crate::slurm::{Slurm, SlurmError};
+use crate::wait::{self, Poll};
 
 /// slurm.conf before other parts add to it.
 pub fn slurm_conf(layout: &Layout) -> SlurmConf {
@@ -92,12 +94,29 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
     }
     let step =
         apply.progress.step(format!("Registering {} running nodes with the new controller", kept.len()));
-    actions::wait_for_controller(apply.control(), &controller.name, Duration::from_secs(60)).await?;
+    wait_for_controller(apply.control(), &controller.name, Duration::from_secs(60)).await?;
     let nodes: Vec<_> =
         kept.iter().map(|c| (&apply.engines[c.host], c.name.as_str(), c.hostname.as_str())).collect();
-    actions::reregister_nodes(apply.control(), &controller.name, &nodes).await?;
+    compute::reregister_nodes(apply.control(), &controller.name, &nodes).await?;
     step.done();
     Ok(())
+}
+
+/// Waits until the controller answers `scontrol ping`.
+pub async fn wait_for_controller(
+    engine: &impl Engine,
+    controller: &str,
+    timeout: Duration,
+) -> Result<(), PartError> {
+    let slurm = Slurm::new(engine, controller);
+    wait::until(timeout, Duration::from_millis(100), async || match slurm.controller_up().await {
+        Ok(true) => Ok(Poll::Ready(())),
+        // Not up yet, or its commands cannot reach it yet.
+        Ok(false) | Err(SlurmError::Failed { .. }) => Ok(Poll::NotYet(())),
+        Err(e) => Err(e),
+    })
+    .await
+    .map_err(|waited| waited.or_timeout(|_| PartError::ControllerDown(timeout.as_secs())))
 }
 
 /// `slurmbox backup`: the controller's state (its StateSaveLocation) as a gzipped tar.
@@ -106,39 +125,38 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
 /// jobs' state a few seconds after they change, not at once: the copy waits until
 /// slurmctld has written it since the backup began (changes were pending), or for
 /// 7 s (none were), so that a job submitted just before is in it.
-pub async fn save_state<E: Engine>(engine: &E, container: &str) -> Result<Vec<u8>, ActionError> {
+pub async fn save_state<E: Engine>(engine: &E, container: &str) -> Result<Vec<u8>, PartError> {
     let script = format!(
         "cd {} && mark=$(mktemp) && for _ in $(seq 35); do [ job_state -nt \"$mark\" ] && break; sleep 0.2; done; \
          rm -f \"$mark\"; tar --warning=no-file-changed --warning=no-file-removed -czf - . | base64 -w0; \
          s=(\"${{PIPESTATUS[@]}}\"); [ \"${{s[0]}}\" -le 1 ] && [ \"${{s[1]}}\" = 0 ]",
         render::STATE_SAVE_LOCATION
     );
-    let out = actions::checked(engine, container, &["bash", "-c", &script]).await?;
-    actions::decode_base64(container, "the controller's state", &out.stdout)
+    let out = checked(engine, container, &ExecSpec::new(["bash", "-c", &script])).await?;
+    Ok(decode_base64(container, "the controller's state", &out.stdout)?)
 }
 
 /// `slurmbox restore`: hands the controller a backup's state. slurmctld is stopped the
 /// way that saves its own state (SIGTERM); Docker starts the container again and
 /// slurmbox-init puts the backup's state in place before slurmctld reads it.
-pub async fn restore_state<E: Engine>(engine: &E, container: &str, state: &[u8]) -> Result<(), ActionError> {
+pub async fn restore_state<E: Engine>(engine: &E, container: &str, state: &[u8]) -> Result<(), PartError> {
     let file = FileUpload { path: contract::RESTORE_STATE.into(), contents: state.to_vec(), mode: 0o600 };
     engine.upload(container, &[file]).await?;
-    actions::checked(engine, container, &["pkill", "-TERM", "-x", "slurmctld"]).await?;
+    checked(engine, container, &ExecSpec::new(["pkill", "-TERM", "-x", "slurmctld"])).await?;
     // slurmctld answers while it saves its state and stops: wait until it is gone (its
     // container then starts again), or whoever asks next may still hear the old one.
     let alive = ExecSpec::new(["pgrep", "-x", "slurmctld"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while engine.exec(container, &alive).await.is_ok_and(|o| o.ok()) {
-        if std::time::Instant::now() > deadline {
-            return Err(ActionError::CommandFailed {
-                cmd: "pkill -TERM -x slurmctld".into(),
-                container: container.into(),
-                code: 0,
-                stderr: "slurmctld still runs 120 s after it was told to stop".into(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait::until(Duration::from_secs(120), Duration::from_millis(200), async || {
+        let runs = engine.exec(container, &alive).await.is_ok_and(|o| o.ok());
+        Ok::<_, Infallible>(if runs { Poll::NotYet(()) } else { Poll::Ready(()) })
+    })
+    .await
+    .map_err(|_| ExecFailed {
+        cmd: "pkill -TERM -x slurmctld".into(),
+        container: container.into(),
+        code: 0,
+        said: "slurmctld still runs 120 s after it was told to stop".into(),
+    })?;
     Ok(())
 }
 

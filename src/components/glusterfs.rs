@@ -10,12 +10,11 @@ use futures_util::future::join_all;
 
 use super::PartError;
 use super::{Layout, home};
-use crate::actions;
 use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, SharedHomeStatus};
 use crate::cluster::{Cluster, Model};
 use crate::contract;
-use crate::engine::{ContainerInfo, ExecSpec, checked};
+use crate::engine::{ContainerInfo, Engine, ExecSpec, checked};
 use crate::gluster::Gluster;
 use crate::image::{self, Recipe};
 use crate::plan::{
@@ -133,8 +132,36 @@ pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> 
         .progress
         .step(format!("Shared /home (GlusterFS on {hosts} host{})", if hosts == 1 { "" } else { "s" }));
     step.message("peers, bricks and volume");
-    let changed = actions::converge_storage(apply.engines, apply.plan).await?;
+    let changed = converge_storage(apply.engines, apply.plan).await?;
     step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });
+    Ok(())
+}
+
+/// Makes the shared /home's GlusterFS volume span every storage host of the plan:
+/// the first host's storage container probes the others, creates the volume (one
+/// brick per host, replicated to all) or adds the bricks of new hosts, and starts it.
+/// Each host's storage container then mounts it by itself. Returns what changed.
+pub async fn converge_storage<E: Engine>(engines: &[E], plan: &Plan) -> Result<String, PartError> {
+    let Some(first) = plan.storage.first() else {
+        return Ok(String::new());
+    };
+    let mut cmd = vec![contract::STORAGE_PATH.to_string(), "converge".into()];
+    cmd.extend(plan.storage.iter().map(|s| s.address.clone()));
+    let out = checked(&engines[first.host], &first.container, &ExecSpec::new(cmd)).await?;
+    // Every host mounts the volume now, all at once, rather than at its own next look.
+    let mount = ExecSpec::new([contract::STORAGE_PATH, "mount"]);
+    let mounts = plan.storage.iter().map(|s| checked(&engines[s.host], &s.container, &mount));
+    let mounted = join_all(mounts).await;
+    mounted.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // The script reports each change on stderr ("slurmbox-storage: created ...").
+    Ok(out.stderr.lines().filter_map(|l| l.strip_prefix("slurmbox-storage: ")).collect::<Vec<_>>().join("; "))
+}
+
+/// Takes a leaving host's brick out of the shared /home's volume and forgets the host
+/// (run in the first host's storage container `first`). What it held stays on the
+/// other hosts' bricks.
+pub async fn remove_storage_peer(engine: &impl Engine, first: &str, address: &str) -> Result<(), PartError> {
+    checked(engine, first, &ExecSpec::new([contract::STORAGE_PATH, "remove", address])).await?;
     Ok(())
 }
 

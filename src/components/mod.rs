@@ -41,17 +41,17 @@ use std::collections::BTreeMap;
 use crate::contract;
 use miette::Diagnostic;
 
-use crate::actions::ActionError;
 use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, DoctorReport};
 use crate::cluster::{Cluster, Model};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{CheckedError, Engine, EngineError, ExecFailed};
 use crate::image::Recipe;
 use crate::plan::{
     ContainerPlan, HostPlan, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_USER, MountPlan, Plan, PlannedFile,
     Role,
 };
 use crate::render::{CgroupConf, GresConf, SlurmConf};
+use crate::slurm::SlurmError;
 use crate::spec::{Arch, ClusterSpec, HomeSpec, MacvlanSpec, NetworkSpec};
 
 /// What went wrong in a part's work through the engines.
@@ -60,9 +60,21 @@ pub enum PartError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] EngineError),
+    #[error("compute nodes not ready after {waited}s:\n{report}")]
+    #[diagnostic(help(
+        "`slurmbox logs --name {cluster} NODE` shows each node's daemons; `slurmbox status --name {cluster}` their state"
+    ))]
+    NodesNotReady { cluster: String, waited: u64, report: String },
+    #[error("the controller did not answer within {0}s")]
+    #[diagnostic(help("see `slurmbox logs controller`"))]
+    ControllerDown(u64),
+    /// A command that must succeed did not (see [`crate::engine::checked`]).
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Action(#[from] ActionError),
+    ExecFailed(#[from] ExecFailed),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Slurm(#[from] SlurmError),
     #[error("host {host:?} already holds the GlusterFS /home of cluster {other:?}")]
     #[diagnostic(help(
         "GlusterFS takes fixed ports of its host, so one cluster per host can have shared = \"glusterfs\": give \
@@ -72,6 +84,15 @@ pub enum PartError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     LdapFile(#[from] ldap::LdapFileError),
+}
+
+impl From<CheckedError> for PartError {
+    fn from(e: CheckedError) -> Self {
+        match e {
+            CheckedError::Failed(e) => PartError::ExecFailed(e),
+            CheckedError::Engine(e) => PartError::Engine(e),
+        }
+    }
 }
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).

@@ -8,11 +8,11 @@ use futures_util::future::try_join_all;
 
 use super::Layout;
 use super::PartError;
-use crate::actions;
 use crate::apply::Apply;
 use crate::contract;
-use crate::engine::{Engine, FileUpload};
+use crate::engine::{Engine, EngineError, ExecFailed, ExecSpec, FileUpload};
 use crate::plan::{MountPlan, MountSource, Plan, VolumePlan};
+use crate::wait::{self, Poll};
 
 fn volume(layout: &Layout) -> String {
     format!("{}-munge", layout.cluster)
@@ -46,9 +46,85 @@ pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Par
     }
     apply.say("copying the munge key to the other hosts");
     apply.start_controller().await?;
-    let key = actions::read_munge_key(apply.control(), &controller.name, Duration::from_secs(60)).await?;
+    let key = read_key(apply.control(), &controller.name, Duration::from_secs(60)).await?;
     let upload = FileUpload { path: contract::MUNGE_KEY.into(), contents: key, mode: 0o400 };
     try_join_all(remote.iter().map(|c| apply.engines[c.host].upload(&c.name, std::slice::from_ref(&upload))))
         .await?;
     Ok(())
+}
+
+/// The cluster's munge key, read from the controller (which makes it on first start),
+/// for nodes on other hosts. It travels only over the engines' API connections.
+pub async fn read_key(
+    engine: &impl Engine,
+    controller: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, PartError> {
+    use base64::Engine as _;
+    let read = ExecSpec {
+        user: Some("root".into()),
+        ..ExecSpec::shell("test -s /etc/munge/munge.key && base64 -w0 /etc/munge/munge.key")
+    };
+    let key = wait::until(timeout, Duration::from_millis(100), async || {
+        let out = engine.exec(controller, &read).await?;
+        if out.ok()
+            && let Ok(key) = base64::engine::general_purpose::STANDARD.decode(out.stdout.trim())
+        {
+            return Ok(Poll::Ready(key));
+        }
+        Ok::<_, EngineError>(Poll::NotYet(out.code))
+    })
+    .await;
+    key.map_err(|waited| {
+        waited.or_timeout(|t| {
+            PartError::ExecFailed(ExecFailed {
+                cmd: "read the munge key".into(),
+                container: controller.into(),
+                code: t.last,
+                said: "the controller made no munge key".into(),
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ExecOutput;
+    use crate::engine::recording::{ANY_CONTAINER, RecordingEngine};
+
+    fn controller() -> RecordingEngine {
+        let engine = RecordingEngine::new();
+        engine.insert_container(crate::engine::ContainerInfo {
+            host: 0,
+            name: "lab-controller".into(),
+            id: "c1".into(),
+            image: "slurmbox/node:24.11-test".into(),
+            labels: Default::default(),
+            state: "running".into(),
+            status: "Up".into(),
+        });
+        engine
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_key_is_read_once_the_controller_made_it() {
+        let engine = controller();
+        engine.answer_once(ANY_CONTAINER, &["bash", "-c"], ExecOutput::failure(1, ""));
+        engine.answer(ANY_CONTAINER, &["bash", "-c"], ExecOutput::success("a2V5\n"));
+        let key = read_key(&engine, "lab-controller", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(key, b"key");
+        assert_eq!(engine.exec_log().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_key_in_time_is_a_failed_read_with_the_last_exit_code() {
+        let engine = controller();
+        engine.answer(ANY_CONTAINER, &["bash", "-c"], ExecOutput::failure(1, ""));
+        let e = read_key(&engine, "lab-controller", Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`read the munge key` failed on lab-controller (exit 1): the controller made no munge key"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use super::Layout;
 use super::PartError;
 use crate::apply::Apply;
 use crate::contract;
-use crate::engine::{Engine, EngineError, ExecSpec, FileUpload};
+use crate::engine::{CheckedError, Engine, EngineError, ExecFailed, ExecSpec, FileUpload, checked};
 use crate::plan::{Accounts, ContainerPlan, MountPlan, MountSource, Plan, VolumePlan};
 use crate::spec::UserSpec;
 
@@ -85,16 +85,13 @@ pub async fn make_homes<E: Engine>(engines: &[E], plan: &Plan, users: &[UserSpec
     let login = plan.login();
     let mut cmd = vec![contract::INIT_PATH.to_string(), contract::HOMES.to_string()];
     cmd.extend(users.iter().filter(|u| u.login).map(|u| format!("{}:{}:{}", u.name, u.uid, u.gid)));
-    let out = engines[login.host].exec(&login.name, &ExecSpec::new(cmd)).await?;
-    if !out.ok() {
-        return Err(crate::actions::ActionError::CommandFailed {
-            cmd: "make the users' homes".into(),
-            container: login.name.clone(),
-            code: out.code,
-            stderr: out.stderr.trim().to_string(),
+    // Named by what it does, not by its arguments (a word per user).
+    checked(&engines[login.host], &login.name, &ExecSpec::new(cmd)).await.map_err(|e| match e {
+        CheckedError::Failed(e) => {
+            CheckedError::Failed(ExecFailed { cmd: "make the users' homes".into(), ..e })
         }
-        .into());
-    }
+        e => e,
+    })?;
     Ok(())
 }
 

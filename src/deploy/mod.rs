@@ -21,8 +21,7 @@ use miette::Diagnostic;
 
 use crate::apply::Apply;
 
-use crate::actions::{self, ActionError};
-use crate::components::{PARTS, PartError, login};
+use crate::components::{PARTS, PartError, compute, login};
 use crate::engine::{Engine, EngineError};
 use crate::image::ImageError;
 use crate::plan::{self, Existing, LABEL_HASH, Plan};
@@ -34,9 +33,6 @@ pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] EngineError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Action(#[from] ActionError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ImageError),
@@ -154,7 +150,7 @@ pub async fn converge<E: Engine>(
     }
 
     let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));
-    actions::wait_for_nodes(engines, plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
+    compute::wait_for_nodes(engines, plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
         .await?;
     step.done();
     Ok(())

@@ -9,11 +9,12 @@ use futures_util::future::try_join_all;
 use miette::Diagnostic;
 
 use super::DeployError;
-use crate::actions;
+use crate::components::{PartError, compute, glusterfs};
 use crate::engine::{ContainerInfo, Engine};
 use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
 use crate::progress::Progress;
 use crate::slurm::{NodeUpdate, Slurm, SlurmError};
+use crate::wait::{self, Poll, Timeout, Waited};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum RemoveError {
@@ -37,15 +38,15 @@ pub enum RemoveError {
     Deploy(#[from] DeployError),
 }
 
-impl From<actions::ActionError> for RemoveError {
-    fn from(e: actions::ActionError) -> Self {
+impl From<PartError> for RemoveError {
+    fn from(e: PartError) -> Self {
         RemoveError::Deploy(e.into())
     }
 }
 
 impl From<SlurmError> for RemoveError {
     fn from(e: SlurmError) -> Self {
-        RemoveError::Deploy(actions::ActionError::from(e).into())
+        RemoveError::Deploy(PartError::from(e).into())
     }
 }
 
@@ -124,30 +125,29 @@ pub async fn remove_host<E: Engine>(
         // DOWN ends the jobs holding the nodes.
         slurm.update_nodes(&nodes, NodeUpdate::Down { reason: &reason }).await?;
     }
-    loop {
+    // Killed jobs leave within seconds; --force does not wait for more than that.
+    let limit = if options.force { Duration::from_secs(60) } else { options.wait };
+    let left = wait::until(limit, Duration::from_secs(1), async || {
         let jobs: Vec<String> = slurm.jobs_on(&nodes).await?.iter().map(|j| j.id.to_string()).collect();
         if jobs.is_empty() {
-            step.done_with(format!("none left after {:.0?}", started.elapsed()));
-            break;
+            return Ok(Poll::Ready(()));
         }
-        let waited = started.elapsed().as_secs();
-        // Killed jobs leave within seconds; --force does not wait for more than that.
-        let limit = if options.force { 60 } else { options.wait.as_secs() };
-        if waited >= limit {
+        let s = if jobs.len() == 1 { "" } else { "s" };
+        step.message(format!("job{s} {} running, {}s", jobs.join(", "), started.elapsed().as_secs()));
+        Ok::<_, SlurmError>(Poll::NotYet(jobs))
+    });
+    match left.await {
+        Ok(()) => step.done_with(format!("none left after {:.0?}", started.elapsed())),
+        Err(Waited::TimedOut(Timeout { waited, last: jobs })) => {
             step.fail(format!("{} still running", jobs.len()));
             return Err(RemoveError::Busy {
                 host: leaving.name.into(),
                 jobs: jobs.join(", "),
-                waited,
+                waited: waited.as_secs(),
                 nodes: list,
             });
         }
-        step.message(format!(
-            "job{} {} running, {waited}s",
-            if jobs.len() == 1 { "" } else { "s" },
-            jobs.join(", ")
-        ));
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        Err(Waited::Failed(e)) => return Err(e.into()),
     }
 
     // Its brick leaves the shared /home's volume while the other hosts still hold
@@ -158,7 +158,7 @@ pub async fn remove_host<E: Engine>(
             .iter()
             .find(|c| c.host == 0 && role(c, Role::Storage))
             .ok_or(RemoveError::Missing("storage"))?;
-        match actions::remove_storage_peer(control, &first.name, leaving.address).await {
+        match glusterfs::remove_storage_peer(control, &first.name, leaving.address).await {
             Ok(()) => step.done(),
             // A host taken out by force may be gone for good: the volume keeps its
             // copies on the other hosts either way.
@@ -176,6 +176,6 @@ pub async fn remove_host<E: Engine>(
         }
         Err(_) => step.fail("the host cannot be reached: its containers stay on it"),
     }
-    actions::delete_nodes(control, &controller, &nodes).await?;
+    compute::delete_nodes(control, &controller, &nodes).await?;
     Ok(())
 }

@@ -307,3 +307,61 @@ async fn a_probe_container_finds_the_gpus_an_engine_gives() {
     let e = super::hosts::probe(&engine, "lab", IMAGE, &request).await.unwrap_err();
     assert!(e.contains("could not select device driver"), "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn nodes_that_are_not_ready_in_time_are_named_with_their_reason_and_log() {
+    let plan = crate::components::plan(&ClusterSpec::default_cluster(), &[facts()]);
+    let engines = engines(&plan);
+    for c in &plan.containers {
+        engines[0].insert_planned(c, true);
+    }
+    let doc = serde_json::json!({ "nodes": [
+        { "name": "node1", "state": ["IDLE"], "reason": "", "cpus": 4, "real_memory": 4096 },
+        { "name": "node2", "state": ["DOWN", "NOT_RESPONDING"], "reason": "Not responding", "cpus": 4,
+          "real_memory": 4096 },
+    ]});
+    engines[0].answer(ANY_CONTAINER, &["scontrol", "show", "nodes"], ExecOutput::success(&doc.to_string()));
+    engines[0].answer(
+        "slurmbox-login",
+        &["sinfo"],
+        ExecOutput::failure(1, "Unable to contact slurm controller"),
+    );
+    engines[0].set_logs("slurmbox-node2", "slurmd: error: Unable to register\n").unwrap();
+    engines[0].set_logs("slurmbox-login", "sackd: error: no controller\n").unwrap();
+
+    let e = up(&engines, &plan).await.unwrap_err();
+    let DeployError::Part(PartError::NodesNotReady { cluster, waited, report }) = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!((cluster.as_str(), *waited), ("slurmbox", 2));
+    assert_eq!(
+        report,
+        "  login: its Slurm commands cannot reach the controller\n  last lines of its log:\n    | sackd: error: \
+         no controller\n  node2: down* (reason: Not responding)\n  last lines of its log:\n    | \
+         slurmd: error: Unable to register\n"
+    );
+    assert!(e.to_string().starts_with("compute nodes not ready after 2s:\n  login:"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_that_outlast_the_wait_keep_a_host_from_leaving() {
+    let control = RecordingEngine::named("pi1");
+    let controller = compute("lab", 0, "controller");
+    let node = compute("lab", 0, "pi3");
+    control.insert_container(controller.clone());
+    control.insert_container(node.clone());
+    let job = serde_json::json!({ "jobs": [{ "job_id": 7, "job_state": ["RUNNING"] }] });
+    control.answer(ANY_CONTAINER, &["squeue"], ExecOutput::success(&job.to_string()));
+    let containers = vec![controller, node.clone()];
+    let leaving = Leaving { name: "pi3", address: "10.0.0.3", engine: Ok(&control), containers: vec![&node] };
+    let options = RemoveOptions { force: false, wait: Duration::from_secs(5), glusterfs: false };
+
+    let started = tokio::time::Instant::now();
+    let e = remove_host("lab", &control, &containers, leaving, &options, &quiet()).await.unwrap_err();
+    let RemoveError::Busy { host, jobs, waited, nodes } = e else { panic!("{e:?}") };
+    assert_eq!((host.as_str(), jobs.as_str(), waited, nodes.as_str()), ("pi3", "7", 6, "pi3"));
+    // Asked once a second until a look found more than the 5 s passed.
+    assert_eq!(started.elapsed(), Duration::from_secs(6));
+    let asked = control.exec_log().iter().filter(|c| c.contains("squeue")).count();
+    assert_eq!(asked, 7);
+}

@@ -1,6 +1,7 @@
 //! A command that must succeed: [`checked`] runs it and makes a non-zero exit an
 //! error ([`ExecFailed`]) that says what ran, where, its exit code and what it said.
 //! The one place this is done; Slurm, the storage script and the rest build on it.
+//! Binary output comes back as base64, read with [`decode_base64`].
 
 use miette::Diagnostic;
 
@@ -55,6 +56,18 @@ pub async fn checked(
         return Ok(out);
     }
     Err(ExecFailed::new(&spec.cmd, container, &out).into())
+}
+
+/// The bytes a command in `container` printed as base64 (how binary output leaves a
+/// container); output that is not base64 is a failure of reading `what`.
+pub fn decode_base64(container: &str, what: &str, text: &str) -> Result<Vec<u8>, ExecFailed> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| ExecFailed {
+        cmd: format!("read {what}"),
+        container: container.into(),
+        code: 0,
+        said: format!("its output is not base64: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -116,6 +129,16 @@ mod tests {
     async fn a_silent_failure_says_it_printed_nothing() {
         let said = failure(ExecOutput { code: 1, stdout: " \n".into(), stderr: String::new() });
         assert!(said.await.ends_with("(exit 1): (it printed nothing)"));
+    }
+
+    #[test]
+    fn output_that_is_not_base64_is_a_failed_read() {
+        assert_eq!(decode_base64("lab-db", "the dump", " a2V5\n").unwrap(), b"key");
+        let e = decode_base64("lab-db", "the dump", "not base64!").unwrap_err().to_string();
+        assert!(
+            e.starts_with("`read the dump` failed on lab-db (exit 0): its output is not base64: "),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ pub mod docker;
 pub mod recording;
 pub mod ssh;
 
-pub use checked::{CheckedError, ExecFailed, checked};
+pub use checked::{CheckedError, ExecFailed, checked, decode_base64};
 
 use std::collections::BTreeMap;
 

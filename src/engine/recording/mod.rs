@@ -543,7 +543,7 @@ mod tests {
             ExecOutput::failure(1, "scontrol: error: Invalid node name specified"),
         );
         let nodes = ["node2".to_string(), "gone".to_string()];
-        crate::actions::delete_nodes(&engine, controller, &nodes).await.unwrap();
+        crate::components::compute::delete_nodes(&engine, controller, &nodes).await.unwrap();
         assert_eq!(
             engine.exec_log(),
             [
@@ -558,7 +558,7 @@ mod tests {
             &["scontrol"],
             ExecOutput::failure(1, "Unable to contact slurm controller"),
         );
-        let e = crate::actions::delete_nodes(&engine, controller, &nodes).await.unwrap_err();
+        let e = crate::components::compute::delete_nodes(&engine, controller, &nodes).await.unwrap_err();
         assert!(e.to_string().contains("scontrol delete nodename=node2"), "{e}");
     }
 
@@ -566,11 +566,12 @@ mod tests {
     async fn example_delete_nodes_on_a_host_that_does_not_answer() {
         let (engine, plan) = running_cluster();
         engine.set_unreachable(true);
-        let e = crate::actions::delete_nodes(&engine, &plan.controller().name, &["node1".into()]).await;
+        let e = crate::components::compute::delete_nodes(&engine, &plan.controller().name, &["node1".into()])
+            .await;
         assert!(
             matches!(
                 e,
-                Err(crate::actions::ActionError::Slurm(crate::slurm::SlurmError::Engine(
+                Err(crate::components::PartError::Slurm(crate::slurm::SlurmError::Engine(
                     EngineError::Unreachable(_)
                 )))
             ),
@@ -597,12 +598,16 @@ mod tests {
             &ping,
             ExecOutput::success(include_str!("../../slurm/fixtures/24.11-ping-up.json")),
         );
-        crate::actions::wait_for_controller(&engine, controller, Duration::from_secs(10)).await.unwrap();
+        crate::components::controller::wait_for_controller(&engine, controller, Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(engine.exec_log().len(), 3);
 
         engine.answer(controller, &ping, down);
-        let e = crate::actions::wait_for_controller(&engine, controller, Duration::ZERO).await.unwrap_err();
-        assert!(matches!(e, crate::actions::ActionError::ControllerDown(0)), "{e}");
+        let e = crate::components::controller::wait_for_controller(&engine, controller, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, crate::components::PartError::ControllerDown(0)), "{e}");
     }
 
     #[tokio::test]
