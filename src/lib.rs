@@ -10,6 +10,7 @@
 //! what the scripts inside the containers expect of slurmbox is declared in [`contract`].
 
 pub mod apply;
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

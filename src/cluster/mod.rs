@@ -142,20 +142,19 @@ pub fn running_node<'a>(
     cluster: &str,
     containers: &'a [ContainerInfo],
     node: &str,
-) -> miette::Result<&'a ContainerInfo> {
+) -> Result<&'a ContainerInfo, ClusterError> {
     let found = containers.iter().find(|c| c.node() == Some(node));
     let Some(found) = found else {
         let known =
             containers.iter().filter_map(|c| c.node().map(String::from)).collect::<Vec<_>>().join(", ");
-        return Err(ClusterError::NoNode { cluster: cluster.into(), node: node.into(), known }.into());
+        return Err(ClusterError::NoNode { cluster: cluster.into(), node: node.into(), known });
     };
     if !found.running() {
         return Err(ClusterError::NotRunning {
             cluster: cluster.into(),
             node: node.into(),
             state: found.state.clone(),
-        }
-        .into());
+        });
     }
     Ok(found)
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use super::PartError;
 use super::{Config, Layout, NODE_CAPS, munge};
 use crate::apply::Apply;
+use crate::cluster::{Cluster, Model, running_node};
 use crate::contract;
+use crate::engine::ContainerInfo;
 use crate::engine::{Engine, EngineError, ExecFailed, ExecSpec, FileUpload, checked, decode_base64};
 use crate::image::{self, Recipe};
 use crate::plan::{
@@ -225,6 +227,50 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
     let users = users.len();
     step.done_with(format!("{} accounts, {users} users", apply.plan.slurm_accounts.len()));
     Ok(())
+}
+
+/// The accounting database in a backup: a consistent dump, gzipped SQL.
+pub const BACKUP_FILE: &str = "accounting.sql.gz";
+
+/// The database's and slurmdbd's containers, when the cluster has accounting.
+fn containers(model: &Model) -> Option<(&ContainerInfo, Option<&ContainerInfo>)> {
+    let db = model.containers.iter().find(|c| c.node() == Some(DB_HOST))?;
+    Some((db, model.containers.iter().find(|c| c.node() == Some(DBD_HOST))))
+}
+
+/// For `slurmbox backup`: the database's dump; `None` without accounting.
+pub async fn backup(cluster: &Cluster, model: &Model) -> Result<Option<Vec<u8>>, PartError> {
+    if containers(model).is_none() {
+        return Ok(None);
+    }
+    let db = running_node(&cluster.name, &model.containers, DB_HOST)?;
+    Ok(Some(dump(cluster.engine(db), &db.name).await?))
+}
+
+/// A backup's database goes only into a cluster whose database and slurmdbd run.
+pub fn restorable(cluster: &Cluster, model: &Model, share: Option<&[u8]>) -> Result<(), PartError> {
+    let running = |node| running_node(&cluster.name, &model.containers, node).is_ok();
+    match share {
+        Some(_) if !(running(DB_HOST) && running(DBD_HOST)) => {
+            Err(PartError::NoAccounting(cluster.name.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// slurmdbd stops before anything is put back, so that what slurmctld sends as it stops
+/// waits in the state that the backup's replaces.
+pub async fn before_restore(cluster: &Cluster, model: &Model, share: Option<&[u8]>) -> Result<(), PartError> {
+    let (Some(_), Some((db, Some(dbd)))) = (share, containers(model)) else {
+        return Ok(());
+    };
+    stop_dbd(cluster.engine(db), &db.name, &dbd.name).await
+}
+
+/// For `slurmbox restore`: the database takes the backup's dump.
+pub async fn restore(cluster: &Cluster, model: &Model, dump: &[u8]) -> Result<(), PartError> {
+    let db = running_node(&cluster.name, &model.containers, DB_HOST)?;
+    load(cluster.engine(db), &db.name, dump).await
 }
 
 /// `slurmbox backup`: the accounting database as one consistent, gzipped SQL dump (one

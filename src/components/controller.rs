@@ -9,8 +9,9 @@ use super::PartError;
 use super::{Config, Layout, NodeContainer, compute, home, munge};
 use crate::apply::Apply;
 use crate::cluster::report::{ClusterStatus, DoctorReport};
-use crate::cluster::{Cluster, Model};
+use crate::cluster::{Cluster, Model, running_node};
 use crate::contract;
+use crate::engine::ContainerInfo;
 use crate::engine::{Engine, ExecFailed, ExecSpec, FileUpload, checked, decode_base64};
 use crate::plan::{
     COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
@@ -117,6 +118,51 @@ pub async fn wait_for_controller(
     })
     .await
     .map_err(|waited| waited.or_timeout(|_| PartError::ControllerDown(timeout.as_secs())))
+}
+
+/// The controller's state in a backup: its StateSaveLocation, a gzipped tar.
+pub const BACKUP_FILE: &str = "slurmctld-state.tar.gz";
+
+/// The controller in charge, which must run.
+fn in_charge<'m>(cluster: &Cluster, model: &'m Model) -> Result<&'m ContainerInfo, PartError> {
+    Ok(running_node(&cluster.name, &model.containers, contract::CONTROLLER_HOST)?)
+}
+
+/// For `slurmbox backup`: the state of the controller in charge.
+pub async fn backup(cluster: &Cluster, model: &Model) -> Result<Vec<u8>, PartError> {
+    let c = in_charge(cluster, model)?;
+    save_state(cluster.engine(c), &c.name).await
+}
+
+/// For `slurmbox restore`: the controller takes the backup's state and starts again
+/// with it.
+pub async fn restore(cluster: &Cluster, model: &Model, state: &[u8]) -> Result<(), PartError> {
+    let c = in_charge(cluster, model)?;
+    restore_state(cluster.engine(c), &c.name, state).await
+}
+
+/// Once every share is back: the controller answers (its container started again, and
+/// slurmctld reached slurmdbd), and the running compute nodes register again (the
+/// restored state knows them as they were when the backup was taken, their addresses
+/// too).
+pub async fn after_restore(cluster: &Cluster, model: &Model) -> Result<(), PartError> {
+    let c = in_charge(cluster, model)?;
+    let engine = cluster.engine(c);
+    // The engine refuses commands while the container starts again: not yet, too.
+    let answers = Slurm::new(engine, &c.name).within(5);
+    let timeout = Duration::from_secs(180);
+    wait::until(timeout, Duration::from_millis(500), async || {
+        let up = answers.controller_up().await.unwrap_or(false);
+        Ok::<_, Infallible>(if up { Poll::Ready(()) } else { Poll::NotYet(()) })
+    })
+    .await
+    .map_err(|_| PartError::ControllerDown(timeout.as_secs()))?;
+    let nodes: Vec<_> = model
+        .of_role(Role::Compute)
+        .filter(|n| n.running())
+        .filter_map(|n| Some((cluster.engine(n), n.name.as_str(), n.node()?)))
+        .collect();
+    super::compute::reregister_nodes(engine, &c.name, &nodes).await
 }
 
 /// `slurmbox backup`: the controller's state (its StateSaveLocation) as a gzipped tar.

@@ -84,6 +84,12 @@ pub enum PartError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     LdapFile(#[from] ldap::LdapFileError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("the backup holds an accounting database, and cluster {0:?} has no accounting")]
+    #[diagnostic(help("remove `accounting = false` from its spec and `slurmbox up`, then restore"))]
+    NoAccounting(String),
 }
 
 impl From<CheckedError> for PartError {
@@ -252,6 +258,66 @@ impl Part {
             Part::Gpus => gpus::doctor(model, spec, report),
             Part::Limits => limits::doctor(cluster, model, spec, report).await,
             _ => {}
+        }
+    }
+    /// The file this part keeps in a backup and what it holds ("controller state");
+    /// `None` for a part with nothing to back up.
+    pub fn backup_file(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Part::Controller => Some((controller::BACKUP_FILE, "controller state")),
+            Part::Accounting => Some((accounting::BACKUP_FILE, "accounting database")),
+            _ => None,
+        }
+    }
+
+    /// This part's share of `slurmbox backup`, read from what runs; `None` where it has
+    /// none in this cluster. A backup takes the shares in the reverse of [`PARTS`]'
+    /// order: the accounting database before the controller's state, so that a job the
+    /// database has is in the state too.
+    pub async fn backup(self, cluster: &Cluster, model: &Model) -> Result<Option<Vec<u8>>, PartError> {
+        match self {
+            Part::Controller => controller::backup(cluster, model).await.map(Some),
+            Part::Accounting => accounting::backup(cluster, model).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether this cluster can take this part's share of a backup back (`share`:
+    /// what the backup holds for it), asked before anything changes.
+    pub fn restorable(self, cluster: &Cluster, model: &Model, share: Option<&[u8]>) -> Result<(), PartError> {
+        match self {
+            Part::Accounting => accounting::restorable(cluster, model, share),
+            _ => Ok(()),
+        }
+    }
+
+    /// Before any part's share is put back: stop what would write meanwhile.
+    pub async fn before_restore(
+        self,
+        cluster: &Cluster,
+        model: &Model,
+        share: Option<&[u8]>,
+    ) -> Result<(), PartError> {
+        match self {
+            Part::Accounting => accounting::before_restore(cluster, model, share).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Once every part's share is back: what makes the cluster whole again.
+    pub async fn after_restore(self, cluster: &Cluster, model: &Model) -> Result<(), PartError> {
+        match self {
+            Part::Controller => controller::after_restore(cluster, model).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Puts this part's share of a backup back, in [`PARTS`]' order.
+    pub async fn restore(self, cluster: &Cluster, model: &Model, share: &[u8]) -> Result<(), PartError> {
+        match self {
+            Part::Controller => controller::restore(cluster, model, share).await,
+            Part::Accounting => accounting::restore(cluster, model, share).await,
+            _ => Ok(()),
         }
     }
 }
