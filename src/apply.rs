@@ -11,7 +11,7 @@
 use futures_util::future::join_all;
 
 use crate::engine::{ContainerInfo, Engine, EngineError, FileUpload};
-use crate::plan::{Change, ContainerPlan, LABEL_NODE, Plan, Role};
+use crate::plan::{Change, ContainerPlan, Plan, Role};
 use crate::progress::{Progress, Step};
 
 /// One run of the changes, as the parts' hooks see it.
@@ -117,9 +117,9 @@ impl<'a, E: Engine> Apply<'a, E> {
                 && let Some((host, info)) = found.iter().find(|(_, c)| &c.name == name)
             {
                 if info.role() == Some(Role::Compute)
-                    && let Some(node) = info.labels.get(LABEL_NODE)
+                    && let Some(node) = info.node()
                 {
-                    self.gone_nodes.push(node.clone());
+                    self.gone_nodes.push(node.to_string());
                 }
                 removals.push(self.engines[*host].remove_container(name));
             }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use super::{Context, running_node};
 use crate::cli::LogsArgs;
 use crate::engine::Engine;
-use crate::plan::LABEL_NODE;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
     let handle = ctx.cluster(&args.cluster).await?;
@@ -15,25 +14,23 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> miette::Result<ExitCode> {
         // A stopped node's log is what one most wants to read: don't require it running.
         let c = match running_node(&cluster, &containers, node) {
             Ok(c) => c,
-            Err(_) => {
-                containers.iter().find(|c| c.labels.get(LABEL_NODE) == Some(node)).ok_or_else(|| {
-                    super::ClusterError::NoNode {
-                        cluster: cluster.clone(),
-                        node: node.clone(),
-                        known: containers
-                            .iter()
-                            .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
-                })?
-            }
+            Err(_) => containers.iter().find(|c| c.node() == Some(node.as_str())).ok_or_else(|| {
+                super::ClusterError::NoNode {
+                    cluster: cluster.clone(),
+                    node: node.clone(),
+                    known: containers
+                        .iter()
+                        .filter_map(|c| c.node().map(String::from))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })?,
         };
         print!("{}", handle.engine(c).logs(&c.name, &args.tail).await?);
         return Ok(ExitCode::SUCCESS);
     }
     for c in &containers {
-        let node = c.labels.get(LABEL_NODE).cloned().unwrap_or_else(|| c.name.clone());
+        let node = c.node().unwrap_or(&c.name).to_string();
         for line in handle.engine(c).logs(&c.name, &args.tail).await?.lines() {
             println!("{node:>10} | {line}");
         }

@@ -12,7 +12,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use super::{Context, default_user, running_node};
 use crate::cli::VerifyArgs;
 use crate::engine::{ContainerInfo, Engine, EngineError, ExecOutput, ExecSpec};
-use crate::plan::{LABEL_NODE, LABEL_ROLE, LOGIN_HOST, Role};
+use crate::plan::{LOGIN_HOST, Role};
 use crate::progress::Progress;
 use crate::slurm::{SinfoNode, Slurm, SlurmError};
 
@@ -71,8 +71,8 @@ impl<E: Engine> Login<'_, E> {
 fn compute_nodes(containers: &[ContainerInfo]) -> Vec<String> {
     let mut nodes: Vec<String> = containers
         .iter()
-        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(Role::Compute.as_str()))
-        .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
+        .filter(|c| c.is(Role::Compute))
+        .filter_map(|c| c.node().map(String::from))
         .collect();
     nodes.sort();
     nodes

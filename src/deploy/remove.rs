@@ -11,7 +11,7 @@ use miette::Diagnostic;
 use super::DeployError;
 use crate::components::{PartError, compute, glusterfs};
 use crate::engine::{ContainerInfo, Engine};
-use crate::plan::{LABEL_NODE, LABEL_ROLE, Role, runs_on_host};
+use crate::plan::{Role, runs_on_host};
 use crate::progress::Progress;
 use crate::slurm::{NodeUpdate, Slurm, SlurmError};
 use crate::wait::{self, Poll, Timeout, Waited};
@@ -87,11 +87,9 @@ pub async fn remove_host<E: Engine>(
     options: &RemoveOptions,
     p: &Progress,
 ) -> Result<(), RemoveError> {
-    let role =
-        |c: &ContainerInfo, role: Role| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(role.as_str());
     let controller = containers
         .iter()
-        .find(|c| role(c, Role::Controller))
+        .find(|c| c.is(Role::Controller))
         .map(|c| c.name.clone())
         .ok_or(RemoveError::Missing("controller"))?;
     let slurm = Slurm::new(control, &controller);
@@ -99,8 +97,8 @@ pub async fn remove_host<E: Engine>(
         Ok(_) => leaving
             .containers
             .iter()
-            .filter(|c| role(c, Role::Compute))
-            .filter_map(|c| c.labels.get(LABEL_NODE).cloned())
+            .filter(|c| c.is(Role::Compute))
+            .filter_map(|c| c.node().map(String::from))
             .collect(),
         // Over several hosts a host's compute nodes are named after it (`pi3`, or
         // `pi3-1`, `pi3-2`, ...): ask Slurm which it knows.
@@ -156,7 +154,7 @@ pub async fn remove_host<E: Engine>(
         let step = p.step(format!("Taking {}'s brick out of the shared /home", leaving.name));
         let first = containers
             .iter()
-            .find(|c| c.host == 0 && role(c, Role::Storage))
+            .find(|c| c.host == 0 && c.is(Role::Storage))
             .ok_or(RemoveError::Missing("storage"))?;
         match glusterfs::remove_storage_peer(control, &first.name, leaving.address).await {
             Ok(()) => step.done(),
