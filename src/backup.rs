@@ -87,13 +87,12 @@ pub fn describe(backup: &Backup) -> String {
 }
 
 /// Reads a running cluster's shares, each part's in the reverse of the parts' order.
-pub async fn take(cluster: &Cluster) -> miette::Result<Backup> {
-    let model = cluster.model().await?;
+pub async fn take(cluster: &Cluster, model: &Model) -> miette::Result<Backup> {
     let ctld = running_node(&cluster.name, &model.containers, contract::CONTROLLER_HOST)?;
     let slurm = release(cluster.engine(ctld), &ctld.name).await?;
     let mut shares = BTreeMap::new();
     for part in PARTS.into_iter().rev() {
-        if let (Some(bytes), Some((file, _))) = (part.backup(cluster, &model).await?, part.backup_file()) {
+        if let (Some(bytes), Some((file, _))) = (part.backup(cluster, model).await?, part.backup_file()) {
             shares.insert(file.to_string(), bytes);
         }
     }

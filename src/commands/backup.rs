@@ -12,7 +12,7 @@ use crate::cli::BackupArgs;
 pub async fn run(ctx: &Context, args: BackupArgs) -> miette::Result<ExitCode> {
     let handle = ctx.cluster_controller(&args.cluster).await?;
     let step = ctx.progress.step(format!("Backing up cluster {:?}", handle.name));
-    let backup = take(&handle).await?;
+    let backup = take(&handle, &handle.model().await?).await?;
     write(&args.path, &backup)?;
     step.done_with(describe(&backup));
     println!("{}", args.path.display());

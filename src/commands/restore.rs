@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, args: RestoreArgs) -> miette::Result<ExitCode> {
     backup::check(&handle, &model, &restored).await?;
 
     let step = p.step("Backing up what the cluster has now");
-    let before = backup::take(&handle).await?;
+    let before = backup::take(&handle, &model).await?;
     let kept = ctx
         .settings
         .config_dir

@@ -94,17 +94,7 @@ mod tests {
     use crate::engine::recording::{ANY_CONTAINER, RecordingEngine};
 
     fn controller() -> RecordingEngine {
-        let engine = RecordingEngine::new();
-        engine.insert_container(crate::engine::ContainerInfo {
-            host: 0,
-            name: "lab-controller".into(),
-            id: "c1".into(),
-            image: "slurmbox/node:24.11-test".into(),
-            labels: Default::default(),
-            state: "running".into(),
-            status: "Up".into(),
-        });
-        engine
+        RecordingEngine::with_running("lab-controller", "slurmbox/node:24.11-test")
     }
 
     #[tokio::test(start_paused = true)]

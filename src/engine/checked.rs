@@ -73,21 +73,10 @@ pub fn decode_base64(container: &str, what: &str, text: &str) -> Result<Vec<u8>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ContainerInfo;
     use crate::engine::recording::{ANY_CONTAINER, RecordingEngine};
 
     fn engine() -> RecordingEngine {
-        let engine = RecordingEngine::new();
-        engine.insert_container(ContainerInfo {
-            host: 0,
-            name: "lab-controller".into(),
-            id: "c1".into(),
-            image: "slurmbox/node:24.11-test".into(),
-            labels: Default::default(),
-            state: "running".into(),
-            status: "Up".into(),
-        });
-        engine
+        RecordingEngine::with_running("lab-controller", "slurmbox/node:24.11-test")
     }
 
     async fn failure(out: ExecOutput) -> String {

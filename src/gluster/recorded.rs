@@ -2,23 +2,13 @@
 //! their output and their failures.
 
 use super::*;
+use crate::engine::ExecOutput;
 use crate::engine::recording::RecordingEngine;
-use crate::engine::{ContainerInfo, ExecOutput};
 
 const STORAGE: &str = "lab-storage-pi1";
 
 fn engine() -> RecordingEngine {
-    let engine = RecordingEngine::new();
-    engine.insert_container(ContainerInfo {
-        host: 0,
-        name: STORAGE.into(),
-        id: "s1".into(),
-        image: "slurmbox/storage:gluster-test".into(),
-        labels: Default::default(),
-        state: "running".into(),
-        status: "Up 2 minutes".into(),
-    });
-    engine
+    RecordingEngine::with_running(STORAGE, "slurmbox/storage:gluster-test")
 }
 
 fn answer(engine: &RecordingEngine, what: &[&str], xml: &str) {

@@ -2,23 +2,12 @@
 //! their output and their failures.
 
 use super::*;
-use crate::engine::ContainerInfo;
 use crate::engine::recording::RecordingEngine;
 
 const CTLD: &str = "lab-controller";
 
 fn engine() -> RecordingEngine {
-    let engine = RecordingEngine::new();
-    engine.insert_container(ContainerInfo {
-        host: 0,
-        name: CTLD.into(),
-        id: "c1".into(),
-        image: "slurmbox/node:24.11-test".into(),
-        labels: Default::default(),
-        state: "running".into(),
-        status: "Up 2 minutes".into(),
-    });
-    engine
+    RecordingEngine::with_running(CTLD, "slurmbox/node:24.11-test")
 }
 
 fn said(code: i64, stdout: &str) -> ExecOutput {

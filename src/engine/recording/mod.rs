@@ -156,6 +156,22 @@ impl RecordingEngine {
         self.state().failures.clear();
     }
 
+    /// An engine holding one running container `name` of `image`, made by an earlier
+    /// run: what a client's tests exec into.
+    pub fn with_running(name: &str, image: &str) -> RecordingEngine {
+        let engine = RecordingEngine::new();
+        engine.insert_container(ContainerInfo {
+            host: 0,
+            name: name.into(),
+            id: format!("{name}-id"),
+            image: image.into(),
+            labels: Default::default(),
+            state: "running".into(),
+            status: "Up 2 minutes".into(),
+        });
+        engine
+    }
+
     /// Puts a container on the engine without recording a call, as one made by an
     /// earlier run. Its `host` is set to 0, as engines list them.
     pub fn insert_container(&self, info: ContainerInfo) {
