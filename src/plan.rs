@@ -30,6 +30,8 @@ pub const LABEL_GPUS: &str = "io.slurmbox.gpus";
 pub const LABEL_USER: &str = "io.slurmbox.user";
 /// The port a login node's sshd is published on, so other clusters on the host leave it.
 pub const LABEL_SSH_PORT: &str = "io.slurmbox.ssh-port";
+/// The port slurmrestd is published on (on its container).
+pub const LABEL_REST_PORT: &str = "io.slurmbox.rest-port";
 
 pub use crate::contract::{
     CONTROLLER_HOST, INIT_PATH, INIT_SCRIPT, LOGIN_HOST, STORAGE_PATH, STORAGE_SCRIPT,
@@ -56,6 +58,10 @@ pub enum Role {
     Database,
     /// slurmdbd, between slurmctld and the database.
     Dbd,
+    /// slurmrestd: Slurm's REST API.
+    Rest,
+    /// Prometheus, keeping the cluster's metrics.
+    Metrics,
 }
 
 impl Role {
@@ -73,12 +79,22 @@ impl Role {
             Role::Storage => "storage",
             Role::Database => "db",
             Role::Dbd => "dbd",
+            Role::Rest => "rest",
+            Role::Metrics => "metrics",
         }
     }
 
     /// Every role, in the order their containers are listed.
-    pub const ALL: [Role; 6] =
-        [Role::Controller, Role::Login, Role::Compute, Role::Storage, Role::Database, Role::Dbd];
+    pub const ALL: [Role; 8] = [
+        Role::Controller,
+        Role::Login,
+        Role::Compute,
+        Role::Storage,
+        Role::Database,
+        Role::Dbd,
+        Role::Rest,
+        Role::Metrics,
+    ];
 
     /// The role a container's [`LABEL_ROLE`] names.
     pub fn parse(label: &str) -> Option<Role> {

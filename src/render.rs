@@ -40,6 +40,14 @@ pub struct SlurmConf {
     pub accounting: Option<AccountingConf>,
     /// The site's own lines (`[slurm_conf]`); each replaces slurmbox's default for its key.
     pub site: std::collections::BTreeMap<String, String>,
+    /// JWT tokens are accepted beside munge (`AuthAltTypes=auth/jwt`), signed with the
+    /// key at this path (on slurmctld's and slurmdbd's containers alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_key: Option<String>,
+    /// slurmctld answers OpenMetrics on its port (`MetricsType=metrics/openmetrics`,
+    /// Slurm 25.11 and later).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub openmetrics: bool,
 }
 
 /// Where slurmctld sends its accounting, and what it enforces from it.
@@ -62,6 +70,9 @@ const OWNED: &[(&str, &str)] = &[
         "compute and login nodes fetch their files from the controller (enable_configless)",
     ),
     ("AuthType", "munge is what the cluster's key is for"),
+    ("AuthAltTypes", "set by [rest]: JWT tokens beside munge"),
+    ("AuthAltParameters", "the JWT key is the cluster's own, on its volume"),
+    ("MetricsType", "set by [metrics]"),
     ("CredType", "munge is what the cluster's key is for"),
     ("SlurmUser", "the images run Slurm as the slurm account"),
     ("SlurmdUser", "slurmd runs as root to start jobs as their users"),
@@ -275,9 +286,18 @@ impl Display for SlurmConf {
         )?;
         writeln!(f, "SlurmctldParameters=enable_configless")?;
         writeln!(f, "AuthType=auth/munge")?;
+        if let Some(key) = &self.jwt_key {
+            writeln!(f, "# Tools and people also come with tokens (slurmrestd, `scontrol token`).")?;
+            writeln!(f, "AuthAltTypes=auth/jwt")?;
+            writeln!(f, "AuthAltParameters=jwt_key={key}")?;
+        }
         writeln!(f, "CredType=cred/munge")?;
         writeln!(f, "SlurmUser=slurm")?;
         writeln!(f, "SlurmdUser=root")?;
+        if self.openmetrics {
+            writeln!(f, "# slurmctld answers OpenMetrics on its port (/metrics/...).")?;
+            writeln!(f, "MetricsType=metrics/openmetrics")?;
+        }
         writeln!(f, "StateSaveLocation={STATE_SAVE_LOCATION}")?;
         writeln!(f, "SlurmdSpoolDir={SLURMD_SPOOL_DIR}")?;
         writeln!(f, "SlurmctldPidFile=/run/slurmctld.pid")?;
@@ -444,6 +464,77 @@ mod tests {
     }
 }
 
+/// Prometheus's settings (`prometheus.yml`): how often it scrapes, and the cluster's
+/// endpoints. Written as JSON, which is YAML too.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PrometheusConf {
+    pub global: PrometheusGlobal,
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PrometheusGlobal {
+    pub scrape_interval: String,
+    pub scrape_timeout: String,
+    /// Labels every series gets (`cluster`).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+}
+
+/// One endpoint Prometheus scrapes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    pub metrics_path: String,
+    pub static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StaticConfig {
+    pub targets: Vec<String>,
+}
+
+/// The endpoints slurmctld serves itself (Slurm 25.11 and later), each a scrape job
+/// `slurm-<name>` on `/metrics/<name>`.
+pub const SLURMCTLD_METRICS: &[&str] = &["jobs", "nodes", "partitions", "scheduler", "jobs-users-accts"];
+
+impl PrometheusConf {
+    /// Every 15 s: slurmbox-exporter on `controller:exporter_port`, and slurmctld's own
+    /// endpoints on its port where it has them.
+    pub fn for_cluster(
+        cluster: &str,
+        controller: &str,
+        exporter_port: u16,
+        slurmctld: bool,
+    ) -> PrometheusConf {
+        let job = |name: String, path: String, port: u16| ScrapeConfig {
+            job_name: name,
+            metrics_path: path,
+            static_configs: vec![StaticConfig { targets: vec![format!("{controller}:{port}")] }],
+        };
+        let mut scrape_configs = vec![job("slurmbox-exporter".into(), "/metrics".into(), exporter_port)];
+        if slurmctld {
+            scrape_configs.extend(
+                SLURMCTLD_METRICS.iter().map(|m| job(format!("slurm-{m}"), format!("/metrics/{m}"), 6817)),
+            );
+        }
+        PrometheusConf {
+            global: PrometheusGlobal {
+                scrape_interval: "15s".into(),
+                scrape_timeout: "10s".into(),
+                external_labels: [("cluster".to_string(), cluster.to_string())].into(),
+            },
+            scrape_configs,
+        }
+    }
+}
+
+impl Display for PrometheusConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string_pretty(self).map_err(|_| fmt::Error)?;
+        writeln!(f, "{json}")
+    }
+}
+
 /// `slurmdbd.conf` without its `StoragePass=` line: slurmbox-init adds that from the
 /// cluster's secret volume when slurmdbd starts, so the password is in no plan.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -453,12 +544,19 @@ pub struct SlurmdbdConf {
     /// Where MariaDB listens.
     pub storage_host: String,
     pub storage_port: u16,
+    /// JWT tokens are accepted beside munge, signed with the key at this path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_key: Option<String>,
 }
 
 impl Display for SlurmdbdConf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# Written by slurmbox: slurmdbd keeps the cluster's accounting in MariaDB.")?;
         writeln!(f, "AuthType=auth/munge")?;
+        if let Some(key) = &self.jwt_key {
+            writeln!(f, "AuthAltTypes=auth/jwt")?;
+            writeln!(f, "AuthAltParameters=jwt_key={key}")?;
+        }
         writeln!(f, "DbdHost={}", self.dbd_host)?;
         writeln!(f, "SlurmUser=slurm")?;
         writeln!(f, "PidFile=/run/slurmdbd.pid")?;

@@ -18,8 +18,11 @@ fn facts(storage: bool) -> HostFacts {
         image: "slurmbox/node:24.11-test".into(),
         storage_image: storage.then(|| "slurmbox/storage:test".into()),
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
+        controller_image: None,
+        metrics_image: None,
         cgroup: CgroupHost::v2(),
         ssh_port: DEFAULT_SSH_PORT,
+        rest_port: slurmbox::spec::DEFAULT_REST_PORT,
         gpus,
     }
 }

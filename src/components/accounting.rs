@@ -51,7 +51,7 @@ fn volume(layout: &Layout, what: &str) -> String {
     format!("{}-{what}", layout.cluster)
 }
 
-pub fn add(layout: &Layout, plan: &mut Plan) {
+pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     if !layout.spec.accounting {
         return;
     }
@@ -110,8 +110,12 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
     let mut dbd = container(Role::Dbd, DBD_HOST);
     dbd.command = vec![contract::INIT_PATH.into(), Role::Dbd.as_str().into()];
     dbd.mounts = vec![munge::mount(layout, true), mount(&secret, contract::DB_SECRET_DIR, true)];
-    let conf =
-        SlurmdbdConf { dbd_host: DBD_HOST.into(), storage_host: storage_host.into(), storage_port: port };
+    let conf = SlurmdbdConf {
+        dbd_host: DBD_HOST.into(),
+        storage_host: storage_host.into(),
+        storage_port: port,
+        jwt_key: config.slurm_conf.jwt_key.clone(),
+    };
     dbd.files = vec![
         PlannedFile { path: contract::INIT_PATH.into(), mode: 0o755, contents: contract::INIT_SCRIPT.into() },
         PlannedFile { path: contract::SLURMDBD_TEMPLATE.into(), mode: 0o600, contents: conf.to_string() },
@@ -306,9 +310,17 @@ pub async fn load<E: Engine>(engine: &E, db: &str, dump: &[u8]) -> Result<(), Pa
 }
 
 /// Debian packages in the accounting image: MariaDB's server and slurmdbd (of the same
-/// release as the cluster's Slurm), munge to authenticate slurmctld.
-pub const IMAGE_PACKAGES: &[&str] =
-    &["mariadb-server", "slurmdbd", "munge", "procps", "tini", "ca-certificates"];
+/// release as the cluster's Slurm) with its JWT plugin, munge to authenticate slurmctld.
+pub const IMAGE_PACKAGES: &[&str] = &[
+    "mariadb-server",
+    "slurmdbd",
+    // slurmdbd takes JWT tokens beside munge where the cluster has its REST API.
+    "slurm-wlm-jwt-plugin",
+    "munge",
+    "procps",
+    "tini",
+    "ca-certificates",
+];
 
 /// The accounting image shares the node image's account IDs (the munge key volume).
 pub const IMAGE_HOOKS: &[&str] = &[

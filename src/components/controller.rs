@@ -40,6 +40,8 @@ pub fn slurm_conf(layout: &Layout) -> SlurmConf {
         gres_types: vec![],
         accounting: None,
         site: layout.spec.slurm_conf.clone(),
+        jwt_key: None,
+        openmetrics: false,
     }
 }
 
@@ -67,7 +69,7 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     let (volume, state) = state_storage(layout);
     plan.volumes.push(volume);
     for placed in &layout.controllers {
-        plan.containers.push(layout.node_container(
+        let mut controller = layout.node_container(
             config,
             NodeContainer {
                 placed,
@@ -76,7 +78,12 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
                 env: vec![],
                 files: config.slurm_files(),
             },
-        ));
+        );
+        // The node image with slurmrestd and the JWT plugin, where the host has it.
+        if let Some(image) = &layout.facts[placed.host].controller_image {
+            controller.image = image.clone();
+        }
+        plan.containers.push(controller);
     }
 }
 

@@ -6,7 +6,7 @@
 //! |---|---|---|---|---|---|---|---|---|
 //! | network | [`network`] | bridge, hosts' or macvlan networks; MPI's subnet | – | – | – | – | – | – |
 //! | munge key | [`munge`] | a key volume per host | – | – | copies the key to nodes on other hosts | – | – | – |
-//! | controllers | [`controller`] | slurmctld's containers (a list, the primary first), the state storage they share, slurm.conf's `SlurmctldHost` lines | – | – | running nodes register again with a new controller | an unclean start | what an unclean start may have cost | its state; after a restore, nodes register again |
+//! | controllers | [`controller`] | slurmctld's containers (a list, the primary first), the state storage they share, slurm.conf's `SlurmctldHost` lines | the controller image (the node image, slurmrestd, the JWT plugin), the controller's host | – | running nodes register again with a new controller | an unclean start | what an unclean start may have cost | its state; after a restore, nodes register again |
 //! | shared /home | [`home`] | the home volume or host folder every node mounts | – | – | – | – | – | – |
 //! | login node | [`login`] | the login container, its sshd, host keys, published port | – | – | – | – | – | – |
 //! | compute nodes | [`compute`] | a slurmd container per node, what each registers with | the node image, every host | – | forgets nodes that went away; waits until they take jobs | – | – | – |
@@ -16,6 +16,8 @@
 //! | LDAP | [`ldap`] | nslcd.conf on every node, the login node's key lookup | – | – | gives new nodes the bind password | – | – | – |
 //! | users | [`users`] | an accounts volume per host, mounted on every node | – | – | writes accounts and keys, makes homes | – | – | – |
 //! | accounting | [`accounting`] | MariaDB's and slurmdbd's containers and volumes, slurm.conf's accounting | the accounting image, the controller's host | – | the accounts and associations | – | – | the database (slurmdbd stops first) |
+//! | REST API | [`rest`] | the JWT key's volume on slurmctld and slurmdbd, `AuthAltTypes`; slurmrestd's container and published port | – (the controller image) | – | – | – | – | – |
+//! | metrics | [`metrics`] | the exporter beside slurmctld, `MetricsType` on 26.05; Prometheus's container, volume and settings | the metrics image, the controller's host | – | – | – | – | – |
 //!
 //! [`plan`] folds over [`PARTS`] in two passes: first each part configures what other
 //! parts' containers carry (slurm.conf, the nodes' environment), then each adds its
@@ -34,9 +36,11 @@ pub mod home;
 pub mod ldap;
 pub mod limits;
 pub mod login;
+pub mod metrics;
 pub mod munge;
 pub mod network;
 mod part;
+pub mod rest;
 pub mod users;
 
 pub use part::{ImageHosts, PARTS, Part};
@@ -117,11 +121,20 @@ pub struct HostFacts {
     /// The accounting image (MariaDB, slurmdbd), on the controller's host of a cluster
     /// with accounting.
     pub accounting_image: Option<String>,
+    /// The controller's image (the node image with slurmrestd and the JWT plugin), on
+    /// the controller's host; `None`: the controller runs the node image.
+    pub controller_image: Option<String>,
+    /// The metrics image (Prometheus), on the controller's host of a cluster with
+    /// metrics.
+    pub metrics_image: Option<String>,
     /// What its engine says about cgroups (whether limits can be enforced there).
     pub cgroup: limits::CgroupHost,
     /// The port the login node's sshd is published on, when this host runs it (see
     /// [`login::choose_ssh_port`]).
     pub ssh_port: u16,
+    /// The port slurmrestd is published on, when this host runs it (see
+    /// [`rest::choose_port`]).
+    pub rest_port: u16,
     /// The GPUs its engine gives containers (NVIDIA container toolkit or CDI), as a
     /// probe container saw them; `None` where none was probed.
     #[serde(skip_serializing_if = "Option::is_none")]

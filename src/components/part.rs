@@ -11,7 +11,7 @@ use crate::image::Recipe;
 use crate::spec::{Arch, ClusterSpec, HomeSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 12] = [
+pub const PARTS: [Part; 14] = [
     Part::Network,
     Part::Munge,
     Part::Controller,
@@ -27,6 +27,10 @@ pub const PARTS: [Part; 12] = [
     // ties to the users' UIDs as it learns of them.
     Part::Users,
     Part::Accounting,
+    // After the controller's and accounting's parts: both give their containers what
+    // they need (the JWT key; the exporter beside slurmctld).
+    Part::Rest,
+    Part::Metrics,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +47,8 @@ pub enum Part {
     GlusterFs,
     Ldap,
     Accounting,
+    Rest,
+    Metrics,
 }
 
 impl Part {
@@ -55,6 +61,8 @@ impl Part {
             Part::Gpus => gpus::configure(layout, config),
             Part::Ldap => ldap::configure(layout, config),
             Part::Accounting => accounting::configure(layout, config),
+            Part::Rest => rest::configure(layout, config),
+            Part::Metrics => metrics::configure(layout, config),
             Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::Users | Part::GlusterFs => {}
         }
     }
@@ -70,7 +78,9 @@ impl Part {
             Part::Compute => compute::add(layout, config, plan),
             Part::Users => users::add(layout, plan),
             Part::Ldap => ldap::add(layout, plan),
-            Part::Accounting => accounting::add(layout, plan),
+            Part::Accounting => accounting::add(layout, config, plan),
+            Part::Rest => rest::add(layout, config, plan),
+            Part::Metrics => metrics::add(layout, plan),
             Part::Limits => limits::add(layout, config, plan),
             // Compute nodes carry their GPUs ([`gpus::of_node`]); gres.conf is the controller's.
             Part::Gpus => {}
@@ -133,8 +143,14 @@ impl Part {
     /// are; `None` where it runs no container of its own image.
     pub fn image(self, spec: &ClusterSpec, arch: Arch) -> Option<(Recipe, ImageHosts)> {
         match self {
-            // The node image: controller, login and compute nodes.
+            // The node image: login and compute nodes (and the controller where its
+            // host has no controller image).
             Part::Compute => Some((Recipe::new(spec.slurm, arch), ImageHosts::Every)),
+            // The node image with slurmrestd and the JWT plugin: slurmctld, slurmrestd.
+            Part::Controller => Some((Recipe::controller(spec.slurm, arch), ImageHosts::Controller)),
+            Part::Metrics => {
+                spec.metrics.enabled.then(|| (metrics::image_recipe(arch), ImageHosts::Controller))
+            }
             Part::GlusterFs => {
                 (spec.home == HomeSpec::GlusterFs).then(|| (glusterfs::image_recipe(arch), ImageHosts::Every))
             }

@@ -17,8 +17,11 @@ fn facts() -> HostFacts {
         image: IMAGE.into(),
         storage_image: None,
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
+        controller_image: None,
+        metrics_image: None,
         cgroup: CgroupHost::v2(),
         ssh_port: crate::spec::DEFAULT_SSH_PORT,
+        rest_port: crate::spec::DEFAULT_REST_PORT,
         gpus: None,
     }
 }
@@ -313,8 +316,11 @@ mod pinned_hashes {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
             accounting_image: Some("slurmbox/accounting:24.11-test".into()),
+            controller_image: None,
+            metrics_image: None,
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            rest_port: crate::spec::DEFAULT_REST_PORT,
             gpus: None,
         }
     }

@@ -11,7 +11,7 @@ use super::DeployError;
 use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
 use crate::components::login::SshPorts;
-use crate::components::{HostFacts, accounting, glusterfs};
+use crate::components::{HostFacts, accounting, glusterfs, metrics};
 use crate::components::{ImageHosts, PARTS};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
@@ -19,7 +19,7 @@ use crate::image::{self, Recipe};
 use crate::plan::GpuRequest;
 use crate::plan::{LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, Role};
 use crate::progress::Progress;
-use crate::spec::{Arch, ClusterSpec, DEFAULT_SSH_PORT, HostSpec};
+use crate::spec::{Arch, ClusterSpec, DEFAULT_REST_PORT, DEFAULT_SSH_PORT, HostSpec};
 
 /// How long a host's engine may take to answer before it counts as unreachable (an
 /// ssh connection to a machine that fell off the network would otherwise hang for
@@ -185,8 +185,11 @@ pub async fn images(
             image: tag(at, |k| matches!(k, image::Kind::Node(_))).expect("every host runs the node image"),
             storage_image: tag(at, |k| matches!(k, image::Kind::Storage)),
             accounting_image: tag(at, |k| matches!(k, image::Kind::Accounting(_))),
+            controller_image: tag(at, |k| matches!(k, image::Kind::Controller(_))),
+            metrics_image: tag(at, |k| matches!(k, image::Kind::Metrics)),
             cgroup: CgroupHost::from_engine(info),
             ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
+            rest_port: spec.rest.port.unwrap_or(DEFAULT_REST_PORT),
             gpus: None,
         })
         .collect();
@@ -285,8 +288,11 @@ pub async fn assumed_facts(
         image: Recipe::new(spec.slurm, arch).tag(),
         storage_image: Some(glusterfs::image_recipe(arch).tag()),
         accounting_image: Some(accounting::image_recipe(spec.slurm, arch).tag()),
+        controller_image: Some(Recipe::controller(spec.slurm, arch).tag()),
+        metrics_image: Some(metrics::image_recipe(arch).tag()),
         cgroup: CgroupHost::from_engine(&info),
         ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
+        rest_port: spec.rest.port.unwrap_or(DEFAULT_REST_PORT),
         gpus: None,
     };
     Ok(vec![facts; spec.hosts.len().max(1)])

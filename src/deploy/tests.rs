@@ -25,8 +25,11 @@ fn facts() -> HostFacts {
         image: IMAGE.into(),
         storage_image: None,
         accounting_image: None,
+        controller_image: None,
+        metrics_image: None,
         cgroup: CgroupHost::v2(),
         ssh_port: crate::spec::DEFAULT_SSH_PORT,
+        rest_port: crate::spec::DEFAULT_REST_PORT,
         gpus: None,
     }
 }

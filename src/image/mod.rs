@@ -40,6 +40,10 @@ pub const REPOSITORY: &str = "slurmbox/node";
 pub const STORAGE_REPOSITORY: &str = "slurmbox/storage";
 /// The accounting image's repository (MariaDB and slurmdbd of one Slurm release).
 pub const ACCOUNTING_REPOSITORY: &str = "slurmbox/accounting";
+/// The controller's image (the node image with slurmrestd and the JWT plugin).
+pub const CONTROLLER_REPOSITORY: &str = "slurmbox/controller";
+/// The metrics image (Prometheus), the same for every Slurm release.
+pub const METRICS_REPOSITORY: &str = "slurmbox/metrics";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Dockerfile-style changes applied on import.
@@ -100,6 +104,8 @@ pub enum Kind {
     Node(SlurmVersion),
     Storage,
     Accounting(SlurmVersion),
+    Controller(SlurmVersion),
+    Metrics,
 }
 
 impl Kind {
@@ -109,6 +115,8 @@ impl Kind {
             Kind::Node(_) => "Image",
             Kind::Storage => "Storage image",
             Kind::Accounting(_) => "Accounting image",
+            Kind::Controller(_) => "Controller image",
+            Kind::Metrics => "Metrics image",
         }
     }
 }
@@ -133,6 +141,8 @@ impl Recipe {
             Kind::Node(slurm) => format!("Slurm {slurm} node image"),
             Kind::Storage => "storage image".into(),
             Kind::Accounting(slurm) => format!("Slurm {slurm} accounting image"),
+            Kind::Controller(slurm) => format!("Slurm {slurm} controller image"),
+            Kind::Metrics => "metrics image".into(),
         }
     }
 
@@ -153,6 +163,8 @@ impl Recipe {
             Kind::Node(slurm) => (REPOSITORY, slurm.to_string()),
             Kind::Storage => (STORAGE_REPOSITORY, "gluster".to_string()),
             Kind::Accounting(slurm) => (ACCOUNTING_REPOSITORY, slurm.to_string()),
+            Kind::Controller(slurm) => (CONTROLLER_REPOSITORY, slurm.to_string()),
+            Kind::Metrics => (METRICS_REPOSITORY, "prometheus".to_string()),
         };
         let repository = match self.arch {
             Arch::Amd64 => repository.to_string(),
@@ -171,10 +183,10 @@ impl Recipe {
     /// The image's labels: its Slurm release and its recipe's digest.
     fn label(&self) -> String {
         match self.kind {
-            Kind::Node(slurm) | Kind::Accounting(slurm) => {
+            Kind::Node(slurm) | Kind::Accounting(slurm) | Kind::Controller(slurm) => {
                 format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", self.digest())
             }
-            Kind::Storage => format!("LABEL io.slurmbox.recipe={}", self.digest()),
+            Kind::Storage | Kind::Metrics => format!("LABEL io.slurmbox.recipe={}", self.digest()),
         }
     }
 }

@@ -12,9 +12,11 @@ pub const MUNGE_ID: u32 = 900;
 /// The slurm account's, as Debian's package makes it.
 pub const SLURM_ID: u32 = 64030;
 
-/// Debian packages in every node image.
-const PACKAGES: &[&str] = &[
-    "slurmctld",
+/// Debian packages in every node image, then `$extra`.
+macro_rules! node_packages {
+    ($($extra:literal),*) => {
+        &[
+            "slurmctld",
     "slurmd",
     "slurm-client",
     "sackd",
@@ -35,7 +37,17 @@ const PACKAGES: &[&str] = &[
     "openssh-server",
     "tini",
     "ca-certificates",
-];
+            $($extra,)*
+        ]
+    };
+}
+
+/// Debian packages in every node image.
+const PACKAGES: &[&str] = node_packages!();
+
+/// The controller's image: the node image's packages, and slurmrestd with Slurm's JWT
+/// plugin (slurmctld signs and checks tokens; slurmrestd runs from it too).
+const CONTROLLER_PACKAGES: &[&str] = node_packages!("slurmrestd", "slurm-wlm-jwt-plugin");
 
 /// The accounts the nodes share get the same IDs in every image, whatever suite and
 /// architecture: Debian gives slurm 64030 itself, munge the next free system ID
@@ -84,5 +96,11 @@ impl Recipe {
             packages: PACKAGES,
             hooks: HOOKS,
         }
+    }
+
+    /// The controller's image for `slurm` on `arch`: a node image with slurmrestd and
+    /// the JWT plugin, which only slurmctld, slurmdbd and slurmrestd load.
+    pub fn controller(slurm: SlurmVersion, arch: Arch) -> Recipe {
+        Recipe { kind: Kind::Controller(slurm), packages: CONTROLLER_PACKAGES, ..Recipe::new(slurm, arch) }
     }
 }

@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::network::{RawNetwork, check_network};
 use super::{
     Arch, ClusterSpec, ComputeSpec, EngineGpus, HomeSpec, HostSpec, NetworkSpec, SlurmVersion, SshUrl,
-    accounting, accounts,
+    accounting, accounts, services,
 };
 
 impl ClusterSpec {
@@ -101,6 +101,8 @@ struct RawSpec {
     #[serde(default)]
     host: Vec<RawHost>,
     network: Option<RawNetwork>,
+    rest: Option<services::RawRest>,
+    metrics: Option<services::RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +197,9 @@ impl RawSpec {
         if let Some(registry) = &self.registry {
             spec.registry = Some(check_registry(registry, err)?);
         }
+        spec.rest = services::check_rest(self.rest.as_ref(), &spec.network, &spec.login, err)?;
+        spec.metrics =
+            services::check_metrics(self.metrics.as_ref(), &spec.network, &spec.login, &spec.rest, err)?;
         Ok(spec)
     }
 }

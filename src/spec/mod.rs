@@ -21,6 +21,7 @@ mod accounts;
 mod check;
 mod edit;
 mod network;
+mod services;
 mod ssh_url;
 
 pub use accounting::{AccountSpec, DEFAULT_ACCOUNT};
@@ -29,6 +30,7 @@ pub use check::{InvalidSpec, SpecError};
 pub use edit::{
     EditError, SpecFile, WriteError, with_host, with_user, without_host, without_user, write_atomic,
 };
+pub use services::{DEFAULT_REST_PORT, DEFAULT_RETENTION, MetricsSpec, RestSpec};
 pub use ssh_url::{DEFAULT_REMOTE_SOCKET, SshUrl};
 
 /// Slurm releases slurmbox can build images for, and the Debian suite carrying each.
@@ -133,6 +135,10 @@ pub struct ClusterSpec {
     /// A site's registry the images are pulled from before they are built
     /// (`registry.example.org/slurmbox`; `slurmbox image push` fills it).
     pub registry: Option<String>,
+    /// Slurm's REST API (slurmrestd, JWT tokens).
+    pub rest: RestSpec,
+    /// The cluster's numbers, and Prometheus keeping their history.
+    pub metrics: MetricsSpec,
 }
 
 /// How the cluster's containers reach each other.
@@ -278,6 +284,8 @@ impl ClusterSpec {
             accounts: Vec::new(),
             slurm_conf: Default::default(),
             registry: None,
+            rest: RestSpec::default_for(&NetworkSpec::Default { subnet: None }),
+            metrics: MetricsSpec::default_for(&NetworkSpec::Default { subnet: None }),
         }
     }
 

@@ -234,8 +234,11 @@ mod tests {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
             accounting_image: None,
+            controller_image: None,
+            metrics_image: None,
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            rest_port: crate::spec::DEFAULT_REST_PORT,
             gpus: None,
         }
     }

@@ -254,8 +254,11 @@ mod tests {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
             accounting_image: None,
+            controller_image: None,
+            metrics_image: None,
             cgroup,
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            rest_port: crate::spec::DEFAULT_REST_PORT,
             gpus: None,
         };
         crate::components::plan(&crate::spec::ClusterSpec::default_cluster(), &[facts])

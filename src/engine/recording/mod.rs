@@ -307,8 +307,11 @@ mod tests {
             image: IMAGE.into(),
             storage_image: None,
             accounting_image: None,
+            controller_image: None,
+            metrics_image: None,
             cgroup: crate::components::limits::CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            rest_port: crate::spec::DEFAULT_REST_PORT,
             gpus: None,
         };
         crate::components::plan(&ClusterSpec::default_cluster(), &[facts])

@@ -1,0 +1,15 @@
+#!/bin/bash
+# slurmbox-rest: the main process of a cluster's REST container, under tini. It runs
+# Debian's slurmrestd as an unprivileged account (nobody: neither root nor Slurm's own
+# account), taking JWT tokens only: each request carries its user's token
+# (X-SLURM-USER-NAME / X-SLURM-USER-TOKEN), which slurmctld and slurmdbd check. This
+# container holds no munge key and no JWT key.
+#
+# Usage: slurmbox-rest
+# Environment (set by slurmbox):
+#   SLURMBOX_REST_LISTEN  the address and port slurmrestd listens on ("0.0.0.0:6820")
+set -euo pipefail
+
+# SLURM_JWT=daemon: slurmrestd authenticates every request by its token alone.
+export SLURM_JWT=daemon
+exec /usr/sbin/slurmrestd -a rest_auth/jwt -u nobody -g nogroup "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"

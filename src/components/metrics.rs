@@ -1,0 +1,151 @@
+//! The cluster's numbers (`[metrics]`): an OpenMetrics endpoint for every cluster, and
+//! Prometheus (Debian's, in `NAME-metrics`, host name `metrics`) scraping it, its data
+//! on the `NAME-metrics` volume, published on the controller's host only when
+//! `[metrics] port` is set.
+//!
+//! On Slurm 26.05 the endpoints are slurmctld's own (`MetricsType=metrics/openmetrics`,
+//! `/metrics/...` on its port). Slurm 24.11 has none: slurmbox-exporter, beside
+//! slurmctld in the controller's container, builds the same families from Slurm's JSON
+//! output. It also says, on both releases, whether slurmdbd answers.
+
+use super::{Config, Layout};
+use crate::contract;
+use crate::image::{self, Recipe};
+use crate::plan::{
+    ContainerPlan, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile, PortPlan, Role,
+    VolumePlan,
+};
+use crate::spec::{Arch, SlurmVersion};
+
+/// Prometheus's host name on the cluster's network.
+pub const METRICS_HOST: &str = "metrics";
+/// The port Prometheus listens on in its container.
+pub const PROMETHEUS_PORT: u16 = 9090;
+/// The port slurmbox-exporter answers on, in the controller's container.
+pub const EXPORTER_PORT: u16 = 6821;
+/// Where Prometheus keeps its data (the `NAME-metrics` volume).
+pub const DATA_DIR: &str = "/var/lib/prometheus/metrics2";
+/// Prometheus's settings, written by slurmbox.
+pub const CONFIG_PATH: &str = "/etc/slurmbox/prometheus.yml";
+
+/// The exporter (assets/slurmbox-exporter.py), and the script that starts it beside
+/// slurmctld (assets/slurmbox-metrics.sh, prefixed to the controller's command).
+pub const EXPORTER_SCRIPT: &str = include_str!("../../assets/slurmbox-exporter.py");
+pub const EXPORTER_PATH: &str = "/usr/local/lib/slurmbox/slurmbox-exporter.py";
+pub const EXPORTER_WRAPPER_SCRIPT: &str = include_str!("../../assets/slurmbox-metrics.sh");
+pub const EXPORTER_WRAPPER_PATH: &str = "/usr/local/sbin/slurmbox-metrics";
+/// The metrics container's main process (assets/slurmbox-prometheus.sh).
+pub const PROMETHEUS_SCRIPT: &str = include_str!("../../assets/slurmbox-prometheus.sh");
+pub const PROMETHEUS_PATH: &str = "/usr/local/sbin/slurmbox-prometheus";
+/// What slurmbox-metrics and slurmbox-prometheus read.
+pub const ENV_EXPORTER_PORT: &str = "SLURMBOX_EXPORTER_PORT";
+pub const ENV_RETENTION: &str = "SLURMBOX_METRICS_RETENTION";
+
+/// Slurm 26.05 serves its own metrics.
+pub fn configure(layout: &Layout, config: &mut Config) {
+    if layout.spec.metrics.enabled && has_openmetrics(layout.spec.slurm) {
+        config.slurm_conf.openmetrics = true;
+    }
+}
+
+/// Whether slurmctld of `slurm` serves OpenMetrics itself (25.11 and later).
+pub fn has_openmetrics(slurm: SlurmVersion) -> bool {
+    slurm != SlurmVersion::V24_11
+}
+
+/// Where Prometheus reaches the controller: its name on the cluster's network, its
+/// host's address on a host's network.
+fn controller_addr(layout: &Layout) -> String {
+    layout.controller_addr(layout.controller()).unwrap_or_else(|| layout.controller().name.clone())
+}
+
+/// The scrape targets: slurmbox-exporter always, slurmctld's own endpoints on 26.05.
+pub fn prometheus_config(layout: &Layout) -> crate::render::PrometheusConf {
+    crate::render::PrometheusConf::for_cluster(
+        &layout.cluster,
+        &controller_addr(layout),
+        EXPORTER_PORT,
+        has_openmetrics(layout.spec.slurm),
+    )
+}
+
+pub fn add(layout: &Layout, plan: &mut Plan) {
+    if !layout.spec.metrics.enabled {
+        return;
+    }
+    let host = layout.controller().host;
+    let Some(image) = layout.facts[host].metrics_image.clone() else {
+        return;
+    };
+    // The exporter beside slurmctld.
+    for c in plan.containers.iter_mut().filter(|c| c.role == Role::Controller) {
+        c.files.push(PlannedFile {
+            path: EXPORTER_PATH.into(),
+            mode: 0o644,
+            contents: EXPORTER_SCRIPT.into(),
+        });
+        c.files.push(PlannedFile {
+            path: EXPORTER_WRAPPER_PATH.into(),
+            mode: 0o755,
+            contents: EXPORTER_WRAPPER_SCRIPT.into(),
+        });
+        c.env.push(contract::env::var(ENV_EXPORTER_PORT, EXPORTER_PORT));
+        c.command.insert(0, EXPORTER_WRAPPER_PATH.into());
+    }
+    let volume = format!("{}-metrics", layout.cluster);
+    plan.volumes.push(VolumePlan { host, name: volume.clone(), labels: layout.labels(&[]) });
+    let config = prometheus_config(layout);
+    let listen = match layout.on_host_network {
+        // On a host's network Prometheus is on the host itself: its port is the
+        // spec's, or the host's loopback alone.
+        true => match layout.spec.metrics.port {
+            Some(port) => format!("0.0.0.0:{port}"),
+            None => format!("127.0.0.1:{PROMETHEUS_PORT}"),
+        },
+        false => format!("0.0.0.0:{PROMETHEUS_PORT}"),
+    };
+    plan.containers.push(ContainerPlan {
+        host,
+        name: format!("{}-{METRICS_HOST}", layout.cluster),
+        hostname: METRICS_HOST.into(),
+        role: Role::Metrics,
+        image,
+        command: vec![PROMETHEUS_PATH.into(), listen],
+        env: vec![contract::env::var(ENV_RETENTION, &layout.spec.metrics.retention)],
+        mounts: vec![MountPlan {
+            source: MountSource::Volume(volume),
+            target: DATA_DIR.into(),
+            read_only: false,
+            propagation: None,
+        }],
+        // The script hands the data folder to the prometheus account and drops to it.
+        cap_add: vec!["CHOWN".into(), "SETUID".into(), "SETGID".into()],
+        network: layout.network.clone(),
+        ip: None,
+        files: vec![
+            PlannedFile { path: PROMETHEUS_PATH.into(), mode: 0o755, contents: PROMETHEUS_SCRIPT.into() },
+            PlannedFile { path: CONFIG_PATH.into(), mode: 0o644, contents: config.to_string() },
+        ],
+        labels: layout.labels(&[(LABEL_ROLE, Role::Metrics.as_str()), (LABEL_NODE, METRICS_HOST)]),
+        devices: vec![],
+        security_opt: vec![],
+        cgroupns_private: false,
+        ports: match (layout.spec.metrics.port, layout.on_host_network) {
+            (Some(port), false) => {
+                vec![PortPlan { host_ip: "0.0.0.0".into(), host_port: port, container_port: PROMETHEUS_PORT }]
+            }
+            _ => vec![],
+        },
+        memory_mib: None,
+        health: None,
+    });
+}
+
+/// Debian packages in the metrics image: Prometheus (with promtool).
+pub const IMAGE_PACKAGES: &[&str] = &["prometheus", "tini", "ca-certificates"];
+
+/// The metrics image's recipe on `arch`: Prometheus from Debian's stable release, the
+/// same for every Slurm release.
+pub fn image_recipe(arch: Arch) -> Recipe {
+    Recipe { kind: image::Kind::Metrics, arch, suite: "trixie", packages: IMAGE_PACKAGES, hooks: &[] }
+}
