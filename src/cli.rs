@@ -388,6 +388,14 @@ pub struct ImageChoice {
     /// node image.
     #[arg(long, conflicts_with = "storage")]
     pub accounting: bool,
+    /// The controller's image (the node image with slurmrestd and the JWT plugin) of
+    /// --slurm's release instead of a node image.
+    #[arg(long, conflicts_with_all = ["storage", "accounting"])]
+    pub controller: bool,
+    /// The metrics image (Prometheus, the same for every Slurm release) instead of a
+    /// node image.
+    #[arg(long, conflicts_with_all = ["slurm", "storage", "accounting", "controller"])]
+    pub metrics: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::{ImageBuildArgs, ImageChoice, ImageCommand, ImagePushArgs};
-use crate::components::{accounting, glusterfs};
+use crate::components::{accounting, glusterfs, metrics};
 use crate::engine::Engine;
 use crate::image::{Recipe, Sources};
 use crate::spec::Arch;
@@ -51,10 +51,16 @@ async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
 
 fn recipe(choice: &ImageChoice) -> Recipe {
     let arch = choice.arch.unwrap_or_else(Arch::native);
-    match (choice.storage, choice.accounting) {
-        (true, _) => glusterfs::image_recipe(arch),
-        (false, true) => accounting::image_recipe(choice.slurm, arch),
-        (false, false) => Recipe::new(choice.slurm, arch),
+    if choice.storage {
+        glusterfs::image_recipe(arch)
+    } else if choice.accounting {
+        accounting::image_recipe(choice.slurm, arch)
+    } else if choice.controller {
+        Recipe::controller(choice.slurm, arch)
+    } else if choice.metrics {
+        metrics::image_recipe(arch)
+    } else {
+        Recipe::new(choice.slurm, arch)
     }
 }
 

@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn the_accounting_images_tag_stays_the_same() {
         let tag = image_recipe(SlurmVersion::V24_11, Arch::Amd64).tag();
-        assert_eq!(tag, "slurmbox/accounting:24.11-34677fea17fc");
+        assert_eq!(tag, "slurmbox/accounting:24.11-1dab14d895f0");
     }
 
     #[test]

@@ -17,8 +17,8 @@ fn facts() -> HostFacts {
         image: IMAGE.into(),
         storage_image: None,
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
-        controller_image: None,
-        metrics_image: None,
+        controller_image: Some("slurmbox/controller:24.11-test".into()),
+        metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
         cgroup: CgroupHost::v2(),
         ssh_port: crate::spec::DEFAULT_SSH_PORT,
         rest_port: crate::spec::DEFAULT_REST_PORT,
@@ -66,7 +66,7 @@ fn article_cluster_slurm_conf() {
     let volumes: Vec<&str> = plan.volumes.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(
         volumes,
-        ["asai-munge", "asai-state", "asai-login-ssh", "asai-accounts", "asai-db", "asai-db-secret"],
+        ["asai-munge", "asai-state", "asai-login-ssh", "asai-accounts", "asai-db", "asai-db-secret", "asai-jwt", "asai-metrics"],
         "no home volume when /home is a host folder"
     );
 }
@@ -83,7 +83,9 @@ fn changing_node_cpus_recreates_compute_nodes_and_the_default_memory_per_cpu() {
         vec![
             Change::Recreate("slurmbox-controller".into()),
             Change::Recreate("slurmbox-node1".into()),
-            Change::Recreate("slurmbox-node2".into())
+            Change::Recreate("slurmbox-node2".into()),
+            // slurmrestd reads slurm.conf too.
+            Change::Recreate("slurmbox-rest".into())
         ]
     );
     // Without limits memory is not scheduled: only the nodes change.
@@ -125,9 +127,18 @@ fn shrinking_removes_the_extra_node() {
 fn new_image_recreates_every_container() {
     let spec = ClusterSpec::default_cluster();
     let before = build(&spec, &[facts()]);
-    let after = build(&spec, &[HostFacts { image: "slurmbox/node:24.11-other".into(), ..facts() }]);
+    let after = build(
+        &spec,
+        &[HostFacts {
+            image: "slurmbox/node:24.11-other".into(),
+            controller_image: Some("slurmbox/controller:24.11-other".into()),
+            ..facts()
+        }],
+    );
     let changes = converge(&after, &existing(&before));
-    assert_eq!(changes.len(), 4);
+    // The controller, slurmrestd (the controller's image), login and compute nodes;
+    // not the database, slurmdbd or Prometheus, whose images are their own.
+    assert_eq!(changes.len(), 5, "{changes:?}");
     assert!(changes.iter().all(|c| matches!(c, Change::Recreate(_))));
 }
 
@@ -188,7 +199,9 @@ fn glusterfs_home_puts_a_storage_container_on_every_host() {
             (0, "lab-accounts"),
             (1, "lab-accounts"),
             (0, "lab-db"),
-            (0, "lab-db-secret")
+            (0, "lab-db-secret"),
+            (0, "lab-jwt"),
+            (0, "lab-metrics")
         ]
     );
     // A host skipped by `up --skip-unreachable` is not asked to take part.
@@ -316,8 +329,8 @@ mod pinned_hashes {
             image: "slurmbox/node:24.11-test".into(),
             storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
             accounting_image: Some("slurmbox/accounting:24.11-test".into()),
-            controller_image: None,
-            metrics_image: None,
+            controller_image: Some("slurmbox/controller:24.11-test".into()),
+            metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
             rest_port: crate::spec::DEFAULT_REST_PORT,
@@ -357,12 +370,14 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "e94761bb6b61dbb5"),
+                ("slurmbox-controller", "b34e53d876913867"),
                 ("slurmbox-login", "030568376199be1c"),
                 ("slurmbox-node1", "7ccacdcadf50dea9"),
                 ("slurmbox-node2", "d2f5c4c51ad91524"),
                 ("slurmbox-db", "d777fa38d56532b9"),
-                ("slurmbox-dbd", "6629d1e956bbf865"),
+                ("slurmbox-dbd", "1612abf52cd35bd8"),
+                ("slurmbox-rest", "2e9077988bc5c18a"),
+                ("slurmbox-metrics", "51c3e93c572c4844"),
             ],
         );
     }
@@ -372,13 +387,15 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "150a4d18f84ad318"),
-                ("lab-login", "bf7390c3b0d4c675"),
+                ("lab-controller", "9a30b9c13d2aca3e"),
+                ("lab-login", "32ddca53a4a0edd4"),
                 ("lab-pi1", "9ca95a1bf7954ac5"),
                 ("lab-pi2", "d448de28c6d94333"),
                 ("lab-pi3", "4c3b3fb70cd03feb"),
                 ("lab-db", "aa6953775996eb35"),
-                ("lab-dbd", "a5b0b091af196d35"),
+                ("lab-dbd", "1cf2a90b85099205"),
+                ("lab-rest", "724048d0fa4db24f"),
+                ("lab-metrics", "47def9943887de20"),
             ],
         );
     }
@@ -388,7 +405,7 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "91b7d8b800adbf74"),
+                ("lab-controller", "64b5ad68be5e6a7d"),
                 ("lab-login", "8d5062a2fbf27cb5"),
                 ("lab-pi1-1", "099e60d4d9d19a59"),
                 ("lab-pi1-2", "798c96d318d88521"),
@@ -405,14 +422,16 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "8256fb20e3849117"),
-                ("lab-login", "e90ab25f000a43ae"),
+                ("lab-controller", "5fab5dd99b974258"),
+                ("lab-login", "5819fb12a4910aac"),
                 ("lab-pi1", "65a2bc4713012501"),
                 ("lab-pi2", "1f7da802533f987e"),
                 ("lab-storage-pi1", "a73875fa7f88814a"),
                 ("lab-storage-pi2", "b5376898f0de06ec"),
                 ("lab-db", "aa6953775996eb35"),
-                ("lab-dbd", "a5b0b091af196d35"),
+                ("lab-dbd", "1cf2a90b85099205"),
+                ("lab-rest", "724048d0fa4db24f"),
+                ("lab-metrics", "47def9943887de20"),
             ],
         );
     }

@@ -116,18 +116,20 @@ async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
         creates,
         [
             "create slurmbox-controller",
-            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf",
+            CONTROLLER_FILES,
             "create slurmbox-login",
             "upload slurmbox-login /usr/local/sbin/slurmbox-init /etc/ssh/sshd_config.d/slurmbox.conf",
             "create slurmbox-node1",
             "upload slurmbox-node1 /usr/local/sbin/slurmbox-init",
             "create slurmbox-node2",
             "upload slurmbox-node2 /usr/local/sbin/slurmbox-init",
+            "create slurmbox-rest",
+            "upload slurmbox-rest /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf /usr/local/sbin/slurmbox-rest",
             ACCOUNTS,
             HOMES,
         ]
     );
-    assert_eq!(rest.len(), 4, "everything starts once it is created: {done:?}");
+    assert_eq!(rest.len(), 5, "everything starts once it is created: {done:?}");
     assert!(engines[0].has_network("slurmbox-net") && engines[0].has_volume("slurmbox-munge"));
 
     up(&engines, &plan).await.unwrap();
@@ -182,7 +184,7 @@ async fn slurm_forgets_a_removed_node_and_a_new_controller_hears_from_the_others
         done,
         [
             "create slurmbox-controller",
-            "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf",
+            CONTROLLER_FILES,
             "start slurmbox-controller",
             "exec slurmbox-controller scontrol delete nodename=node1",
             "exec slurmbox-node1 pkill -HUP -x slurmd",
@@ -191,6 +193,9 @@ async fn slurm_forgets_a_removed_node_and_a_new_controller_hears_from_the_others
         ]
     );
 }
+
+/// The files a new controller is given: its init script, Slurm's files, the JWT key's script.
+const CONTROLLER_FILES: &str = "upload slurmbox-controller /usr/local/sbin/slurmbox-init /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf /usr/local/sbin/slurmbox-jwt";
 
 /// What every `up` does last: the accounts written into the host's volume (through
 /// its first node), and the homes that are missing made.

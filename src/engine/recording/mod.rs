@@ -451,11 +451,11 @@ mod tests {
         assert!(matches!(e, EngineError::Unreachable(_)), "{e}");
         assert!(matches!(engine.info().await, Err(EngineError::Unreachable(_))));
         assert!(matches!(engine.remove_container("slurmbox-node1").await, Err(EngineError::Unreachable(_))));
-        assert_eq!(engine.containers().len(), 4, "nothing changed");
+        assert_eq!(engine.containers().len(), 5, "nothing changed");
         assert_eq!(engine.take_calls().len(), 3);
 
         engine.set_unreachable(false);
-        assert_eq!(engine.list_containers(&plan.cluster).await.unwrap().len(), 4);
+        assert_eq!(engine.list_containers(&plan.cluster).await.unwrap().len(), 5);
         assert_eq!(engine.calls().len(), 1, "take_calls left none");
     }
 
