@@ -105,8 +105,8 @@ measure() { # SPEC CONTAINERS: sets WARM, WARMS, FLOOR, FLOORS, SRUN, BURST, PI
 
 printf 'slurmbox bench (%s, %s CPUs, Docker %s)\n' "$IMAGE" "$(nproc)" "$(docker version -f '{{.Server.Version}}')"
 printf '  cold up (image built)        %8s s   target <= 180 s\n' "$cold"
-for config in "default 6 limits and accounting (the default)" "noacct 4 limits, no accounting" \
-    "off 4 no limits, no accounting"; do
+for config in "default 8 limits, accounting, REST and metrics (the default)" "noacct 6 limits, no accounting" \
+    "off 6 no limits, no accounting"; do
     read -r spec count label <<<"$config"
     measure "$spec" "$count"
     printf ' %s:\n' "$label"

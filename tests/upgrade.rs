@@ -1,7 +1,9 @@
 //! Upgrade in place: a cluster brought up by the last release (`common::baseline`) is
-//! left running by the next `up` of this build. Every container keeps its ID and start
-//! time, a job running across the upgrade keeps running under the same job ID, and the
-//! cluster then passes `verify`.
+//! taken over by the next `up` of this build. Its compute and login nodes keep their
+//! containers (ID and start time), a job running across the upgrade keeps running under
+//! the same job ID, and the cluster then passes `verify`. This release gives the
+//! controller and slurmdbd JWT tokens (the controller's image has the plugin) and adds
+//! slurmrestd and Prometheus: those containers alone are made anew.
 
 mod common;
 
@@ -9,7 +11,7 @@ use common::baseline::{BASELINE, baseline_slurmbox};
 use common::{ClusterGuard, container_identities};
 
 /// The default cluster (accounting on) made by the baseline release, with a job
-/// running, is taken over by this build's `up` without restarting anything.
+/// running, is taken over by this build's `up` without restarting a node.
 #[test]
 fn up_keeps_a_cluster_made_by_the_last_release_running() {
     let cluster = ClusterGuard::new("upgrade");
@@ -35,12 +37,20 @@ fn up_keeps_a_cluster_made_by_the_last_release_running() {
 
     let again = cluster.run(&["up"], &[]);
     assert!(
-        again.code == 0 && again.stderr.contains("6 kept"),
+        again.code == 0 && again.stderr.contains("2 created, 2 recreated, 4 kept"),
         "this build's `up` on a cluster made by {BASELINE} (exit {}):\n{}",
         again.code,
         again.stderr
     );
-    assert_eq!(container_identities(name), before, "containers replaced or restarted by the upgrade");
+    let after = container_identities(name);
+    let nodes = |all: &[(String, String, String)]| -> Vec<(String, String, String)> {
+        let node = |n: &str| ["login", "node1", "node2", "db"].iter().any(|r| n.ends_with(&format!("-{r}")));
+        all.iter().filter(|(n, _, _)| node(n)).cloned().collect()
+    };
+    assert_eq!(nodes(&after), nodes(&before), "nodes replaced or restarted by the upgrade");
+    let mut roles: Vec<&str> = after.iter().map(|(n, _, _)| n.rsplit('-').next().unwrap()).collect();
+    roles.sort_unstable();
+    assert_eq!(roles, ["controller", "db", "dbd", "login", "metrics", "node1", "node2", "rest"], "{after:?}");
     assert_eq!(cluster.sh(&state).ok().stdout.trim(), "RUNNING", "job {job} after the upgrade");
 
     // verify's MPI job wants every CPU: the sleeping job makes way first.

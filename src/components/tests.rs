@@ -66,7 +66,16 @@ fn article_cluster_slurm_conf() {
     let volumes: Vec<&str> = plan.volumes.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(
         volumes,
-        ["asai-munge", "asai-state", "asai-login-ssh", "asai-accounts", "asai-db", "asai-db-secret", "asai-jwt", "asai-metrics"],
+        [
+            "asai-munge",
+            "asai-state",
+            "asai-login-ssh",
+            "asai-accounts",
+            "asai-db",
+            "asai-db-secret",
+            "asai-jwt",
+            "asai-metrics"
+        ],
         "no home volume when /home is a host folder"
     );
 }
