@@ -12,4 +12,8 @@ set -euo pipefail
 
 # SLURM_JWT=daemon: slurmrestd authenticates every request by its token alone.
 export SLURM_JWT=daemon
+# slurmrestd would unshare its System V IPC and file table before it drops to nobody;
+# Docker's seccomp profile refuses unshare(2) without CAP_SYS_ADMIN, and the container
+# already has an IPC namespace of its own and no process to share descriptors with.
+export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
 exec /usr/sbin/slurmrestd -a rest_auth/jwt -u nobody -g nogroup "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"
