@@ -1,7 +1,8 @@
 #!/bin/bash
 # slurmbox-rest: the main process of a cluster's REST container, under tini. It runs
-# Debian's slurmrestd as an unprivileged account (nobody: neither root nor Slurm's own
-# account), taking JWT tokens only: each request carries its user's token
+# Debian's slurmrestd as its own unprivileged account (slurmrestd, made in the
+# controller's image: neither root nor Slurm's account, nor nobody, which Slurm 26.05
+# refuses), taking JWT tokens only: each request carries its user's token
 # (X-SLURM-USER-NAME / X-SLURM-USER-TOKEN), which slurmctld and slurmdbd check. This
 # container holds no munge key and no JWT key.
 #
@@ -12,8 +13,9 @@ set -euo pipefail
 
 # SLURM_JWT=daemon: slurmrestd authenticates every request by its token alone.
 export SLURM_JWT=daemon
-# slurmrestd would unshare its System V IPC and file table before it drops to nobody;
-# Docker's seccomp profile refuses unshare(2) without CAP_SYS_ADMIN, and the container
-# already has an IPC namespace of its own and no process to share descriptors with.
+# slurmrestd would unshare its System V IPC and file table before it drops to its
+# account; Docker's seccomp profile refuses unshare(2) without CAP_SYS_ADMIN, and the
+# container already has an IPC namespace of its own and no process to share
+# descriptors with.
 export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
-exec /usr/sbin/slurmrestd -a rest_auth/jwt -u nobody -g nogroup "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"
+exec /usr/sbin/slurmrestd -a rest_auth/jwt -u slurmrestd -g slurmrestd "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"

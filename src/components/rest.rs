@@ -100,7 +100,7 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
         command: vec![REST_PATH.into()],
         env: vec![contract::env::var(ENV_LISTEN, &listen)],
         mounts: vec![],
-        // slurmrestd starts as root only to become nobody (-u, -g).
+        // slurmrestd starts as root only to drop to its own account (-u, -g).
         cap_add: vec!["SETUID".into(), "SETGID".into()],
         network: layout.network.clone(),
         ip: None,
