@@ -462,3 +462,21 @@ fn the_rest_url_is_where_people_reach_it() {
     assert_eq!(url(&spec("[rest]\naddress = \"0.0.0.0\"\n"), 1), "http://127.0.0.1:6821");
     assert_eq!(url(&lab(2, ""), 2), "http://10.0.0.1:6821");
 }
+
+/// `up` refuses a `[rest] port` another cluster's slurmrestd holds on the host, before
+/// anything changes; its own, or another port, is fine.
+#[tokio::test]
+async fn a_rest_port_another_cluster_holds_is_refused() {
+    let spec = |name: &str| ClusterSpec::parse("c.toml", &format!("name = \"{name}\"\n")).unwrap();
+    let engine = crate::engine::recording::RecordingEngine::new();
+    let other = build(&spec("other"), &[facts()]);
+    engine.insert_planned(other.containers.iter().find(|c| c.role == Role::Rest).unwrap(), true);
+    let mine = build(&spec("mine"), &[facts()]);
+    let e = rest::check(std::slice::from_ref(&engine), &mine).await.unwrap_err();
+    assert!(matches!(&e, PartError::RestPortTaken { port: 6820, other, .. } if other == "other"), "{e}");
+    assert!(e.is_usage());
+    assert!(rest::check(std::slice::from_ref(&engine), &other).await.is_ok(), "its own port");
+    let mut moved = facts();
+    moved.rest_port = 6821;
+    assert!(rest::check(std::slice::from_ref(&engine), &build(&spec("mine"), &[moved])).await.is_ok());
+}
