@@ -18,4 +18,16 @@ export SLURM_JWT=daemon
 # container already has an IPC namespace of its own and no process to share
 # descriptors with.
 export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
-exec /usr/sbin/slurmrestd -a rest_auth/jwt -u slurmrestd -g slurmrestd "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"
+
+# Every OpenAPI plugin Debian ships, except slurmdbd's where the cluster has no
+# accounting: slurmrestd stops at once when it cannot load that one.
+plugins=()
+if ! grep -qx 'AccountingStorageType=accounting_storage/slurmdbd' /etc/slurm/slurm.conf; then
+    for so in /usr/lib/*/slurm-wlm/openapi_*.so; do
+        name=$(basename "$so" .so)
+        [ "$name" = openapi_slurmdbd ] || plugins+=("openapi/${name#openapi_}")
+    done
+    plugins=(-s "$(IFS=, && echo "${plugins[*]}")")
+fi
+exec /usr/sbin/slurmrestd -a rest_auth/jwt "${plugins[@]}" -u slurmrestd -g slurmrestd \
+    "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"
