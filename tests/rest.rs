@@ -189,9 +189,10 @@ fn up(cluster: &ClusterGuard, top: &str) -> (tempfile::TempDir, String) {
     (dir, url)
 }
 
-/// Alice's batch job through the API runs as her UID and is accounted (sacct, and the
-/// API's slurmdbd side); returns its ID.
-fn submit_runs_as_the_user(cluster: &ClusterGuard, url: &str, token: &str) -> u64 {
+/// Alice's batch job through the API runs as her UID; where the cluster has
+/// accounting, it is in sacct and in the API's slurmdbd side (which checks her token
+/// with the key slurmdbd mounts), else the API's slurmctld side tells its user.
+fn submit_runs_as_the_user(cluster: &ClusterGuard, url: &str, token: &str, accounting: bool) {
     let job = json!({"job": {
         "name": "from-rest",
         "current_working_directory": "/home/alice",
@@ -202,18 +203,24 @@ fn submit_runs_as_the_user(cluster: &ClusterGuard, url: &str, token: &str) -> u6
     assert_eq!(answer.status, 200, "{}", answer.body);
     let id = answer.json()["job_id"].as_u64().expect("a job ID");
     let uid = as_user(cluster, "alice", "id -u").trim().to_string();
+    let out = format!("cat slurm-{id}.out");
+    assert_eq!(wait_as(cluster, "alice", &out, "the job's output", |o| !o.is_empty()).trim(), uid);
+    if !accounting {
+        let job = http(url, "GET", &format!("{API}/job/{id}"), &auth("alice", token), "");
+        let job = &job.json()["jobs"][0];
+        assert_eq!((job["user_id"].to_string(), &job["user_name"]), (uid, &json!("alice")), "{job}");
+        return;
+    }
     let row =
         wait_as(cluster, "alice", &format!("sacct -j {id} -X -n -P -o user,uid,state"), "the job", |o| {
             o.contains("COMPLETED")
         });
     assert_eq!(row.trim(), format!("alice|{uid}|COMPLETED"));
-    assert_eq!(as_user(cluster, "alice", &format!("cat slurm-{id}.out")).trim(), uid);
     let listed = http(url, "GET", "/slurmdb/v0.0.42/jobs", &auth("alice", token), "");
     assert_eq!(listed.status, 200, "{}", listed.body);
     let ids: Vec<u64> =
         listed.json()["jobs"].as_array().unwrap().iter().filter_map(|j| j["job_id"].as_u64()).collect();
     assert!(ids.contains(&id), "slurmdbd lists the job: {ids:?}");
-    id
 }
 
 /// Alice lists jobs, and cannot cancel Bob's: it keeps running.
@@ -225,6 +232,10 @@ fn cancel_of_another_users_job_is_refused(cluster: &ClusterGuard, url: &str, tok
     let id = as_user(cluster, "bob", "sbatch --parsable -J bobs --wrap 'sleep 600'").trim().to_string();
     let state = format!("squeue -h -j {id} -o %T");
     wait_as(cluster, "bob", &state, "Bob's job running", |o| o.trim() == "RUNNING");
+    // Listed with its user's name (slurmrestd reads the cluster's accounts).
+    let jobs = http(url, "GET", &format!("{API}/jobs"), &auth("alice", token), "").json();
+    let listed = jobs["jobs"].as_array().unwrap().iter().find(|j| j["job_id"].to_string() == id);
+    assert_eq!(listed.map(|j| &j["user_name"]), Some(&json!("bob")), "{jobs}");
     let cancel = http(url, "DELETE", &format!("{API}/job/{id}"), &auth("alice", token), "");
     assert!(cancel.json().to_string().contains("Access/permission denied"), "{}", cancel.body);
     std::thread::sleep(Duration::from_secs(2));
@@ -286,11 +297,11 @@ fn the_key_stays_on_the_controller(cluster: &ClusterGuard) -> Vec<u8> {
     assert!(inspect.contains(&format!("{}-rest", cluster.name)), "the REST container was inspected");
     assert!(!inspect.contains(&b64.trim().to_lowercase()) && !inspect.contains(&hex::encode(&key)));
     let rest = format!("{}-rest", cluster.name);
-    let mounts = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{json .Mounts}}", &rest])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&mounts.stdout).trim(), "[]", "slurmrestd has no key of any kind");
+    let format = "{{range .Mounts}}{{.Name}} {{.RW}}{{end}}";
+    let mounts =
+        std::process::Command::new("docker").args(["inspect", "-f", format, &rest]).output().unwrap();
+    let mounts = String::from_utf8_lossy(&mounts.stdout).trim().to_string();
+    assert_eq!(mounts, format!("{}-accounts false", cluster.name), "slurmrestd has no key of any kind");
     // Its owner changed by hand: the controller's next start gives it back to slurm.
     let stat =
         || as_root(cluster, "controller", &["stat", "-c", "%u %a", KEY]).ok().stdout.trim().to_string();
@@ -333,15 +344,16 @@ fn a_second_cluster_gets_another_port(first: &ClusterGuard, first_url: &str) {
     assert!(squashed.contains("[rest]port") && squashed.contains(&first.name), "{}", refused.stderr);
     assert_eq!(labelled_objects(&taken.name), Vec::<String>::new(), "nothing was made");
 
-    // Slurm 26.05 beside it: its own port, and the same API.
+    // Slurm 26.05 beside it, without accounting (so without slurmdbd's part of the
+    // API): its own port, and the same API.
     let second = ClusterGuard::new("rest26");
-    let (_spec, url) = up(&second, "slurm = \"26.05\"\n");
+    let (_spec, url) = up(&second, "slurm = \"26.05\"\naccounting = false\n");
     assert_ne!(url, first_url);
     let token = scontrol_token(&second, "alice");
     let jobs = http(&url, "GET", &format!("{API}/jobs"), &auth("alice", &token), "");
     assert_eq!(jobs.status, 200, "{}", jobs.body);
     assert!(jobs.json()["meta"]["slurm"]["release"].as_str().unwrap().starts_with("26.05."), "{}", jobs.body);
-    submit_runs_as_the_user(&second, &url, &token);
+    submit_runs_as_the_user(&second, &url, &token, false);
 }
 
 #[test]
@@ -350,7 +362,7 @@ fn the_rest_api_takes_tokens_runs_jobs_as_their_user_and_keeps_its_key() {
     let (dir, url) = up(&cluster, "");
     let token = scontrol_token(&cluster, "alice");
     assert_eq!(claims(&token)["sun"], "alice");
-    submit_runs_as_the_user(&cluster, &url, &token);
+    submit_runs_as_the_user(&cluster, &url, &token, true);
     cancel_of_another_users_job_is_refused(&cluster, &url, &token);
     broken_json_is_refused(&cluster, &url, &token);
 

@@ -81,8 +81,8 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     plan.containers.push(container(layout, config));
 }
 
-/// slurmrestd's container: the controller's image (it has slurmrestd), slurm.conf, no
-/// key of any kind; only the capabilities to drop to its account.
+/// slurmrestd's container: the controller's image (it has slurmrestd), slurm.conf, the
+/// cluster's accounts, no key of any kind; only the capabilities to drop to its account.
 fn container(layout: &Layout, config: &Config) -> ContainerPlan {
     let host = layout.controller().host;
     let facts = &layout.facts[host];
@@ -107,7 +107,9 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
         image: facts.controller_image.clone().unwrap_or_else(|| facts.image.clone()),
         command: vec![REST_PATH.into()],
         env: vec![contract::env::var(ENV_LISTEN, &listen)],
-        mounts: vec![],
+        // The cluster's accounts, read-only: slurmrestd names the users of the jobs it
+        // lists (their passwords are no one's: users log in with keys).
+        mounts: vec![super::users::mount(layout, true)],
         // slurmrestd starts as root only to drop to its own account (-u, -g).
         cap_add: vec!["SETUID".into(), "SETGID".into()],
         network: layout.network.clone(),

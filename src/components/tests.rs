@@ -430,7 +430,9 @@ fn only_slurmctld_and_slurmdbd_mount_the_jwt_key() {
     }
     let api = plan.containers.iter().find(|c| c.role == Role::Rest).expect("slurmrestd's container");
     assert_eq!(api.name, "slurmbox-rest");
-    assert!(api.mounts.is_empty(), "no munge key, no JWT key: {:?}", api.mounts);
+    // No munge key, no JWT key: the cluster's accounts alone, read-only.
+    let mounts: Vec<_> = api.mounts.iter().map(|m| (&m.source, m.read_only)).collect();
+    assert_eq!(mounts, [(&MountSource::Volume("slurmbox-accounts".into()), true)]);
     assert_eq!(api.cap_add, ["SETUID", "SETGID"]);
     assert_eq!(api.labels[LABEL_REST_PORT], "6820");
     assert_eq!(api.labels[LABEL_REST_URL], "http://127.0.0.1:6820");
