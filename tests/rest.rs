@@ -234,7 +234,7 @@ fn cancel_of_another_users_job_is_refused(cluster: &ClusterGuard, url: &str, tok
     wait_as(cluster, "bob", &state, "Bob's job running", |o| o.trim() == "RUNNING");
     // Listed with its user's name (slurmrestd reads the cluster's accounts).
     let jobs = http(url, "GET", &format!("{API}/jobs"), &auth("alice", token), "").json();
-    let listed = jobs["jobs"].as_array().unwrap().iter().find(|j| j["job_id"].to_string() == id);
+    let listed = jobs["jobs"].as_array().unwrap().iter().find(|j| j["job_id"].as_u64() == id.parse().ok());
     assert_eq!(listed.map(|j| &j["user_name"]), Some(&json!("bob")), "{jobs}");
     let cancel = http(url, "DELETE", &format!("{API}/job/{id}"), &auth("alice", token), "");
     assert!(cancel.json().to_string().contains("Access/permission denied"), "{}", cancel.body);
