@@ -1,7 +1,8 @@
 #!/bin/bash
 # slurmbox-rest: the main process of a cluster's REST container, under tini. It runs
-# Debian's slurmrestd as an unprivileged account (nobody: neither root nor Slurm's own
-# account), taking JWT tokens only: each request carries its user's token
+# Debian's slurmrestd as its own unprivileged account (slurmrestd, made in the
+# controller's image: neither root nor Slurm's account, nor nobody, which Slurm 26.05
+# refuses), taking JWT tokens only: each request carries its user's token
 # (X-SLURM-USER-NAME / X-SLURM-USER-TOKEN), which slurmctld and slurmdbd check. This
 # container holds no munge key and no JWT key.
 #
@@ -12,4 +13,21 @@ set -euo pipefail
 
 # SLURM_JWT=daemon: slurmrestd authenticates every request by its token alone.
 export SLURM_JWT=daemon
-exec /usr/sbin/slurmrestd -a rest_auth/jwt -u nobody -g nogroup "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"
+# slurmrestd would unshare its System V IPC and file table before it drops to its
+# account; Docker's seccomp profile refuses unshare(2) without CAP_SYS_ADMIN, and the
+# container already has an IPC namespace of its own and no process to share
+# descriptors with.
+export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
+
+# Every OpenAPI plugin Debian ships, except slurmdbd's where the cluster has no
+# accounting: slurmrestd stops at once when it cannot load that one.
+plugins=()
+if ! grep -qx 'AccountingStorageType=accounting_storage/slurmdbd' /etc/slurm/slurm.conf; then
+    for so in /usr/lib/*/slurm-wlm/openapi_*.so; do
+        name=$(basename "$so" .so)
+        [ "$name" = openapi_slurmdbd ] || plugins+=("openapi/${name#openapi_}")
+    done
+    plugins=(-s "$(IFS=, && echo "${plugins[*]}")")
+fi
+exec /usr/sbin/slurmrestd -a rest_auth/jwt "${plugins[@]}" -u slurmrestd -g slurmrestd \
+    "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"

@@ -68,6 +68,9 @@ pub enum Command {
     /// The cluster's users: add, remove (login off), list (edits its spec file).
     #[command(subcommand)]
     User(UserCommand),
+    /// Print a JWT token for USER of the cluster's REST API (`SLURM_JWT=...`), signed by
+    /// the controller as `scontrol token` signs them.
+    Token(TokenArgs),
     /// Print the ~/.ssh/config block a user logs in to the login node with
     /// (--known-hosts: the line that makes ssh trust its host key).
     SshConfig(SshConfigArgs),
@@ -407,6 +410,17 @@ pub struct ImageBuildArgs {
     pub force: bool,
     #[command(flatten)]
     pub build: BuildArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The Slurm user the token is for (sent as X-SLURM-USER-NAME with it).
+    pub user: String,
+    /// How long it is valid: 90s, 30m, 1h, 2d (default: Slurm's, 30 minutes).
+    #[arg(long, value_parser = crate::components::rest::parse_lifespan)]
+    pub lifespan: Option<u64>,
+    #[command(flatten)]
+    pub cluster: ClusterName,
 }
 
 fn parse_arch(s: &str) -> Result<crate::spec::Arch, String> {

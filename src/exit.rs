@@ -8,6 +8,8 @@ use std::error::Error;
 
 use crate::commands::host::HostError;
 use crate::commands::user::UserError;
+use crate::components::PartError;
+use crate::deploy::DeployError;
 use crate::spec::{EditError, SpecError};
 
 /// The exit code of a command that failed for a reason other than a usage mistake.
@@ -28,6 +30,8 @@ fn is_usage(e: &(dyn Error + 'static)) -> bool {
         || e.is::<EditError>()
         || e.downcast_ref::<HostError>().is_some_and(HostError::is_usage)
         || e.downcast_ref::<UserError>().is_some_and(UserError::is_usage)
+        || e.downcast_ref::<PartError>().is_some_and(PartError::is_usage)
+        || e.downcast_ref::<DeployError>().is_some_and(DeployError::is_usage)
 }
 
 #[cfg(test)]
@@ -53,6 +57,9 @@ mod tests {
         let unknown = HostError::Unknown { file: "c.toml".into(), host: "pi9".into(), known: "pi1".into() };
         assert_eq!(code_of(unknown), USAGE);
         assert_eq!(code_of(HostError::Controller("pi1".into())), USAGE);
+        let port = PartError::RestPortTaken { port: 6820, host: "local".into(), other: "lab".into() };
+        assert_eq!(code_of(DeployError::Part(port)), USAGE);
+        assert_eq!(code_of(PartError::RestOff("lab".into())), USAGE);
     }
 
     #[test]

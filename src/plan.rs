@@ -32,6 +32,8 @@ pub const LABEL_USER: &str = "io.slurmbox.user";
 pub const LABEL_SSH_PORT: &str = "io.slurmbox.ssh-port";
 /// The port slurmrestd is published on (on its container).
 pub const LABEL_REST_PORT: &str = "io.slurmbox.rest-port";
+/// Where slurmrestd answers ("http://HOST:PORT"), for `status`.
+pub const LABEL_REST_URL: &str = "io.slurmbox.rest-url";
 
 pub use crate::contract::{
     CONTROLLER_HOST, INIT_PATH, INIT_SCRIPT, LOGIN_HOST, STORAGE_PATH, STORAGE_SCRIPT,

@@ -113,6 +113,7 @@ fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
         shared_home: None,
         slurm_error: model.slurm.as_ref().err().cloned(),
         controller_unclean_start: None,
+        rest_url: None,
         jobs,
     }
 }

@@ -17,6 +17,8 @@ pub struct ClusterStatus {
     /// When the running controller started after an unclean stop (a crash or kill),
     /// which may have cost Slurm its last seconds of changes; null after a clean start.
     pub controller_unclean_start: Option<String>,
+    /// Where the REST API answers ("http://HOST:PORT"); null without one.
+    pub rest_url: Option<String>,
     /// Every job in the controller's queue, as `squeue` lists them to root (empty when
     /// the controller cannot be asked: see `slurm_error`).
     pub jobs: Vec<JobStatus>,

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod restore;
 pub mod ssh_config;
 pub mod status;
+pub mod token;
 pub mod up;
 pub mod user;
 pub mod verify;

@@ -9,13 +9,17 @@
 //! are made on first start into a volume of their own, so a recreated login node keeps
 //! them and nobody is told the host key changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
 use super::{Config, Layout, NodeContainer, home, munge};
 use crate::contract;
-use crate::plan::{LABEL_SSH_PORT, MountPlan, MountSource, Plan, PlannedFile, PortPlan, Role, VolumePlan};
+use crate::engine::{Engine, EngineError};
+use crate::plan::{
+    LABEL_CLUSTER, LABEL_ROLE, LABEL_SSH_PORT, MountPlan, MountSource, Plan, PlannedFile, PortPlan, Role,
+    VolumePlan,
+};
 use crate::spec::DEFAULT_SSH_PORT;
 
 fn host_keys_volume(layout: &Layout) -> String {
@@ -99,23 +103,57 @@ impl fmt::Display for SshdConf {
     }
 }
 
-/// The login node ports on its host: this cluster's now, and other clusters'.
+/// A published port of one role on its host: this cluster's now, and the other
+/// clusters' (port → cluster), read from the label its containers carry.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SshPorts {
+pub struct PublishedPorts {
     pub own: Option<u16>,
-    pub taken: BTreeSet<u16>,
+    pub taken: BTreeMap<u16, String>,
 }
 
-/// The port the login node's sshd is published on: the spec's, else the one it has
-/// (so `up` never moves it), else [`DEFAULT_SSH_PORT`] or the first one after it that
-/// no other cluster on the host holds and that is not in `avoid` (found in use by
-/// something else).
-pub fn choose_ssh_port(explicit: Option<u16>, ports: &SshPorts, avoid: &BTreeSet<u16>) -> u16 {
+/// What `engine`'s containers of `role` publish, by their `label`: the login node's
+/// sshd ([`LABEL_SSH_PORT`]), slurmrestd ([`crate::plan::LABEL_REST_PORT`]).
+pub async fn published_ports<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    role: Role,
+    label: &str,
+) -> Result<PublishedPorts, EngineError> {
+    let mut ports = PublishedPorts::default();
+    for c in engine.list_labelled(LABEL_ROLE, role.as_str()).await? {
+        let Some(port) = c.labels.get(label).and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        match c.labels.get(LABEL_CLUSTER) {
+            Some(other) if other != cluster => {
+                ports.taken.insert(port, other.clone());
+            }
+            _ => ports.own = Some(port),
+        }
+    }
+    Ok(ports)
+}
+
+/// The port a service is published on: the spec's, else the one it has (so `up`
+/// never moves it), else `default` or the first one after it that no other cluster on
+/// the host holds and that is not in `avoid` (found in use by something else).
+pub fn choose_port(
+    default: u16,
+    explicit: Option<u16>,
+    ports: &PublishedPorts,
+    avoid: &BTreeSet<u16>,
+) -> u16 {
     if let Some(port) = explicit {
         return port;
     }
-    let free = |p: &u16| !ports.taken.contains(p) && !avoid.contains(p);
-    ports.own.filter(free).unwrap_or_else(|| (DEFAULT_SSH_PORT..).find(free).expect("a free port"))
+    let free = |p: &u16| !ports.taken.contains_key(p) && !avoid.contains(p);
+    ports.own.filter(free).unwrap_or_else(|| (default..).find(free).expect("a free port"))
+}
+
+/// The port the login node's sshd is published on (see [`choose_port`]), from
+/// [`DEFAULT_SSH_PORT`].
+pub fn choose_ssh_port(explicit: Option<u16>, ports: &PublishedPorts, avoid: &BTreeSet<u16>) -> u16 {
+    choose_port(DEFAULT_SSH_PORT, explicit, ports, avoid)
 }
 
 /// The sshd settings of a cluster's login node.
@@ -209,8 +247,10 @@ mod tests {
     #[test]
     fn clusters_side_by_side_get_their_own_ports_and_keep_them() {
         let none = BTreeSet::new();
-        let ports =
-            |own: Option<u16>, taken: &[u16]| SshPorts { own, taken: taken.iter().copied().collect() };
+        let ports = |own: Option<u16>, taken: &[u16]| PublishedPorts {
+            own,
+            taken: taken.iter().map(|p| (*p, "other".to_string())).collect(),
+        };
         assert_eq!(choose_ssh_port(None, &ports(None, &[]), &none), 2222);
         assert_eq!(choose_ssh_port(None, &ports(None, &[2222, 2223]), &none), 2224);
         assert_eq!(choose_ssh_port(None, &ports(Some(2230), &[2222]), &none), 2230, "kept");

@@ -16,7 +16,7 @@
 //! | LDAP | [`ldap`] | nslcd.conf on every node, the login node's key lookup | – | – | gives new nodes the bind password | – | – | – |
 //! | users | [`users`] | an accounts volume per host, mounted on every node | – | – | writes accounts and keys, makes homes | – | – | – |
 //! | accounting | [`accounting`] | MariaDB's and slurmdbd's containers and volumes, slurm.conf's accounting | the accounting image, the controller's host | – | the accounts and associations | – | – | the database (slurmdbd stops first) |
-//! | REST API | [`rest`] | the JWT key's volume on slurmctld and slurmdbd, `AuthAltTypes`; slurmrestd's container and published port | – (the controller image) | – | – | – | – | – |
+//! | REST API | [`rest`] | the JWT key's volume on slurmctld and slurmdbd, `AuthAltTypes`; slurmrestd's container and published port | – (the controller image) | its port is no other cluster's | – | its URL | – | – |
 //! | metrics | [`metrics`] | the exporter beside slurmctld, `MetricsType` on 26.05; Prometheus's container, volume and settings | the metrics image, the controller's host | – | – | – | – | – |
 //!
 //! [`plan`] folds over [`PARTS`] in two passes: first each part configures what other
@@ -92,9 +92,27 @@ pub enum PartError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error(
+        "[rest] port = {port} in the spec is taken on host {host:?}: cluster {other:?} publishes its REST API there"
+    )]
+    #[diagnostic(help(
+        "give [rest] port another number, or leave it out: `up` then takes the next free one. Nothing was changed"
+    ))]
+    RestPortTaken { port: u16, host: String, other: String },
+    #[error("cluster {0:?} has no REST API, so its controller signs no JWT tokens")]
+    #[diagnostic(help("remove `enabled = false` from [rest] in its spec, then `slurmbox up`"))]
+    RestOff(String),
     #[error("the backup holds an accounting database, and cluster {0:?} has no accounting")]
     #[diagnostic(help("remove `accounting = false` from its spec and `slurmbox up`, then restore"))]
     NoAccounting(String),
+}
+
+impl PartError {
+    /// Whether asking again unchanged cannot help: the spec must change (see
+    /// [`crate::exit`]).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, PartError::RestPortTaken { .. } | PartError::RestOff(_))
+    }
 }
 
 impl From<CheckedError> for PartError {

@@ -92,6 +92,7 @@ impl Part {
     pub async fn check<E: Engine>(self, engines: &[E], plan: &Plan) -> Result<(), PartError> {
         match self {
             Part::GlusterFs => glusterfs::check(engines, plan).await,
+            Part::Rest => rest::check(engines, plan).await,
             _ => Ok(()),
         }
     }
@@ -166,6 +167,7 @@ impl Part {
         match self {
             Part::Controller => controller::status(cluster, model, status).await,
             Part::GlusterFs => glusterfs::status(cluster, model, status).await,
+            Part::Rest => rest::status(cluster, model, status).await,
             _ => {}
         }
     }

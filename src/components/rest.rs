@@ -10,12 +10,19 @@
 //! researcher gets a token with Slurm's own `scontrol token` on the login node, the
 //! admin one for anybody with `slurmbox token USER`.
 
-use super::{Config, Layout};
+use std::collections::BTreeSet;
+
+use super::login::{self, PublishedPorts};
+use super::{Config, Layout, PartError};
+use crate::cluster::report::ClusterStatus;
+use crate::cluster::{Cluster, Model, running_node};
 use crate::contract;
+use crate::engine::{ContainerInfo, Engine, ExecSpec, checked};
 use crate::plan::{
-    ContainerPlan, LABEL_NODE, LABEL_REST_PORT, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
-    PortPlan, Role, VolumePlan,
+    CONTROLLER_HOST, ContainerPlan, LABEL_NODE, LABEL_REST_PORT, LABEL_REST_URL, LABEL_ROLE, MountPlan,
+    MountSource, Plan, PlannedFile, PortPlan, Role, VolumePlan,
 };
+use crate::spec::DEFAULT_REST_PORT;
 
 /// slurmrestd's host name on the cluster's network.
 pub const REST_HOST: &str = "rest";
@@ -74,8 +81,8 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     plan.containers.push(container(layout, config));
 }
 
-/// slurmrestd's container: the controller's image (it has slurmrestd), slurm.conf, no
-/// key of any kind; only the capabilities to drop to its account.
+/// slurmrestd's container: the controller's image (it has slurmrestd), slurm.conf, the
+/// cluster's accounts, no key of any kind; only the capabilities to drop to its account.
 fn container(layout: &Layout, config: &Config) -> ContainerPlan {
     let host = layout.controller().host;
     let facts = &layout.facts[host];
@@ -91,6 +98,7 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
     files.push(PlannedFile { path: REST_PATH.into(), mode: 0o755, contents: REST_SCRIPT.into() });
     let mut labels = layout.labels(&[(LABEL_ROLE, Role::Rest.as_str()), (LABEL_NODE, REST_HOST)]);
     labels.insert(LABEL_REST_PORT.into(), port.to_string());
+    labels.insert(LABEL_REST_URL.into(), url(layout, port));
     ContainerPlan {
         host,
         name: format!("{}-{REST_HOST}", layout.cluster),
@@ -99,8 +107,10 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
         image: facts.controller_image.clone().unwrap_or_else(|| facts.image.clone()),
         command: vec![REST_PATH.into()],
         env: vec![contract::env::var(ENV_LISTEN, &listen)],
-        mounts: vec![],
-        // slurmrestd starts as root only to become nobody (-u, -g).
+        // The cluster's accounts, read-only: slurmrestd names the users of the jobs it
+        // lists (their passwords are no one's: users log in with keys).
+        mounts: vec![super::users::mount(layout, true)],
+        // slurmrestd starts as root only to drop to its own account (-u, -g).
         cap_add: vec!["SETUID".into(), "SETGID".into()],
         network: layout.network.clone(),
         ip: None,
@@ -117,5 +127,122 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
         },
         memory_mib: None,
         health: None,
+    }
+}
+
+/// Where people and tools reach slurmrestd: the spec's `[rest] address`, else the
+/// controller's host as the other hosts know it, else this machine (the local engine).
+fn url(layout: &Layout, port: u16) -> String {
+    let host = match layout.spec.rest.address.filter(|a| !a.is_unspecified()) {
+        Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+        Some(a) => a.to_string(),
+        None => match layout.spec.hosts.get(layout.controller().host) {
+            Some(h) if !h.address.is_empty() => h.address.clone(),
+            _ => "127.0.0.1".into(),
+        },
+    };
+    format!("http://{host}:{port}")
+}
+
+/// slurmrestd's port on the controller's host (see [`login::choose_port`]): the
+/// spec's, else the one it has, else [`DEFAULT_REST_PORT`] or the next one free.
+pub fn choose_port(explicit: Option<u16>, ports: &PublishedPorts, avoid: &BTreeSet<u16>) -> u16 {
+    login::choose_port(DEFAULT_REST_PORT, explicit, ports, avoid)
+}
+
+/// What slurmrestd containers publish on `engine`'s host.
+pub async fn ports<E: Engine>(
+    engine: &E,
+    cluster: &str,
+) -> Result<PublishedPorts, crate::engine::EngineError> {
+    login::published_ports(engine, cluster, Role::Rest, LABEL_REST_PORT).await
+}
+
+/// Before anything changes: the port the spec names is not another cluster's REST API's
+/// on the controller's host (`up` picks a free one where the spec names none).
+pub async fn check<E: Engine>(engines: &[E], plan: &Plan) -> Result<(), PartError> {
+    let Some(rest) = plan.containers.iter().find(|c| c.role == Role::Rest) else {
+        return Ok(());
+    };
+    let Some(port) = rest.labels.get(LABEL_REST_PORT).and_then(|p| p.parse().ok()) else {
+        return Ok(());
+    };
+    match ports(&engines[rest.host], &plan.cluster).await?.taken.remove(&port) {
+        Some(other) => {
+            Err(PartError::RestPortTaken { port, host: plan.hosts[rest.host].name.clone(), other })
+        }
+        None => Ok(()),
+    }
+}
+
+/// For `status`: where the REST API answers.
+pub async fn status(_cluster: &Cluster, model: &Model, status: &mut ClusterStatus) {
+    status.rest_url = model.of_role(Role::Rest).find_map(|c| c.labels.get(LABEL_REST_URL).cloned());
+}
+
+/// A token for `user`, signed by slurmctld (`scontrol token` as root on the
+/// controller), valid `lifespan` seconds (default: Slurm's); `SLURM_JWT=...` as scontrol
+/// prints it.
+pub async fn token(
+    cluster: &Cluster,
+    containers: &[ContainerInfo],
+    user: &str,
+    lifespan: Option<u64>,
+) -> Result<String, PartError> {
+    // slurm.conf accepts tokens where the cluster has its REST API, running or not.
+    if !containers.iter().any(|c| c.is(Role::Rest)) {
+        return Err(PartError::RestOff(cluster.name.clone()));
+    }
+    let controller = running_node(&cluster.name, containers, CONTROLLER_HOST)?;
+    let mut cmd = vec!["scontrol".to_string(), "token".into(), format!("username={user}")];
+    cmd.extend(lifespan.map(|s| format!("lifespan={s}")));
+    Ok(checked(cluster.engine(controller), &controller.name, &ExecSpec::new(cmd)).await?.stdout)
+}
+
+/// A token's lifespan as people write it ("90s", "30m", "1h", "2d"; a bare number is
+/// seconds), in seconds.
+pub fn parse_lifespan(text: &str) -> Result<u64, String> {
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 0,
+    };
+    number.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)).filter(|s| *s > 0).ok_or_else(|| {
+        format!("{text:?} is not a lifespan: write a positive number with s, m, h or d (\"30m\")")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifespans_read_as_people_write_them() {
+        assert_eq!(parse_lifespan("3600"), Ok(3600));
+        assert_eq!(parse_lifespan("3600s"), Ok(3600));
+        assert_eq!(parse_lifespan("30m"), Ok(1800));
+        assert_eq!(parse_lifespan("1h"), Ok(3600));
+        assert_eq!(parse_lifespan("2d"), Ok(172800));
+        for bad in ["", "0", "0h", "h", "1w", "-1h", "1.5h", "1 h", "99999999999999999999d"] {
+            assert!(parse_lifespan(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_port_is_6820_or_the_next_free_one() {
+        let none = BTreeSet::new();
+        let ports = |own: Option<u16>, taken: &[u16]| PublishedPorts {
+            own,
+            taken: taken.iter().map(|p| (*p, "other".to_string())).collect(),
+        };
+        assert_eq!(choose_port(None, &ports(None, &[]), &none), 6820);
+        assert_eq!(choose_port(None, &ports(None, &[6820]), &none), 6821);
+        assert_eq!(choose_port(None, &ports(Some(6825), &[6820]), &none), 6825, "kept");
+        assert_eq!(choose_port(None, &ports(None, &[6820]), &BTreeSet::from([6821])), 6822);
+        assert_eq!(choose_port(Some(6820), &ports(None, &[6820]), &none), 6820, "the spec's, taken or not");
     }
 }

@@ -445,3 +445,68 @@ mod pinned_hashes {
         );
     }
 }
+
+/// The REST API's plan: the JWT key on slurmctld and slurmdbd alone; slurmrestd with
+/// no key of any kind; nothing of it where `[rest] enabled = false`.
+#[test]
+fn only_slurmctld_and_slurmdbd_mount_the_jwt_key() {
+    let plan = build(&ClusterSpec::default_cluster(), &[facts()]);
+    assert!(plan.slurm_conf.to_string().contains("AuthAltTypes=auth/jwt\n"));
+    for c in &plan.containers {
+        let mounted = c.mounts.iter().any(|m| m.target == rest::JWT_DIR);
+        assert_eq!(mounted, matches!(c.role, Role::Controller | Role::Dbd), "{}", c.name);
+    }
+    let api = plan.containers.iter().find(|c| c.role == Role::Rest).expect("slurmrestd's container");
+    assert_eq!(api.name, "slurmbox-rest");
+    // No munge key, no JWT key: the cluster's accounts alone, read-only.
+    let mounts: Vec<_> = api.mounts.iter().map(|m| (&m.source, m.read_only)).collect();
+    assert_eq!(mounts, [(&MountSource::Volume("slurmbox-accounts".into()), true)]);
+    assert_eq!(api.cap_add, ["SETUID", "SETGID"]);
+    assert_eq!(api.labels[LABEL_REST_PORT], "6820");
+    assert_eq!(api.labels[LABEL_REST_URL], "http://127.0.0.1:6820");
+}
+
+#[test]
+fn rest_off_leaves_no_rest_container_and_no_tokens() {
+    let plan = build(&ClusterSpec::parse("c.toml", "[rest]\nenabled = false\n").unwrap(), &[facts()]);
+    assert!(plan.containers.iter().all(|c| c.role != Role::Rest));
+    assert!(plan.volumes.iter().all(|v| !v.name.ends_with("-jwt")));
+    for c in &plan.containers {
+        assert!(c.mounts.iter().all(|m| m.target != rest::JWT_DIR), "{}", c.name);
+        assert!(!c.command.contains(&rest::JWT_PATH.to_string()), "{}", c.name);
+        assert!(c.files.iter().all(|f| !f.contents.contains("AuthAlt")), "{}", c.name);
+    }
+}
+
+#[test]
+fn the_rest_url_is_where_people_reach_it() {
+    let url = |spec: &ClusterSpec, hosts: usize| {
+        let mut facts = vec![facts(); hosts];
+        facts[0].rest_port = 6821;
+        let plan = build(spec, &facts);
+        plan.containers.iter().find(|c| c.role == Role::Rest).unwrap().labels[LABEL_REST_URL].clone()
+    };
+    let spec = |text: &str| ClusterSpec::parse("c.toml", text).unwrap();
+    assert_eq!(url(&spec(""), 1), "http://127.0.0.1:6821");
+    assert_eq!(url(&spec("[rest]\naddress = \"10.1.2.3\"\n"), 1), "http://10.1.2.3:6821");
+    assert_eq!(url(&spec("[rest]\naddress = \"0.0.0.0\"\n"), 1), "http://127.0.0.1:6821");
+    assert_eq!(url(&lab(2, ""), 2), "http://10.0.0.1:6821");
+}
+
+/// `up` refuses a `[rest] port` another cluster's slurmrestd holds on the host, before
+/// anything changes; its own, or another port, is fine.
+#[tokio::test]
+async fn a_rest_port_another_cluster_holds_is_refused() {
+    let spec = |name: &str| ClusterSpec::parse("c.toml", &format!("name = \"{name}\"\n")).unwrap();
+    let engine = crate::engine::recording::RecordingEngine::new();
+    let other = build(&spec("other"), &[facts()]);
+    engine.insert_planned(other.containers.iter().find(|c| c.role == Role::Rest).unwrap(), true);
+    let mine = build(&spec("mine"), &[facts()]);
+    let e = rest::check(std::slice::from_ref(&engine), &mine).await.unwrap_err();
+    assert!(matches!(&e, PartError::RestPortTaken { port: 6820, other, .. } if other == "other"), "{e}");
+    assert!(e.is_usage());
+    assert!(rest::check(std::slice::from_ref(&engine), &other).await.is_ok(), "its own port");
+    let mut moved = facts();
+    moved.rest_port = 6821;
+    assert!(rest::check(std::slice::from_ref(&engine), &build(&spec("mine"), &[moved])).await.is_ok());
+}

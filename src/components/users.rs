@@ -22,18 +22,23 @@ fn volume(layout: &Layout) -> String {
     format!("{}-accounts", layout.cluster)
 }
 
+/// The accounts volume of the container's host, where NSS reads it.
+pub fn mount(layout: &Layout, read_only: bool) -> MountPlan {
+    MountPlan {
+        source: MountSource::Volume(volume(layout)),
+        target: contract::ACCOUNTS_DIR.into(),
+        read_only,
+        propagation: None,
+    }
+}
+
 /// Every Slurm node reads the accounts of its host's volume; slurmbox writes them
 /// through whichever of its containers runs (hence not read-only).
 pub fn add(layout: &Layout, plan: &mut Plan) {
     for host in 0..layout.hosts.len() {
         plan.volumes.push(VolumePlan { host, name: volume(layout), labels: layout.labels(&[]) });
     }
-    let mount = MountPlan {
-        source: MountSource::Volume(volume(layout)),
-        target: contract::ACCOUNTS_DIR.into(),
-        read_only: false,
-        propagation: None,
-    };
+    let mount = mount(layout, false);
     for c in plan.containers.iter_mut().filter(|c| c.role.is_slurm_node()) {
         c.mounts.push(mount.clone());
     }

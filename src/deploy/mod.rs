@@ -21,7 +21,7 @@ use miette::Diagnostic;
 
 use crate::apply::Apply;
 
-use crate::components::{PARTS, PartError, compute, login};
+use crate::components::{PARTS, PartError, compute, login, rest};
 use crate::engine::{Engine, EngineError};
 use crate::image::ImageError;
 use crate::plan::{self, Existing, LABEL_HASH, Plan};
@@ -39,6 +39,13 @@ pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Part(#[from] PartError),
+}
+
+impl DeployError {
+    /// Whether the spec must change first (see [`crate::exit`]).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, DeployError::Part(e) if e.is_usage())
+    }
 }
 
 /// How `up` goes about it (from its flags).
@@ -72,22 +79,31 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
     let reached = hosts::reach(spec, options.skip_unreachable, options.local_engine.as_deref(), p).await?;
     let mut facts = hosts::images(spec, &reached, options, p).await?;
     hosts::probe_gpus(spec, &reached, &mut facts, p).await;
-    // The login node's sshd port on the controller's host: several clusters there each
-    // get their own, unless the spec names one.
-    let mut avoid = BTreeSet::new();
+    // The ports published on the controller's host (the login node's sshd,
+    // slurmrestd): several clusters there each get their own, unless the spec names one.
+    let (mut avoid, mut avoid_rest) = (BTreeSet::new(), BTreeSet::new());
     loop {
         let ports = hosts::ssh_ports(&reached.engines[0], &spec.name).await?;
         facts[0].ssh_port = login::choose_ssh_port(spec.login.ssh_port, &ports, &avoid);
+        let ports = rest::ports(&reached.engines[0], &spec.name).await?;
+        facts[0].rest_port = rest::choose_port(spec.rest.port, &ports, &avoid_rest);
         let plan = crate::components::plan(spec, &facts).without_hosts(&reached.skipped);
-        if avoid.is_empty() {
+        if avoid.is_empty() && avoid_rest.is_empty() {
             // Plainly, either way: a cluster that cannot enforce limits still comes up.
             p.say(format!("Limits: {}", plan.limits.summary()));
         }
+        // Taken since it was chosen (another `up` at the same moment) or by a program:
+        // the next free one, where `up` chose it.
+        let rest_container = format!("{}-{}", spec.name, rest::REST_HOST);
         match converge(&reached.engines, &plan, options.wait, p).await {
-            // Taken since it was chosen (another `up` at the same moment) or by a
-            // program: the next free one.
-            Err(DeployError::Engine(EngineError::PortTaken { port, .. }))
-                if spec.login.ssh_port.is_none() && avoid.len() < 20 =>
+            Err(DeployError::Engine(EngineError::PortTaken { port, container }))
+                if container == rest_container && spec.rest.port.is_none() && avoid_rest.len() < 20 =>
+            {
+                p.say(format!("Port {port} is in use on the controller's host: slurmrestd takes another"));
+                avoid_rest.insert(port);
+            }
+            Err(DeployError::Engine(EngineError::PortTaken { port, container }))
+                if container != rest_container && spec.login.ssh_port.is_none() && avoid.len() < 20 =>
             {
                 p.say(format!(
                     "Port {port} is in use on the controller's host: the login node takes another"

@@ -59,7 +59,8 @@ pub enum EngineError {
     NotShared { path: String, container: String },
     #[error("port {port} of the host of {container} is in use by another program")]
     #[diagnostic(help(
-        "set [login] ssh_port in the spec to a free port (or stop what holds {port}), then `slurmbox up` again"
+        "set its port in the spec to a free one ([login] ssh_port, [rest] port), or stop what holds {port}, then \
+         `slurmbox up` again"
     ))]
     PortTaken { port: u16, container: String },
     #[error("container {0:?} does not exist")]

@@ -59,32 +59,48 @@ pub const SHARED_IDS_HOOK: &str = r#"chroot "$1" sh -ec 'u=$(id -u munge); g=$(i
 /// shared by every cluster built from it; each cluster makes its own instead.
 pub const NO_MUNGE_KEY_HOOK: &str = r#"rm -f "$1/etc/munge/munge.key""#;
 
-/// Shell run by mmdebstrap on the finished tree (`$1` is its root).
-const HOOKS: &[&str] = &[
-    SHARED_IDS_HOOK,
-    NO_MUNGE_KEY_HOOK,
-    // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
-    // PRRTE (OpenMPI 5's launcher, packaged on its own from forky on) would then refuse
-    // to bind ranks to cores. Bind to none.
-    // (Debian's files may lack a final newline: each setting starts on a line of its own.)
-    r#"for f in "$1/etc/openmpi/prte-mca-params.conf" "$1/etc/prrte/prte-mca-params.conf"; do if [ -f "$f" ]; then printf '\nhwloc_default_binding_policy = none\n' >> "$f"; fi; done"#,
-    // Ranks talk over the cluster network, eth0 in every node container. OpenMPI 6
-    // (forky) otherwise finds no "reachable" interface pair between containers.
-    // On a host's network (clusters over several hosts) the plan names the hosts'
-    // network instead (OMPI_MCA_btl_tcp_if_include), so ranks never pick a bridge such
-    // as docker0 that every host has with the same address.
-    r#"printf '\nbtl_tcp_if_include = eth0\n' >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
-    // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
-    r#"rm -f "$1/etc/slurm/plugstack.conf""#,
-    // Accounts: the image's own files, then the cluster's (its accounts volume), then
-    // LDAP where the cluster has a directory (without nslcd running, that lookup fails
-    // at once).
-    r#"sed -i -E 's/^(passwd|group|shadow):.*/\1: files extrausers ldap/' "$1/etc/nsswitch.conf""#,
-    // Host keys baked into an image would be every cluster's; the login node makes its
-    // own on first start. And no private key at all may be in the image.
-    r#"rm -f "$1"/etc/ssh/ssh_host_*"#,
-    r#"if grep -rlsI -D skip --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e 'PRIVATE KEY-----' "$1/etc" "$1/root" "$1/var" >&2; then echo 'a private key is in the node image' >&2; exit 1; fi"#,
-];
+/// Shell run by mmdebstrap on the finished tree (`$1` is its root): every node
+/// image's, then `$extra`.
+macro_rules! node_hooks {
+    ($($extra:expr),*) => {
+        &[
+            SHARED_IDS_HOOK,
+            NO_MUNGE_KEY_HOOK,
+            // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
+            // PRRTE (OpenMPI 5's launcher, packaged on its own from forky on) would then refuse
+            // to bind ranks to cores. Bind to none.
+            // (Debian's files may lack a final newline: each setting starts on a line of its own.)
+            r#"for f in "$1/etc/openmpi/prte-mca-params.conf" "$1/etc/prrte/prte-mca-params.conf"; do if [ -f "$f" ]; then printf '\nhwloc_default_binding_policy = none\n' >> "$f"; fi; done"#,
+            // Ranks talk over the cluster network, eth0 in every node container. OpenMPI 6
+            // (forky) otherwise finds no "reachable" interface pair between containers.
+            // On a host's network (clusters over several hosts) the plan names the hosts'
+            // network instead (OMPI_MCA_btl_tcp_if_include), so ranks never pick a bridge such
+            // as docker0 that every host has with the same address.
+            r#"printf '\nbtl_tcp_if_include = eth0\n' >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
+            // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
+            r#"rm -f "$1/etc/slurm/plugstack.conf""#,
+            // Accounts: the image's own files, then the cluster's (its accounts volume), then
+            // LDAP where the cluster has a directory (without nslcd running, that lookup fails
+            // at once).
+            r#"sed -i -E 's/^(passwd|group|shadow):.*/\1: files extrausers ldap/' "$1/etc/nsswitch.conf""#,
+            // Host keys baked into an image would be every cluster's; the login node makes its
+            // own on first start. And no private key at all may be in the image.
+            r#"rm -f "$1"/etc/ssh/ssh_host_*"#,
+            r#"if grep -rlsI -D skip --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e 'PRIVATE KEY-----' "$1/etc" "$1/root" "$1/var" >&2; then echo 'a private key is in the node image' >&2; exit 1; fi"#,
+            $($extra,)*
+        ]
+    };
+}
+
+/// Shell run by mmdebstrap on every node image's finished tree.
+const HOOKS: &[&str] = node_hooks!();
+
+/// The controller's image also has slurmrestd's own account, which it drops to
+/// (assets/slurmbox-rest.sh): neither root nor Slurm's, and not nobody either (Slurm
+/// 26.05's slurmrestd refuses that name).
+const CONTROLLER_HOOKS: &[&str] = node_hooks!(
+    r#"chroot "$1" useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin slurmrestd"#
+);
 
 impl Recipe {
     /// The node image for `slurm` on `arch`.
@@ -101,6 +117,11 @@ impl Recipe {
     /// The controller's image for `slurm` on `arch`: a node image with slurmrestd and
     /// the JWT plugin, which only slurmctld, slurmdbd and slurmrestd load.
     pub fn controller(slurm: SlurmVersion, arch: Arch) -> Recipe {
-        Recipe { kind: Kind::Controller(slurm), packages: CONTROLLER_PACKAGES, ..Recipe::new(slurm, arch) }
+        Recipe {
+            kind: Kind::Controller(slurm),
+            packages: CONTROLLER_PACKAGES,
+            hooks: CONTROLLER_HOOKS,
+            ..Recipe::new(slurm, arch)
+        }
     }
 }
