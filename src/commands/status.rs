@@ -98,6 +98,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
             "ssh logins: port {port} of the controller's host (`slurmbox ssh-config USER` prints a user's block)"
         );
     }
+    if let Some(metrics) = &status.metrics {
+        println!("{}", crate::components::metrics::status_line(metrics));
+    }
     if let Some(at) = &status.controller_unclean_start {
         println!("note: {}", crate::components::controller::unclean_start_advice(at));
     }

@@ -166,6 +166,7 @@ impl Part {
         match self {
             Part::Controller => controller::status(cluster, model, status).await,
             Part::GlusterFs => glusterfs::status(cluster, model, status).await,
+            Part::Metrics => metrics::status(cluster, model, status),
             _ => {}
         }
     }
