@@ -208,6 +208,59 @@ fn engine_host(url: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::{HostFacts, limits::CgroupHost, plan};
+    use crate::spec::ClusterSpec;
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_mib: 4096,
+            arch: Arch::Amd64,
+            image: "slurmbox/node:26.05-test".into(),
+            storage_image: None,
+            accounting_image: Some("slurmbox/accounting:26.05-test".into()),
+            controller_image: Some("slurmbox/controller:26.05-test".into()),
+            metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
+            cgroup: CgroupHost::v2(),
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            rest_port: crate::spec::DEFAULT_REST_PORT,
+            gpus: None,
+        }
+    }
+
+    #[test]
+    fn prometheus_scrapes_the_exporter_and_slurmctld_on_its_volume() {
+        let text = "name = \"c\"\nslurm = \"26.05\"\n[metrics]\nport = 9091\nretention = \"2d\"\n";
+        let plan = plan(&ClusterSpec::parse("c.toml", text).unwrap(), &[facts()]);
+        let prometheus = plan.containers.iter().find(|c| c.role == Role::Metrics).expect("NAME-metrics");
+        assert_eq!((prometheus.name.as_str(), prometheus.hostname.as_str()), ("c-metrics", "metrics"));
+        assert!(prometheus.env.contains(&format!("{ENV_RETENTION}=2d")), "{:?}", prometheus.env);
+        assert_eq!(prometheus.ports[0].host_port, 9091);
+        assert_eq!(prometheus.labels[LABEL_PORT], "9091");
+        assert!(plan.volumes.iter().any(|v| v.name == "c-metrics"));
+        let config = &prometheus.files.iter().find(|f| f.path == CONFIG_PATH).unwrap().contents;
+        for path in ["/metrics/jobs", "/metrics/nodes", "/metrics/partitions", "/metrics/scheduler"] {
+            assert!(config.contains(&format!("\"{path}\"")), "{config}");
+        }
+        assert!(config.contains("controller:6821") && config.contains("controller:6817"), "{config}");
+        let controller = plan.containers.iter().find(|c| c.role == Role::Controller).unwrap();
+        assert_eq!(controller.command[0], EXPORTER_WRAPPER_PATH);
+        assert!(plan.slurm_conf.to_string().contains("MetricsType=metrics/openmetrics"));
+    }
+
+    #[test]
+    fn metrics_off_leaves_no_container_volume_or_exporter() {
+        for slurm in ["24.11", "26.05"] {
+            let text = format!("name = \"c\"\nslurm = \"{slurm}\"\n[metrics]\nenabled = false\n");
+            let plan = plan(&ClusterSpec::parse("c.toml", &text).unwrap(), &[facts()]);
+            assert!(plan.containers.iter().all(|c| c.role != Role::Metrics && !c.name.ends_with("-metrics")));
+            assert!(plan.volumes.iter().all(|v| !v.name.ends_with("-metrics")));
+            let controller = plan.containers.iter().find(|c| c.role == Role::Controller).unwrap();
+            assert!(controller.command[0] != EXPORTER_WRAPPER_PATH, "{:?}", controller.command);
+            assert!(controller.files.iter().all(|f| f.path != EXPORTER_PATH));
+            assert!(!plan.slurm_conf.to_string().contains("MetricsType"));
+        }
+    }
 
     #[test]
     fn the_engine_host_is_the_machine_its_address_names() {
