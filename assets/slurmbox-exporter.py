@@ -9,9 +9,9 @@ answers GET /metrics on --port. Each scrape asks Slurm once, side by side: `sque
 Slurm 26.05 serves its own metrics (MetricsType=metrics/openmetrics: /metrics/jobs,
 /metrics/nodes, /metrics/partitions, /metrics/scheduler, /metrics/jobs-users-accts on
 slurmctld's port). Slurm 24.11 has none: there this exporter builds the same families,
-under the same names, labels and units, from the JSON (memory in MB, as Slurm's own
-"_bytes" families hold), so a dashboard does not depend on the release (squeue shows
-a job by one state: a completing job counts as completing, not as what it ends as). On both it adds
+under the same names, labels and units (memory in MB, as Slurm's own "_bytes" families
+hold), so a dashboard does not depend on the release. (squeue shows a job by one state:
+a completing job counts as completing, not also as what it ends as.) On both it adds
 what Slurm lacks, under `slurmbox_`:
   slurmbox_slurmctld_up                  whether slurmctld answered this scrape
   slurmbox_slurmdbd_up                   whether slurmdbd answers (with accounting)
