@@ -105,6 +105,18 @@ fn fetch_inside(cluster: &str, url: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Seconds one GET of `url` takes inside the cluster, its body read.
+fn scrape_seconds(cluster: &str, url: &str) -> f64 {
+    let script = format!(
+        "import time, urllib.request; t = time.time(); urllib.request.urlopen({url:?}).read(); print(time.time() - t)"
+    );
+    let out = Command::new("docker")
+        .args(["exec", &format!("{cluster}-controller"), "python3", "-c", &script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{url}: {out:?}"))
+}
+
 /// `promtool check metrics` in the metrics container, on `text`: its complaints.
 fn promtool_check(cluster: &str, text: &str) -> Result<(), String> {
     let mut child = Command::new("docker")
@@ -189,6 +201,14 @@ fn metrics_work_on(slurm: &str, tag: &str) -> (ClusterGuard, tempfile::TempDir, 
         |p| p.iter().any(|(_, v)| *v > 0.0),
     );
     assert!(!points.is_empty());
+
+    // With 1,000 jobs in the queue, every endpoint answers within a second.
+    cluster.sh("for i in $(seq 1000); do sbatch -Q --hold --wrap true; done").ok();
+    for (job, url, _, _) in &all_up {
+        let seconds = scrape_seconds(&cluster.name, url);
+        eprintln!("{slurm}: {job} with 1,000 jobs: {seconds:.3} s");
+        assert!(seconds <= 1.0, "{job} ({url}) took {seconds} s with 1,000 jobs");
+    }
     (cluster, dir, port)
 }
 
