@@ -239,8 +239,10 @@ def job_metrics(fams, squeue, native, partitions):
             counts.update(cpus_alloc=tres(alloc, "cpu"), memory_alloc=tres(alloc, "mem"),
                           gpus_alloc=tres(alloc, "gres/gpu"))
             held = set(hostnames(nodelist))
-        for key in [("slurm_jobs", None, None), ("slurm_partition_jobs", "partition", partition),
-                    ("slurm_user_jobs", "username", user), ("slurm_account_jobs", "account", account)]:
+        # A pending job may wait for any of several partitions ("debug,gpu"): each counts it.
+        for key in [("slurm_jobs", None, None), ("slurm_user_jobs", "username", user),
+                    ("slurm_account_jobs", "account", account)] + \
+                [("slurm_partition_jobs", "partition", p) for p in set(partition.split(",")) if p]:
             groups[key].update(counts)
             nodes_of[key] |= held
     for reason, count in sorted(reasons.items()):
@@ -314,7 +316,7 @@ def slurm_conf():
 
 
 def scrape():
-    """One scrape: the JSON commands side by side, then the families."""
+    """One scrape: Slurm's commands side by side, then the families from what they say."""
     conf = slurm_conf()
     native = "MetricsType=metrics/openmetrics" in conf
     commands = {"jobs": SQUEUE}
