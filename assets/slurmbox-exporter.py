@@ -22,6 +22,7 @@ import argparse
 import json
 import re
 import subprocess
+import time
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -327,9 +328,10 @@ def scrape():
     running = {k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                for k, c in commands.items()}
     out = {}
+    deadline = time.monotonic() + 8  # within Prometheus's scrape timeout (10 s), all together
     for key, proc in running.items():
         try:
-            stdout, _ = proc.communicate(timeout=8)
+            stdout, _ = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
             out[key] = (proc.returncode, stdout)
         except subprocess.TimeoutExpired:
             proc.kill()
