@@ -115,6 +115,7 @@ fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
         controller_unclean_start: None,
         rest_url: None,
         jobs,
+        metrics: None,
     }
 }
 

@@ -22,6 +22,20 @@ pub struct ClusterStatus {
     /// Every job in the controller's queue, as `squeue` lists them to root (empty when
     /// the controller cannot be asked: see `slurm_error`).
     pub jobs: Vec<JobStatus>,
+    /// Prometheus, keeping the cluster's metrics; null without `[metrics]`.
+    pub metrics: Option<MetricsStatus>,
+}
+
+/// Where Prometheus answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsStatus {
+    /// Its address where the nodes reach it ("metrics:9090" on the cluster's network).
+    pub address: String,
+    /// Its URL on the controller's host, where `[metrics] port` publishes it; null
+    /// otherwise.
+    pub url: Option<String>,
+    /// Its container's state ("running", "exited", ...).
+    pub state: String,
 }
 
 #[derive(Debug, serde::Serialize)]

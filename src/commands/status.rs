@@ -101,6 +101,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     if let Some(url) = &status.rest_url {
         println!("REST API: {url} (`slurmbox token USER` prints a user's token)");
     }
+    if let Some(metrics) = &status.metrics {
+        println!("{}", crate::components::metrics::status_line(metrics));
+    }
     if let Some(at) = &status.controller_unclean_start {
         println!("note: {}", crate::components::controller::unclean_start_advice(at));
     }

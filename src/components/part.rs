@@ -168,6 +168,7 @@ impl Part {
             Part::Controller => controller::status(cluster, model, status).await,
             Part::GlusterFs => glusterfs::status(cluster, model, status).await,
             Part::Rest => rest::status(cluster, model, status).await,
+            Part::Metrics => metrics::status(cluster, model, status),
             _ => {}
         }
     }

@@ -379,7 +379,7 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "b34e53d876913867"),
+                ("slurmbox-controller", "dab4b93ed22561ef"),
                 ("slurmbox-login", "030568376199be1c"),
                 ("slurmbox-node1", "7ccacdcadf50dea9"),
                 ("slurmbox-node2", "d2f5c4c51ad91524"),
@@ -396,7 +396,7 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "9a30b9c13d2aca3e"),
+                ("lab-controller", "88c4b13b9f69ca06"),
                 ("lab-login", "32ddca53a4a0edd4"),
                 ("lab-pi1", "9ca95a1bf7954ac5"),
                 ("lab-pi2", "d448de28c6d94333"),
@@ -431,7 +431,7 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "5fab5dd99b974258"),
+                ("lab-controller", "964e0f2af25fefd2"),
                 ("lab-login", "5819fb12a4910aac"),
                 ("lab-pi1", "65a2bc4713012501"),
                 ("lab-pi2", "1f7da802533f987e"),
