@@ -1,8 +1,9 @@
 //! `slurmbox verify`: checks a cluster the way a user would, as the default user
-//! on the login node: `sinfo`, `scontrol show node`, `srun -N<all> hostname`, and an
+//! on the login node: `sinfo`, `scontrol show node`, `srun -N<all> hostname`, an
 //! MPI computation of pi submitted with `sbatch` and run with `mpiexec` across every
-//! compute node. Prints a table on stdout; exits non-zero if any check fails. Slurm's
-//! answers are read through [`crate::slurm`].
+//! compute node, and, where the cluster has them, its REST API with a token from
+//! `scontrol token` and Prometheus scraping every target. Prints a table on stdout;
+//! exits non-zero if any check fails. Slurm's answers are read through [`crate::slurm`].
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -11,12 +12,14 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use super::{Context, default_user, running_node};
 use crate::cli::VerifyArgs;
+use crate::components::{metrics, rest};
 use crate::engine::{ContainerInfo, Engine, EngineError, ExecOutput, ExecSpec};
-use crate::plan::{LOGIN_HOST, Role};
+use crate::plan::{LABEL_REST_URL, LOGIN_HOST, Role};
 use crate::progress::Progress;
 use crate::slurm::{SinfoNode, Slurm, SlurmError};
 
 const PI_PROGRAM: &str = include_str!("../../assets/verify/pi.py");
+const SERVICES_PROGRAM: &str = include_str!("../../assets/verify/services.py");
 const WORKDIR: &str = ".slurmbox-verify";
 
 struct Check {
@@ -43,6 +46,22 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
     checks.push(nodes);
     checks.push(srun_hostname(&login, p).await?);
     checks.push(mpi_pi(&login, &cpus_per_node, p).await?);
+    if let Some(rest) = containers.iter().find(|c| c.is(Role::Rest)) {
+        let mut urls = vec![format!("http://{}:{}", rest::REST_HOST, rest::REST_CONTAINER_PORT)];
+        urls.extend(rest.labels.get(LABEL_REST_URL).cloned());
+        checks.push(service(&login, "REST API (slurmrestd)", "rest", &urls, p).await?);
+    }
+    if let Some(prometheus) = containers.iter().find(|c| c.is(Role::Metrics)) {
+        let port = prometheus
+            .labels
+            .get(metrics::LABEL_PORT)
+            .map_or(metrics::PROMETHEUS_PORT.to_string(), String::clone);
+        let urls = [
+            format!("http://{}:{}", metrics::METRICS_HOST, metrics::PROMETHEUS_PORT),
+            format!("http://127.0.0.1:{port}"),
+        ];
+        checks.push(service(&login, "metrics (Prometheus)", "metrics", &urls, p).await?);
+    }
     print_table(&checks);
     Ok(verdict(&cluster, &checks, p))
 }
@@ -182,6 +201,37 @@ async fn mpi_pi<E: Engine>(
                 _ => failure(&out),
             },
             seconds,
+        },
+    ))
+}
+
+/// A service the cluster offers, asked from the login node as the user by
+/// assets/verify/services.py (`mode`: what it checks), at the first of `urls` that
+/// answers.
+async fn service<E: Engine>(
+    login: &Login<'_, E>,
+    name: &str,
+    mode: &str,
+    urls: &[String],
+    p: &Progress,
+) -> miette::Result<Check> {
+    use base64::Engine as _;
+    let step = p.step(name.to_string());
+    let t = Instant::now();
+    let program = base64::engine::general_purpose::STANDARD.encode(SERVICES_PROGRAM);
+    let script = format!(
+        "set -e; mkdir -p ~/{WORKDIR}; cd ~/{WORKDIR}; echo {program} | base64 -d > services.py; \
+         python3 services.py {mode} {}",
+        urls.join(" ")
+    );
+    let out = login.run(script).await?;
+    Ok(finish(
+        &step,
+        Check {
+            name: name.into(),
+            ok: out.ok(),
+            detail: if out.ok() { out.stdout.trim().to_string() } else { failure(&out) },
+            seconds: t.elapsed().as_secs_f64(),
         },
     ))
 }

@@ -109,7 +109,7 @@ pub enum PartError {
 
 impl PartError {
     /// Whether asking again unchanged cannot help: the spec must change (see
-    /// [`crate::exit`]).
+    /// the exit module).
     pub fn is_usage(&self) -> bool {
         matches!(self, PartError::RestPortTaken { .. } | PartError::RestOff(_))
     }

@@ -42,7 +42,7 @@ pub enum DeployError {
 }
 
 impl DeployError {
-    /// Whether the spec must change first (see [`crate::exit`]).
+    /// Whether the spec must change first (the exit module makes that exit 2).
     pub fn is_usage(&self) -> bool {
         matches!(self, DeployError::Part(e) if e.is_usage())
     }
