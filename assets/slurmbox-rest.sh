@@ -18,6 +18,11 @@ export SLURM_JWT=daemon
 # container already has an IPC namespace of its own and no process to share
 # descriptors with.
 export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
+# slurmrestd answers each request on one of its threads, and glibc gives every thread
+# an arena of its own that keeps what a large answer freed: measured with 1,000 jobs
+# queued, 30 requests for /jobs left it 2.2 GB resident and growing; one arena keeps it
+# at 164 MB, answering as fast.
+export MALLOC_ARENA_MAX=1
 
 # Every OpenAPI plugin Debian ships, except slurmdbd's where the cluster has no
 # accounting: slurmrestd stops at once when it cannot load that one.

@@ -165,7 +165,7 @@ fn cluster_on_a_remote_engine_over_ssh() {
     // A second `up` finds the image there and changes nothing.
     let again = slurmbox_env(&["up", "-f", spec], &env).ok();
     assert!(again.stderr.contains("present"), "{}", again.stderr);
-    assert!(again.stderr.contains("6 kept"), "{}", again.stderr);
+    assert!(again.stderr.contains("8 kept"), "{}", again.stderr);
 
     slurmbox_env(&["down", "--purge", "--yes", "-f", spec], &env).ok();
     let left = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}"));

@@ -385,7 +385,7 @@ mod pinned_hashes {
                 ("slurmbox-node2", "d2f5c4c51ad91524"),
                 ("slurmbox-db", "d777fa38d56532b9"),
                 ("slurmbox-dbd", "1612abf52cd35bd8"),
-                ("slurmbox-rest", "1777f1e96f2b42f2"),
+                ("slurmbox-rest", "1df5cb6859ab93c4"),
                 ("slurmbox-metrics", "51c3e93c572c4844"),
             ],
         );
@@ -403,7 +403,7 @@ mod pinned_hashes {
                 ("lab-pi3", "4c3b3fb70cd03feb"),
                 ("lab-db", "aa6953775996eb35"),
                 ("lab-dbd", "1cf2a90b85099205"),
-                ("lab-rest", "1b2f102fa1cbce4e"),
+                ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
             ],
         );
@@ -439,7 +439,7 @@ mod pinned_hashes {
                 ("lab-storage-pi2", "b5376898f0de06ec"),
                 ("lab-db", "aa6953775996eb35"),
                 ("lab-dbd", "1cf2a90b85099205"),
-                ("lab-rest", "1b2f102fa1cbce4e"),
+                ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
             ],
         );
