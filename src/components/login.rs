@@ -150,6 +150,12 @@ pub fn choose_port(
     ports.own.filter(free).unwrap_or_else(|| (default..).find(free).expect("a free port"))
 }
 
+/// The login node's published ports on `engine`'s host: the one this cluster's login
+/// node has now, and those other clusters' login nodes hold.
+pub async fn ports<E: Engine>(engine: &E, cluster: &str) -> Result<PublishedPorts, EngineError> {
+    published_ports(engine, cluster, Role::Login, LABEL_SSH_PORT).await
+}
+
 /// The port the login node's sshd is published on (see [`choose_port`]), from
 /// [`DEFAULT_SSH_PORT`].
 pub fn choose_ssh_port(explicit: Option<u16>, ports: &PublishedPorts, avoid: &BTreeSet<u16>) -> u16 {

@@ -10,14 +10,12 @@ use futures_util::future::{join_all, try_join_all};
 use super::DeployError;
 use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
-use crate::components::login::{self, PublishedPorts};
 use crate::components::{HostFacts, accounting, glusterfs, metrics};
 use crate::components::{ImageHosts, PARTS};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
 use crate::plan::GpuRequest;
-use crate::plan::{LABEL_SSH_PORT, Role};
 use crate::progress::Progress;
 use crate::spec::{Arch, ClusterSpec, DEFAULT_REST_PORT, DEFAULT_SSH_PORT, HostSpec};
 
@@ -296,10 +294,4 @@ pub async fn assumed_facts(
         gpus: None,
     };
     Ok(vec![facts; spec.hosts.len().max(1)])
-}
-
-/// The login node's published ports on the controller's host: the one this cluster's
-/// login node has now, and those other clusters' login nodes hold.
-pub async fn ssh_ports<E: Engine>(engine: &E, cluster: &str) -> Result<PublishedPorts, EngineError> {
-    login::published_ports(engine, cluster, Role::Login, LABEL_SSH_PORT).await
 }

@@ -83,7 +83,7 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
     // slurmrestd): several clusters there each get their own, unless the spec names one.
     let (mut avoid, mut avoid_rest) = (BTreeSet::new(), BTreeSet::new());
     loop {
-        let ports = hosts::ssh_ports(&reached.engines[0], &spec.name).await?;
+        let ports = login::ports(&reached.engines[0], &spec.name).await?;
         facts[0].ssh_port = login::choose_ssh_port(spec.login.ssh_port, &ports, &avoid);
         let ports = rest::ports(&reached.engines[0], &spec.name).await?;
         facts[0].rest_port = rest::choose_port(spec.rest.port, &ports, &avoid_rest);

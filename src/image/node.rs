@@ -17,26 +17,26 @@ macro_rules! node_packages {
     ($($extra:literal),*) => {
         &[
             "slurmctld",
-    "slurmd",
-    "slurm-client",
-    "sackd",
-    "munge",
-    "openmpi-bin",
-    "python3-mpi4py",
-    "python3-numpy",
-    "procps",
-    // slurmbox-init makes the container's own cgroup mounts writable (limits); forky
-    // no longer pulls it in.
-    "mount",
-    // Users: accounts from the files slurmbox keeps in a volume (libnss-extrausers) or
-    // from LDAP (nslcd, ldapsearch for their keys), and sshd on the login node.
-    "libnss-extrausers",
-    "nslcd",
-    "libnss-ldapd",
-    "ldap-utils",
-    "openssh-server",
-    "tini",
-    "ca-certificates",
+            "slurmd",
+            "slurm-client",
+            "sackd",
+            "munge",
+            "openmpi-bin",
+            "python3-mpi4py",
+            "python3-numpy",
+            "procps",
+            // slurmbox-init makes the container's own cgroup mounts writable (limits); forky
+            // no longer pulls it in.
+            "mount",
+            // Users: accounts from the files slurmbox keeps in a volume (libnss-extrausers) or
+            // from LDAP (nslcd, ldapsearch for their keys), and sshd on the login node.
+            "libnss-extrausers",
+            "nslcd",
+            "libnss-ldapd",
+            "ldap-utils",
+            "openssh-server",
+            "tini",
+            "ca-certificates",
             $($extra,)*
         ]
     };
