@@ -54,8 +54,9 @@ fn twenty_up_status_down_cycles_against_default_sshd() {
         assert_eq!(status.code, 0, "cycle {cycle}: status failed\n{}", status.stderr);
         let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
         let nodes = doc["nodes"].as_array().unwrap();
-        // controller, login, node1, and accounting's database and slurmdbd
-        assert_eq!(nodes.len(), 5, "cycle {cycle}: {doc}");
+        // controller, login, node1, accounting's database and slurmdbd, slurmrestd and
+        // Prometheus
+        assert_eq!(nodes.len(), 7, "cycle {cycle}: {doc}");
         assert!(nodes.iter().all(|n| n["container_state"] == "running"), "cycle {cycle}: {doc}");
 
         let down = slurmbox_env(&["down", "-f", spec], &env);
@@ -147,8 +148,10 @@ fn cluster_on_a_remote_engine_over_ssh() {
             format!("{name}-db"),
             format!("{name}-dbd"),
             format!("{name}-login"),
+            format!("{name}-metrics"),
             format!("{name}-node1"),
-            format!("{name}-node2")
+            format!("{name}-node2"),
+            format!("{name}-rest")
         ]
     );
 
@@ -250,7 +253,7 @@ fn cluster_across_three_hosts_runs_jobs_on_all_of_them() {
     let there = slurmbox_env(&["exec", "--name", &name, "--node", "pi2", "--", "hostname"], &env).ok();
     assert_eq!(there.stdout, "pi2\n");
     let down = slurmbox_env(&["down", "--purge", "--yes", "--name", &name], &env).ok();
-    assert!(down.stderr.contains("7 removed"), "{}", down.stderr);
+    assert!(down.stderr.contains("9 removed"), "{}", down.stderr);
     let gone = slurmbox_env(&["status", "--name", &name], &env);
     assert_eq!(gone.code, 1, "a forgotten cluster is not found: {}", gone.stderr);
     for i in 0..3 {
