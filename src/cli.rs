@@ -71,6 +71,10 @@ pub enum Command {
     /// Print a JWT token for USER of the cluster's REST API (`SLURM_JWT=...`), signed by
     /// the controller as `scontrol token` signs them.
     Token(TokenArgs),
+    /// Print a link that logs USER into the cluster's dashboard (a token for them, 8
+    /// hours by default, after the link's `#`); on the login node researchers run
+    /// `web-login` for their own.
+    WebLogin(WebLoginArgs),
     /// Print the ~/.ssh/config block a user logs in to the login node with
     /// (--known-hosts: the line that makes ssh trust its host key).
     SshConfig(SshConfigArgs),
@@ -399,6 +403,10 @@ pub struct ImageChoice {
     /// node image.
     #[arg(long, conflicts_with_all = ["slurm", "storage", "accounting", "controller"])]
     pub metrics: bool,
+    /// The dashboard's image (nginx and the pages' libraries, the same for every Slurm
+    /// release) instead of a node image.
+    #[arg(long, conflicts_with_all = ["slurm", "storage", "accounting", "controller", "metrics"])]
+    pub web: bool,
 }
 
 #[derive(Debug, Args)]
@@ -419,6 +427,17 @@ pub struct TokenArgs {
     /// How long it is valid: 90s, 30m, 1h, 2d (default: Slurm's, 30 minutes).
     #[arg(long, value_parser = crate::components::rest::parse_lifespan)]
     pub lifespan: Option<u64>,
+    #[command(flatten)]
+    pub cluster: ClusterName,
+}
+
+#[derive(Debug, Args)]
+pub struct WebLoginArgs {
+    /// The Slurm user the link logs in.
+    pub user: String,
+    /// How long the login lasts: 90s, 30m, 1h, 2d.
+    #[arg(long, default_value = "8h", value_parser = crate::components::rest::parse_lifespan)]
+    pub lifespan: u64,
     #[command(flatten)]
     pub cluster: ClusterName,
 }

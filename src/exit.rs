@@ -57,7 +57,13 @@ mod tests {
         let unknown = HostError::Unknown { file: "c.toml".into(), host: "pi9".into(), known: "pi1".into() };
         assert_eq!(code_of(unknown), USAGE);
         assert_eq!(code_of(HostError::Controller("pi1".into())), USAGE);
-        let port = PartError::RestPortTaken { port: 6820, host: "local".into(), other: "lab".into() };
+        let port = PartError::PortTaken {
+            key: "[rest] port",
+            what: "REST API",
+            port: 6820,
+            host: "local".into(),
+            other: "lab".into(),
+        };
         assert_eq!(code_of(DeployError::Part(port)), USAGE);
         assert_eq!(code_of(PartError::RestOff("lab".into())), USAGE);
     }

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Backup(args) => commands::backup::run(&ctx, args).await,
             Command::Restore(args) => commands::restore::run(&ctx, args).await,
             Command::Token(args) => commands::token::run(&ctx, args).await,
+            Command::WebLogin(args) => commands::token::web_login(&ctx, args).await,
             Command::SshConfig(args) => commands::ssh_config::run(&ctx, args).await,
             Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
             Command::Config(cmd) => commands::config::run(&ctx, cmd).await,

@@ -64,6 +64,8 @@ pub enum Role {
     Rest,
     /// Prometheus, keeping the cluster's metrics.
     Metrics,
+    /// nginx, serving the dashboard.
+    Web,
 }
 
 impl Role {
@@ -83,11 +85,12 @@ impl Role {
             Role::Dbd => "dbd",
             Role::Rest => "rest",
             Role::Metrics => "metrics",
+            Role::Web => "web",
         }
     }
 
     /// Every role, in the order their containers are listed.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Controller,
         Role::Login,
         Role::Compute,
@@ -96,6 +99,7 @@ impl Role {
         Role::Dbd,
         Role::Rest,
         Role::Metrics,
+        Role::Web,
     ];
 
     /// The role a container's [`LABEL_ROLE`] names.
@@ -132,6 +136,8 @@ pub struct Plan {
     pub ldap: Option<crate::spec::LdapSpec>,
     /// The Slurm accounts and their users, with accounting (empty without).
     pub slurm_accounts: Vec<crate::spec::AccountSpec>,
+    /// The dashboard's certificate and key (files read at `up`, never held here).
+    pub web_tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// A host's storage container, and the address the other hosts reach it at.

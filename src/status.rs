@@ -114,6 +114,7 @@ fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
         slurm_error: model.slurm.as_ref().err().cloned(),
         controller_unclean_start: None,
         rest_url: None,
+        web_url: None,
         jobs,
         metrics: None,
     }

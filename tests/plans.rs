@@ -20,9 +20,11 @@ fn facts(storage: bool) -> HostFacts {
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
         controller_image: Some("slurmbox/controller:24.11-test".into()),
         metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
+        web_image: Some("slurmbox/web:nginx-test".into()),
         cgroup: CgroupHost::v2(),
         ssh_port: DEFAULT_SSH_PORT,
         rest_port: slurmbox::spec::DEFAULT_REST_PORT,
+        web_port: slurmbox::spec::DEFAULT_WEB_PORT,
         gpus,
     }
 }

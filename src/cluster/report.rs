@@ -19,6 +19,8 @@ pub struct ClusterStatus {
     pub controller_unclean_start: Option<String>,
     /// Where the REST API answers ("http://HOST:PORT"); null without one.
     pub rest_url: Option<String>,
+    /// Where the dashboard answers; null without `[web]`.
+    pub web_url: Option<String>,
     /// Every job in the controller's queue, as `squeue` lists them to root (empty when
     /// the controller cannot be asked: see `slurm_error`).
     pub jobs: Vec<JobStatus>,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::{ImageBuildArgs, ImageChoice, ImageCommand, ImagePushArgs};
-use crate::components::{accounting, glusterfs, metrics};
+use crate::components::{accounting, glusterfs, metrics, web};
 use crate::engine::Engine;
 use crate::image::{Recipe, Sources};
 use crate::spec::Arch;
@@ -59,6 +59,8 @@ fn recipe(choice: &ImageChoice) -> Recipe {
         Recipe::controller(choice.slurm, arch)
     } else if choice.metrics {
         metrics::image_recipe(arch)
+    } else if choice.web {
+        web::image_recipe(arch)
     } else {
         Recipe::new(choice.slurm, arch)
     }

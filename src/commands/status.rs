@@ -101,6 +101,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     if let Some(url) = &status.rest_url {
         println!("REST API: {url} (`slurmbox token USER` prints a user's token)");
     }
+    if let Some(url) = &status.web_url {
+        println!("dashboard: {url} (log in with `web-login` on the login node)");
+    }
     if let Some(metrics) = &status.metrics {
         println!("{}", crate::components::metrics::status_line(metrics));
     }

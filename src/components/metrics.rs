@@ -221,9 +221,11 @@ mod tests {
             accounting_image: Some("slurmbox/accounting:26.05-test".into()),
             controller_image: Some("slurmbox/controller:26.05-test".into()),
             metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
+            web_image: Some("slurmbox/web:nginx-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
             rest_port: crate::spec::DEFAULT_REST_PORT,
+            web_port: crate::spec::DEFAULT_WEB_PORT,
             gpus: None,
         }
     }

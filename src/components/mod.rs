@@ -42,6 +42,7 @@ pub mod network;
 mod part;
 pub mod rest;
 pub mod users;
+pub mod web;
 
 pub use part::{ImageHosts, PARTS, Part};
 
@@ -93,15 +94,21 @@ pub enum PartError {
     #[diagnostic(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     #[error(
-        "[rest] port = {port} in the spec is taken on host {host:?}: cluster {other:?} publishes its REST API there"
+        "{key} = {port} in the spec is taken on host {host:?}: cluster {other:?} publishes its {what} there"
     )]
     #[diagnostic(help(
-        "give [rest] port another number, or leave it out: `up` then takes the next free one. Nothing was changed"
+        "give {key} another number, or leave it out: `up` then takes the next free one. Nothing was changed"
     ))]
-    RestPortTaken { port: u16, host: String, other: String },
+    PortTaken { key: &'static str, what: &'static str, port: u16, host: String, other: String },
     #[error("cluster {0:?} has no REST API, so its controller signs no JWT tokens")]
     #[diagnostic(help("remove `enabled = false` from [rest] in its spec, then `slurmbox up`"))]
     RestOff(String),
+    #[error("cluster {0:?} has no dashboard")]
+    #[diagnostic(help("remove `enabled = false` from [web] (and [rest]) in its spec, then `slurmbox up`"))]
+    WebOff(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    TlsFile(#[from] web::TlsFileError),
     #[error("the backup holds an accounting database, and cluster {0:?} has no accounting")]
     #[diagnostic(help("remove `accounting = false` from its spec and `slurmbox up`, then restore"))]
     NoAccounting(String),
@@ -111,7 +118,13 @@ impl PartError {
     /// Whether asking again unchanged cannot help: the spec must change (see
     /// the exit module).
     pub fn is_usage(&self) -> bool {
-        matches!(self, PartError::RestPortTaken { .. } | PartError::RestOff(_))
+        matches!(
+            self,
+            PartError::PortTaken { .. }
+                | PartError::RestOff(_)
+                | PartError::WebOff(_)
+                | PartError::TlsFile(_)
+        )
     }
 }
 
@@ -145,6 +158,8 @@ pub struct HostFacts {
     /// The metrics image (Prometheus), on the controller's host of a cluster with
     /// metrics.
     pub metrics_image: Option<String>,
+    /// The dashboard's image (nginx), on the controller's host of a cluster with one.
+    pub web_image: Option<String>,
     /// What its engine says about cgroups (whether limits can be enforced there).
     pub cgroup: limits::CgroupHost,
     /// The port the login node's sshd is published on, when this host runs it (see
@@ -153,6 +168,9 @@ pub struct HostFacts {
     /// The port slurmrestd is published on, when this host runs it (see
     /// [`rest::choose_port`]).
     pub rest_port: u16,
+    /// The port the dashboard is published on, when this host runs it (see
+    /// [`web::choose_port`]).
+    pub web_port: u16,
     /// The GPUs its engine gives containers (NVIDIA container toolkit or CDI), as a
     /// probe container saw them; `None` where none was probed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +204,7 @@ pub fn plan(spec: &ClusterSpec, facts: &[HostFacts]) -> Plan {
         limits: config.limits.clone(),
         accounts: Default::default(),
         ldap: None,
+        web_tls: None,
         slurm_accounts: Vec::new(),
     };
     for part in PARTS {

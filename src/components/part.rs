@@ -11,7 +11,7 @@ use crate::image::Recipe;
 use crate::spec::{Arch, ClusterSpec, HomeSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 14] = [
+pub const PARTS: [Part; 15] = [
     Part::Network,
     Part::Munge,
     Part::Controller,
@@ -31,6 +31,9 @@ pub const PARTS: [Part; 14] = [
     // they need (the JWT key; the exporter beside slurmctld).
     Part::Rest,
     Part::Metrics,
+    // After the login node's part (it gives the login node `web-login`) and the REST
+    // API's and metrics' (it proxies to them).
+    Part::Web,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,7 @@ pub enum Part {
     Accounting,
     Rest,
     Metrics,
+    Web,
 }
 
 impl Part {
@@ -63,7 +67,13 @@ impl Part {
             Part::Accounting => accounting::configure(layout, config),
             Part::Rest => rest::configure(layout, config),
             Part::Metrics => metrics::configure(layout, config),
-            Part::Munge | Part::Controller | Part::Login | Part::Compute | Part::Users | Part::GlusterFs => {}
+            Part::Munge
+            | Part::Controller
+            | Part::Login
+            | Part::Compute
+            | Part::Users
+            | Part::GlusterFs
+            | Part::Web => {}
         }
     }
 
@@ -81,6 +91,7 @@ impl Part {
             Part::Accounting => accounting::add(layout, config, plan),
             Part::Rest => rest::add(layout, config, plan),
             Part::Metrics => metrics::add(layout, plan),
+            Part::Web => web::add(layout, plan),
             Part::Limits => limits::add(layout, config, plan),
             // Compute nodes carry their GPUs ([`gpus::of_node`]); gres.conf is the controller's.
             Part::Gpus => {}
@@ -93,6 +104,7 @@ impl Part {
         match self {
             Part::GlusterFs => glusterfs::check(engines, plan).await,
             Part::Rest => rest::check(engines, plan).await,
+            Part::Web => web::check(engines, plan).await,
             _ => Ok(()),
         }
     }
@@ -113,6 +125,7 @@ impl Part {
             Part::Munge => munge::before_start(apply).await,
             Part::Compute => compute::before_start(apply).await,
             Part::Ldap => ldap::before_start(apply).await,
+            Part::Web => web::before_start(apply).await,
             _ => Ok(()),
         }
     }
@@ -125,6 +138,7 @@ impl Part {
             Part::GlusterFs => glusterfs::after_start(apply).await,
             Part::Users => users::after_start(apply).await,
             Part::Accounting => accounting::after_start(apply).await,
+            Part::Web => web::after_start(apply).await,
             _ => Ok(()),
         }
     }
@@ -152,6 +166,7 @@ impl Part {
             Part::Metrics => {
                 spec.metrics.enabled.then(|| (metrics::image_recipe(arch), ImageHosts::Controller))
             }
+            Part::Web => spec.web.enabled.then(|| (web::image_recipe(arch), ImageHosts::Controller)),
             Part::GlusterFs => {
                 (spec.home == HomeSpec::GlusterFs).then(|| (glusterfs::image_recipe(arch), ImageHosts::Every))
             }
@@ -169,6 +184,7 @@ impl Part {
             Part::GlusterFs => glusterfs::status(cluster, model, status).await,
             Part::Rest => rest::status(cluster, model, status).await,
             Part::Metrics => metrics::status(cluster, model, status),
+            Part::Web => web::status(model, status),
             _ => {}
         }
     }

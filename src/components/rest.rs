@@ -98,7 +98,7 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
     files.push(PlannedFile { path: REST_PATH.into(), mode: 0o755, contents: REST_SCRIPT.into() });
     let mut labels = layout.labels(&[(LABEL_ROLE, Role::Rest.as_str()), (LABEL_NODE, REST_HOST)]);
     labels.insert(LABEL_REST_PORT.into(), port.to_string());
-    labels.insert(LABEL_REST_URL.into(), url(layout, port));
+    labels.insert(LABEL_REST_URL.into(), published_url(layout, layout.spec.rest.address, false, port));
     ContainerPlan {
         host,
         name: format!("{}-{REST_HOST}", layout.cluster),
@@ -130,10 +130,11 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
     }
 }
 
-/// Where people and tools reach slurmrestd: the spec's `[rest] address`, else the
-/// controller's host as the other hosts know it, else this machine (the local engine).
-fn url(layout: &Layout, port: u16) -> String {
-    let host = match layout.spec.rest.address.filter(|a| !a.is_unspecified()) {
+/// Where people and tools reach a port published on the controller's host: the
+/// spec's address for it, else the controller's host as the other hosts know it, else
+/// this machine (the local engine).
+pub fn published_url(layout: &Layout, address: Option<std::net::IpAddr>, tls: bool, port: u16) -> String {
+    let host = match address.filter(|a| !a.is_unspecified()) {
         Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
         Some(a) => a.to_string(),
         None => match layout.spec.hosts.get(layout.controller().host) {
@@ -141,7 +142,7 @@ fn url(layout: &Layout, port: u16) -> String {
             _ => "127.0.0.1".into(),
         },
     };
-    format!("http://{host}:{port}")
+    format!("{}://{host}:{port}", if tls { "https" } else { "http" })
 }
 
 /// slurmrestd's port on the controller's host (see [`login::choose_port`]): the
@@ -168,9 +169,13 @@ pub async fn check<E: Engine>(engines: &[E], plan: &Plan) -> Result<(), PartErro
         return Ok(());
     };
     match ports(&engines[rest.host], &plan.cluster).await?.taken.remove(&port) {
-        Some(other) => {
-            Err(PartError::RestPortTaken { port, host: plan.hosts[rest.host].name.clone(), other })
-        }
+        Some(other) => Err(PartError::PortTaken {
+            key: "[rest] port",
+            what: "REST API",
+            port,
+            host: plan.hosts[rest.host].name.clone(),
+            other,
+        }),
         None => Ok(()),
     }
 }

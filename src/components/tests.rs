@@ -19,9 +19,11 @@ fn facts() -> HostFacts {
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
         controller_image: Some("slurmbox/controller:24.11-test".into()),
         metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
+        web_image: Some("slurmbox/web:nginx-test".into()),
         cgroup: CgroupHost::v2(),
         ssh_port: crate::spec::DEFAULT_SSH_PORT,
         rest_port: crate::spec::DEFAULT_REST_PORT,
+        web_port: crate::spec::DEFAULT_WEB_PORT,
         gpus: None,
     }
 }
@@ -340,9 +342,11 @@ mod pinned_hashes {
             accounting_image: Some("slurmbox/accounting:24.11-test".into()),
             controller_image: Some("slurmbox/controller:24.11-test".into()),
             metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
+            web_image: Some("slurmbox/web:nginx-test".into()),
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
             rest_port: crate::spec::DEFAULT_REST_PORT,
+            web_port: crate::spec::DEFAULT_WEB_PORT,
             gpus: None,
         }
     }
@@ -380,13 +384,14 @@ mod pinned_hashes {
             hashes("", 0, false),
             &[
                 ("slurmbox-controller", "dab4b93ed22561ef"),
-                ("slurmbox-login", "030568376199be1c"),
+                ("slurmbox-login", "30af6538a8aa6aad"),
                 ("slurmbox-node1", "7ccacdcadf50dea9"),
                 ("slurmbox-node2", "d2f5c4c51ad91524"),
                 ("slurmbox-db", "d777fa38d56532b9"),
                 ("slurmbox-dbd", "1612abf52cd35bd8"),
                 ("slurmbox-rest", "1df5cb6859ab93c4"),
                 ("slurmbox-metrics", "51c3e93c572c4844"),
+                ("slurmbox-web", "6a2742b765be8917"),
             ],
         );
     }
@@ -397,7 +402,7 @@ mod pinned_hashes {
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
                 ("lab-controller", "88c4b13b9f69ca06"),
-                ("lab-login", "32ddca53a4a0edd4"),
+                ("lab-login", "f67e0bda976f9ad0"),
                 ("lab-pi1", "9ca95a1bf7954ac5"),
                 ("lab-pi2", "d448de28c6d94333"),
                 ("lab-pi3", "4c3b3fb70cd03feb"),
@@ -405,6 +410,7 @@ mod pinned_hashes {
                 ("lab-dbd", "1cf2a90b85099205"),
                 ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
+                ("lab-web", "b7cedf4eb65e310d"),
             ],
         );
     }
@@ -432,7 +438,7 @@ mod pinned_hashes {
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
                 ("lab-controller", "964e0f2af25fefd2"),
-                ("lab-login", "5819fb12a4910aac"),
+                ("lab-login", "8eea1f074b918c71"),
                 ("lab-pi1", "65a2bc4713012501"),
                 ("lab-pi2", "1f7da802533f987e"),
                 ("lab-storage-pi1", "a73875fa7f88814a"),
@@ -441,6 +447,7 @@ mod pinned_hashes {
                 ("lab-dbd", "1cf2a90b85099205"),
                 ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
+                ("lab-web", "b7cedf4eb65e310d"),
             ],
         );
     }
@@ -503,7 +510,7 @@ async fn a_rest_port_another_cluster_holds_is_refused() {
     engine.insert_planned(other.containers.iter().find(|c| c.role == Role::Rest).unwrap(), true);
     let mine = build(&spec("mine"), &[facts()]);
     let e = rest::check(std::slice::from_ref(&engine), &mine).await.unwrap_err();
-    assert!(matches!(&e, PartError::RestPortTaken { port: 6820, other, .. } if other == "other"), "{e}");
+    assert!(matches!(&e, PartError::PortTaken { port: 6820, other, .. } if other == "other"), "{e}");
     assert!(e.is_usage());
     assert!(rest::check(std::slice::from_ref(&engine), &other).await.is_ok(), "its own port");
     let mut moved = facts();

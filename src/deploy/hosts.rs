@@ -10,14 +10,14 @@ use futures_util::future::{join_all, try_join_all};
 use super::DeployError;
 use crate::components::gpus::{self, ProbedGpus};
 use crate::components::limits::CgroupHost;
-use crate::components::{HostFacts, accounting, glusterfs, metrics};
+use crate::components::{HostFacts, accounting, glusterfs, metrics, web};
 use crate::components::{ImageHosts, PARTS};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
 use crate::plan::GpuRequest;
 use crate::progress::Progress;
-use crate::spec::{Arch, ClusterSpec, DEFAULT_REST_PORT, DEFAULT_SSH_PORT, HostSpec};
+use crate::spec::{Arch, ClusterSpec, DEFAULT_REST_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, HostSpec};
 
 /// How long a host's engine may take to answer before it counts as unreachable (an
 /// ssh connection to a machine that fell off the network would otherwise hang for
@@ -185,9 +185,11 @@ pub async fn images(
             accounting_image: tag(at, |k| matches!(k, image::Kind::Accounting(_))),
             controller_image: tag(at, |k| matches!(k, image::Kind::Controller(_))),
             metrics_image: tag(at, |k| matches!(k, image::Kind::Metrics)),
+            web_image: tag(at, |k| matches!(k, image::Kind::Web)),
             cgroup: CgroupHost::from_engine(info),
             ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
             rest_port: spec.rest.port.unwrap_or(DEFAULT_REST_PORT),
+            web_port: spec.web.port.unwrap_or(DEFAULT_WEB_PORT),
             gpus: None,
         })
         .collect();
@@ -288,9 +290,11 @@ pub async fn assumed_facts(
         accounting_image: Some(accounting::image_recipe(spec.slurm, arch).tag()),
         controller_image: Some(Recipe::controller(spec.slurm, arch).tag()),
         metrics_image: Some(metrics::image_recipe(arch).tag()),
+        web_image: Some(web::image_recipe(arch).tag()),
         cgroup: CgroupHost::from_engine(&info),
         ssh_port: spec.login.ssh_port.unwrap_or(DEFAULT_SSH_PORT),
         rest_port: spec.rest.port.unwrap_or(DEFAULT_REST_PORT),
+        web_port: spec.web.port.unwrap_or(DEFAULT_WEB_PORT),
         gpus: None,
     };
     Ok(vec![facts; spec.hosts.len().max(1)])

@@ -21,7 +21,7 @@ use miette::Diagnostic;
 
 use crate::apply::Apply;
 
-use crate::components::{PARTS, PartError, compute, login, rest};
+use crate::components::{PARTS, PartError, compute, login, rest, web};
 use crate::engine::{Engine, EngineError};
 use crate::image::ImageError;
 use crate::plan::{self, Existing, LABEL_HASH, Plan};
@@ -80,35 +80,43 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
     let mut facts = hosts::images(spec, &reached, options, p).await?;
     hosts::probe_gpus(spec, &reached, &mut facts, p).await;
     // The ports published on the controller's host (the login node's sshd,
-    // slurmrestd): several clusters there each get their own, unless the spec names one.
-    let (mut avoid, mut avoid_rest) = (BTreeSet::new(), BTreeSet::new());
+    // slurmrestd, the dashboard): several clusters there each get their own, unless the
+    // spec names one. Each: its container's name, the spec's port, what takes it.
+    let published = [
+        (crate::plan::LOGIN_HOST, spec.login.ssh_port, "the login node"),
+        (rest::REST_HOST, spec.rest.port, "slurmrestd"),
+        (web::WEB_HOST, spec.web.port, "the dashboard"),
+    ];
+    let mut avoid: [BTreeSet<u16>; 3] = Default::default();
     loop {
-        let ports = login::ports(&reached.engines[0], &spec.name).await?;
-        facts[0].ssh_port = login::choose_ssh_port(spec.login.ssh_port, &ports, &avoid);
-        let ports = rest::ports(&reached.engines[0], &spec.name).await?;
-        facts[0].rest_port = rest::choose_port(spec.rest.port, &ports, &avoid_rest);
+        let engine = &reached.engines[0];
+        facts[0].ssh_port =
+            login::choose_ssh_port(spec.login.ssh_port, &login::ports(engine, &spec.name).await?, &avoid[0]);
+        facts[0].rest_port =
+            rest::choose_port(spec.rest.port, &rest::ports(engine, &spec.name).await?, &avoid[1]);
+        facts[0].web_port =
+            web::choose_port(spec.web.port, &web::ports(engine, &spec.name).await?, &avoid[2]);
         let plan = crate::components::plan(spec, &facts).without_hosts(&reached.skipped);
-        if avoid.is_empty() && avoid_rest.is_empty() {
+        if avoid.iter().all(BTreeSet::is_empty) {
             // Plainly, either way: a cluster that cannot enforce limits still comes up.
             p.say(format!("Limits: {}", plan.limits.summary()));
         }
         // Taken since it was chosen (another `up` at the same moment) or by a program:
         // the next free one, where `up` chose it.
-        let rest_container = format!("{}-{}", spec.name, rest::REST_HOST);
         match converge(&reached.engines, &plan, options.wait, p).await {
-            Err(DeployError::Engine(EngineError::PortTaken { port, container }))
-                if container == rest_container && spec.rest.port.is_none() && avoid_rest.len() < 20 =>
-            {
-                p.say(format!("Port {port} is in use on the controller's host: slurmrestd takes another"));
-                avoid_rest.insert(port);
-            }
-            Err(DeployError::Engine(EngineError::PortTaken { port, container }))
-                if container != rest_container && spec.login.ssh_port.is_none() && avoid.len() < 20 =>
-            {
-                p.say(format!(
-                    "Port {port} is in use on the controller's host: the login node takes another"
-                ));
-                avoid.insert(port);
+            Err(DeployError::Engine(EngineError::PortTaken { port, container })) => {
+                let which =
+                    published.iter().position(|(host, _, _)| container == format!("{}-{host}", spec.name));
+                match which {
+                    Some(i) if published[i].1.is_none() && avoid[i].len() < 20 => {
+                        p.say(format!(
+                            "Port {port} is in use on the controller's host: {} takes another",
+                            published[i].2
+                        ));
+                        avoid[i].insert(port);
+                    }
+                    _ => return Err(EngineError::PortTaken { port, container }.into()),
+                }
             }
             done => return done.map(|()| plan),
         }

@@ -44,6 +44,8 @@ pub const ACCOUNTING_REPOSITORY: &str = "slurmbox/accounting";
 pub const CONTROLLER_REPOSITORY: &str = "slurmbox/controller";
 /// The metrics image (Prometheus), the same for every Slurm release.
 pub const METRICS_REPOSITORY: &str = "slurmbox/metrics";
+/// The dashboard's image (nginx and the pages' libraries), the same for every release.
+pub const WEB_REPOSITORY: &str = "slurmbox/web";
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Dockerfile-style changes applied on import.
@@ -106,6 +108,7 @@ pub enum Kind {
     Accounting(SlurmVersion),
     Controller(SlurmVersion),
     Metrics,
+    Web,
 }
 
 impl Kind {
@@ -117,6 +120,7 @@ impl Kind {
             Kind::Accounting(_) => "Accounting image",
             Kind::Controller(_) => "Controller image",
             Kind::Metrics => "Metrics image",
+            Kind::Web => "Dashboard image",
         }
     }
 }
@@ -143,6 +147,7 @@ impl Recipe {
             Kind::Accounting(slurm) => format!("Slurm {slurm} accounting image"),
             Kind::Controller(slurm) => format!("Slurm {slurm} controller image"),
             Kind::Metrics => "metrics image".into(),
+            Kind::Web => "dashboard image".into(),
         }
     }
 
@@ -165,6 +170,7 @@ impl Recipe {
             Kind::Accounting(slurm) => (ACCOUNTING_REPOSITORY, slurm.to_string()),
             Kind::Controller(slurm) => (CONTROLLER_REPOSITORY, slurm.to_string()),
             Kind::Metrics => (METRICS_REPOSITORY, "prometheus".to_string()),
+            Kind::Web => (WEB_REPOSITORY, "nginx".to_string()),
         };
         let repository = match self.arch {
             Arch::Amd64 => repository.to_string(),
@@ -186,7 +192,9 @@ impl Recipe {
             Kind::Node(slurm) | Kind::Accounting(slurm) | Kind::Controller(slurm) => {
                 format!("LABEL io.slurmbox.slurm={slurm} io.slurmbox.recipe={}", self.digest())
             }
-            Kind::Storage | Kind::Metrics => format!("LABEL io.slurmbox.recipe={}", self.digest()),
+            Kind::Storage | Kind::Metrics | Kind::Web => {
+                format!("LABEL io.slurmbox.recipe={}", self.digest())
+            }
         }
     }
 }

@@ -103,6 +103,7 @@ struct RawSpec {
     network: Option<RawNetwork>,
     rest: Option<services::RawRest>,
     metrics: Option<services::RawMetrics>,
+    web: Option<services::RawWeb>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +201,13 @@ impl RawSpec {
         spec.rest = services::check_rest(self.rest.as_ref(), &spec.network, &spec.login, err)?;
         spec.metrics =
             services::check_metrics(self.metrics.as_ref(), &spec.network, &spec.login, &spec.rest, err)?;
+        spec.web = services::check_web(
+            self.web.as_ref(),
+            &spec.network,
+            &spec.login,
+            (&spec.rest, &spec.metrics),
+            err,
+        )?;
         Ok(spec)
     }
 }

@@ -30,7 +30,7 @@ pub use check::{InvalidSpec, SpecError};
 pub use edit::{
     EditError, SpecFile, WriteError, with_host, with_user, without_host, without_user, write_atomic,
 };
-pub use services::{DEFAULT_REST_PORT, DEFAULT_RETENTION, MetricsSpec, RestSpec};
+pub use services::{DEFAULT_REST_PORT, DEFAULT_RETENTION, DEFAULT_WEB_PORT, MetricsSpec, RestSpec, WebSpec};
 pub use ssh_url::{DEFAULT_REMOTE_SOCKET, SshUrl};
 
 /// Slurm releases slurmbox can build images for, and the Debian suite carrying each.
@@ -139,6 +139,8 @@ pub struct ClusterSpec {
     pub rest: RestSpec,
     /// The cluster's numbers, and Prometheus keeping their history.
     pub metrics: MetricsSpec,
+    /// The dashboard (nginx serving slurmbox's pages).
+    pub web: WebSpec,
 }
 
 /// How the cluster's containers reach each other.
@@ -286,6 +288,7 @@ impl ClusterSpec {
             registry: None,
             rest: RestSpec::default_for(&NetworkSpec::Default { subnet: None }),
             metrics: MetricsSpec::default_for(&NetworkSpec::Default { subnet: None }),
+            web: WebSpec::default_for(&NetworkSpec::Default { subnet: None }),
         }
     }
 

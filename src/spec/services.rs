@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -39,6 +40,35 @@ pub struct MetricsSpec {
 
 pub const DEFAULT_RETENTION: &str = "15d";
 
+/// The dashboard: nginx in its own container serving slurmbox's pages, every data
+/// request going to slurmrestd and Prometheus with the user's own token.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WebSpec {
+    pub enabled: bool,
+    /// The port the spec names; `None`: [`DEFAULT_WEB_PORT`], or the next one free.
+    pub port: Option<u16>,
+    /// The controller host's address it is published on (default: all of them).
+    pub address: Option<IpAddr>,
+    /// HTTPS: the certificate (chain) and its key, PEM files on the machine running
+    /// slurmbox, read at `up`; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+pub const DEFAULT_WEB_PORT: u16 = 8080;
+
+impl WebSpec {
+    pub fn default_for(network: &NetworkSpec) -> WebSpec {
+        WebSpec {
+            enabled: !matches!(network, NetworkSpec::Macvlan(_)),
+            port: None,
+            address: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
 impl RestSpec {
     pub fn default_for(network: &NetworkSpec) -> RestSpec {
         RestSpec { enabled: !matches!(network, NetworkSpec::Macvlan(_)), port: None, address: None }
@@ -69,6 +99,16 @@ pub(super) struct RawMetrics {
     enabled: Option<Spanned<bool>>,
     port: Option<Spanned<i64>>,
     retention: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    enabled: Option<Spanned<bool>>,
+    port: Option<Spanned<i64>>,
+    address: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 /// `enabled`, refused in macvlan mode.
@@ -132,16 +172,95 @@ pub(super) fn check_rest(
         rest.port = Some(check_port("rest.port", port, login, err)?);
     }
     if let Some(address) = &raw.address {
-        rest.address = Some(address.get_ref().parse().map_err(|_| {
-            err(
-                address.span(),
-                format!("rest.address must be an IP address, got {:?}", address.get_ref()),
-                "name one of the controller host's addresses, e.g. \"127.0.0.1\" (default: all of them)"
-                    .into(),
-            )
-        })?);
+        rest.address = Some(check_address("rest.address", address, err)?);
     }
     Ok(rest)
+}
+
+/// An address on the controller's host to publish a port on.
+fn check_address(
+    key: &str,
+    address: &Spanned<String>,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<IpAddr, SpecError> {
+    address.get_ref().parse().map_err(|_| {
+        err(
+            address.span(),
+            format!("{key} must be an IP address, got {:?}", address.get_ref()),
+            "name one of the controller host's addresses, e.g. \"127.0.0.1\" (default: all of them)".into(),
+        )
+    })
+}
+
+/// `[web]`: on where the REST API is (its pages ask it for everything); its port none
+/// of the other services' on the controller's host; TLS files both or neither.
+pub(super) fn check_web(
+    raw: Option<&RawWeb>,
+    network: &NetworkSpec,
+    login: &LoginSpec,
+    (rest, metrics): (&RestSpec, &MetricsSpec),
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<WebSpec, SpecError> {
+    let mut web = WebSpec::default_for(network);
+    web.enabled = web.enabled && rest.enabled;
+    let Some(raw) = raw else {
+        return Ok(web);
+    };
+    if let Some(on) = &raw.enabled {
+        web.enabled = check_enabled("web", Some(on), network, err)?;
+        if web.enabled && !rest.enabled {
+            return Err(err(
+                on.span(),
+                "web.enabled needs the REST API: its pages ask slurmrestd for everything they show".into(),
+                "remove `enabled = false` from [rest], or leave [web] out".into(),
+            ));
+        }
+    }
+    if let Some(port) = &raw.port {
+        let number = check_port("web.port", port, login, err)?;
+        let others = [
+            (rest.enabled.then(|| rest.port.unwrap_or(DEFAULT_REST_PORT)), "the REST API's"),
+            (metrics.port.filter(|_| metrics.enabled), "Prometheus's"),
+        ];
+        if let Some((_, whose)) = others.iter().find(|(p, _)| *p == Some(number)) {
+            return Err(err(
+                port.span(),
+                format!("web.port = {number} is {whose} port"),
+                "give one of them another port".into(),
+            ));
+        }
+        web.port = Some(number);
+    }
+    if let Some(address) = &raw.address {
+        web.address = Some(check_address("web.address", address, err)?);
+    }
+    let file = |f: &Spanned<String>, key: &str| -> Result<PathBuf, SpecError> {
+        let path = PathBuf::from(f.get_ref());
+        if !path.is_absolute() {
+            return Err(err(
+                f.span(),
+                format!("{key} must be an absolute path, got {:?}", f.get_ref()),
+                "name the PEM file on the machine that runs slurmbox, e.g. \"/etc/ssl/private/dash.key\""
+                    .into(),
+            ));
+        }
+        Ok(path)
+    };
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => {
+            web.tls_cert = Some(file(cert, "web.tls_cert")?);
+            web.tls_key = Some(file(key, "web.tls_key")?);
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            return Err(err(
+                one.span(),
+                "web.tls_cert and web.tls_key go together".into(),
+                "name both PEM files (the certificate and its key), or neither for plain HTTP".into(),
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(web)
 }
 
 pub(super) fn check_metrics(
@@ -203,6 +322,33 @@ mod tests {
         assert!(spec.rest.enabled && spec.rest.port.is_none());
         assert!(spec.metrics.enabled && spec.metrics.port.is_none());
         assert_eq!(spec.metrics.retention, "15d");
+        assert!(spec.web.enabled && spec.web.port.is_none() && spec.web.tls_cert.is_none());
+        let no_rest = ClusterSpec::parse("c.toml", "[rest]\nenabled = false\n").unwrap();
+        assert!(!no_rest.web.enabled, "no dashboard without the REST API it asks");
+    }
+
+    #[test]
+    fn the_dashboard_takes_a_port_an_address_and_tls_files() {
+        let text = "[web]\nport = 8443\naddress = \"10.0.0.5\"\ntls_cert = \"/etc/ssl/d.pem\"\ntls_key = \"/etc/ssl/d.key\"\n";
+        let web = ClusterSpec::parse("c.toml", text).unwrap().web;
+        assert_eq!((web.port, web.address), (Some(8443), Some("10.0.0.5".parse().unwrap())));
+        assert_eq!(web.tls_key.as_deref(), Some(std::path::Path::new("/etc/ssl/d.key")));
+        assert_eq!(
+            error_of("[web]\ntls_cert = \"/etc/ssl/d.pem\"\n"),
+            "cluster.toml:2:12: web.tls_cert and web.tls_key go together"
+        );
+        assert_eq!(
+            error_of("[web]\ntls_cert = \"d.pem\"\ntls_key = \"d.key\"\n"),
+            "cluster.toml:2:12: web.tls_cert must be an absolute path, got \"d.pem\""
+        );
+        assert_eq!(
+            error_of("[web]\nport = 6820\n"),
+            "cluster.toml:2:8: web.port = 6820 is the REST API's port"
+        );
+        assert_eq!(
+            error_of("[rest]\nenabled = false\n[web]\nenabled = true\n"),
+            "cluster.toml:4:11: web.enabled needs the REST API: its pages ask slurmrestd for everything they show"
+        );
     }
 
     #[test]

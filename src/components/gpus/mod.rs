@@ -236,9 +236,11 @@ mod tests {
             accounting_image: None,
             controller_image: None,
             metrics_image: None,
+            web_image: None,
             cgroup: CgroupHost::v2(),
             ssh_port: crate::spec::DEFAULT_SSH_PORT,
             rest_port: crate::spec::DEFAULT_REST_PORT,
+            web_port: crate::spec::DEFAULT_WEB_PORT,
             gpus: None,
         }
     }
