@@ -92,7 +92,7 @@ fn default_cluster_runs_the_article_job_and_converges() {
     // A second `up` with the same spec restarts nothing.
     let before = container_identities(&cluster.name);
     let again = cluster.run(&["up"], &[]).ok();
-    assert!(again.stderr.contains("8 kept"), "{}", again.stderr);
+    assert!(again.stderr.contains("9 kept"), "{}", again.stderr);
     assert_eq!(container_identities(&cluster.name), before);
 
     // status --json lists the queue: a held job, with its id, its user and its state.
@@ -110,7 +110,7 @@ fn default_cluster_runs_the_article_job_and_converges() {
     let nodes = doc["nodes"].as_array().unwrap();
     let mut roles: Vec<&str> = nodes.iter().map(|n| n["role"].as_str().unwrap()).collect();
     roles.sort_unstable();
-    assert_eq!(roles, ["compute", "compute", "controller", "db", "dbd", "login", "metrics", "rest"]);
+    assert_eq!(roles, ["compute", "compute", "controller", "db", "dbd", "login", "metrics", "rest", "web"]);
     for n in nodes.iter().filter(|n| n["role"] == "compute") {
         assert_eq!(n["slurm_state"], "idle", "{n}");
         assert_eq!(n["container_state"], "running", "{n}");
@@ -187,7 +187,7 @@ fn spec_changes_converge_and_clusters_live_side_by_side() {
     let before = container_identities(&cluster.name);
     write_spec(2);
     let grown = slurmbox(&["up", "-f", spec]).ok();
-    assert!(grown.stderr.contains("1 created, 7 kept"), "{}", grown.stderr);
+    assert!(grown.stderr.contains("1 created, 8 kept"), "{}", grown.stderr);
     let after = container_identities(&cluster.name);
     for kept in &before {
         assert!(after.contains(kept), "{kept:?} was restarted");
@@ -214,7 +214,7 @@ fn spec_changes_converge_and_clusters_live_side_by_side() {
     cluster.sh(&format!("scancel {job}")).ok();
     remove_container(&format!("{}-controller", cluster.name));
     let healed = slurmbox(&["up", "-f", spec]).ok();
-    assert!(healed.stderr.contains("1 created, 6 kept"), "{}", healed.stderr);
+    assert!(healed.stderr.contains("1 created, 7 kept"), "{}", healed.stderr);
     assert_eq!(cluster.sh("srun -N1 hostname").ok().stdout, "node1\n");
 
     // Each cluster has its own munge key.

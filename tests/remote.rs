@@ -54,9 +54,9 @@ fn twenty_up_status_down_cycles_against_default_sshd() {
         assert_eq!(status.code, 0, "cycle {cycle}: status failed\n{}", status.stderr);
         let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
         let nodes = doc["nodes"].as_array().unwrap();
-        // controller, login, node1, accounting's database and slurmdbd, slurmrestd and
-        // Prometheus
-        assert_eq!(nodes.len(), 7, "cycle {cycle}: {doc}");
+        // controller, login, node1, accounting's database and slurmdbd, slurmrestd,
+        // Prometheus and the dashboard
+        assert_eq!(nodes.len(), 8, "cycle {cycle}: {doc}");
         assert!(nodes.iter().all(|n| n["container_state"] == "running"), "cycle {cycle}: {doc}");
 
         let down = slurmbox_env(&["down", "-f", spec], &env);
@@ -151,7 +151,8 @@ fn cluster_on_a_remote_engine_over_ssh() {
             format!("{name}-metrics"),
             format!("{name}-node1"),
             format!("{name}-node2"),
-            format!("{name}-rest")
+            format!("{name}-rest"),
+            format!("{name}-web")
         ]
     );
 
@@ -168,7 +169,7 @@ fn cluster_on_a_remote_engine_over_ssh() {
     // A second `up` finds the image there and changes nothing.
     let again = slurmbox_env(&["up", "-f", spec], &env).ok();
     assert!(again.stderr.contains("present"), "{}", again.stderr);
-    assert!(again.stderr.contains("8 kept"), "{}", again.stderr);
+    assert!(again.stderr.contains("9 kept"), "{}", again.stderr);
 
     slurmbox_env(&["down", "--purge", "--yes", "-f", spec], &env).ok();
     let left = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}"));
@@ -253,7 +254,7 @@ fn cluster_across_three_hosts_runs_jobs_on_all_of_them() {
     let there = slurmbox_env(&["exec", "--name", &name, "--node", "pi2", "--", "hostname"], &env).ok();
     assert_eq!(there.stdout, "pi2\n");
     let down = slurmbox_env(&["down", "--purge", "--yes", "--name", &name], &env).ok();
-    assert!(down.stderr.contains("9 removed"), "{}", down.stderr);
+    assert!(down.stderr.contains("10 removed"), "{}", down.stderr);
     let gone = slurmbox_env(&["status", "--name", &name], &env);
     assert_eq!(gone.code, 1, "a forgotten cluster is not found: {}", gone.stderr);
     for i in 0..3 {

@@ -1,10 +1,11 @@
 //! Upgrade in place: a cluster brought up by the last release (`common::baseline`) is
-//! taken over by the next `up` of this build. Its compute and login nodes keep their
-//! containers (ID and start time), a job running across the upgrade keeps running under
-//! the same job ID, and the cluster then passes `verify`. This release gives the
-//! controller and slurmdbd JWT tokens (the controller's image and the accounting image
-//! have the plugin) and adds slurmrestd and Prometheus: the controller, the database
-//! (its data on its volume) and slurmdbd alone are made anew.
+//! taken over by the next `up` of this build. Its compute nodes keep their containers
+//! (ID and start time), a job running across the upgrade keeps running under the same
+//! job ID, and the cluster then passes `verify`. This release gives the controller and
+//! slurmdbd JWT tokens (the controller's image and the accounting image have the
+//! plugin), the login node `web-login`, and adds slurmrestd, Prometheus and the
+//! dashboard: the controller, the database (its data on its volume), slurmdbd and the
+//! login node alone are made anew.
 
 mod common;
 
@@ -38,20 +39,24 @@ fn up_keeps_a_cluster_made_by_the_last_release_running() {
 
     let again = cluster.run(&["up"], &[]);
     assert!(
-        again.code == 0 && again.stderr.contains("2 created, 3 recreated, 3 kept"),
+        again.code == 0 && again.stderr.contains("3 created, 4 recreated, 2 kept"),
         "this build's `up` on a cluster made by {BASELINE} (exit {}):\n{}",
         again.code,
         again.stderr
     );
     let after = container_identities(name);
     let nodes = |all: &[(String, String, String)]| -> Vec<(String, String, String)> {
-        let node = |n: &str| ["login", "node1", "node2"].iter().any(|r| n.ends_with(&format!("-{r}")));
+        let node = |n: &str| ["node1", "node2"].iter().any(|r| n.ends_with(&format!("-{r}")));
         all.iter().filter(|(n, _, _)| node(n)).cloned().collect()
     };
     assert_eq!(nodes(&after), nodes(&before), "nodes replaced or restarted by the upgrade");
     let mut roles: Vec<&str> = after.iter().map(|(n, _, _)| n.rsplit('-').next().unwrap()).collect();
     roles.sort_unstable();
-    assert_eq!(roles, ["controller", "db", "dbd", "login", "metrics", "node1", "node2", "rest"], "{after:?}");
+    assert_eq!(
+        roles,
+        ["controller", "db", "dbd", "login", "metrics", "node1", "node2", "rest", "web"],
+        "{after:?}"
+    );
     assert_eq!(cluster.sh(&state).ok().stdout.trim(), "RUNNING", "job {job} after the upgrade");
 
     // verify's MPI job wants every CPU: the sleeping job makes way first.

@@ -5,6 +5,10 @@ the cluster's default user.
                                          with it, and 401 without one
     python3 services.py metrics URL...   Prometheus scrapes every target (waits up to 45 s
                                          for its first scrapes)
+    python3 services.py web URL...       the dashboard: its page with a Content-Security-
+                                         Policy, 401 for data without a token, and the
+                                         user's jobs with the token of the link web-login
+                                         prints
 
 Each URL is a place the service may answer (its name on the cluster's network, its
 host's address on a host's network); the first that answers is used. Prints one line;
@@ -14,6 +18,7 @@ exits non-zero with the reason when the check fails.
 import json
 import os
 import pwd
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +26,9 @@ import urllib.error
 import urllib.request
 
 API = "/slurm/v0.0.42/jobs"
+# The dashboard's certificate may be the site's own or self-signed: this checks that the
+# dashboard answers, not who signed its certificate.
+UNCHECKED = ssl._create_unverified_context()
 
 
 def get(urls, path, headers=None, wait=30):
@@ -32,7 +40,9 @@ def get(urls, path, headers=None, wait=30):
         for base in urls:
             request = urllib.request.Request(base + path, headers=headers or {})
             try:
-                with urllib.request.urlopen(request, timeout=10) as answer:
+                with urllib.request.urlopen(request, timeout=10, context=UNCHECKED) as answer:
+                    if path == "/":
+                        return base, answer.status, answer.headers.get("Content-Security-Policy", "")
                     return base, answer.status, answer.read()
             except urllib.error.HTTPError as e:
                 return base, e.code, e.read()
@@ -78,5 +88,24 @@ def metrics(urls):
         time.sleep(1)
 
 
+def web(urls):
+    base, status, policy = get(urls, "/")
+    if status != 200 or "script-src 'self'" not in policy:
+        sys.exit(f"{base}/ answered {status} with Content-Security-Policy {policy!r}")
+    data = "/api" + API
+    base, status, _ = get([base], data)
+    if status != 401:
+        sys.exit(f"{base}{data} answered {status} without a token, not 401")
+    link = subprocess.run(["web-login", "10m"], capture_output=True, text=True)
+    if link.returncode != 0 or "#token=" not in link.stdout:
+        sys.exit(f"web-login: {link.stderr.strip() or link.stdout.strip()}")
+    token = link.stdout.strip().split("#token=", 1)[1]
+    base, status, body = get([base], data, {"X-SLURM-USER-TOKEN": token})
+    if status != 200:
+        sys.exit(f"{base}{data} with the token of web-login's link: {status} {body[:300]!r}")
+    jobs = len(json.loads(body)["jobs"])
+    print(f"page with its CSP; {jobs} jobs with web-login's token, 401 without ({base})")
+
+
 if __name__ == "__main__":
-    {"rest": rest, "metrics": metrics}[sys.argv[1]](sys.argv[2:])
+    {"rest": rest, "metrics": metrics, "web": web}[sys.argv[1]](sys.argv[2:])

@@ -2,7 +2,8 @@
 //! on the login node: `sinfo`, `scontrol show node`, `srun -N<all> hostname`, an
 //! MPI computation of pi submitted with `sbatch` and run with `mpiexec` across every
 //! compute node, and, where the cluster has them, its REST API with a token from
-//! `scontrol token` and Prometheus scraping every target. Prints a table on stdout;
+//! `scontrol token`, Prometheus scraping every target, and the dashboard with the
+//! token of the link `web-login` prints. Prints a table on stdout;
 //! exits non-zero if any check fails. Slurm's answers are read through [`crate::slurm`].
 
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 
 use super::{Context, default_user, running_node};
 use crate::cli::VerifyArgs;
-use crate::components::{metrics, rest};
+use crate::components::{metrics, rest, web};
 use crate::engine::{ContainerInfo, Engine, EngineError, ExecOutput, ExecSpec};
 use crate::plan::{LABEL_REST_URL, LOGIN_HOST, Role};
 use crate::progress::Progress;
@@ -61,6 +62,12 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> miette::Result<ExitCode> {
             format!("http://127.0.0.1:{port}"),
         ];
         checks.push(service(&login, "metrics (Prometheus)", "metrics", &urls, p).await?);
+    }
+    if let Some(dashboard) = containers.iter().find(|c| c.is(Role::Web)) {
+        let published = dashboard.labels.get(web::LABEL_WEB_URL).cloned().unwrap_or_default();
+        let scheme = if published.starts_with("https") { "https" } else { "http" };
+        let urls = [format!("{scheme}://{}:{}", web::WEB_HOST, web::WEB_CONTAINER_PORT), published];
+        checks.push(service(&login, "dashboard (nginx)", "web", &urls, p).await?);
     }
     print_table(&checks);
     Ok(verdict(&cluster, &checks, p))
