@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod baseline;
+pub mod browser;
 pub mod images;
 pub mod lab;
 pub mod lab_cluster;
