@@ -159,8 +159,11 @@ impl Part {
     pub fn image(self, spec: &ClusterSpec, arch: Arch) -> Option<(Recipe, ImageHosts)> {
         match self {
             // The node image: login and compute nodes (and the controller where its
-            // host has no controller image).
-            Part::Compute => Some((Recipe::new(spec.slurm, arch), ImageHosts::Every)),
+            // host has no controller image), with the site's packages.
+            Part::Compute => Some((
+                Recipe::new(spec.slurm, arch).with_software(&spec.software.packages),
+                ImageHosts::Every,
+            )),
             // The node image with slurmrestd and the JWT plugin: slurmctld, slurmrestd.
             Part::Controller => Some((Recipe::controller(spec.slurm, arch), ImageHosts::Controller)),
             Part::Metrics => {
