@@ -63,7 +63,7 @@ fn recipe(choice: &ImageChoice, spec: &ClusterSpec) -> Recipe {
     } else if choice.web {
         web::image_recipe(arch)
     } else {
-        Recipe::new(slurm, arch).with_software(&spec.software.packages)
+        Recipe::new(slurm, arch).with_software(&spec.software.image_packages())
     }
 }
 

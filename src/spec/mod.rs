@@ -32,7 +32,7 @@ pub use edit::{
     EditError, SpecFile, WriteError, with_host, with_user, without_host, without_user, write_atomic,
 };
 pub use services::{DEFAULT_REST_PORT, DEFAULT_RETENTION, DEFAULT_WEB_PORT, MetricsSpec, RestSpec, WebSpec};
-pub use software::SoftwareSpec;
+pub use software::{CONTAINER_RUNTIME, SoftwareSpec};
 pub use ssh_url::{DEFAULT_REMOTE_SOCKET, SshUrl};
 
 /// Slurm releases slurmbox can build images for, and the Debian suite carrying each.

@@ -1,7 +1,8 @@
 //! The spec's `[software]` table: Debian packages a site adds to every node image
-//! (`packages = ["python3-scipy", "r-base-core"]`). Only their names are checked here
-//! (Debian's syntax, no repeats); whether the archive has them is apt's to say when
-//! the image is built (`crate::image`).
+//! (`packages = ["python3-scipy", "r-base-core"]`), and containers in jobs
+//! (`containers = true`: Slurm's `srun --container` with crun). Only the packages'
+//! names are checked here (Debian's syntax, no repeats); whether the archive has them
+//! is apt's to say when the image is built (`crate::image`).
 
 use std::ops::Range;
 
@@ -15,12 +16,30 @@ use super::SpecError;
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct SoftwareSpec {
     pub packages: Vec<String>,
+    /// Researchers run job steps in their own images (`srun --container`).
+    pub containers: bool,
+}
+
+/// The OCI runtime Slurm starts job steps' containers with (`containers = true`).
+pub const CONTAINER_RUNTIME: &str = "crun";
+
+impl SoftwareSpec {
+    /// The packages the node image gets on top of its own: the site's, and the
+    /// container runtime where jobs use containers.
+    pub fn image_packages(&self) -> Vec<String> {
+        let mut packages = self.packages.clone();
+        if self.containers && !packages.iter().any(|p| p == CONTAINER_RUNTIME) {
+            packages.push(CONTAINER_RUNTIME.into());
+        }
+        packages
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSoftware {
     packages: Option<Vec<Spanned<String>>>,
+    containers: Option<bool>,
 }
 
 /// Debian policy (5.6.1): at least two characters, lowercase letters, digits, `+`,
@@ -57,7 +76,7 @@ pub(super) fn check_software(
         }
         packages.push(n.clone());
     }
-    Ok(SoftwareSpec { packages })
+    Ok(SoftwareSpec { packages, containers: raw.containers.unwrap_or(false) })
 }
 
 #[cfg(test)]
@@ -78,6 +97,16 @@ mod tests {
         assert_eq!(spec.software.packages, ["python3-scipy", "r-base-core", "g++", "libc6.1"]);
         assert!(ClusterSpec::parse("c.toml", "").unwrap().software.packages.is_empty());
         assert!(ClusterSpec::parse("c.toml", "[software]\n").unwrap().software.packages.is_empty());
+    }
+
+    #[test]
+    fn containers_bring_their_runtime_into_the_image() {
+        let plain = ClusterSpec::parse("c.toml", "[software]\npackages = [\"htop\"]\n").unwrap().software;
+        assert!(!plain.containers);
+        assert_eq!(plain.image_packages(), ["htop"]);
+        let text = "[software]\npackages = [\"htop\"]\ncontainers = true\n";
+        let on = ClusterSpec::parse("c.toml", text).unwrap().software;
+        assert_eq!(on.image_packages(), ["htop", "crun"]);
     }
 
     #[test]
