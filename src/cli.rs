@@ -380,9 +380,10 @@ pub struct ImagePushArgs {
 /// Which image `image build` and `image push` act on.
 #[derive(Debug, Args)]
 pub struct ImageChoice {
-    /// Slurm release: 24.11 (Debian trixie) or 26.05 (Debian forky).
-    #[arg(long, default_value = "24.11", value_parser = parse_slurm)]
-    pub slurm: crate::spec::SlurmVersion,
+    /// Slurm release: 24.11 (Debian trixie) or 26.05 (Debian forky); default: the
+    /// spec's (-f), else 24.11.
+    #[arg(long, value_parser = parse_slurm)]
+    pub slurm: Option<crate::spec::SlurmVersion>,
     /// CPU architecture: amd64 or arm64 (default: this machine's). Another one than
     /// this machine's is built under qemu-user emulation.
     #[arg(long, value_parser = parse_arch)]
@@ -418,6 +419,9 @@ pub struct ImageBuildArgs {
     pub force: bool,
     #[command(flatten)]
     pub build: BuildArgs,
+    /// The spec (-f) whose node image it is: its Slurm release and `[software]`.
+    #[command(flatten)]
+    pub cluster: ClusterName,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,8 @@
 //! The exit code a failed command ends with, decided here and nowhere else: 2 for a
 //! usage mistake (a bad or missing spec file, a spec edit that cannot be made, a host
-//! command asked for what the spec cannot do), which asking again unchanged cannot
-//! fix; 1 for everything else (an engine that does not answer, a node that does not
-//! come up, jobs still running).
+//! command asked for what the spec cannot do, a `[software]` package Debian does not
+//! have), which asking again unchanged cannot fix; 1 for everything else (an engine
+//! that does not answer, a node that does not come up, jobs still running).
 
 use std::error::Error;
 
@@ -10,6 +10,7 @@ use crate::commands::host::HostError;
 use crate::commands::user::UserError;
 use crate::components::PartError;
 use crate::deploy::DeployError;
+use crate::image::ImageError;
 use crate::spec::{EditError, SpecError};
 
 /// The exit code of a command that failed for a reason other than a usage mistake.
@@ -32,6 +33,7 @@ fn is_usage(e: &(dyn Error + 'static)) -> bool {
         || e.downcast_ref::<UserError>().is_some_and(UserError::is_usage)
         || e.downcast_ref::<PartError>().is_some_and(PartError::is_usage)
         || e.downcast_ref::<DeployError>().is_some_and(DeployError::is_usage)
+        || e.downcast_ref::<ImageError>().is_some_and(ImageError::is_usage)
 }
 
 #[cfg(test)]
@@ -66,6 +68,14 @@ mod tests {
         };
         assert_eq!(code_of(DeployError::Part(port)), USAGE);
         assert_eq!(code_of(PartError::RestOff("lab".into())), USAGE);
+        let package = || ImageError::UnknownPackage {
+            what: "Slurm 24.11 node image".into(),
+            suite: "trixie".into(),
+            package: "python3-nosuch".into(),
+            apt: "E: Unable to locate package python3-nosuch".into(),
+        };
+        assert_eq!(code_of(package()), USAGE);
+        assert_eq!(code_of(DeployError::Image(package())), USAGE);
     }
 
     #[test]

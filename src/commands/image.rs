@@ -7,7 +7,7 @@ use crate::cli::{ImageBuildArgs, ImageChoice, ImageCommand, ImagePushArgs};
 use crate::components::{accounting, glusterfs, metrics, web};
 use crate::engine::Engine;
 use crate::image::{Recipe, Sources};
-use crate::spec::Arch;
+use crate::spec::{Arch, ClusterSpec};
 
 pub async fn run(ctx: &Context, cmd: ImageCommand) -> miette::Result<ExitCode> {
     match cmd {
@@ -30,12 +30,10 @@ pub enum PushError {
 
 /// The image `image build` would name, tagged for the registry and pushed there.
 async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
-    let registry = match args.registry {
-        Some(r) => r,
-        None => super::load_spec(ctx, &args.cluster)?.registry.ok_or(PushError::NoRegistry)?,
-    };
+    let spec = super::load_spec(ctx, &args.cluster)?;
+    let registry = args.registry.or(spec.registry.clone()).ok_or(PushError::NoRegistry)?;
     let engine = ctx.engine(None).await?;
-    let recipe = recipe(&args.image);
+    let recipe = recipe(&args.image, &spec);
     let tag = recipe.tag();
     if !engine.image_exists(&tag).await? {
         return Err(PushError::NotBuilt(tag).into());
@@ -49,30 +47,34 @@ async fn push(ctx: &Context, args: ImagePushArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn recipe(choice: &ImageChoice) -> Recipe {
+/// The image `choice` names; a node image is `spec`'s (its `[software]` is in it), of
+/// its Slurm release unless `--slurm` says otherwise.
+fn recipe(choice: &ImageChoice, spec: &ClusterSpec) -> Recipe {
     let arch = choice.arch.unwrap_or_else(Arch::native);
+    let slurm = choice.slurm.unwrap_or(spec.slurm);
     if choice.storage {
         glusterfs::image_recipe(arch)
     } else if choice.accounting {
-        accounting::image_recipe(choice.slurm, arch)
+        accounting::image_recipe(slurm, arch)
     } else if choice.controller {
-        Recipe::controller(choice.slurm, arch)
+        Recipe::controller(slurm, arch)
     } else if choice.metrics {
         metrics::image_recipe(arch)
     } else if choice.web {
         web::image_recipe(arch)
     } else {
-        Recipe::new(choice.slurm, arch)
+        Recipe::new(slurm, arch).with_software(&spec.software.image_packages())
     }
 }
 
 async fn build(ctx: &Context, args: ImageBuildArgs) -> miette::Result<ExitCode> {
+    let spec = super::load_spec(ctx, &args.cluster)?;
     let engine = ctx.engine(None).await?;
-    let recipe = recipe(&args.image);
+    let recipe = recipe(&args.image, &spec);
     let tag = crate::image::ensure(
         &engine,
         &recipe,
-        &args.build.sources(None),
+        &args.build.sources(spec.registry.as_deref()),
         &ctx.settings.cache_dir,
         args.force,
         &ctx.progress,

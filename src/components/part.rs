@@ -11,7 +11,7 @@ use crate::image::Recipe;
 use crate::spec::{Arch, ClusterSpec, HomeSpec};
 
 /// Every part of a cluster, in the order the plan is folded (and its containers listed).
-pub const PARTS: [Part; 15] = [
+pub const PARTS: [Part; 16] = [
     Part::Network,
     Part::Munge,
     Part::Controller,
@@ -20,6 +20,8 @@ pub const PARTS: [Part; 15] = [
     Part::Compute,
     Part::Gpus,
     Part::Limits,
+    // After the compute and controller parts: it adds to their containers.
+    Part::Containers,
     Part::GlusterFs,
     Part::Ldap,
     // After every Slurm node's part (it mounts its volume on each) and the GlusterFS
@@ -47,6 +49,7 @@ pub enum Part {
     Users,
     Gpus,
     Limits,
+    Containers,
     GlusterFs,
     Ldap,
     Accounting,
@@ -73,6 +76,7 @@ impl Part {
             | Part::Compute
             | Part::Users
             | Part::GlusterFs
+            | Part::Containers
             | Part::Web => {}
         }
     }
@@ -93,6 +97,7 @@ impl Part {
             Part::Metrics => metrics::add(layout, plan),
             Part::Web => web::add(layout, plan),
             Part::Limits => limits::add(layout, config, plan),
+            Part::Containers => containers::add(layout, plan),
             // Compute nodes carry their GPUs ([`gpus::of_node`]); gres.conf is the controller's.
             Part::Gpus => {}
             Part::GlusterFs => glusterfs::add(layout, plan),
@@ -159,8 +164,11 @@ impl Part {
     pub fn image(self, spec: &ClusterSpec, arch: Arch) -> Option<(Recipe, ImageHosts)> {
         match self {
             // The node image: login and compute nodes (and the controller where its
-            // host has no controller image).
-            Part::Compute => Some((Recipe::new(spec.slurm, arch), ImageHosts::Every)),
+            // host has no controller image), with the site's packages.
+            Part::Compute => Some((
+                Recipe::new(spec.slurm, arch).with_software(&spec.software.image_packages()),
+                ImageHosts::Every,
+            )),
             // The node image with slurmrestd and the JWT plugin: slurmctld, slurmrestd.
             Part::Controller => Some((Recipe::controller(spec.slurm, arch), ImageHosts::Controller)),
             Part::Metrics => {

@@ -39,6 +39,28 @@ fn existing(plan: &Plan) -> Vec<Existing> {
         .collect()
 }
 
+/// Containers in jobs change nothing in a cluster without them; with them, the
+/// controller serves oci.conf, compute nodes may chroot (crun's way into an image) and
+/// researchers have `slurmbox-bundle` where they work and where steps run.
+#[test]
+fn only_a_cluster_with_containers_gets_oci_conf_and_sys_chroot() {
+    let chroot = |c: &ContainerPlan| c.cap_add.iter().any(|cap| cap == "SYS_CHROOT");
+    let has = |c: &ContainerPlan, path: &str| c.files.iter().any(|f| f.path == path);
+    let plain = build(&ClusterSpec::default_cluster(), &[facts()]);
+    for c in &plain.containers {
+        assert!(!has(c, containers::OCI_CONF_PATH) && !has(c, containers::BUNDLE_PATH), "{}", c.name);
+        // (The login node has SYS_CHROOT anyway, for sshd.)
+        assert!(c.role != Role::Compute || !chroot(c), "{}", c.name);
+    }
+    let spec = ClusterSpec::parse("c.toml", "[software]\ncontainers = true\n").unwrap();
+    for (c, before) in build(&spec, &[facts()]).containers.iter().zip(&plain.containers) {
+        assert_eq!(chroot(c), chroot(before) || c.role == Role::Compute, "{}", c.name);
+        assert_eq!(has(c, containers::OCI_CONF_PATH), c.role == Role::Controller, "{}", c.name);
+        let bundle = has(c, containers::BUNDLE_PATH);
+        assert_eq!(bundle, matches!(c.role, Role::Compute | Role::Login), "{}", c.name);
+    }
+}
+
 #[test]
 fn default_plan() {
     let plan = build(&ClusterSpec::default_cluster(), &[facts()]);

@@ -285,7 +285,7 @@ pub async fn assumed_facts(
         cpus: info.cpus,
         memory_mib: info.memory_mib,
         arch,
-        image: Recipe::new(spec.slurm, arch).tag(),
+        image: Recipe::new(spec.slurm, arch).with_software(&spec.software.image_packages()).tag(),
         storage_image: Some(glusterfs::image_recipe(arch).tag()),
         accounting_image: Some(accounting::image_recipe(spec.slurm, arch).tag()),
         controller_image: Some(Recipe::controller(spec.slurm, arch).tag()),

@@ -44,7 +44,11 @@ pub enum DeployError {
 impl DeployError {
     /// Whether the spec must change first (the exit module makes that exit 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, DeployError::Part(e) if e.is_usage())
+        match self {
+            DeployError::Part(e) => e.is_usage(),
+            DeployError::Image(e) => e.is_usage(),
+            DeployError::Engine(_) => false,
+        }
     }
 }
 

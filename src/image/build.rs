@@ -46,6 +46,26 @@ impl Recipe {
     }
 }
 
+/// The error for a failed build whose last lines are `tail`: a site package apt could
+/// not find is named as such (the spec must change), else `other`.
+fn failure(recipe: &Recipe, tail: &str, other: ImageError) -> ImageError {
+    // apt: "E: Unable to locate package python3-nosuch", the same in both builders.
+    const APT: &str = "E: Unable to locate package ";
+    let missing = tail.lines().find_map(|line| {
+        let (_, package) = line.split_once(APT)?;
+        Some(package.trim()).filter(|p| recipe.is_site_package(p))
+    });
+    match missing {
+        Some(package) => ImageError::UnknownPackage {
+            what: recipe.what(),
+            suite: recipe.suite.to_string(),
+            package: package.to_string(),
+            apt: format!("{APT}{package}"),
+        },
+        None => other,
+    }
+}
+
 /// Builds `recipe`'s image with the engine itself: pulls Debian's base image, then runs
 /// [`Recipe::dockerfile`]. For machines without mmdebstrap (macOS, Windows, most
 /// Linux desktops) whose engine reaches a registry.
@@ -74,10 +94,13 @@ pub(super) async fn with_engine(
             tail.remove(0);
         }
     };
-    engine.build_image(&dockerfile, &recipe.tag(), &line).await.map_err(|e| ImageError::EngineBuildFailed {
-        what,
-        reason: e.to_string(),
-        tail: tail.lock().expect("the build's lines").join("\n"),
+    engine.build_image(&dockerfile, &recipe.tag(), &line).await.map_err(|e| {
+        let tail = tail.lock().expect("the build's lines").join("\n");
+        failure(
+            recipe,
+            &tail,
+            ImageError::EngineBuildFailed { what, reason: e.to_string(), tail: tail.clone() },
+        )
     })
 }
 
@@ -132,13 +155,46 @@ pub(super) async fn with_mmdebstrap(
         {
             let _ = engine.remove_image(id).await;
         }
-        return Err(ImageError::BuildFailed {
-            what,
-            status: status.code().map_or("signal".into(), |c| c.to_string()),
-            tail,
-            mirror: mirror.to_string(),
-        });
+        let status = status.code().map_or("signal".into(), |c| c.to_string());
+        let other = ImageError::BuildFailed { what, status, tail: tail.clone(), mirror: mirror.to_string() };
+        return Err(failure(recipe, &tail, other));
     }
     engine.tag_image(&imported?, &recipe.tag()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SlurmVersion;
+
+    fn other() -> ImageError {
+        ImageError::BuildFailed {
+            what: "x".into(),
+            status: "25".into(),
+            tail: "t".into(),
+            mirror: "m".into(),
+        }
+    }
+
+    /// mmdebstrap's and `docker build`'s last lines name the package apt lacks; only one
+    /// the spec added is the spec's mistake.
+    #[test]
+    fn a_site_package_apt_cannot_find_is_named() {
+        let recipe = Recipe::new(SlurmVersion::V24_11, Arch::Amd64).with_software(&["python3-nosuch".into()]);
+        let tail = "Building dependency tree...\nE: Unable to locate package python3-nosuch\nE: setup failed";
+        let err = failure(&recipe, tail, other());
+        assert!(err.is_usage(), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "cannot build the Slurm 24.11 node image: Debian trixie has no package \"python3-nosuch\" of the \
+             spec's [software]; apt says: E: Unable to locate package python3-nosuch"
+        );
+        let docker = "#5 41.2 E: Unable to locate package python3-nosuch";
+        assert!(failure(&recipe, docker, other()).is_usage());
+        // One of slurmbox's own missing is the mirror's fault, not the spec's.
+        let own = failure(&recipe, "E: Unable to locate package slurmd", other());
+        assert!(matches!(own, ImageError::BuildFailed { .. }), "{own:?}");
+        assert!(!failure(&recipe, "E: Release file expired", other()).is_usage());
+    }
 }

@@ -82,6 +82,14 @@ pub enum ImageError {
         "check that the Debian mirror ({mirror}) is reachable, or pass another with --mirror"
     ))]
     BuildFailed { what: String, status: String, tail: String, mirror: String },
+    #[error(
+        "cannot build the {what}: Debian {suite} has no package {package:?} of the spec's [software]; apt says: {apt}"
+    )]
+    #[diagnostic(help(
+        "correct or remove {package:?} in the spec's [software] packages (https://packages.debian.org/{suite}/ \
+         lists the suite's packages); no container was changed"
+    ))]
+    UnknownPackage { what: String, suite: String, package: String, apt: String },
     #[error("cannot run mmdebstrap: {0}")]
     Spawn(std::io::Error),
     #[error(
@@ -97,6 +105,14 @@ pub enum ImageError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] EngineError),
+}
+
+impl ImageError {
+    /// Whether the spec must change first (the exit module makes that exit 2): a
+    /// package of its `[software]` the archive does not have.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ImageError::UnknownPackage { .. })
+    }
 }
 
 /// Which image: a node image for a Slurm release, the storage image, or the
@@ -421,6 +437,34 @@ mod tests {
             Recipe::new(SlurmVersion::V26_05, Arch::Arm64).tag(),
             "slurmbox/node-arm64:26.05-ae76a8cbd0bc"
         );
+    }
+
+    /// A spec without `[software]` names the same images as before the table existed;
+    /// with it, the node image is another one, whatever the packages' order, and the
+    /// controller's stays (no job runs there).
+    #[test]
+    fn site_packages_make_another_node_image_and_only_that() {
+        let plain = Recipe::new(SlurmVersion::V24_11, Arch::Amd64);
+        assert_eq!(plain.with_software(&[]), plain);
+        let site = |list: &[&str]| {
+            let list: Vec<String> = list.iter().map(|p| p.to_string()).collect();
+            plain.with_software(&list)
+        };
+        let scipy = site(&["python3-scipy", "r-base-core"]);
+        assert_ne!(scipy.tag(), plain.tag());
+        assert!(scipy.tag().starts_with("slurmbox/node:24.11-"), "{}", scipy.tag());
+        assert_eq!(site(&["r-base-core", "python3-scipy"]).tag(), scipy.tag());
+        assert_ne!(site(&["python3-scipy"]).tag(), scipy.tag());
+        assert_eq!(&scipy.packages[scipy.packages.len() - 2..], ["python3-scipy", "r-base-core"]);
+        assert!(
+            scipy
+                .dockerfile("debian", DEFAULT_MIRROR)
+                .contains(" ca-certificates python3-scipy r-base-core ")
+        );
+        let include = scipy.mmdebstrap_args(DEFAULT_MIRROR).into_iter().find(|a| a.starts_with("--include="));
+        assert!(include.is_some_and(|i| i.ends_with(",tini,ca-certificates,python3-scipy,r-base-core")));
+        assert!(scipy.is_site_package("r-base-core") && !scipy.is_site_package("slurmd"));
+        assert!(!plain.is_site_package("r-base-core"));
     }
 
     #[test]

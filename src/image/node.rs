@@ -2,7 +2,10 @@
 //!
 //! It holds Debian's own packages (Slurm, munge, sackd, OpenMPI with PMIx, mpi4py,
 //! numpy) and nothing cluster-specific: no key, no slurm.conf, no users. Those reach the
-//! containers when they are created.
+//! containers when they are created. A site adds its own packages with
+//! [`Recipe::with_software`] (the spec's `[software]`).
+
+use std::sync::Mutex;
 
 use super::{Kind, Recipe};
 use crate::spec::{Arch, SlurmVersion};
@@ -124,4 +127,49 @@ impl Recipe {
             ..Recipe::new(slurm, arch)
         }
     }
+}
+
+impl Recipe {
+    /// This node image with the site's packages (the spec's `[software]`) after its
+    /// own. They are sorted, so that their order in the spec names the same image; with
+    /// none, the recipe (and so its tag) is exactly the node image's.
+    ///
+    /// The controller's image does not take them: no job runs on the controller, and
+    /// so a changed list rebuilds one image and makes the nodes again, never
+    /// slurmctld's container.
+    pub fn with_software(self, site: &[String]) -> Recipe {
+        if site.is_empty() {
+            return self;
+        }
+        let mut site: Vec<&str> = site.iter().map(String::as_str).collect();
+        site.sort_unstable();
+        site.dedup();
+        Recipe { packages: joined(self.packages, &site), ..self }
+    }
+
+    /// Whether apt's missing `package` is one the site added rather than one of
+    /// slurmbox's own (those the archive has, unless the mirror is broken).
+    pub(super) fn is_site_package(&self, package: &str) -> bool {
+        matches!(self.kind, Kind::Node(_)) && self.packages.contains(&package) && !PACKAGES.contains(&package)
+    }
+}
+
+/// `base` then `site` as one list that lasts as long as the program. A [`Recipe`] is
+/// plain `Copy` data of static lists (every part's own are constants); a spec's
+/// packages are only known at run time, so each distinct list is made once and kept.
+fn joined(base: &'static [&'static str], site: &[&str]) -> &'static [&'static str] {
+    static LISTS: Mutex<Vec<&'static [&'static str]>> = Mutex::new(Vec::new());
+    let want: Vec<&str> = base.iter().copied().chain(site.iter().copied()).collect();
+    let mut lists = LISTS.lock().expect("the package lists");
+    if let Some(list) = lists.iter().find(|l| l[..] == want[..]) {
+        return list;
+    }
+    let list: Vec<&'static str> = base
+        .iter()
+        .copied()
+        .chain(site.iter().map(|p| &*Box::leak(p.to_string().into_boxed_str())))
+        .collect();
+    let list: &'static [&'static str] = Box::leak(list.into_boxed_slice());
+    lists.push(list);
+    list
 }

@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::network::{RawNetwork, check_network};
 use super::{
     Arch, ClusterSpec, ComputeSpec, EngineGpus, HomeSpec, HostSpec, NetworkSpec, SlurmVersion, SshUrl,
-    accounting, accounts, services,
+    accounting, accounts, services, software,
 };
 
 impl ClusterSpec {
@@ -104,6 +104,7 @@ struct RawSpec {
     rest: Option<services::RawRest>,
     metrics: Option<services::RawMetrics>,
     web: Option<services::RawWeb>,
+    software: Option<software::RawSoftware>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +209,9 @@ impl RawSpec {
             (&spec.rest, &spec.metrics),
             err,
         )?;
+        if let Some(software) = &self.software {
+            spec.software = software::check_software(software, err)?;
+        }
         Ok(spec)
     }
 }

@@ -6,9 +6,9 @@
 //! to re-check a value.
 //!
 //! This file holds the checked model; [`check`] turns TOML into it (with
-//! [`network`], [`accounts`] and [`accounting`] for their tables), [`edit`] changes a
-//! spec file's text for `slurmbox host` and `slurmbox user`, and [`ssh_url`] reads the
-//! `ssh://` engine addresses a spec names. Of the rest of slurmbox it uses only
+//! [`network`], [`accounts`], [`accounting`], [`services`] and [`software`] for their
+//! tables), [`edit`] changes a spec file's text for `slurmbox host` and `slurmbox
+//! user`, and [`ssh_url`] reads the `ssh://` engine addresses a spec names. Of the rest of slurmbox it uses only
 //! [`crate::render`]'s list of the slurm.conf keys slurmbox sets itself.
 
 use std::net::Ipv4Addr;
@@ -22,6 +22,7 @@ mod check;
 mod edit;
 mod network;
 mod services;
+mod software;
 mod ssh_url;
 
 pub use accounting::{AccountSpec, DEFAULT_ACCOUNT};
@@ -31,6 +32,7 @@ pub use edit::{
     EditError, SpecFile, WriteError, with_host, with_user, without_host, without_user, write_atomic,
 };
 pub use services::{DEFAULT_REST_PORT, DEFAULT_RETENTION, DEFAULT_WEB_PORT, MetricsSpec, RestSpec, WebSpec};
+pub use software::{CONTAINER_RUNTIME, SoftwareSpec};
 pub use ssh_url::{DEFAULT_REMOTE_SOCKET, SshUrl};
 
 /// Slurm releases slurmbox can build images for, and the Debian suite carrying each.
@@ -141,6 +143,8 @@ pub struct ClusterSpec {
     pub metrics: MetricsSpec,
     /// The dashboard (nginx serving slurmbox's pages).
     pub web: WebSpec,
+    /// The site's Debian packages in every node image (`[software]`).
+    pub software: SoftwareSpec,
 }
 
 /// How the cluster's containers reach each other.
@@ -289,6 +293,7 @@ impl ClusterSpec {
             rest: RestSpec::default_for(&NetworkSpec::Default { subnet: None }),
             metrics: MetricsSpec::default_for(&NetworkSpec::Default { subnet: None }),
             web: WebSpec::default_for(&NetworkSpec::Default { subnet: None }),
+            software: SoftwareSpec::default(),
         }
     }
 
