@@ -2,7 +2,7 @@
 //! (`packages = ["python3-scipy", "r-base-core"]`), and containers in jobs
 //! (`containers = true`: Slurm's `srun --container` with crun). Only the packages'
 //! names are checked here (Debian's syntax, no repeats); whether the archive has them
-//! is apt's to say when the image is built (`crate::image`).
+//! is apt's to say when the image is built (the image module).
 
 use std::ops::Range;
 
