@@ -57,12 +57,12 @@ export function efficiency(job) {
 /** The two efficiency figures as meters (for the table and the details). */
 export function efficiencyCells(e) {
   const cpu = e.cpuAsked
-    ? meter(e.cpuUsed, e.cpuAsked, `${Math.round((100 * e.cpuUsed) / e.cpuAsked)}% · ${duration(e.cpuUsed)} of ${e.cpus}×${duration(e.elapsed)}`)
+    ? meter(e.cpuUsed, e.cpuAsked, `${Math.round((100 * e.cpuUsed) / e.cpuAsked)}% · ${duration(e.cpuUsed)} of ${e.cpus}×${duration(e.elapsed)}`, { plain: true })
     : h('span', { class: 'text-muted' }, 'ran no time');
   const mem =
     e.memUsed === null
       ? h('span', { class: 'text-muted', title: 'Slurm recorded no memory figure for its steps' }, `not measured (asked ${mb(e.memAsked)})`)
-      : meter(e.memUsed, e.memAsked, `${Math.round((100 * e.memUsed) / (e.memAsked || 1))}% · ${mb(e.memUsed)} of ${mb(e.memAsked)}`);
+      : meter(e.memUsed, e.memAsked, `${Math.round((100 * e.memUsed) / (e.memAsked || 1))}% · ${mb(e.memUsed)} of ${mb(e.memAsked)}`, { plain: true });
   return [cpu, mem];
 }
 
@@ -162,8 +162,11 @@ export const jobsPage = {
     const now = Date.now() / 1000;
     // As squeue shows them: jobs that ended (slurmctld keeps them a few minutes) are
     // in the finished list instead.
+    // Accounting may already know a job ended that the queue (asked a few seconds
+    // earlier, or cached) still shows running: it is shown once, as finished.
+    const ended = new Set(done.map((j) => j.job_id));
     const shown = queued
-      .filter((j) => !FINISHED.has(jobState(j)[0]))
+      .filter((j) => !FINISHED.has(jobState(j)[0]) && !ended.has(j.job_id))
       .filter((j) => passes(j, { user: j.user_name, account: j.account, partition: j.partition, states: jobState(j) }))
       .sort((a, b) => a.job_id - b.job_id);
     const running = queued.filter((j) => jobState(j)[0] === 'RUNNING').length;

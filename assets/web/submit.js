@@ -69,6 +69,10 @@ export const submitPage = {
 
   async submit(event) {
     event.preventDefault();
+    // What the form holds now (a field set without an input event too).
+    for (const [key, id] of [['name', 'job-name'], ['partition', 'job-partition'], ['time', 'job-time'], ['cpus', 'job-cpus'], ['memory', 'job-memory'], ['script', 'job-script']]) {
+      kept[key] = document.getElementById(id).value;
+    }
     const me = userName();
     const job = {
       script: kept.script,
