@@ -156,14 +156,16 @@ export const overviewPage = {
         for (const [n, series] of results[i][k].entries()) {
           const name = c.spec.byLabel ? (series.metric?.[c.spec.byLabel] ?? '?') : label;
           const col = colour ?? PALETTE[n % PALETTE.length];
+          const data = series.values.map(([t, v]) => ({ x: t * 1000, y: Number(v) }));
           datasets.push({
             label: name,
-            data: series.values.map(([t, v]) => ({ x: t * 1000, y: Number(v) })),
+            data,
             borderColor: col,
             backgroundColor: `${col}33`,
             fill: label === 'Allocated' || label === 'Running',
             borderWidth: 2,
-            pointRadius: 0,
+            // A young cluster's few points would draw no line: dots show them.
+            pointRadius: data.length < 30 ? 2.5 : 0,
             tension: 0,
           });
         }
