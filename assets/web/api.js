@@ -129,16 +129,16 @@ export function slurmErrors(answer) {
   return out;
 }
 
-/** A Prometheus instant query: its result vector. */
-export async function promQuery(query) {
-  const answer = await get(`${PROMETHEUS}/query`, { query });
-  return answer?.data?.result ?? [];
+/** Prometheus's data from its answer; where the cluster has none ([metrics] enabled =
+ * false) nginx serves the page instead, which is no answer of Prometheus's. */
+function promData(answer) {
+  if (answer?.status !== 'success') throw new ApiError('this cluster keeps no history (no Prometheus: [metrics] enabled = false)', answer);
+  return answer.data?.result ?? [];
 }
 
 /** A Prometheus range query over the last `seconds`, about 120 points. */
 export async function promRange(query, seconds) {
   const end = Math.floor(Date.now() / 1000);
   const step = Math.max(15, Math.round(seconds / 120));
-  const answer = await get(`${PROMETHEUS}/query_range`, { query, start: end - seconds, end, step });
-  return answer?.data?.result ?? [];
+  return promData(await get(`${PROMETHEUS}/query_range`, { query, start: end - seconds, end, step }));
 }

@@ -30,6 +30,7 @@ export const jobPage = {
 
   mount(root, { params }) {
     this.id = params[0];
+    this.confirming = null;
     this.message = h('div', { id: 'action-message' });
     this.body = h('div', null, h('p', { class: 'text-muted' }, 'Loading…'));
     fill(root, h('nav', { 'aria-label': 'breadcrumb' }, h('ol', { class: 'breadcrumb' }, h('li', { class: 'breadcrumb-item' }, h('a', { href: '#/jobs' }, 'Jobs')), h('li', { class: 'breadcrumb-item active' }, `Job ${this.id}`))), this.message, this.body);
@@ -136,18 +137,23 @@ export const jobPage = {
     fill(this.body, parts);
   },
 
-  /** A button that asks once more, in place, before it acts. */
+  /** A button that asks once more, in place, before it acts; the question stays
+   * through the page's refreshes until answered. */
   confirmButton(id, label, style, action) {
     const wrap = h('span', { class: 'd-inline-flex gap-2' });
-    const ask = () =>
+    const ask = () => {
+      this.confirming = id;
       fill(
         wrap,
         h('span', { class: 'align-self-center small' }, 'Cancel this job?'),
-        h('button', { class: 'btn btn-danger btn-sm', id: `${id}-confirm`, type: 'button', onclick: action }, 'Yes, cancel it'),
-        h('button', { class: 'btn btn-outline-secondary btn-sm', type: 'button', onclick: () => fill(wrap, first) }, 'No'),
+        h('button', { class: 'btn btn-danger btn-sm', id: `${id}-confirm`, type: 'button', onclick: () => ((this.confirming = null), action()) }, 'Yes, cancel it'),
+        h('button', { class: 'btn btn-outline-secondary btn-sm', type: 'button', onclick: () => ((this.confirming = null), fill(wrap, first)) }, 'No'),
       );
+    };
     const first = h('button', { class: `btn ${style} btn-sm`, id, type: 'button', onclick: ask }, label);
-    return fill(wrap, first);
+    fill(wrap, first);
+    if (this.confirming === id) ask();
+    return wrap;
   },
 
   /** Runs an action; shows Slurm's refusal (its errors) or `done`, then asks again at once. */

@@ -92,7 +92,7 @@ export const overviewPage = {
     for (const b of this.rangeButtons) b.className = `btn btn-sm ${b.dataset.range === key ? 'btn-primary' : 'btn-outline-primary'}`;
     this.refreshCharts().catch((e) => {
       if (e instanceof SessionEnded) throw e;
-      fill(this.chartNote, `Prometheus did not answer: ${e.message}`);
+      fill(this.chartNote, `No history: ${e.message}`);
     });
   },
 
@@ -103,7 +103,7 @@ export const overviewPage = {
       await this.refreshCharts();
     } catch (e) {
       if (e instanceof SessionEnded) throw e;
-      fill(this.chartNote, `Prometheus did not answer: ${e.message}`);
+      fill(this.chartNote, `No history: ${e.message}`);
     }
   },
 
@@ -178,9 +178,12 @@ export const overviewPage = {
   /** Makes the chart once, then only changes its data (no flicker on refresh). */
   draw(c, datasets, seconds) {
     const now = Date.now();
+    // A cluster younger than the range gets its whole life across the chart (at least
+    // five minutes), not a sliver at its right edge.
+    const first = Math.min(...datasets.flatMap((d) => (d.data.length ? [d.data[0].x] : [])), now);
     const xScale = {
       type: 'linear',
-      min: now - seconds * 1000,
+      min: Math.max(now - seconds * 1000, Math.min(first, now - 300_000)),
       max: now,
       ticks: { maxTicksLimit: 7, callback: (v) => timeLabel(v, seconds) },
       grid: { display: false },
