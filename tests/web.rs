@@ -285,8 +285,27 @@ fn the_dashboard_shows_slurm_to_its_user_and_acts_as_them() {
     let reason = browser.text(&format!("tr[data-job='{waiting}'] .reason"));
     assert!(reason.contains("BeginTime") && reason.contains("start later"), "{reason}");
     shoot(&browser, "jobs");
+    // "My jobs only" leaves Bob's out.
+    browser.click("#mine");
+    browser.wait_for(&format!("tr.job-row[data-job='{waiting}']"), PAGE_WAIT);
+    let bobs_shown = format!("return document.querySelectorAll(\"tr[data-job='{bobs}']\").length");
+    assert_eq!(browser.eval(&bobs_shown), Value::from(0), "Bob's job among hers");
+    browser.click("#mine");
+
+    // Hold and release her waiting job.
+    browser.goto(&format!("{base}/#/jobs/{waiting}"));
+    browser.wait_for("#hold", PAGE_WAIT);
+    browser.click("#hold");
+    browser.wait_for("#release", PAGE_WAIT);
+    let reason = format!("squeue -h -j {waiting} -o %r");
+    assert_eq!(as_user(&cluster, "alice", &reason).trim(), "JobHeldUser");
+    browser.click("#release");
+    browser.wait_for("#hold", PAGE_WAIT);
+    assert_ne!(as_user(&cluster, "alice", &reason).trim(), "JobHeldUser");
 
     // Her job's details, and its cancel: gone from the queue.
+    browser.goto(&format!("{base}/#/jobs"));
+    browser.wait_for(&format!("tr[data-job='{alices}'] a.job-link"), PAGE_WAIT);
     browser.click(&format!("tr[data-job='{alices}'] a.job-link"));
     browser.wait_for("#cancel", PAGE_WAIT);
     shoot(&browser, "job-details");
@@ -379,4 +398,16 @@ fn the_dashboard_shows_slurm_to_its_user_and_acts_as_them() {
     browser.goto(&format!("{base}/#/jobs"));
     let help = browser.wait_for("#login-help", PAGE_WAIT);
     assert!(help.contains("web-login"), "{help}");
+
+    // A token Slurm refuses (altered) ends the session at its first request (401), and
+    // one past its expiry before any.
+    browser.goto(&format!("{base}/login#token={}", altered(&token, "bob")));
+    let ended = browser.wait_for("#login-help .alert", PAGE_WAIT);
+    assert!(ended.contains("session ended"), "{ended}");
+    assert_eq!(browser.eval("return sessionStorage.getItem('slurmbox.token')"), Value::Null);
+    let expired = cluster.run(&["web-login"], &["alice", "--lifespan", "1s"]).ok().stdout;
+    std::thread::sleep(Duration::from_secs(2));
+    browser.goto(expired.trim());
+    let ended = browser.wait_for("#login-help .alert", PAGE_WAIT);
+    assert!(ended.contains("session ended"), "{ended}");
 }
