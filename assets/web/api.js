@@ -136,9 +136,10 @@ function promData(answer) {
   return answer.data?.result ?? [];
 }
 
-/** A Prometheus range query over the last `seconds`, about 120 points. */
+/** A Prometheus range query over the last `seconds`: up to 240 points, none closer
+ * than Prometheus's scrapes (15 s). */
 export async function promRange(query, seconds) {
   const end = Math.floor(Date.now() / 1000);
-  const step = Math.max(15, Math.round(seconds / 120));
+  const step = Math.max(15, Math.round(seconds / 240));
   return promData(await get(`${PROMETHEUS}/query_range`, { query, start: end - seconds, end, step }));
 }
