@@ -4,7 +4,7 @@
 // metrics, and slurmbox-exporter's on 24.11 (README, "REST API and metrics").
 
 import { SLURM, SessionEnded, get, promRange, userName } from './api.js';
-import { fill, gpusIn, h, mb, meter, stat, tres } from './ui.js';
+import { card, fill, gpusIn, h, mb, meter, num, stat, tres, when } from './ui.js';
 
 const RANGES = [
   ['1h', 'Last hour', 3600],
@@ -58,11 +58,21 @@ function timeLabel(ms, seconds) {
   return d.toLocaleDateString([], { weekday: 'short', day: 'numeric' });
 }
 
+/** Series by label (pending reasons) exist only while some job has that label: their
+ * missing points on `grid` are zeros, not gaps. */
+function zeroFill(series, grid) {
+  for (const s of series) {
+    const have = new Map(s.values);
+    s.values = grid.map((t) => [t, have.get(t) ?? '0']);
+  }
+}
+
 export const overviewPage = {
   title: 'Overview',
 
   mount(root) {
     this.stats = h('div', { class: 'row row-cols-2 row-cols-md-3 row-cols-xl-6 g-3 mb-4', id: 'stats' });
+    this.scheduler = h('div', { id: 'scheduler' });
     this.chartNote = h('span', { class: 'text-muted small ms-2' });
     const buttons = RANGES.map(([key, label]) =>
       h('button', { type: 'button', class: `btn btn-sm ${key === range ? 'btn-primary' : 'btn-outline-primary'}`, dataset: { range: key }, onclick: () => this.setRange(key) }, label),
@@ -80,6 +90,7 @@ export const overviewPage = {
       this.stats,
       h('div', { class: 'd-flex align-items-center mb-3' }, h('h2', { class: 'h5 mb-0 me-3' }, 'History'), h('div', { class: 'btn-group', role: 'group', 'aria-label': 'time range' }, buttons), this.chartNote),
       h('div', { class: 'row g-3 mb-4' }, boxes),
+      this.scheduler,
     );
   },
 
@@ -99,6 +110,14 @@ export const overviewPage = {
   async refresh({ fresh } = {}) {
     const [nodes, jobs] = await Promise.all([get(`${SLURM}/nodes`, undefined, fresh), get(`${SLURM}/jobs`, undefined, fresh)]);
     this.renderStats(nodes.nodes ?? [], jobs.jobs ?? []);
+    // sdiag's figures; a cluster may keep them from researchers (PrivateData), and
+    // then the card is left out.
+    try {
+      this.renderScheduler((await get(`${SLURM}/diag`, undefined, fresh)).statistics);
+    } catch (e) {
+      if (e instanceof SessionEnded) throw e;
+      fill(this.scheduler);
+    }
     try {
       await this.refreshCharts();
     } catch (e) {
@@ -146,11 +165,42 @@ export const overviewPage = {
     );
   },
 
+  renderScheduler(st) {
+    if (!st) return fill(this.scheduler);
+    const ms = (us) => (us === undefined ? '–' : `${(us / 1000).toFixed(us < 10_000 ? 2 : 0)} ms`);
+    const figures = [
+      ['Jobs submitted', st.jobs_submitted],
+      ['started', st.jobs_started],
+      ['completed', st.jobs_completed],
+      ['cancelled', st.jobs_canceled],
+      ['failed', st.jobs_failed],
+      ['Last scheduling pass', ms(st.schedule_cycle_last)],
+      ['mean', ms(st.schedule_cycle_mean)],
+      ['Last backfill pass', ms(st.bf_cycle_last)],
+      ['jobs backfilled', st.bf_backfilled_jobs],
+      ['Server threads', st.server_thread_count],
+    ];
+    fill(
+      this.scheduler,
+      card(
+        h('span', null, 'Scheduler ', h('span', { class: 'text-muted fw-normal small' }, `(sdiag, since ${when(num(st.req_time_start))})`)),
+        h(
+          'div',
+          { class: 'd-flex flex-wrap gap-4 scheduler' },
+          figures.map(([label, value]) => h('div', null, h('div', { class: 'small text-muted' }, label), h('div', { class: 'fw-semibold' }, value ?? '–'))),
+        ),
+      ),
+    );
+  },
+
   async refreshCharts() {
     const seconds = RANGES.find(([key]) => key === range)[2];
     const specs = [...this.charts.values()];
     const results = await Promise.all(specs.map((c) => Promise.all(c.spec.series.map(([, query]) => promRange(query, seconds)))));
+    // Every step Prometheus has any point at (the other charts' series run throughout).
+    const grid = [...new Set(results.flat(2).flatMap((s) => s.values.map(([t]) => t)))].sort((a, b) => a - b);
     specs.forEach((c, i) => {
+      if (c.spec.byLabel) zeroFill(results[i][0], grid);
       const datasets = [];
       c.spec.series.forEach(([label, , colour], k) => {
         for (const [n, series] of results[i][k].entries()) {
