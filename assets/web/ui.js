@@ -222,8 +222,3 @@ export function alert(kind, ...message) {
 export function select(props, options, current) {
   return h('select', { class: 'form-select form-select-sm', ...props }, options.map(([value, label]) => h('option', { value, selected: value === current }, label)));
 }
-
-/** A link to a route of the app. */
-export function link(route, ...children) {
-  return h('a', { href: `#${route}` }, children);
-}
