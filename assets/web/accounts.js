@@ -70,7 +70,8 @@ export const accountsPage = {
         const d = (depth.get(s.parent) ?? 0) + 1;
         if (!isUser) depth.set(s.name, d);
         if (!s.parent && !isUser) continue; // the root of the tree: Slurm's own total
-        const factor = num(s.fairshare?.factor);
+        // sshare gives the factor for users only: an account's is not one jobs get.
+        const factor = isUser ? num(s.fairshare?.factor) : null;
         const label = h('span', { class: `share-name depth-${Math.min(d, 6)}` }, isUser ? h('span', { class: s.name === me ? 'fw-semibold' : '' }, s.name) : h('span', { class: 'fw-semibold' }, s.name), isUser ? h('span', { class: 'text-muted small' }, ' user') : h('span', { class: 'text-muted small' }, ' account'));
         rows.push(
           h(
