@@ -241,173 +241,236 @@ fn shoot(browser: &Browser, name: &str) {
     browser.screenshot(&screenshot_dir().join(format!("{name}.png")));
 }
 
+/// The test's jobs, submitted before the browser looks so that the pages have them.
+struct Jobs {
+    alices: String,
+    bobs: String,
+    markup: String,
+    /// Busy for 3 s on one CPU: a finished job with an efficiency to show.
+    busy: String,
+    /// Pending until an hour from now (BeginTime).
+    waiting: String,
+}
+
+impl Jobs {
+    fn submit(cluster: &ClusterGuard) -> Jobs {
+        Jobs {
+            alices: sbatch(cluster, "alice", "-J alices --wrap 'sleep 600'"),
+            bobs: sbatch(cluster, "bob", "-J bobs --wrap 'sleep 600'"),
+            markup: sbatch(cluster, "bob", &format!("-J '{MARKUP_NAME}' --wrap 'sleep 600'")),
+            busy: sbatch(cluster, "alice", "-J busy --wrap 'timeout 3 sha256sum /dev/zero; true'"),
+            waiting: sbatch(cluster, "alice", "-J later --begin now+1hour --wrap true"),
+        }
+    }
+}
+
+/// Alice's browser on the dashboard.
+struct Session<'a> {
+    cluster: &'a ClusterGuard,
+    base: String,
+    browser: Browser,
+}
+
+impl Session<'_> {
+    /// Shows the page of a hash route ("/jobs").
+    fn open(&self, route: &str) {
+        self.browser.goto(&format!("{}/#{route}", self.base));
+    }
+
+    fn wait(&self, css: &str) -> String {
+        self.browser.wait_for(css, PAGE_WAIT)
+    }
+
+    /// The token goes from the link into the tab's session storage, out of the URL.
+    fn logs_in_through(&self, link: &str, token: &str) {
+        let b = &self.browser;
+        b.goto(link);
+        assert_eq!(self.wait("#user-name"), "alice");
+        let url = b.current_url();
+        assert!(!url.contains("token"), "the token stayed in the URL: {url}");
+        assert_eq!(b.eval("return sessionStorage.getItem('slurmbox.token')"), Value::from(token));
+        assert_eq!(self.wait("#cluster-name:not(:empty)"), self.cluster.name);
+        self.wait("#running-count");
+    }
+
+    /// Hers, Bob's, and the job named like markup, as text; a pending reason in words;
+    /// "My jobs only" leaves Bob's out.
+    fn queue_shows_everyones_jobs_as_text(&self, jobs: &Jobs) {
+        let b = &self.browser;
+        self.open("/jobs");
+        for id in [&jobs.alices, &jobs.bobs, &jobs.markup, &jobs.waiting] {
+            self.wait(&format!("tr.job-row[data-job='{id}']"));
+        }
+        assert_eq!(b.text(&format!("tr[data-job='{}'] td:nth-child(3)", jobs.bobs)), "bob");
+        assert_eq!(b.text(&format!("tr[data-job='{}'] .job-name", jobs.markup)), MARKUP_NAME);
+        let images = b.eval("return document.querySelectorAll('#queue img, #finished img').length");
+        assert_eq!(images, Value::from(0), "the job's name became an element");
+        assert!(!b.alert_open(), "the job's name ran as script");
+        let reason = b.text(&format!("tr[data-job='{}'] .reason", jobs.waiting));
+        assert!(reason.contains("BeginTime") && reason.contains("start later"), "{reason}");
+        shoot(b, "jobs");
+
+        b.click("#mine");
+        self.wait(&format!("tr.job-row[data-job='{}']", jobs.waiting));
+        let bobs = format!("return document.querySelectorAll(\"tr[data-job='{}']\").length", jobs.bobs);
+        assert_eq!(b.eval(&bobs), Value::from(0), "Bob's job among hers");
+        b.click("#mine");
+    }
+
+    fn holds_and_releases(&self, id: &str) {
+        let b = &self.browser;
+        self.open(&format!("/jobs/{id}"));
+        self.wait("#hold");
+        b.click("#hold");
+        self.wait("#release");
+        let reason = format!("squeue -h -j {id} -o %r");
+        assert_eq!(as_user(self.cluster, "alice", &reason).trim(), "JobHeldUser");
+        b.click("#release");
+        self.wait("#hold");
+        assert_ne!(as_user(self.cluster, "alice", &reason).trim(), "JobHeldUser");
+    }
+
+    /// Her job, from its row to its details: cancelled, gone from the queue. Bob's:
+    /// Slurm refuses, in its own words, and his job runs on.
+    fn cancels_hers_and_is_refused_bobs(&self, jobs: &Jobs) {
+        let b = &self.browser;
+        self.open("/jobs");
+        let link = format!("tr[data-job='{}'] a.job-link", jobs.alices);
+        self.wait(&link);
+        b.click(&link);
+        self.wait("#cancel");
+        shoot(b, "job-details");
+        b.click("#cancel");
+        b.click("#cancel-confirm");
+        let done = self.wait("#action-message .alert-success");
+        assert!(done.contains("cancelled"), "{done}");
+        let queued = "squeue -h -n alices -t PD,R,CG -o %i";
+        wait_as(self.cluster, "alice", queued, "her job gone", |o| o.trim().is_empty());
+
+        self.open(&format!("/jobs/{}", jobs.bobs));
+        self.wait("#cancel");
+        b.click("#cancel");
+        b.click("#cancel-confirm");
+        let refusal = self.wait("#action-message .slurm-error");
+        assert!(refusal.contains("Access/permission denied"), "{refusal}");
+        std::thread::sleep(Duration::from_secs(2));
+        let state = as_user(self.cluster, "bob", &format!("squeue -h -j {} -o %T", jobs.bobs));
+        assert_eq!(state.trim(), "RUNNING");
+    }
+
+    /// A script from the form runs as her; an empty one shows Slurm's refusal.
+    fn submits_from_the_form(&self) {
+        let b = &self.browser;
+        self.open("/submit");
+        self.wait("#submit-form");
+        b.fill("#job-name", "from-the-web");
+        b.fill("#job-script", "#!/bin/bash\nid -u\n");
+        b.click("#submit-job");
+        let id = self.wait("#new-job");
+        shoot(b, "submit");
+        let uid = as_user(self.cluster, "alice", "id -u").trim().to_string();
+        let out = format!("cat slurm-{id}.out");
+        let out = wait_as(self.cluster, "alice", &out, "the job's output", |o| !o.is_empty());
+        assert_eq!(out.trim(), uid);
+        let sacct = format!("sacct -X -n -P -j {id} -o user,jobname");
+        let row = wait_as(self.cluster, "alice", &sacct, "the job in sacct", |o| !o.trim().is_empty());
+        assert_eq!(row.trim(), "alice|from-the-web");
+
+        b.fill("#job-script", "");
+        b.click("#submit-job");
+        let refusal = self.wait("#submit-result .slurm-error");
+        assert!(refusal.contains("script"), "{refusal}");
+    }
+
+    /// Accounting's figures for the busy job: in the finished list and its details.
+    fn shows_a_finished_jobs_efficiency(&self, id: &str) {
+        let state = format!("sacct -X -n -P -j {id} -o state");
+        wait_as(self.cluster, "alice", &state, "the busy job ended", |o| o.contains("COMPLETED"));
+        self.open("/jobs");
+        let cpu = self.wait(&format!("tr.finished-row[data-job='{id}'] .eff-cpu"));
+        assert!(cpu.contains('%') && cpu.contains("of 1×"), "{cpu}");
+        self.open(&format!("/jobs/{id}"));
+        let efficiency = self.wait(".efficiency");
+        assert!(efficiency.contains("CPU") && efficiency.contains('%'), "{efficiency}");
+    }
+
+    /// The nodes with Bob's job on one, the accounts, and the overview once Prometheus
+    /// has scraped the running jobs twice (every 15 s).
+    fn nodes_accounts_and_overview(&self, bobs: &str) {
+        let b = &self.browser;
+        self.open("/nodes");
+        self.wait("tr.node-row[data-node='node1']");
+        let node = self.wait(&format!("tr.node-row a[href='#/jobs/{bobs}']"));
+        assert!(node.contains("bob"), "{node}");
+        shoot(b, "nodes");
+
+        self.open("/accounts");
+        self.wait("tr.share-user[data-name='alice']");
+        self.wait("#associations tbody tr");
+        shoot(b, "accounts");
+
+        self.open("/");
+        self.wait("#chart-jobs");
+        let deadline = Instant::now() + PAGE_WAIT;
+        let points =
+            "return Chart.getChart('chart-jobs')?.data.datasets[0]?.data.filter((p) => p.y > 0).length ?? 0";
+        while b.eval(points).as_u64().unwrap_or(0) < 2 {
+            assert!(Instant::now() < deadline, "no running jobs in the overview's chart");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        shoot(b, "overview");
+    }
+
+    /// Nothing the pages did broke a rule of the CSP or threw.
+    fn broke_no_rule(&self) {
+        let errors = self.browser.page_errors();
+        let broken = errors.iter().any(|e| e.contains("Content Security Policy") || e.contains("Uncaught"));
+        assert!(!broken, "{errors:?}");
+    }
+
+    /// Log out: the token and the pages are gone. A token Slurm refuses (altered) ends
+    /// the session at its first request (401), and one past its expiry before any.
+    fn logs_out_and_sessions_end(&self, token: &str) {
+        let b = &self.browser;
+        let stored = "return sessionStorage.getItem('slurmbox.token')";
+        b.click("#log-out");
+        self.wait("#login-help");
+        assert_eq!(b.eval(stored), Value::Null);
+        self.open("/jobs");
+        let help = self.wait("#login-help");
+        assert!(help.contains("web-login"), "{help}");
+
+        b.goto(&format!("{}/login#token={}", self.base, altered(token, "bob")));
+        let ended = self.wait("#login-help .alert");
+        assert!(ended.contains("session ended"), "{ended}");
+        assert_eq!(b.eval(stored), Value::Null);
+        let expired = self.cluster.run(&["web-login"], &["alice", "--lifespan", "1s"]).ok().stdout;
+        std::thread::sleep(Duration::from_secs(2));
+        b.goto(expired.trim());
+        let ended = self.wait("#login-help .alert");
+        assert!(ended.contains("session ended"), "{ended}");
+    }
+}
+
 #[test]
 fn the_dashboard_shows_slurm_to_its_user_and_acts_as_them() {
     let cluster = ClusterGuard::new("web");
     let (_dir, base) = up(&cluster);
-
-    // Jobs first, so that the pages have them at their first look.
-    let alices = sbatch(&cluster, "alice", "-J alices --wrap 'sleep 600'");
-    let bobs = sbatch(&cluster, "bob", "-J bobs --wrap 'sleep 600'");
-    let markup = sbatch(&cluster, "bob", &format!("-J '{MARKUP_NAME}' --wrap 'sleep 600'"));
-    // Busy for 3 s on one CPU: a finished job with an efficiency to show.
-    let busy = sbatch(&cluster, "alice", "-J busy --wrap 'timeout 3 sha256sum /dev/zero; true'");
-    let waiting = sbatch(&cluster, "alice", "-J later --begin now+1hour --wrap true");
+    let jobs = Jobs::submit(&cluster);
 
     let link = as_user(&cluster, "alice", "web-login").trim().to_string();
     assert!(link.starts_with(&format!("{base}/login#token=")), "{link}");
     let token = token_in(&link);
     data_needs_a_good_token(&cluster, &base, &token);
 
-    let browser = Browser::start();
-    // Logging in: the token goes from the URL into the tab's session storage.
-    browser.goto(&link);
-    assert_eq!(browser.wait_for("#user-name", PAGE_WAIT), "alice");
-    assert!(
-        !browser.current_url().contains("token"),
-        "the token stayed in the URL: {}",
-        browser.current_url()
-    );
-    assert_eq!(browser.eval("return sessionStorage.getItem('slurmbox.token')"), Value::from(token.as_str()));
-    assert_eq!(browser.wait_for("#cluster-name:not(:empty)", PAGE_WAIT), cluster.name);
-    browser.wait_for("#running-count", PAGE_WAIT);
-
-    // The queue: hers, Bob's, and the job named like markup, as text.
-    browser.goto(&format!("{base}/#/jobs"));
-    for id in [&alices, &bobs, &markup, &waiting] {
-        browser.wait_for(&format!("tr.job-row[data-job='{id}']"), PAGE_WAIT);
-    }
-    assert_eq!(browser.text(&format!("tr[data-job='{bobs}'] td:nth-child(3)")), "bob");
-    assert_eq!(browser.text(&format!("tr[data-job='{markup}'] .job-name")), MARKUP_NAME);
-    let images = browser.eval("return document.querySelectorAll('#queue img, #finished img').length");
-    assert_eq!(images, Value::from(0), "the job's name became an element");
-    assert!(!browser.alert_open(), "the job's name ran as script");
-    let reason = browser.text(&format!("tr[data-job='{waiting}'] .reason"));
-    assert!(reason.contains("BeginTime") && reason.contains("start later"), "{reason}");
-    shoot(&browser, "jobs");
-    // "My jobs only" leaves Bob's out.
-    browser.click("#mine");
-    browser.wait_for(&format!("tr.job-row[data-job='{waiting}']"), PAGE_WAIT);
-    let bobs_shown = format!("return document.querySelectorAll(\"tr[data-job='{bobs}']\").length");
-    assert_eq!(browser.eval(&bobs_shown), Value::from(0), "Bob's job among hers");
-    browser.click("#mine");
-
-    // Hold and release her waiting job.
-    browser.goto(&format!("{base}/#/jobs/{waiting}"));
-    browser.wait_for("#hold", PAGE_WAIT);
-    browser.click("#hold");
-    browser.wait_for("#release", PAGE_WAIT);
-    let reason = format!("squeue -h -j {waiting} -o %r");
-    assert_eq!(as_user(&cluster, "alice", &reason).trim(), "JobHeldUser");
-    browser.click("#release");
-    browser.wait_for("#hold", PAGE_WAIT);
-    assert_ne!(as_user(&cluster, "alice", &reason).trim(), "JobHeldUser");
-
-    // Her job's details, and its cancel: gone from the queue.
-    browser.goto(&format!("{base}/#/jobs"));
-    browser.wait_for(&format!("tr[data-job='{alices}'] a.job-link"), PAGE_WAIT);
-    browser.click(&format!("tr[data-job='{alices}'] a.job-link"));
-    browser.wait_for("#cancel", PAGE_WAIT);
-    shoot(&browser, "job-details");
-    browser.click("#cancel");
-    browser.click("#cancel-confirm");
-    let done = browser.wait_for("#action-message .alert-success", PAGE_WAIT);
-    assert!(done.contains("cancelled"), "{done}");
-    wait_as(&cluster, "alice", "squeue -h -n alices -t PD,R,CG -o %i", "her job gone", |o| {
-        o.trim().is_empty()
-    });
-
-    // Bob's: Slurm refuses, in its own words, and his job runs on.
-    browser.goto(&format!("{base}/#/jobs/{bobs}"));
-    browser.wait_for("#cancel", PAGE_WAIT);
-    browser.click("#cancel");
-    browser.click("#cancel-confirm");
-    let refusal = browser.wait_for("#action-message .slurm-error", PAGE_WAIT);
-    assert!(refusal.contains("Access/permission denied"), "{refusal}");
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(as_user(&cluster, "bob", &format!("squeue -h -j {bobs} -o %T")).trim(), "RUNNING");
-
-    // A script from the form runs as her.
-    browser.goto(&format!("{base}/#/submit"));
-    browser.wait_for("#submit-form", PAGE_WAIT);
-    browser.fill("#job-name", "from-the-web");
-    browser.fill("#job-script", "#!/bin/bash\nid -u\n");
-    browser.click("#submit-job");
-    let id = browser.wait_for("#new-job", PAGE_WAIT);
-    shoot(&browser, "submit");
-    let uid = as_user(&cluster, "alice", "id -u").trim().to_string();
-    let out =
-        wait_as(&cluster, "alice", &format!("cat slurm-{id}.out"), "the job's output", |o| !o.is_empty());
-    assert_eq!(out.trim(), uid);
-    let row =
-        wait_as(&cluster, "alice", &format!("sacct -X -n -P -j {id} -o user,jobname"), "in sacct", |o| {
-            !o.trim().is_empty()
-        });
-    assert_eq!(row.trim(), "alice|from-the-web");
-    // An empty one: Slurm's refusal shows.
-    browser.fill("#job-script", "");
-    browser.click("#submit-job");
-    let refusal = browser.wait_for("#submit-result .slurm-error", PAGE_WAIT);
-    assert!(refusal.contains("script"), "{refusal}");
-
-    // The busy job ended: accounting's figures in the finished list and its details.
-    wait_as(&cluster, "alice", &format!("sacct -X -n -P -j {busy} -o state"), "the busy job ended", |o| {
-        o.contains("COMPLETED")
-    });
-    browser.goto(&format!("{base}/#/jobs"));
-    let cpu = browser.wait_for(&format!("tr.finished-row[data-job='{busy}'] .eff-cpu"), PAGE_WAIT);
-    assert!(cpu.contains('%') && cpu.contains("of 1×"), "{cpu}");
-    browser.goto(&format!("{base}/#/jobs/{busy}"));
-    let efficiency = browser.wait_for(".efficiency", PAGE_WAIT);
-    assert!(efficiency.contains("CPU") && efficiency.contains('%'), "{efficiency}");
-
-    browser.goto(&format!("{base}/#/nodes"));
-    browser.wait_for("tr.node-row[data-node='node1']", PAGE_WAIT);
-    let node = browser.wait_for(&format!("tr.node-row a[href='#/jobs/{bobs}']"), PAGE_WAIT);
-    assert!(node.contains("bob"), "{node}");
-    shoot(&browser, "nodes");
-
-    browser.goto(&format!("{base}/#/accounts"));
-    browser.wait_for("tr.share-user[data-name='alice']", PAGE_WAIT);
-    browser.wait_for("#associations tbody tr", PAGE_WAIT);
-    shoot(&browser, "accounts");
-
-    // The overview, once Prometheus has scraped the running jobs twice (every 15 s).
-    browser.goto(&format!("{base}/#/"));
-    browser.wait_for("#chart-jobs", PAGE_WAIT);
-    let deadline = Instant::now() + PAGE_WAIT;
-    let points =
-        "return Chart.getChart('chart-jobs')?.data.datasets[0]?.data.filter((p) => p.y > 0).length ?? 0";
-    while browser.eval(points).as_u64().unwrap_or(0) < 2 {
-        assert!(Instant::now() < deadline, "no running jobs in the overview's chart");
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    shoot(&browser, "overview");
-
-    // The pages broke no rule of the CSP and threw nothing.
-    let errors = browser.page_errors();
-    assert!(
-        !errors.iter().any(|e| e.contains("Content Security Policy") || e.contains("Uncaught")),
-        "{errors:?}"
-    );
-
-    // Log out: the token is gone, and so are the pages.
-    browser.click("#log-out");
-    browser.wait_for("#login-help", PAGE_WAIT);
-    assert_eq!(browser.eval("return sessionStorage.getItem('slurmbox.token')"), Value::Null);
-    browser.goto(&format!("{base}/#/jobs"));
-    let help = browser.wait_for("#login-help", PAGE_WAIT);
-    assert!(help.contains("web-login"), "{help}");
-
-    // A token Slurm refuses (altered) ends the session at its first request (401), and
-    // one past its expiry before any.
-    browser.goto(&format!("{base}/login#token={}", altered(&token, "bob")));
-    let ended = browser.wait_for("#login-help .alert", PAGE_WAIT);
-    assert!(ended.contains("session ended"), "{ended}");
-    assert_eq!(browser.eval("return sessionStorage.getItem('slurmbox.token')"), Value::Null);
-    let expired = cluster.run(&["web-login"], &["alice", "--lifespan", "1s"]).ok().stdout;
-    std::thread::sleep(Duration::from_secs(2));
-    browser.goto(expired.trim());
-    let ended = browser.wait_for("#login-help .alert", PAGE_WAIT);
-    assert!(ended.contains("session ended"), "{ended}");
+    let alice = Session { cluster: &cluster, base, browser: Browser::start() };
+    alice.logs_in_through(&link, &token);
+    alice.queue_shows_everyones_jobs_as_text(&jobs);
+    alice.holds_and_releases(&jobs.waiting);
+    alice.cancels_hers_and_is_refused_bobs(&jobs);
+    alice.submits_from_the_form();
+    alice.shows_a_finished_jobs_efficiency(&jobs.busy);
+    alice.nodes_accounts_and_overview(&jobs.bobs);
+    alice.broke_no_rule();
+    alice.logs_out_and_sessions_end(&token);
 }
