@@ -89,7 +89,7 @@ function loginHelp(why) {
           h('h1', { class: 'h4 mb-3' }, 'slurmbox dashboard'),
           why ? alert('warning', why) : null,
           h('p', null, 'To log in, run ', h('code', null, 'web-login'), ' on the cluster\u2019s login node (ssh to it as you do to submit jobs) and open the link it prints.'),
-          h('pre', { class: 'bg-light border rounded p-2 mb-3' }, h('code', null, '$ ssh -p PORT you@server\n$ web-login\nhttp://server:8080/login#token=…')),
+          h('pre', { class: 'bg-light border rounded p-2 mb-3' }, h('code', null, `$ ssh -p PORT you@server\n$ web-login\n${location.origin}/login#token=…`)),
           h('p', { class: 'text-muted small mb-0' }, 'The link logs you in as yourself until its token expires (8 hours; "web-login 2h" for less). The admin gets one for anybody with ', h('code', null, 'slurmbox web-login USER'), '.'),
         ),
       ),
