@@ -14,12 +14,16 @@
 //! that runs as her UID, is shown Slurm's error for an empty one, and sees a finished
 //! job's efficiency; a job named like markup shows as text. A screenshot of each page
 //! goes to target/web-screenshots (docs/dashboard keeps copies for the README).
+//!
+//! And HTTPS with the site's certificate, on a cluster of its own.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -27,7 +31,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use common::browser::{Browser, HEIGHT, WIDTH, png_size, screenshot_dir};
-use common::{ClusterGuard, slurmbox};
+use common::{ClusterGuard, container_identities, labelled_objects, slurmbox};
 
 const CSP: &str = "default-src 'self'; script-src 'self'";
 
@@ -473,4 +477,141 @@ fn the_dashboard_shows_slurm_to_its_user_and_acts_as_them() {
     alice.nodes_accounts_and_overview(&jobs.bobs);
     alice.broke_no_rule();
     alice.logs_out_and_sessions_end(&token);
+}
+
+/// `openssl` with `args`, in `dir`; panics with its words when it fails.
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A self-signed certificate for 127.0.0.1 (cert.pem, key.pem in `dir`); its serial.
+fn certificate(dir: &Path) -> String {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+    openssl(dir, &["x509", "-in", "cert.pem", "-noout", "-serial"]).trim().to_string()
+}
+
+/// `curl` with `args`: (HTTP status, headers and body as text).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out =
+        Command::new("curl").args(["-sS", "-i", "--max-time", "20"]).args(args).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// The serial of the certificate nginx presents on `port`.
+fn served_serial(dir: &Path, port: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// HTTPS with the site's certificate: TLS files that cannot be used and a port another
+/// cluster's dashboard holds stop `up` (exit 2) before anything changes; good ones make
+/// the dashboard HTTPS only, and a renewed certificate reaches nginx with the next `up`
+/// without making its container again.
+#[test]
+fn https_with_the_sites_certificate_and_bad_input_that_changes_nothing() {
+    let cluster = ClusterGuard::new("web-tls");
+    let dir = tempfile::tempdir().unwrap();
+    let serial = certificate(dir.path());
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let spec = dir.path().join("cluster.toml");
+    let write = |key: &Path| {
+        let text = format!(
+            "name = \"{}\"\naccounting = false\n[compute]\ncount = 1\n[metrics]\nenabled = false\n\
+             [[user]]\nname = \"alice\"\n[web]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cluster.name,
+            cert.display(),
+            key.display()
+        );
+        std::fs::write(&spec, text).unwrap();
+    };
+    let up = || slurmbox(&["up", "-f", spec.to_str().unwrap()]);
+
+    // A key that is not there: nothing is made.
+    write(&dir.path().join("missing.pem"));
+    let refused = up();
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("missing.pem"), "{}", refused.stderr);
+    assert_eq!(labelled_objects(&cluster.name), Vec::<String>::new(), "nothing was made");
+
+    write(&key);
+    up().ok();
+    let status: serde_json::Value =
+        serde_json::from_str(&cluster.run(&["status"], &["--json"]).ok().stdout).unwrap();
+    let url = status["web_url"].as_str().expect("status has the dashboard's URL").to_string();
+    let port = url.strip_prefix("https://127.0.0.1:").unwrap_or_else(|| panic!("{url}")).to_string();
+    let (code, page) = curl(&["--cacert", cert.to_str().unwrap(), &format!("{url}/")]);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.to_lowercase().contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{page}"
+    );
+    assert_eq!(curl(&[&format!("http://127.0.0.1:{port}/")]).0, 400, "HTTPS only");
+    let link = cluster.run(&["web-login"], &["alice", "--lifespan", "10m"]).ok().stdout;
+    let token = link.trim().split_once("#token=").map(|(base, t)| {
+        assert_eq!(base, format!("{url}/login"));
+        t.to_string()
+    });
+    let header = format!("X-SLURM-USER-TOKEN: {}", token.expect("a link with a token"));
+    let jobs =
+        curl(&["--cacert", cert.to_str().unwrap(), "-H", &header, &format!("{url}/api/slurm/v0.0.42/jobs")]);
+    assert_eq!(jobs.0, 200, "{}", jobs.1);
+
+    // A garbled key changes nothing that runs.
+    let before = container_identities(&cluster.name);
+    let garbled = dir.path().join("garbled.pem");
+    std::fs::write(&garbled, "not a key\n").unwrap();
+    write(&garbled);
+    let refused = up();
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("PRIVATE KEY"), "{}", refused.stderr);
+    assert_eq!(container_identities(&cluster.name), before);
+
+    // Renewed: the next `up` hands nginx the new certificate; its container stays.
+    let renewed = certificate(dir.path());
+    assert_ne!(renewed, serial);
+    write(&key);
+    let again = up().ok();
+    assert!(again.stderr.contains(" kept"), "{}", again.stderr);
+    assert_eq!(container_identities(&cluster.name), before);
+    assert_eq!(served_serial(dir.path(), &port), renewed);
+
+    // Another cluster asking for this dashboard's port: refused, nothing made.
+    let other = ClusterGuard::new("web-taken");
+    let other_spec = dir.path().join("other.toml");
+    std::fs::write(&other_spec, format!("name = \"{}\"\n[web]\nport = {port}\n", other.name)).unwrap();
+    let taken = slurmbox(&["up", "-f", other_spec.to_str().unwrap()]);
+    assert_eq!(taken.code, 2, "{}", taken.stderr);
+    let squashed: String = taken.stderr.chars().filter(|c| !c.is_whitespace() && *c != '│').collect();
+    assert!(squashed.contains("[web]port") && squashed.contains(&cluster.name), "{}", taken.stderr);
+    assert_eq!(labelled_objects(&other.name), Vec::<String>::new(), "nothing was made");
 }

@@ -441,3 +441,124 @@ pub async fn login_link(
     let token = token.trim();
     Ok(format!("{url}/login#token={}", token.strip_prefix("SLURM_JWT=").unwrap_or(token)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::{HostFacts, limits::CgroupHost, plan};
+    use crate::spec::ClusterSpec;
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            cpus: 2,
+            memory_mib: 4096,
+            arch: Arch::Amd64,
+            image: "slurmbox/node:24.11-test".into(),
+            storage_image: None,
+            accounting_image: Some("slurmbox/accounting:24.11-test".into()),
+            controller_image: Some("slurmbox/controller:24.11-test".into()),
+            metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
+            web_image: Some("slurmbox/web:nginx-test".into()),
+            cgroup: CgroupHost::v2(),
+            ssh_port: crate::spec::DEFAULT_SSH_PORT,
+            rest_port: crate::spec::DEFAULT_REST_PORT,
+            web_port: 8081,
+            gpus: None,
+        }
+    }
+
+    fn plan_of(text: &str, hosts: usize) -> Plan {
+        plan(&ClusterSpec::parse("c.toml", text).unwrap(), &vec![facts(); hosts])
+    }
+
+    fn file<'a>(c: &'a ContainerPlan, path: &str) -> &'a str {
+        &c.files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("{path} in {}", c.name)).contents
+    }
+
+    #[test]
+    fn the_dashboard_proxies_to_slurmrestd_and_prometheus_by_name_and_the_login_node_links_to_it() {
+        let plan = plan_of("name = \"c\"\n", 1);
+        let web = plan.containers.iter().find(|c| c.role == Role::Web).expect("c-web");
+        assert_eq!((web.name.as_str(), web.image.as_str()), ("c-web", "slurmbox/web:nginx-test"));
+        assert_eq!((web.ports[0].host_port, web.ports[0].container_port), (8081, WEB_CONTAINER_PORT));
+        assert_eq!(web.labels[LABEL_WEB_URL], "http://127.0.0.1:8081");
+        let conf = file(web, NGINX_CONF_PATH);
+        assert!(conf.contains("resolver 127.0.0.11 valid=10s"), "{conf}");
+        assert!(conf.contains("map $host $slurmrestd { default \"rest:6820\"; }"), "{conf}");
+        assert!(conf.contains("proxy_pass http://metrics:9090;"), "{conf}");
+        assert!(conf.contains("auth_request /_auth;") && conf.contains("script-src 'self'"), "{conf}");
+        assert!(conf.contains("proxy_cache_key \"$token_key"), "answers kept per token: {conf}");
+        assert!(!conf.contains("ssl"), "{conf}");
+        assert!(file(web, &format!("{PAGES_DIR}/index.html")).contains("app.js"));
+        let login = plan.containers.iter().find(|c| c.role == Role::Login).unwrap();
+        assert_eq!(file(login, URL_FILE), "http://127.0.0.1:8081\n");
+        assert!(file(login, LOGIN_COMMAND_PATH).contains("scontrol token"));
+        assert_eq!(plan.web_tls, None);
+    }
+
+    #[test]
+    fn tls_makes_it_https_with_the_files_read_at_up_not_in_the_plan() {
+        let text = "name = \"c\"\n[web]\naddress = \"10.0.0.5\"\ntls_cert = \"/etc/ssl/d.pem\"\n\
+                    tls_key = \"/etc/ssl/d.key\"\n";
+        let plan = plan_of(text, 1);
+        let web = plan.containers.iter().find(|c| c.role == Role::Web).unwrap();
+        assert_eq!(web.labels[LABEL_WEB_URL], "https://10.0.0.5:8081");
+        assert_eq!(web.ports[0].host_ip, "10.0.0.5");
+        let conf = file(web, NGINX_CONF_PATH);
+        assert!(conf.contains("listen 8080 ssl;") && conf.contains(TLS_KEY_PATH), "{conf}");
+        assert_eq!(plan.web_tls, Some(("/etc/ssl/d.pem".into(), "/etc/ssl/d.key".into())));
+        assert!(web.files.iter().all(|f| f.path != TLS_KEY_PATH), "the key is uploaded at up");
+    }
+
+    #[test]
+    fn on_a_hosts_network_it_listens_on_the_host_and_reaches_the_others_there() {
+        let mut text = "name = \"lab\"\n[home]\nhost_path = \"/gfsv/home\"\n".to_string();
+        for i in 1..=2 {
+            text.push_str(&format!("[[host]]\nname = \"pi{i}\"\nengine = \"ssh://pi@10.0.0.{i}\"\n"));
+        }
+        let plan = plan_of(&text, 2);
+        let web = plan.containers.iter().find(|c| c.role == Role::Web).unwrap();
+        assert!(web.ports.is_empty());
+        assert_eq!(web.labels[LABEL_WEB_URL], "http://10.0.0.1:8081");
+        let conf = file(web, NGINX_CONF_PATH);
+        assert!(conf.contains("listen 0.0.0.0:8081;") && !conf.contains("resolver"), "{conf}");
+        assert!(
+            conf.contains("default \"127.0.0.1:6820\"") && conf.contains("http://127.0.0.1:9090;"),
+            "{conf}"
+        );
+    }
+
+    #[test]
+    fn off_leaves_no_container_and_no_web_login() {
+        for text in ["[web]\nenabled = false\n", "[rest]\nenabled = false\n"] {
+            let plan = plan_of(text, 1);
+            assert!(plan.containers.iter().all(|c| c.role != Role::Web), "{text}");
+            let login = plan.containers.iter().find(|c| c.role == Role::Login).unwrap();
+            assert!(login.files.iter().all(|f| f.path != LOGIN_COMMAND_PATH), "{text}");
+        }
+        let no_metrics = plan_of("[metrics]\nenabled = false\n", 1);
+        let web = no_metrics.containers.iter().find(|c| c.role == Role::Web).unwrap();
+        assert!(!file(web, NGINX_CONF_PATH).contains("prometheus"), "no charts without Prometheus");
+    }
+
+    #[test]
+    fn tls_files_must_be_there_and_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n").unwrap();
+        let missing = tls_files(&cert, &key).unwrap_err();
+        assert_eq!((missing.what, missing.path.as_str()), ("the key", key.to_str().unwrap()));
+        std::fs::write(&key, "not a key").unwrap();
+        assert!(tls_files(&cert, &key).unwrap_err().why.contains("PRIVATE KEY"));
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n").unwrap();
+        let files = tls_files(&cert, &key).unwrap();
+        assert_eq!((files[1].path.as_str(), files[1].mode), (TLS_KEY_PATH, 0o600));
+    }
+
+    #[test]
+    fn the_port_is_8080_or_the_next_free_one() {
+        let ports = PublishedPorts { own: None, taken: [(8080, "other".to_string())].into() };
+        assert_eq!(choose_port(None, &ports, &BTreeSet::new()), 8081);
+        assert_eq!(choose_port(Some(9000), &ports, &BTreeSet::new()), 9000);
+    }
+}
