@@ -14,7 +14,7 @@ import { alert, fill, h } from './ui.js';
 const REFRESH_MS = 10_000;
 
 const ROUTES = [
-  [/^\/?$/, overviewPage, 'overview'],
+  [/^\/?(overview\/?)?$/, overviewPage, 'overview'],
   [/^\/jobs\/?$/, jobsPage, 'jobs'],
   [/^\/jobs\/(\d+)$/, jobPage, 'jobs'],
   [/^\/submit\/?$/, submitPage, 'submit'],
