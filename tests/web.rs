@@ -343,7 +343,7 @@ impl Session<'_> {
         self.wait(&link);
         b.click(&link);
         self.wait("#cancel");
-        shoot(b, "job-details");
+        shoot(b, "job");
         b.click("#cancel");
         b.click("#cancel-confirm");
         let done = self.wait("#action-message .alert-success");
