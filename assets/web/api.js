@@ -66,6 +66,13 @@ export class ApiError extends Error {
 /** The cluster's name, from the last answer's meta (for the navbar). */
 export let clusterName = null;
 
+/** Asks for the cluster's name once, where no answer has given it yet (the overview's
+ * come from Prometheus): the licenses are Slurm's smallest answer. */
+export async function learnClusterName() {
+  if (!clusterName) await get(`${SLURM}/licenses`);
+  return clusterName;
+}
+
 /**
  * One request for data. `fresh` skips nginx's few seconds of cached answers (right
  * after an action). Resolves to the answer's JSON; a 401 throws SessionEnded, any
@@ -134,6 +141,11 @@ export function slurmErrors(answer) {
 function promData(answer) {
   if (answer?.status !== 'success') throw new ApiError('this cluster keeps no history (no Prometheus: [metrics] enabled = false)', answer);
   return answer.data?.result ?? [];
+}
+
+/** A Prometheus instant query: its samples. */
+export async function promQuery(query) {
+  return promData(await get(`${PROMETHEUS}/query`, { query }));
 }
 
 /** A Prometheus range query over the last `seconds`: up to 240 points, none closer

@@ -2,7 +2,7 @@
 // hash routes (#/, #/jobs, #/jobs/ID, #/submit, #/nodes, #/accounts), and the refresh
 // of the page shown every 10 seconds, without reloading it.
 
-import { SessionEnded, clusterName, expired, logOut, takeTokenFromUrl, token, userName } from './api.js';
+import { SessionEnded, clusterName, expired, learnClusterName, logOut, takeTokenFromUrl, token, userName } from './api.js';
 import { accountsPage } from './accounts.js';
 import { jobPage } from './job.js';
 import { jobsPage } from './jobs.js';
@@ -115,7 +115,7 @@ async function refresh(options = {}) {
   if (!current) return;
   const shown = current;
   try {
-    await shown.page.refresh(options);
+    await Promise.all([shown.page.refresh(options), learnClusterName()]);
     if (shown !== current) return;
     fill(shown.error, '');
     const name = document.getElementById('cluster-name');

@@ -3,8 +3,8 @@
 // The queries use families both releases have under the same names: Slurm 26.05's own
 // metrics, and slurmbox-exporter's on 24.11 (README, "REST API and metrics").
 
-import { SLURM, SessionEnded, get, promRange, userName } from './api.js';
-import { card, fill, gpusIn, h, mb, meter, num, stat, tres, when } from './ui.js';
+import { SessionEnded, promQuery, promRange, userName } from './api.js';
+import { card, fill, h, mb, meter, stat, when } from './ui.js';
 
 const RANGES = [
   ['1h', 'Last hour', 3600],
@@ -47,6 +47,72 @@ const CHARTS = [
     series: [['', 'sum by (reason) (slurmbox_jobs_pending_reason)', null]],
   },
 ];
+
+// Node states as the families count them (a node may count in two: drain and idle),
+// and their badges' names.
+const NODE_STATES = [
+  ['slurm_nodes_alloc', 'allocated'],
+  ['slurm_nodes_mixed', 'mixed'],
+  ['slurm_nodes_idle', 'idle'],
+  ['slurm_nodes_completing', 'completing'],
+  ['slurm_nodes_drain', 'drain'],
+  ['slurm_nodes_down', 'down'],
+  ['slurm_nodes_fail', 'fail'],
+  ['slurm_nodes_noresp', 'not responding'],
+  ['slurm_nodes_maint', 'maintenance'],
+  ['slurm_nodes_reboot_req', 'reboot requested'],
+  ['slurm_nodes_planned', 'planned'],
+  ['slurm_nodes_future', 'future'],
+  ['slurm_nodes_powered_down', 'powered down'],
+];
+
+// The overview's figures now, in one instant query.
+const NOW_FAMILIES = [
+  'slurm_nodes',
+  ...NODE_STATES.map(([family]) => family),
+  'slurm_node_cpus',
+  'slurm_node_cpus_alloc',
+  'slurm_node_memory_bytes',
+  'slurm_node_memory_alloc_bytes',
+  'slurm_node_gpus',
+  'slurm_node_gpus_alloc',
+  'slurm_jobs_running',
+  'slurm_jobs_pending',
+  'slurm_user_jobs_running',
+  'slurm_user_jobs_pending',
+  'slurm_sdiag_jobs_submitted',
+  'slurm_sdiag_jobs_started',
+  'slurm_sdiag_jobs_completed',
+  'slurm_sdiag_jobs_canceled',
+  'slurm_sdiag_jobs_failed',
+  'slurm_schedule_cycle_last',
+  'slurm_sched_mean_cycle',
+  'slurm_bf_cycle_last',
+  'slurm_backfilled_jobs',
+  'slurm_server_thread_cnt',
+  'slurm_last_proc_req_start',
+].join('|');
+
+/**
+ * An instant query's samples as figures: per-node families summed over nodes, per-user
+ * ones kept by user, the rest one value each. A series a release exposes twice (under
+ * another scrape's labels) counts once.
+ */
+function figures(samples) {
+  const seen = new Map();
+  for (const { metric, value } of samples) {
+    const key = `${metric.__name__}\u0000${metric.node ?? ''}\u0000${metric.username ?? ''}`;
+    seen.set(key, Math.max(seen.get(key) ?? 0, Number(value[1])));
+  }
+  const totals = new Map();
+  const byUser = new Map();
+  for (const [key, v] of seen) {
+    const [name, , user] = key.split('\u0000');
+    if (user) byUser.set(`${name}\u0000${user}`, v);
+    else totals.set(name, (totals.get(name) ?? 0) + v);
+  }
+  return { get: (name) => totals.get(name) ?? 0, has: (name) => totals.has(name), byUser };
+}
 
 const PALETTE = ['#fd7e14', '#0d6efd', '#dc3545', '#20c997', '#6f42c1', '#ffc107', '#0dcaf0', '#6c757d'];
 
@@ -107,87 +173,70 @@ export const overviewPage = {
     });
   },
 
-  async refresh({ fresh } = {}) {
-    const [nodes, jobs] = await Promise.all([get(`${SLURM}/nodes`, undefined, fresh), get(`${SLURM}/jobs`, undefined, fresh)]);
-    this.renderStats(nodes.nodes ?? [], jobs.jobs ?? []);
-    // sdiag's figures; a cluster may keep them from researchers (PrivateData), and
-    // then the card is left out.
+  /** Everything from Prometheus: many researchers' overviews cost slurmctld nothing. */
+  async refresh() {
     try {
-      this.renderScheduler((await get(`${SLURM}/diag`, undefined, fresh)).statistics);
-    } catch (e) {
-      if (e instanceof SessionEnded) throw e;
-      fill(this.scheduler);
-    }
-    try {
+      const now = figures(await promQuery(`{__name__=~"${NOW_FAMILIES}"}`));
+      this.renderStats(now);
+      this.renderScheduler(now);
       await this.refreshCharts();
     } catch (e) {
       if (e instanceof SessionEnded) throw e;
       fill(this.chartNote, `No history: ${e.message}`);
+      fill(this.stats, h('div', { class: 'col-12 text-muted' }, `No figures here (${e.message}): the Jobs and Nodes pages have them from Slurm.`));
     }
   },
 
-  renderStats(nodes, jobs) {
-    const byState = new Map();
-    let cpus = 0;
-    let cpusAlloc = 0;
-    let mem = 0;
-    let memAlloc = 0;
-    let gpus = 0;
-    let gpusAlloc = 0;
-    for (const n of nodes) {
-      const state = (n.state ?? []).filter((s) => s !== 'DYNAMIC_NORM').join('+') || 'UNKNOWN';
-      byState.set(state, (byState.get(state) ?? 0) + 1);
-      cpus += n.cpus ?? 0;
-      cpusAlloc += n.alloc_cpus ?? 0;
-      mem += n.real_memory ?? 0;
-      memAlloc += n.alloc_memory ?? 0;
-      gpus += gpusIn(n.gres);
-      gpusAlloc += tres(n.tres_used).gpu;
-    }
-    const state = (j) => j.job_state?.[0];
-    const running = jobs.filter((j) => state(j) === 'RUNNING');
-    const pending = jobs.filter((j) => state(j) === 'PENDING');
+  renderStats(f) {
     const me = userName();
-    const mine = (list) => list.filter((j) => j.user_name === me).length;
+    const mine = (family) => f.byUser.get(`${family}\u0000${me}`) ?? 0;
+    const states = NODE_STATES.filter(([family]) => f.get(family) > 0);
     const nodeStates = h(
       'div',
       { class: 'd-flex flex-wrap gap-1 mt-1' },
-      [...byState.entries()].sort().map(([s, n]) => h('span', { class: `badge node-state node-state-${s.split('+')[0].toLowerCase()}` }, `${n} ${s.toLowerCase()}`)),
+      states.map(([family, label]) => h('span', { class: `badge node-state node-state-${family.replace('slurm_nodes_', '')}` }, `${f.get(family)} ${label}`)),
     );
+    const [cpus, cpusAlloc] = [f.get('slurm_node_cpus'), f.get('slurm_node_cpus_alloc')];
+    const [mem, memAlloc] = [f.get('slurm_node_memory_bytes'), f.get('slurm_node_memory_alloc_bytes')];
+    const [gpus, gpusAlloc] = [f.get('slurm_node_gpus'), f.get('slurm_node_gpus_alloc')];
+    const running = f.get('slurm_jobs_running');
+    const pending = f.get('slurm_jobs_pending');
     fill(
       this.stats,
-      stat('Nodes', String(nodes.length), nodeStates),
+      stat('Nodes', String(f.get('slurm_nodes')), nodeStates),
       stat('CPUs allocated', `${cpusAlloc} / ${cpus}`, meter(cpusAlloc, cpus, `${Math.round((100 * cpusAlloc) / (cpus || 1))}%`)),
-      stat('Memory allocated', `${mb(memAlloc)}`, meter(memAlloc, mem, `of ${mb(mem)}`)),
+      // Both releases write MB, even where the family's name ends in _bytes.
+      stat('Memory allocated', mb(memAlloc), meter(memAlloc, mem, `of ${mb(mem)}`)),
       stat('GPUs allocated', gpus ? `${gpusAlloc} / ${gpus}` : '–', gpus ? meter(gpusAlloc, gpus, `${Math.round((100 * gpusAlloc) / gpus)}%`) : h('span', { class: 'text-muted small' }, 'no GPU in the cluster')),
-      stat('Jobs running', h('a', { href: '#/jobs', class: 'text-reset text-decoration-none', id: 'running-count' }, String(running.length)), h('span', { class: 'text-muted small' }, `${mine(running)} of them yours`)),
-      stat('Jobs pending', h('a', { href: '#/jobs', class: 'text-reset text-decoration-none', id: 'pending-count' }, String(pending.length)), h('span', { class: 'text-muted small' }, `${mine(pending)} of them yours`)),
+      stat('Jobs running', h('a', { href: '#/jobs', class: 'text-reset text-decoration-none', id: 'running-count' }, String(running)), h('span', { class: 'text-muted small' }, `${mine('slurm_user_jobs_running')} of them yours`)),
+      stat('Jobs pending', h('a', { href: '#/jobs', class: 'text-reset text-decoration-none', id: 'pending-count' }, String(pending)), h('span', { class: 'text-muted small' }, `${mine('slurm_user_jobs_pending')} of them yours`)),
     );
   },
 
-  renderScheduler(st) {
-    if (!st) return fill(this.scheduler);
-    const ms = (us) => (us === undefined ? '–' : `${(us / 1000).toFixed(us < 10_000 ? 2 : 0)} ms`);
-    const figures = [
-      ['Jobs submitted', st.jobs_submitted],
-      ['started', st.jobs_started],
-      ['completed', st.jobs_completed],
-      ['cancelled', st.jobs_canceled],
-      ['failed', st.jobs_failed],
-      ['Last scheduling pass', ms(st.schedule_cycle_last)],
-      ['mean', ms(st.schedule_cycle_mean)],
-      ['Last backfill pass', ms(st.bf_cycle_last)],
-      ['jobs backfilled', st.bf_backfilled_jobs],
-      ['Server threads', st.server_thread_count],
+  renderScheduler(f) {
+    if (!f.has('slurm_sdiag_jobs_submitted')) return fill(this.scheduler);
+    const ms = (us) => `${(us / 1000).toFixed(us < 10_000 ? 2 : 0)} ms`;
+    const shown = [
+      ['Jobs submitted', f.get('slurm_sdiag_jobs_submitted')],
+      ['started', f.get('slurm_sdiag_jobs_started')],
+      ['completed', f.get('slurm_sdiag_jobs_completed')],
+      ['cancelled', f.get('slurm_sdiag_jobs_canceled')],
+      ['failed', f.get('slurm_sdiag_jobs_failed')],
+      ['Last scheduling pass', ms(f.get('slurm_schedule_cycle_last'))],
+      ['mean', ms(f.get('slurm_sched_mean_cycle'))],
+      ['Last backfill pass', ms(f.get('slurm_bf_cycle_last'))],
+      ['jobs backfilled', f.get('slurm_backfilled_jobs')],
+      ['Server threads', f.get('slurm_server_thread_cnt')],
     ];
+    const since = f.get('slurm_last_proc_req_start');
     fill(
       this.scheduler,
       card(
-        h('span', null, 'Scheduler ', h('span', { class: 'text-muted fw-normal small' }, `(sdiag, since ${when(num(st.req_time_start))})`)),
+        h('span', null, 'Scheduler ', h('span', { class: 'text-muted fw-normal small' }, since ? `(sdiag, since ${when(since)})` : '(sdiag)')),
         h(
           'div',
           { class: 'd-flex flex-wrap gap-4 scheduler' },
-          figures.map(([label, value]) => h('div', null, h('div', { class: 'small text-muted' }, label), h('div', { class: 'fw-semibold' }, value ?? '–'))),
+          shown.map(([label, value]) => h('div', null, h('div', { class: 'small text-muted' }, label), h('div', { class: 'fw-semibold' }, String(value)))),
         ),
       ),
     );
