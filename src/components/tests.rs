@@ -391,7 +391,7 @@ mod pinned_hashes {
                 ("slurmbox-dbd", "1612abf52cd35bd8"),
                 ("slurmbox-rest", "1df5cb6859ab93c4"),
                 ("slurmbox-metrics", "51c3e93c572c4844"),
-                ("slurmbox-web", "debb632f5898478e"),
+                ("slurmbox-web", "c2b0e0c9a438cf90"),
             ],
         );
     }
@@ -410,7 +410,7 @@ mod pinned_hashes {
                 ("lab-dbd", "1cf2a90b85099205"),
                 ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
-                ("lab-web", "42d5f0ff8aaa3bfb"),
+                ("lab-web", "11c155fdbef9b47f"),
             ],
         );
     }
@@ -447,7 +447,7 @@ mod pinned_hashes {
                 ("lab-dbd", "1cf2a90b85099205"),
                 ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
-                ("lab-web", "42d5f0ff8aaa3bfb"),
+                ("lab-web", "11c155fdbef9b47f"),
             ],
         );
     }
