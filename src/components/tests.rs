@@ -413,7 +413,7 @@ mod pinned_hashes {
                 ("slurmbox-dbd", "1612abf52cd35bd8"),
                 ("slurmbox-rest", "1df5cb6859ab93c4"),
                 ("slurmbox-metrics", "51c3e93c572c4844"),
-                ("slurmbox-web", "6a2742b765be8917"),
+                ("slurmbox-web", "c2b0e0c9a438cf90"),
             ],
         );
     }
@@ -432,7 +432,7 @@ mod pinned_hashes {
                 ("lab-dbd", "1cf2a90b85099205"),
                 ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
-                ("lab-web", "b7cedf4eb65e310d"),
+                ("lab-web", "11c155fdbef9b47f"),
             ],
         );
     }
@@ -469,7 +469,7 @@ mod pinned_hashes {
                 ("lab-dbd", "1cf2a90b85099205"),
                 ("lab-rest", "eae7fb97d1d92fe7"),
                 ("lab-metrics", "47def9943887de20"),
-                ("lab-web", "b7cedf4eb65e310d"),
+                ("lab-web", "11c155fdbef9b47f"),
             ],
         );
     }

@@ -50,6 +50,15 @@ const PAGES: &[(&str, &str)] = &[
     ("index.html", include_str!("../../assets/web/index.html")),
     ("app.js", include_str!("../../assets/web/app.js")),
     ("app.css", include_str!("../../assets/web/app.css")),
+    ("api.js", include_str!("../../assets/web/api.js")),
+    ("ui.js", include_str!("../../assets/web/ui.js")),
+    ("reasons.js", include_str!("../../assets/web/reasons.js")),
+    ("overview.js", include_str!("../../assets/web/overview.js")),
+    ("jobs.js", include_str!("../../assets/web/jobs.js")),
+    ("job.js", include_str!("../../assets/web/job.js")),
+    ("submit.js", include_str!("../../assets/web/submit.js")),
+    ("nodes.js", include_str!("../../assets/web/nodes.js")),
+    ("accounts.js", include_str!("../../assets/web/accounts.js")),
 ];
 /// The certificate and key, put there at `up` from the spec's files.
 pub const TLS_CERT_PATH: &str = "/etc/slurmbox/web/tls.crt";
