@@ -112,7 +112,8 @@ pub struct PublishedPorts {
 }
 
 /// What `engine`'s containers of `role` publish, by their `label`: the login node's
-/// sshd ([`LABEL_SSH_PORT`]), slurmrestd ([`crate::plan::LABEL_REST_PORT`]).
+/// sshd ([`LABEL_SSH_PORT`]), slurmrestd ([`crate::plan::LABEL_REST_PORT`]), the
+/// dashboard.
 pub async fn published_ports<E: Engine>(
     engine: &E,
     cluster: &str,
@@ -132,6 +133,29 @@ pub async fn published_ports<E: Engine>(
         }
     }
     Ok(ports)
+}
+
+/// Before anything changes: the port the plan's container of `role` publishes (its
+/// `label`) is no other cluster's on that host; `key` and `what` name it in the error
+/// ("[rest] port", "REST API"). `up` picks a free one where the spec names none.
+pub async fn check_port_free<E: Engine>(
+    engines: &[E],
+    plan: &Plan,
+    (role, label): (Role, &str),
+    (key, what): (&'static str, &'static str),
+) -> Result<(), super::PartError> {
+    let Some(c) = plan.containers.iter().find(|c| c.role == role) else {
+        return Ok(());
+    };
+    let Some(port) = c.labels.get(label).and_then(|p| p.parse().ok()) else {
+        return Ok(());
+    };
+    match published_ports(&engines[c.host], &plan.cluster, role, label).await?.taken.remove(&port) {
+        Some(other) => {
+            Err(super::PartError::PortTaken { key, what, port, host: plan.hosts[c.host].name.clone(), other })
+        }
+        None => Ok(()),
+    }
 }
 
 /// The port a service is published on: the spec's, else the one it has (so `up`

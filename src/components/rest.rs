@@ -162,22 +162,7 @@ pub async fn ports<E: Engine>(
 /// Before anything changes: the port the spec names is not another cluster's REST API's
 /// on the controller's host (`up` picks a free one where the spec names none).
 pub async fn check<E: Engine>(engines: &[E], plan: &Plan) -> Result<(), PartError> {
-    let Some(rest) = plan.containers.iter().find(|c| c.role == Role::Rest) else {
-        return Ok(());
-    };
-    let Some(port) = rest.labels.get(LABEL_REST_PORT).and_then(|p| p.parse().ok()) else {
-        return Ok(());
-    };
-    match ports(&engines[rest.host], &plan.cluster).await?.taken.remove(&port) {
-        Some(other) => Err(PartError::PortTaken {
-            key: "[rest] port",
-            what: "REST API",
-            port,
-            host: plan.hosts[rest.host].name.clone(),
-            other,
-        }),
-        None => Ok(()),
-    }
+    login::check_port_free(engines, plan, (Role::Rest, LABEL_REST_PORT), ("[rest] port", "REST API")).await
 }
 
 /// For `status`: where the REST API answers.

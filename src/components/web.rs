@@ -353,25 +353,13 @@ pub async fn ports<E: Engine>(
 /// Before anything changes: the port the spec names is not another cluster's
 /// dashboard's, and the TLS files are there and read.
 pub async fn check<E: Engine>(engines: &[E], plan: &Plan) -> Result<(), PartError> {
-    let Some(web) = plan.containers.iter().find(|c| c.role == Role::Web) else {
+    if !plan.containers.iter().any(|c| c.role == Role::Web) {
         return Ok(());
-    };
+    }
     if let Some((cert, key)) = &plan.web_tls {
         tls_files(cert, key)?;
     }
-    let Some(port) = web.labels.get(LABEL_WEB_PORT).and_then(|p| p.parse().ok()) else {
-        return Ok(());
-    };
-    match ports(&engines[web.host], &plan.cluster).await?.taken.remove(&port) {
-        Some(other) => Err(PartError::PortTaken {
-            key: "[web] port",
-            what: "dashboard",
-            port,
-            host: plan.hosts[web.host].name.clone(),
-            other,
-        }),
-        None => Ok(()),
-    }
+    login::check_port_free(engines, plan, (Role::Web, LABEL_WEB_PORT), ("[web] port", "dashboard")).await
 }
 
 /// The certificate and key as files to put in the container; each must read as PEM.
