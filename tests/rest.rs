@@ -15,8 +15,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -24,74 +23,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use common::http::http;
 use common::{ClusterGuard, labelled_objects, slurmbox};
 
 const KEY: &str = "/var/lib/slurmbox/jwt/jwt_hs256.key";
 const API: &str = "/slurm/v0.0.42";
-
-/// An HTTP answer: its status and body.
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request to `url` ("http://HOST:PORT") from this machine, through the
-/// published port; retried while slurmrestd is not listening yet (right after `up`).
-fn http(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    let addr = url.strip_prefix("http://").expect("an http URL");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\
-         Content-Type: application/json\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match exchange(addr, &request) {
-            Some(answer) => return answer,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
-            None => panic!("no answer from {url}{path} in 60 s"),
-        }
-    }
-}
-
-/// Sends `request`, reads the answer (`None`: no connection, or closed before a whole
-/// answer came).
-fn exchange(addr: &str, request: &str) -> Option<Answer> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-            let length = head.lines().find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
-            })?;
-            let body = &raw[end + 4..];
-            if body.len() >= length {
-                let status = head.split_whitespace().nth(1)?.parse().ok()?;
-                return Some(Answer { status, body: String::from_utf8_lossy(&body[..length]).into_owned() });
-            }
-        }
-        match stream.read(&mut chunk).ok()? {
-            0 => return None,
-            n => raw.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
 
 /// The headers that carry a user's token.
 fn auth<'a>(user: &'a str, token: &'a str) -> [(&'a str, &'a str); 2] {

@@ -19,8 +19,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
@@ -31,6 +31,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use common::browser::{Browser, HEIGHT, WIDTH, png_size, screenshot_dir};
+use common::http::http;
 use common::{ClusterGuard, container_identities, labelled_objects, slurmbox};
 
 const CSP: &str = "default-src 'self'; script-src 'self'";
@@ -102,33 +103,6 @@ const MARKUP_NAME: &str = "<img src=x onerror=alert(1)>";
 /// Long enough for any wait on a page that refreshes itself every 10 s.
 const PAGE_WAIT: Duration = Duration::from_secs(45);
 
-/// An HTTP answer: status, head (lower-cased names), body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// One HTTP/1.0 request to `base` ("http://HOST:PORT") from this machine; nginx closes
-/// the connection after its answer.
-fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let addr = base.strip_prefix("http://").expect("an http URL");
-    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{base}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
-    Answer { status, head: head.to_ascii_lowercase(), body: body.to_string() }
-}
-
 /// Runs `script` as `user` on the login node; panics on failure.
 fn as_user(cluster: &ClusterGuard, user: &str, script: &str) -> String {
     cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).ok().stdout
@@ -191,9 +165,9 @@ const DATA_URLS: &[(&str, &str)] = &[
 /// No token, an expired one and an altered one: 401 from every data URL; the page
 /// itself is served to anyone, under a CSP that forbids inline script.
 fn data_needs_a_good_token(cluster: &ClusterGuard, base: &str, good: &str) {
-    let page = http(base, "GET", "/login", &[]);
+    let page = http(base, "GET", "/login", &[], "");
     assert_eq!(page.status, 200, "{}", page.body);
-    let csp = page.head.lines().find(|l| l.starts_with("content-security-policy:")).expect("a CSP header");
+    let csp = page.header("content-security-policy").expect("a CSP header");
     assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'"), "{csp}");
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
     assert!(
@@ -213,12 +187,12 @@ fn data_needs_a_good_token(cluster: &ClusterGuard, base: &str, good: &str) {
             ("an expired token", vec![("X-SLURM-USER-TOKEN", expired.as_str())]),
             ("an altered token", vec![("X-SLURM-USER-TOKEN", altered.as_str())]),
         ] {
-            let answer = http(base, method, path, &headers);
+            let answer = http(base, method, path, &headers, "");
             assert_eq!(answer.status, 401, "{method} {path} with {what}: {}", answer.body);
         }
     }
     // The good token is taken (so the others were refused for what they are).
-    let jobs = http(base, "GET", "/api/slurm/v0.0.42/jobs", &[("X-SLURM-USER-TOKEN", good)]);
+    let jobs = http(base, "GET", "/api/slurm/v0.0.42/jobs", &[("X-SLURM-USER-TOKEN", good)], "");
     assert_eq!(jobs.status, 200, "{}", jobs.body);
 }
 

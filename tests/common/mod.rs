@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod browser;
+pub mod http;
 pub mod images;
 pub mod lab;
 pub mod lab_cluster;
