@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::{ClusterGuard, slurmbox};
 
-/// Runs `script` as `user` on the login node; panics on failure.
-fn as_user(cluster: &ClusterGuard, user: &str, script: &str) -> String {
-    cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).ok().stdout
-}
-
 #[test]
 fn jobs_are_accounted_and_fair_share_orders_the_queue() {
     let cluster = ClusterGuard::new("acct");
@@ -34,10 +29,10 @@ fn jobs_are_accounted_and_fair_share_orders_the_queue() {
     slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
 
     // Alice uses the cluster; once Slurm has recomputed fair share, hers is below Bob's.
-    as_user(&cluster, "alice", "srun sleep 3");
+    cluster.sh_as("alice", "srun sleep 3");
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
-        let share = as_user(&cluster, "alice", "sshare -n -P -a -o user,fairshare");
+        let share = cluster.sh_as("alice", "sshare -n -P -a -o user,fairshare");
         let of = |u: &str| -> f64 {
             share
                 .lines()
@@ -53,18 +48,18 @@ fn jobs_are_accounted_and_fair_share_orders_the_queue() {
     }
 
     // Alice holds the CPU and floods the queue; Bob submits one job after all of hers.
-    as_user(&cluster, "alice", "sbatch -J hold --wrap 'sleep 8'");
+    cluster.sh_as("alice", "sbatch -J hold --wrap 'sleep 8'");
     for _ in 0..3 {
-        as_user(&cluster, "alice", "sbatch -J flood --wrap 'sleep 1'");
+        cluster.sh_as("alice", "sbatch -J flood --wrap 'sleep 1'");
     }
-    as_user(&cluster, "bob", "sbatch -J later --wrap 'sleep 1'");
+    cluster.sh_as("bob", "sbatch -J later --wrap 'sleep 1'");
     cluster.wait_for("squeue -h", "the queue to empty", |o| o.trim().is_empty());
 
     // Every job is in sacct, under its user's account, COMPLETED; Bob's started first.
     let deadline = Instant::now() + Duration::from_secs(60);
     let jobs = loop {
         let out =
-            as_user(&cluster, "alice", "sacct -a -X -n -P -o jobname,user,account,state,start -S now-1hour");
+            cluster.sh_as("alice", "sacct -a -X -n -P -o jobname,user,account,state,start -S now-1hour");
         if out.lines().filter(|l| l.contains("|COMPLETED|")).count() >= 6 {
             break out;
         }
@@ -82,9 +77,9 @@ fn jobs_are_accounted_and_fair_share_orders_the_queue() {
 
     // The other reports answer for everyone. (sreport's figures come from slurmdbd's
     // hourly rollup: a cluster this young has a report, with nothing in it yet.)
-    let report = as_user(&cluster, "bob", "sreport cluster utilization start=now-1hour");
+    let report = cluster.sh_as("bob", "sreport cluster utilization start=now-1hour");
     assert!(report.contains("Cluster Utilization"), "{report}");
-    let assoc = as_user(&cluster, "bob", "sacctmgr -n -P show assoc format=account,user");
+    let assoc = cluster.sh_as("bob", "sacctmgr -n -P show assoc format=account,user");
     assert!(assoc.contains("physics|alice") && assoc.contains("chemistry|bob"), "{assoc}");
 
     // The database password is in no container's configuration, and users cannot read it.

@@ -16,7 +16,7 @@
 mod common;
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -32,11 +32,6 @@ const API: &str = "/slurm/v0.0.42";
 /// The headers that carry a user's token.
 fn auth<'a>(user: &'a str, token: &'a str) -> [(&'a str, &'a str); 2] {
     [("X-SLURM-USER-NAME", user), ("X-SLURM-USER-TOKEN", token)]
-}
-
-/// Runs `script` as `user` on the login node; panics on failure.
-fn as_user(cluster: &ClusterGuard, user: &str, script: &str) -> String {
-    cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).ok().stdout
 }
 
 /// Runs `cmd` as root on `node`, whatever its exit code.
@@ -57,7 +52,7 @@ fn token_of(printed: &str) -> String {
 
 /// A token of `user`'s own, from `scontrol token` on the login node.
 fn scontrol_token(cluster: &ClusterGuard, user: &str) -> String {
-    token_of(&as_user(cluster, user, "scontrol token"))
+    token_of(&cluster.sh_as(user, "scontrol token"))
 }
 
 /// The claims of a token (its middle part).
@@ -82,25 +77,6 @@ fn signed_token(key: &[u8], user: &str) -> String {
     let payload = URL_SAFE_NO_PAD.encode(json!({"exp": now + 600, "iat": now, "sun": user}).to_string());
     let signature = URL_SAFE_NO_PAD.encode(hmac_sha256(key, format!("{header}.{payload}").as_bytes()));
     format!("{header}.{payload}.{signature}")
-}
-
-/// Polls `what` (a shell line run as `user`) until `done` holds, for at most 90 s.
-fn wait_as(
-    cluster: &ClusterGuard,
-    user: &str,
-    script: &str,
-    what: &str,
-    done: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).stdout;
-        if done(&out) {
-            return out;
-        }
-        assert!(Instant::now() < deadline, "{what} after 90 s: {out:?}");
-        std::thread::sleep(Duration::from_secs(1));
-    }
 }
 
 /// Brings a cluster up with alice and bob (`top`: more of the spec's top-level keys);
@@ -138,9 +114,9 @@ fn submit_runs_as_the_user(cluster: &ClusterGuard, url: &str, token: &str, accou
     let answer = http(url, "POST", &format!("{API}/job/submit"), &auth("alice", token), &job.to_string());
     assert_eq!(answer.status, 200, "{}", answer.body);
     let id = answer.json()["job_id"].as_u64().expect("a job ID");
-    let uid = as_user(cluster, "alice", "id -u").trim().to_string();
+    let uid = cluster.sh_as("alice", "id -u").trim().to_string();
     let out = format!("cat slurm-{id}.out");
-    assert_eq!(wait_as(cluster, "alice", &out, "the job's output", |o| !o.is_empty()).trim(), uid);
+    assert_eq!(cluster.wait_as("alice", &out, "the job's output", |o| !o.is_empty()).trim(), uid);
     if !accounting {
         let job = http(url, "GET", &format!("{API}/job/{id}"), &auth("alice", token), "");
         let job = &job.json()["jobs"][0];
@@ -148,7 +124,7 @@ fn submit_runs_as_the_user(cluster: &ClusterGuard, url: &str, token: &str, accou
         return;
     }
     let row =
-        wait_as(cluster, "alice", &format!("sacct -j {id} -X -n -P -o user,uid,state"), "the job", |o| {
+        cluster.wait_as("alice", &format!("sacct -j {id} -X -n -P -o user,uid,state"), "the job", |o| {
             o.contains("COMPLETED")
         });
     assert_eq!(row.trim(), format!("alice|{uid}|COMPLETED"));
@@ -165,9 +141,9 @@ fn cancel_of_another_users_job_is_refused(cluster: &ClusterGuard, url: &str, tok
     assert_eq!(jobs.status, 200, "{}", jobs.body);
     assert!(jobs.json()["jobs"].is_array(), "{}", jobs.body);
     assert!(jobs.json()["meta"]["slurm"]["release"].as_str().unwrap().starts_with("24.11."), "{}", jobs.body);
-    let id = as_user(cluster, "bob", "sbatch --parsable -J bobs --wrap 'sleep 600'").trim().to_string();
+    let id = cluster.sh_as("bob", "sbatch --parsable -J bobs --wrap 'sleep 600'").trim().to_string();
     let state = format!("squeue -h -j {id} -o %T");
-    wait_as(cluster, "bob", &state, "Bob's job running", |o| o.trim() == "RUNNING");
+    cluster.wait_as("bob", &state, "Bob's job running", |o| o.trim() == "RUNNING");
     // Listed with its user's name (slurmrestd reads the cluster's accounts).
     let jobs = http(url, "GET", &format!("{API}/jobs"), &auth("alice", token), "").json();
     let listed = jobs["jobs"].as_array().unwrap().iter().find(|j| j["job_id"].as_u64() == id.parse().ok());
@@ -175,8 +151,8 @@ fn cancel_of_another_users_job_is_refused(cluster: &ClusterGuard, url: &str, tok
     let cancel = http(url, "DELETE", &format!("{API}/job/{id}"), &auth("alice", token), "");
     assert!(cancel.json().to_string().contains("Access/permission denied"), "{}", cancel.body);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(as_user(cluster, "bob", &state).trim(), "RUNNING", "Bob's job was cancelled");
-    as_user(cluster, "bob", &format!("scancel {id}"));
+    assert_eq!(cluster.sh_as("bob", &state).trim(), "RUNNING", "Bob's job was cancelled");
+    cluster.sh_as("bob", &format!("scancel {id}"));
 }
 
 /// No token, a malformed, an expired and a forged one: refused, and nothing submitted.
@@ -206,7 +182,7 @@ fn bad_tokens_change_nothing(cluster: &ClusterGuard, url: &str, key: &[u8]) {
             assert!(list.body.contains("Protocol authentication error"), "{what}: {}", list.body);
         }
     }
-    let all = as_user(cluster, "alice", "sacct -a -X -n -P -o jobname -S now-1hour; squeue -a -h -o %j");
+    let all = cluster.sh_as("alice", "sacct -a -X -n -P -o jobname -S now-1hour; squeue -a -h -o %j");
     assert!(!all.contains("bad-"), "a job came in with a bad token:\n{all}");
     let own = signed_token(key, "alice");
     let taken = http(url, "GET", &format!("{API}/jobs"), &auth("alice", &own), "");
@@ -246,7 +222,7 @@ fn the_key_stays_on_the_controller(cluster: &ClusterGuard) -> Vec<u8> {
     as_root(cluster, "controller", &["chmod", "0644", KEY]).ok();
     let controller = format!("{}-controller", cluster.name);
     assert!(std::process::Command::new("docker").args(["restart", &controller]).status().unwrap().success());
-    wait_as(cluster, "alice", "scontrol ping", "the controller back", |o| o.contains("UP"));
+    cluster.wait_as("alice", "scontrol ping", "the controller back", |o| o.contains("UP"));
     assert_eq!(stat(), "64030 400");
     key
 }
@@ -257,7 +233,7 @@ fn broken_json_is_refused(cluster: &ClusterGuard, url: &str, token: &str) {
         http(url, "POST", &format!("{API}/job/submit"), &auth("alice", token), r#"{"job": {"name": "#);
     assert!((400..500).contains(&answer.status), "{} {}", answer.status, answer.body);
     assert!(answer.body.contains("Unable to parse"), "{}", answer.body);
-    assert!(as_user(cluster, "alice", "scontrol ping").contains("UP"));
+    assert!(cluster.sh_as("alice", "scontrol ping").contains("UP"));
     assert_eq!(http(url, "GET", &format!("{API}/jobs"), &auth("alice", token), "").status, 200);
 }
 

@@ -103,33 +103,9 @@ const MARKUP_NAME: &str = "<img src=x onerror=alert(1)>";
 /// Long enough for any wait on a page that refreshes itself every 10 s.
 const PAGE_WAIT: Duration = Duration::from_secs(45);
 
-/// Runs `script` as `user` on the login node; panics on failure.
-fn as_user(cluster: &ClusterGuard, user: &str, script: &str) -> String {
-    cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).ok().stdout
-}
-
-/// Polls `script` (as `user`) until `done` holds of its output, for at most 60 s.
-fn wait_as(
-    cluster: &ClusterGuard,
-    user: &str,
-    script: &str,
-    what: &str,
-    done: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = cluster.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).stdout;
-        if done(&out) {
-            return out;
-        }
-        assert!(Instant::now() < deadline, "{what} after 60 s: {out:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// `sbatch --parsable ARGS` as `user`: the job's ID.
 fn sbatch(cluster: &ClusterGuard, user: &str, args: &str) -> String {
-    as_user(cluster, user, &format!("sbatch --parsable --mem=100M {args}")).trim().to_string()
+    cluster.sh_as(user, &format!("sbatch --parsable --mem=100M {args}")).trim().to_string()
 }
 
 /// The token in a login link (after `#token=`).
@@ -302,10 +278,10 @@ impl Session<'_> {
         b.click("#hold");
         self.wait("#release");
         let reason = format!("squeue -h -j {id} -o %r");
-        assert_eq!(as_user(self.cluster, "alice", &reason).trim(), "JobHeldUser");
+        assert_eq!(self.cluster.sh_as("alice", &reason).trim(), "JobHeldUser");
         b.click("#release");
         self.wait("#hold");
-        assert_ne!(as_user(self.cluster, "alice", &reason).trim(), "JobHeldUser");
+        assert_ne!(self.cluster.sh_as("alice", &reason).trim(), "JobHeldUser");
     }
 
     /// Her job, from its row to its details: cancelled, gone from the queue. Bob's:
@@ -323,7 +299,7 @@ impl Session<'_> {
         let done = self.wait("#action-message .alert-success");
         assert!(done.contains("cancelled"), "{done}");
         let queued = "squeue -h -n alices -t PD,R,CG -o %i";
-        wait_as(self.cluster, "alice", queued, "her job gone", |o| o.trim().is_empty());
+        self.cluster.wait_as("alice", queued, "her job gone", |o| o.trim().is_empty());
 
         self.open(&format!("/jobs/{}", jobs.bobs));
         self.wait("#cancel");
@@ -332,7 +308,7 @@ impl Session<'_> {
         let refusal = self.wait("#action-message .slurm-error");
         assert!(refusal.contains("Access/permission denied"), "{refusal}");
         std::thread::sleep(Duration::from_secs(2));
-        let state = as_user(self.cluster, "bob", &format!("squeue -h -j {} -o %T", jobs.bobs));
+        let state = self.cluster.sh_as("bob", &format!("squeue -h -j {} -o %T", jobs.bobs));
         assert_eq!(state.trim(), "RUNNING");
     }
 
@@ -346,12 +322,12 @@ impl Session<'_> {
         b.click("#submit-job");
         let id = self.wait("#new-job");
         shoot(b, "submit");
-        let uid = as_user(self.cluster, "alice", "id -u").trim().to_string();
+        let uid = self.cluster.sh_as("alice", "id -u").trim().to_string();
         let out = format!("cat slurm-{id}.out");
-        let out = wait_as(self.cluster, "alice", &out, "the job's output", |o| !o.is_empty());
+        let out = self.cluster.wait_as("alice", &out, "the job's output", |o| !o.is_empty());
         assert_eq!(out.trim(), uid);
         let sacct = format!("sacct -X -n -P -j {id} -o user,jobname");
-        let row = wait_as(self.cluster, "alice", &sacct, "the job in sacct", |o| !o.trim().is_empty());
+        let row = self.cluster.wait_as("alice", &sacct, "the job in sacct", |o| !o.trim().is_empty());
         assert_eq!(row.trim(), "alice|from-the-web");
 
         b.fill("#job-script", "");
@@ -363,7 +339,7 @@ impl Session<'_> {
     /// Accounting's figures for the busy job: in the finished list and its details.
     fn shows_a_finished_jobs_efficiency(&self, id: &str) {
         let state = format!("sacct -X -n -P -j {id} -o state");
-        wait_as(self.cluster, "alice", &state, "the busy job ended", |o| o.contains("COMPLETED"));
+        self.cluster.wait_as("alice", &state, "the busy job ended", |o| o.contains("COMPLETED"));
         self.open("/jobs");
         let cpu = self.wait(&format!("tr.finished-row[data-job='{id}'] .eff-cpu"));
         assert!(cpu.contains('%') && cpu.contains("of 1×"), "{cpu}");
@@ -436,7 +412,7 @@ fn the_dashboard_shows_slurm_to_its_user_and_acts_as_them() {
     let (_dir, base) = up(&cluster);
     let jobs = Jobs::submit(&cluster);
 
-    let link = as_user(&cluster, "alice", "web-login").trim().to_string();
+    let link = cluster.sh_as("alice", "web-login").trim().to_string();
     assert!(link.starts_with(&format!("{base}/login#token=")), "{link}");
     let token = token_in(&link);
     data_needs_a_good_token(&cluster, &base, &token);

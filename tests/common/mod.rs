@@ -107,17 +107,39 @@ impl ClusterGuard {
         self.run(&["exec"], &["--", "bash", "-c", script])
     }
 
+    /// `slurmbox exec --name NAME --user USER -- bash -c SCRIPT`; its output, or a panic
+    /// with everything it printed when it fails.
+    pub fn sh_as(&self, user: &str, script: &str) -> String {
+        self.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).ok().stdout
+    }
+
     /// Runs `script` (as the default user) until its output satisfies `done`, for at
     /// most 60 s; returns that output, or panics saying `what` did not happen. The
     /// script may fail meanwhile (a file not there yet): only its output counts.
     pub fn wait_for(&self, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        self.poll(|| self.sh(script).stdout, what, std::time::Duration::from_secs(60), done)
+    }
+
+    /// [`ClusterGuard::wait_for`] as `user`, for at most 90 s.
+    pub fn wait_as(&self, user: &str, script: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let run = || self.run(&["exec"], &["--user", user, "--", "bash", "-c", script]).stdout;
+        self.poll(run, what, std::time::Duration::from_secs(90), done)
+    }
+
+    fn poll(
+        &self,
+        run: impl Fn() -> String,
+        what: &str,
+        limit: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
         loop {
-            let out = self.sh(script).stdout;
+            let out = run();
             if done(&out) {
                 return out;
             }
-            assert!(std::time::Instant::now() < deadline, "{what} after 60 s: {out:?}");
+            assert!(std::time::Instant::now() < deadline, "{what} after {limit:?}: {out:?}");
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
