@@ -208,25 +208,16 @@ fn engine_host(url: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::{HostFacts, limits::CgroupHost, plan};
+    use crate::components::{HostFacts, plan};
     use crate::spec::ClusterSpec;
 
     fn facts() -> HostFacts {
+        let image = |repository: &str| Some(format!("slurmbox/{repository}:26.05-test"));
         HostFacts {
-            cpus: 2,
-            memory_mib: 4096,
-            arch: Arch::Amd64,
             image: "slurmbox/node:26.05-test".into(),
-            storage_image: None,
-            accounting_image: Some("slurmbox/accounting:26.05-test".into()),
-            controller_image: Some("slurmbox/controller:26.05-test".into()),
-            metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
-            web_image: Some("slurmbox/web:nginx-test".into()),
-            cgroup: CgroupHost::v2(),
-            ssh_port: crate::spec::DEFAULT_SSH_PORT,
-            rest_port: crate::spec::DEFAULT_REST_PORT,
-            web_port: crate::spec::DEFAULT_WEB_PORT,
-            gpus: None,
+            accounting_image: image("accounting"),
+            controller_image: image("controller"),
+            ..crate::components::tests::facts()
         }
     }
 

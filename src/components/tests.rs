@@ -9,7 +9,9 @@ use crate::spec::ClusterSpec;
 
 const IMAGE: &str = "slurmbox/node:24.11-test";
 
-fn facts() -> HostFacts {
+/// A host as the plan tests assume it (every part's image there); parts' own tests
+/// start from it too.
+pub(super) fn facts() -> HostFacts {
     HostFacts {
         cpus: 2,
         memory_mib: 24000,

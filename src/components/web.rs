@@ -433,26 +433,11 @@ pub async fn login_link(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::{HostFacts, limits::CgroupHost, plan};
+    use crate::components::{HostFacts, plan};
     use crate::spec::ClusterSpec;
 
     fn facts() -> HostFacts {
-        HostFacts {
-            cpus: 2,
-            memory_mib: 4096,
-            arch: Arch::Amd64,
-            image: "slurmbox/node:24.11-test".into(),
-            storage_image: None,
-            accounting_image: Some("slurmbox/accounting:24.11-test".into()),
-            controller_image: Some("slurmbox/controller:24.11-test".into()),
-            metrics_image: Some("slurmbox/metrics:prometheus-test".into()),
-            web_image: Some("slurmbox/web:nginx-test".into()),
-            cgroup: CgroupHost::v2(),
-            ssh_port: crate::spec::DEFAULT_SSH_PORT,
-            rest_port: crate::spec::DEFAULT_REST_PORT,
-            web_port: 8081,
-            gpus: None,
-        }
+        HostFacts { web_port: 8081, ..crate::components::tests::facts() }
     }
 
     fn plan_of(text: &str, hosts: usize) -> Plan {
