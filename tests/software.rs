@@ -6,8 +6,9 @@
 //!
 //! Containers in jobs (`containers = true`): an image made here and saved with
 //! `docker save`, copied into alice's home and made a bundle by `slurmbox-bundle`, runs
-//! `srun -N2 --container` steps as alice on both nodes; a step over its memory inside
-//! it is killed; bob's home stays closed to her, and the node's root stays out of reach.
+//! `srun -N2 --container` steps as alice on both nodes, MPI ranks among them
+//! (`--mpi=pmix`, the image's own OpenMPI); a step over its memory inside it is
+//! killed; bob's home stays closed to her, and the node's root stays out of reach.
 
 mod common;
 
@@ -60,12 +61,13 @@ fn site_packages_reach_every_node_and_a_bogus_one_changes_nothing() {
     assert_eq!(cluster.sh("srun -N2 true && echo ok").ok().stdout, "ok\n");
 }
 
-/// A researcher's image: Debian with Python, and a file only it has.
+/// A researcher's image: Debian with Python, OpenMPI and mpi4py (the node image's own
+/// MPI, as a lab's image would have it), and a file only it has.
 const RESEARCHER_IMAGE: TestImage = TestImage {
     repository: "slurmbox-test/researcher",
     what: "researcher's image",
     suite: "trixie",
-    packages: &["python3-minimal"],
+    packages: &["python3-minimal", "openmpi-bin", "python3-mpi4py", "python3-numpy"],
     customize: &[r#"echo inside > "$1/etc/researcher-image""#],
 };
 
@@ -89,6 +91,15 @@ fn a_researchers_image_runs_job_steps_as_them_within_their_limits() {
 
     let steps = cluster.sh("srun -N2 --container=$HOME/researcher sh -c 'echo $(id -u) $(hostname) $(cat /etc/researcher-image)' | sort").ok();
     assert_eq!(steps.stdout, "2001 node1 inside\n2001 node2 inside\n");
+
+    // MPI inside her image, across both nodes, two ranks on each: `slurmbox verify`'s pi
+    // program, launched by Slurm's PMIx with the image's own OpenMPI.
+    let pi = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/verify/pi.py");
+    docker_ok(&["cp", pi, &format!("{login}:/home/alice/pi.py")]);
+    let mpi = cluster.sh("srun -N2 -n4 --mpi=pmix --container=$HOME/researcher python3 pi.py").ok();
+    let lines: Vec<&str> = mpi.stdout.lines().collect();
+    assert_eq!(lines[..2], ["ranks=4", "hosts=node1,node2"], "{}", mpi.stdout);
+    assert!(lines[2].starts_with("pi=3.14159265358979"), "{}", mpi.stdout);
 
     // Her step's memory is her job's, inside the image too.
     let hog = "x = bytearray(500 << 20); x[::4096] = bytes(len(x[::4096])); print('survived')";
