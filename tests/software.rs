@@ -8,10 +8,12 @@
 //! `docker save`, copied into alice's home and made a bundle by `slurmbox-bundle`, runs
 //! `srun -N2 --container` steps as alice on both nodes, MPI ranks among them
 //! (`--mpi=pmix`, the image's own OpenMPI); a step over its memory inside it is
-//! killed; bob's home stays closed to her, and the node's root stays out of reach.
+//! killed, and one given one of its node's two (fake) GPUs cannot open the other;
+//! bob's home stays closed to her, and the node's root stays out of reach.
 
 mod common;
 
+use common::gpus::fake_gpus;
 use common::images::{TestImage, docker_ok};
 use common::{ClusterGuard, container_identities, slurmbox};
 
@@ -73,11 +75,15 @@ const RESEARCHER_IMAGE: TestImage = TestImage {
 
 #[test]
 fn a_researchers_image_runs_job_steps_as_them_within_their_limits() {
+    // Two fake GPUs on each node (see tests/gpus.rs): node1 gets nvidia0 and nvidia1.
+    let devices = tempfile::tempdir().unwrap();
+    let gpus = fake_gpus(devices.path(), 4);
     let cluster = ClusterGuard::new("containers");
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("cluster.toml");
     let users = "[[user]]\nname = \"alice\"\nuid = 2001\n[[user]]\nname = \"bob\"\nuid = 2002\n";
-    let text = format!("name = \"{}\"\n{SPEC}{users}[software]\ncontainers = true\n", cluster.name);
+    let with_gpus = SPEC.replace("count = 2\n", &format!("count = 2\ngpu_devices = {gpus:?}\n"));
+    let text = format!("name = \"{}\"\n{with_gpus}{users}[software]\ncontainers = true\n", cluster.name);
     std::fs::write(&spec, text).unwrap();
     slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
 
@@ -106,6 +112,19 @@ fn a_researchers_image_runs_job_steps_as_them_within_their_limits() {
     let oom = cluster.sh(&format!("srun --mem=100M --container=$HOME/researcher python3 -c \"{hog}\""));
     assert_ne!(oom.code, 0, "{}", oom.stdout);
     assert!(oom.stderr.contains("Out Of Memory") && !oom.stdout.contains("survived"), "{}", oom.stderr);
+
+    // Her step's GPU is her job's, inside the image too: the other one on its node stays
+    // closed (the job's device cgroup), the one she was given opens as far as a device
+    // without a driver does.
+    let probe = r#"for d in /dev/nvidia0 /dev/nvidia1; do python3 -c 'import os, sys
+try:
+    os.open(sys.argv[1], os.O_RDWR)
+    print(sys.argv[1], "opened")
+except OSError as e:
+    print(sys.argv[1], e.strerror)' "$d"; done"#;
+    cluster.sh(&format!("cat > gpu-probe.sh <<'EOF'\n{probe}\nEOF")).ok();
+    let gpu = cluster.sh("srun -w node1 --gres=gpu:1 --container=$HOME/researcher sh gpu-probe.sh").ok();
+    assert_eq!(gpu.stdout, "/dev/nvidia0 No such device or address\n/dev/nvidia1 Operation not permitted\n");
 
     // Neither bob's home nor the node's secrets are hers inside it.
     let reach = "srun -N1 --container=$HOME/researcher sh -c 'ls /home/bob; cat /proc/1/root/etc/munge/munge.key; id -u'";
