@@ -4,7 +4,8 @@
 # `podman save` (docker-archive or oci-archive): its layers unpacked in order into
 # DIR/rootfs, and DIR/config.json, which runs the job step as the caller, in a user
 # namespace that maps only the caller's own UID and GID, on the image read-only, with
-# the node's /home, /tmp, /dev and /proc. Run by the researcher, without root.
+# the node's /home, /tmp, /dev, /proc and slurmd's spool folder (for MPI). Run by the
+# researcher, without root.
 set -euo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: slurmbox-bundle IMAGE.tar DIR   (then: srun --container=DIR CMD)" >&2
@@ -93,6 +94,10 @@ config = {
         bind("/dev"),
         bind("/home", "nodev"),
         bind("/tmp", "nodev"),
+        # slurmd's spool folder (slurmbox's SlurmdSpoolDir): a step's PMIx server keeps
+        # its shared data there (PMIX_SERVER_TMPDIR), which MPI ranks read to start
+        # (`srun --mpi=pmix`). Without it OpenMPI fails or crashes in MPI_Comm_dup.
+        bind("/var/spool/slurmd", "nodev"),
     ],
     # A user and a mount namespace only: the step stays in the node's network, PIDs
     # and job cgroup (its memory and cores).

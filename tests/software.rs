@@ -6,11 +6,14 @@
 //!
 //! Containers in jobs (`containers = true`): an image made here and saved with
 //! `docker save`, copied into alice's home and made a bundle by `slurmbox-bundle`, runs
-//! `srun -N2 --container` steps as alice on both nodes; a step over its memory inside
-//! it is killed; bob's home stays closed to her, and the node's root stays out of reach.
+//! `srun -N2 --container` steps as alice on both nodes, MPI ranks among them
+//! (`--mpi=pmix`, the image's own OpenMPI); a step over its memory inside it is
+//! killed, and one given one of its node's two (fake) GPUs cannot open the other;
+//! bob's home stays closed to her, and the node's root stays out of reach.
 
 mod common;
 
+use common::gpus::fake_gpus;
 use common::images::{TestImage, docker_ok};
 use common::{ClusterGuard, container_identities, slurmbox};
 
@@ -60,22 +63,27 @@ fn site_packages_reach_every_node_and_a_bogus_one_changes_nothing() {
     assert_eq!(cluster.sh("srun -N2 true && echo ok").ok().stdout, "ok\n");
 }
 
-/// A researcher's image: Debian with Python, and a file only it has.
+/// A researcher's image: Debian with Python, OpenMPI and mpi4py (the node image's own
+/// MPI, as a lab's image would have it), and a file only it has.
 const RESEARCHER_IMAGE: TestImage = TestImage {
     repository: "slurmbox-test/researcher",
     what: "researcher's image",
     suite: "trixie",
-    packages: &["python3-minimal"],
+    packages: &["python3-minimal", "openmpi-bin", "python3-mpi4py", "python3-numpy"],
     customize: &[r#"echo inside > "$1/etc/researcher-image""#],
 };
 
 #[test]
 fn a_researchers_image_runs_job_steps_as_them_within_their_limits() {
+    // Two fake GPUs on each node (see tests/gpus.rs): node1 gets nvidia0 and nvidia1.
+    let devices = tempfile::tempdir().unwrap();
+    let gpus = fake_gpus(devices.path(), 4);
     let cluster = ClusterGuard::new("containers");
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("cluster.toml");
     let users = "[[user]]\nname = \"alice\"\nuid = 2001\n[[user]]\nname = \"bob\"\nuid = 2002\n";
-    let text = format!("name = \"{}\"\n{SPEC}{users}[software]\ncontainers = true\n", cluster.name);
+    let with_gpus = SPEC.replace("count = 2\n", &format!("count = 2\ngpu_devices = {gpus:?}\n"));
+    let text = format!("name = \"{}\"\n{with_gpus}{users}[software]\ncontainers = true\n", cluster.name);
     std::fs::write(&spec, text).unwrap();
     slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
 
@@ -90,11 +98,33 @@ fn a_researchers_image_runs_job_steps_as_them_within_their_limits() {
     let steps = cluster.sh("srun -N2 --container=$HOME/researcher sh -c 'echo $(id -u) $(hostname) $(cat /etc/researcher-image)' | sort").ok();
     assert_eq!(steps.stdout, "2001 node1 inside\n2001 node2 inside\n");
 
+    // MPI inside her image, across both nodes, two ranks on each: `slurmbox verify`'s pi
+    // program, launched by Slurm's PMIx with the image's own OpenMPI.
+    let pi = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/verify/pi.py");
+    docker_ok(&["cp", pi, &format!("{login}:/home/alice/pi.py")]);
+    let mpi = cluster.sh("srun -N2 -n4 --mpi=pmix --container=$HOME/researcher python3 pi.py").ok();
+    let lines: Vec<&str> = mpi.stdout.lines().collect();
+    assert_eq!(lines[..2], ["ranks=4", "hosts=node1,node2"], "{}", mpi.stdout);
+    assert!(lines[2].starts_with("pi=3.14159265358979"), "{}", mpi.stdout);
+
     // Her step's memory is her job's, inside the image too.
     let hog = "x = bytearray(500 << 20); x[::4096] = bytes(len(x[::4096])); print('survived')";
     let oom = cluster.sh(&format!("srun --mem=100M --container=$HOME/researcher python3 -c \"{hog}\""));
     assert_ne!(oom.code, 0, "{}", oom.stdout);
     assert!(oom.stderr.contains("Out Of Memory") && !oom.stdout.contains("survived"), "{}", oom.stderr);
+
+    // Her step's GPU is her job's, inside the image too: the other one on its node stays
+    // closed (the job's device cgroup), the one she was given opens as far as a device
+    // without a driver does.
+    let probe = r#"for d in /dev/nvidia0 /dev/nvidia1; do python3 -c 'import os, sys
+try:
+    os.open(sys.argv[1], os.O_RDWR)
+    print(sys.argv[1], "opened")
+except OSError as e:
+    print(sys.argv[1], e.strerror)' "$d"; done"#;
+    cluster.sh(&format!("cat > gpu-probe.sh <<'EOF'\n{probe}\nEOF")).ok();
+    let gpu = cluster.sh("srun -w node1 --gres=gpu:1 --container=$HOME/researcher sh gpu-probe.sh").ok();
+    assert_eq!(gpu.stdout, "/dev/nvidia0 No such device or address\n/dev/nvidia1 Operation not permitted\n");
 
     // Neither bob's home nor the node's secrets are hers inside it.
     let reach = "srun -N1 --container=$HOME/researcher sh -c 'ls /home/bob; cat /proc/1/root/etc/munge/munge.key; id -u'";

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod browser;
+pub mod gpus;
 pub mod http;
 pub mod images;
 pub mod lab;
