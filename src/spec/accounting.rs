@@ -154,9 +154,7 @@ pub(super) fn check_slurm_conf(
 mod tests {
     use crate::spec::ClusterSpec;
 
-    fn error_of(text: &str) -> String {
-        ClusterSpec::parse("cluster.toml", text).unwrap_err().to_string()
-    }
+    use crate::spec::error_of;
 
     #[test]
     fn accounts_and_site_settings() {

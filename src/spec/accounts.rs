@@ -269,9 +269,7 @@ mod tests {
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx8ZkZ6l0kqQm1o7b0Y2v3o5b6T5d8v2QxX1f0yZ9aB alice@laptop";
 
-    fn error_of(text: &str) -> String {
-        ClusterSpec::parse("cluster.toml", text).unwrap_err().to_string()
-    }
+    use crate::spec::error_of;
 
     #[test]
     fn users_carry_groups_keys_and_login() {

@@ -677,9 +677,7 @@ pub(super) fn in_range(
 mod tests {
     use super::*;
 
-    fn error_of(text: &str) -> String {
-        ClusterSpec::parse("cluster.toml", text).unwrap_err().to_string()
-    }
+    use crate::spec::error_of;
 
     #[test]
     fn host_path_refuses_the_hosts_system_folders() {

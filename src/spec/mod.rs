@@ -322,6 +322,16 @@ impl ClusterSpec {
     }
 }
 
+/// The error a spec's text gets, as people read it ("cluster.toml:2:8: ..."), for the
+/// checks' tests.
+#[cfg(test)]
+pub(crate) fn error_of(text: &str) -> String {
+    match ClusterSpec::parse("cluster.toml", text) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{text} was accepted"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

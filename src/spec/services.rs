@@ -309,12 +309,7 @@ pub(super) fn check_metrics(
 mod tests {
     use crate::spec::ClusterSpec;
 
-    fn error_of(text: &str) -> String {
-        match ClusterSpec::parse("cluster.toml", text) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{text} was accepted"),
-        }
-    }
+    use crate::spec::error_of;
 
     #[test]
     fn rest_and_metrics_are_on_by_default() {

@@ -83,12 +83,7 @@ pub(super) fn check_software(
 mod tests {
     use crate::spec::ClusterSpec;
 
-    fn error_of(text: &str) -> String {
-        match ClusterSpec::parse("cluster.toml", text) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{text} was accepted"),
-        }
-    }
+    use crate::spec::error_of;
 
     #[test]
     fn the_site_packages_are_read_in_order() {
