@@ -56,7 +56,11 @@ for _ in $(seq 600); do
 done
 # The SQL goes on stdin: the password is on no command line.
 password=$(cat "$secret")
+# The database slurmdbd keeps its tables in is made here: slurmdbd making it on its first
+# start fails its next query on that connection and exits (seen with 24.11 and MariaDB
+# 11.8), and the container's restart costs seconds.
 mariadb --protocol=socket <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'%' IDENTIFIED BY '$password';
 ALTER USER 'slurm'@'%' IDENTIFIED BY '$password';
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'%';

@@ -13,9 +13,11 @@
 #        slurmbox-init homes NAME:UID:GID ...      (on the login node: make these users'
 #        homes on the shared /home, leaving existing ones as they are)
 # Environment (set by slurmbox):
-#   SLURMBOX_CONTROLLER  host name of the controller (compute, login)
+#   SLURMBOX_CONTROLLER  host names (or addresses) of the controllers, comma-separated,
+#                        the primary first (compute, login)
+#   SLURMBOX_BACKUP      "1" on a backup controller: it waits for the primary's munge key
 #   SLURMBOX_LDAP        "1" where users come from LDAP too: nslcd runs beside the daemons
-#   SLURMBOX_NODE        this node's Slurm name (compute)
+#   SLURMBOX_NODE        this node's Slurm name
 #   SLURMBOX_NODE_CONF   what a compute node registers with ("CPUs=4 RealMemory=...")
 #   SLURMBOX_SHARED_HOME "glusterfs" when /home is the volume the host's storage
 #                        container mounts (compute and login nodes wait for it)
@@ -26,11 +28,25 @@ set -euo pipefail
 role="${1:?usage: slurmbox-init controller|compute|login|dbd}"
 log() { echo "slurmbox-init[$role]: $*" >&2; }
 
-# Whether this node's Slurm daemon answers, not only lives: slurmctld answers a ping,
-# slurmd reports on itself. (A hung daemon keeps its process; only asking tells.)
+# Whether this node's Slurm daemon answers, not only lives: slurmctld answers a ping
+# (its own: with a backup, `scontrol ping` asks every controller, and one that is gone
+# takes seconds to fail to resolve, so the ping reads a copy of slurm.conf that names
+# this one alone), slurmd reports on itself. (A hung daemon keeps its process; only
+# asking tells.)
+# Whether slurm.conf names more than one controller (a backup).
+has_backup() { grep -c '^SlurmctldHost=' /etc/slurm/slurm.conf 2>/dev/null | grep -qv '^1$'; }
 answers() {
+    local out self=/run/slurmbox-ping.conf conf=/etc/slurm/slurm.conf
     case "$1" in
-    controller) timeout 5 scontrol ping >/dev/null 2>&1 ;;
+    controller)
+        if has_backup; then
+            { grep -v '^SlurmctldHost=' "$conf"; grep -E "^SlurmctldHost=${SLURMBOX_NODE:-}(\(|$)" "$conf"; } >"$self.new" &&
+                mv "$self.new" "$self"
+            conf=$self
+        fi
+        out=$(SLURM_CONF=$conf timeout 5 scontrol ping 2>/dev/null || true)
+        [[ $out == *" is UP"* ]]
+        ;;
     compute) timeout 5 scontrol show slurmd >/dev/null 2>&1 ;;
     *) true ;;
     esac
@@ -98,9 +114,10 @@ if [ "${SLURMBOX_SHARED_HOME:-}" = glusterfs ] && [ "$role" != controller ]; the
 fi
 
 # The munge key is per cluster and lives only in the cluster's munge volume. The
-# controller creates it from the kernel's RNG on first start; the others wait for it.
+# controller creates it from the kernel's RNG on first start; the others (a backup
+# controller too) wait for it.
 key=/etc/munge/munge.key
-if [ "$role" = controller ]; then
+if [ "$role" = controller ] && [ -z "${SLURMBOX_BACKUP:-}" ]; then
     if [ ! -s "$key" ]; then
         log "creating this cluster's munge key"
         (umask 077 && dd if=/dev/urandom of="$key.tmp" bs=1024 count=1 status=none)
@@ -162,6 +179,18 @@ pids+=("$munged")
 wait_for "[ -S /run/munge/munge.socket.2 ]" 200 || { log "munged did not start"; exit 1; }
 
 controller="${SLURMBOX_CONTROLLER:-controller}"
+# Whether one of the controllers listens. The probe connects in a subshell, which closes
+# the connection as it exits. (A probe that opened it in this shell would hold it open
+# for the node's lifetime, inherited by slurmd and sackd: slurmctld 24.11.5 waits for
+# such an idle connection forever when `scontrol reconfigure` quiesces its
+# connections, and hangs.)
+controller_listens() {
+    local c
+    for c in ${controller//,/ }; do
+        (exec 3<>"/dev/tcp/$c/6817") && return 0
+    done
+    return 1
+}
 started=$(date +%s)
 case "$role" in
 controller)
@@ -180,24 +209,37 @@ controller)
     fi
     # slurmctld saves its state when it stops, and while it runs at most every 5 s: one
     # killed outright may come back without the last seconds' changes (a job it had
-    # started is pending again). This marker, removed on a clean stop, tells.
-    if [ -e "$state/slurmbox-running" ]; then
+    # started is pending again). This marker, removed on a clean stop, tells; each
+    # controller has its own (a backup shares the folder).
+    marker="$state/slurmbox-running${SLURMBOX_BACKUP:+-backup}"
+    if [ -e "$marker" ]; then
         log "the controller did not stop cleanly last time: Slurm may have lost the changes of its last seconds"
         date -u +%Y-%m-%dT%H:%M:%SZ >"$state/slurmbox-unclean-start"
         unclean=1
     else
         rm -f "$state/slurmbox-unclean-start"
     fi
-    touch "$state/slurmbox-running"
+    touch "$marker"
+    # slurmctld asks slurmdbd for the associations as it starts and, when slurmdbd does
+    # not answer yet (both start together), tries again only 2 s later: wait (15 s at
+    # most; slurmctld runs without it) until slurmdbd listens.
+    dbd=$(sed -n 's/^AccountingStorageHost=//p' /etc/slurm/slurm.conf)
+    if [ -n "$dbd" ] && ! wait_for "(exec 3<>/dev/tcp/$dbd/6819)" 300; then
+        log "slurmdbd ($dbd:6819) does not answer yet; slurmctld starts without it"
+    fi
+    # A backup's slurmctld accepts connections but answers none until the primary's
+    # heartbeat file is in the state folder, while the primary, as it starts, asks it
+    # to hand over and waits 30 s for the answer before it writes that file. So the
+    # backup starts once the file is there (on the first start, after the primary).
+    if [ -n "${SLURMBOX_BACKUP:-}" ] && ! wait_for "[ -e $state/heartbeat ]" 2400; then
+        log "no heartbeat from the primary in $state after 120 s; slurmctld starts and waits for it"
+    fi
+    ctld_started=$(date +%s)
     /usr/sbin/slurmctld -D &
     ;;
 compute | login)
-    # Configless: the node fetches slurm.conf from the controller, so wait until it listens.
-    # The probe connects in a subshell, which closes the connection as it exits. (A probe
-    # that opened it in this shell would hold it open for the node's lifetime, inherited
-    # by slurmd and sackd: slurmctld 24.11.5 waits for such an idle connection forever
-    # when `scontrol reconfigure` quiesces its connections, and hangs.)
-    wait_for "(exec 3<>/dev/tcp/$controller/6817)" 2400 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
+    # Configless: the node fetches slurm.conf from a controller, so wait until one listens.
+    wait_for controller_listens 2400 || { log "controller $controller:6817 unreachable after 120 s"; exit 1; }
     if [ "$role" = compute ]; then
         # A dynamic node: it registers itself with the resources it declares.
         /usr/sbin/slurmd -D -Z --conf "${SLURMBOX_NODE_CONF:?}" --conf-server "$controller" \
@@ -256,23 +298,37 @@ fi
 
 # A daemon that lives but no longer answers is killed, so that this script exits and
 # Docker restarts the node, as it does for a daemon that died; so is a slurmd the
-# controller has forgotten. Armed once the daemon first answers; it acts after three
-# checks in a row, 10 s apart, went unanswered. (Only this asks the controller: the
+# controller has forgotten. Armed once the daemon first answers; it acts after six
+# checks in a row, 5 s apart, went unanswered. (Only this asks the controller: the
 # engine's more frequent health check stays on the node.)
 in_service() {
     answers "$role" && { [ "$role" != compute ] || known_to_controller; }
 }
+# Whether the controller marked this node down for not responding although it answers
+# now: its host was cut off the network and is back. Slurm itself asks such nodes to
+# register again only every few minutes; slurmd does at once when told to read its
+# configuration again (SIGHUP), and the node returns to service. (Not a node that is
+# only not responding yet, as every node is for a moment after slurmctld starts.)
+lost_by_controller() {
+    local out
+    out=$(timeout 5 scontrol show node "${SLURMBOX_NODE:-$(hostname)}" 2>/dev/null) || return 1
+    [[ $out == *State=DOWN*NOT_RESPONDING* ]]
+}
 watchdog() {
     local daemon="$1" fails=0
     until in_service; do sleep 1; done
-    while sleep 10; do
+    while sleep 5; do
+        if [ "$role" = compute ] && lost_by_controller; then
+            log "the controller holds this node as not responding: registering again"
+            kill -HUP "$daemon" 2>/dev/null || true
+        fi
         if in_service; then
             fails=0
             continue
         fi
         fails=$((fails + 1))
-        log "the Slurm daemon did not answer (check $fails of 3)"
-        if [ "$fails" -ge 3 ]; then
+        log "the Slurm daemon did not answer (check $fails of 6)"
+        if [ "$fails" -ge 6 ]; then
             log "the Slurm daemon has not answered for 30 s: killing it so that the node restarts"
             kill -KILL "$daemon" 2>/dev/null || true
             return
@@ -284,6 +340,48 @@ daemon="${pids[-1]}"
 if [ "$role" != login ]; then
     watchdog "$daemon" &
     watchdog_pid=$!
+fi
+
+# With a backup, a controller back from an absence must not act on what it held in
+# memory: the other one may have run the cluster meanwhile, and Slurm's primary, once it
+# answers again, takes charge back (the backup hands over, its state saved) without
+# reading the state folder. Its next save would then overwrite the jobs the backup took.
+# An absence shows as this loop waking up SlurmctldTimeout late (the host or container
+# was frozen, or hung on its storage) or, for the primary, as a backup's heartbeat in
+# the state folder written well after the primary's own last one (it was cut off, and
+# the backup took charge; a backup handing over to a primary that just started may
+# write one more beat, seconds after the primary's first). slurmctld is then killed
+# outright (a stop would save its state) and the container starts again: slurmctld asks
+# the other to hand over, then reads the state.
+fence_pid=
+fence() {
+    local daemon="$1" timeout last now beat writer at own=0
+    timeout=$(sed -n 's/^SlurmctldTimeout=//p' /etc/slurm/slurm.conf)
+    timeout=${timeout:-10}
+    last=$(date +%s)
+    while sleep 1; do
+        now=$(date +%s)
+        if [ $((now - last)) -ge "$timeout" ]; then
+            log "this controller was away for $((now - last)) s (frozen or hung): restarting it to read the shared state"
+            kill -KILL "$daemon" 2>/dev/null || true
+            return
+        fi
+        last=$now
+        [ -z "${SLURMBOX_BACKUP:-}" ] || continue
+        beat=$(od -An -tu8 --endian=big -N16 "$state/heartbeat" 2>/dev/null) || continue
+        read -r at writer <<<"$beat"
+        if [ "${writer:-}" = 0 ]; then
+            [ "${at:-0}" -lt "$ctld_started" ] || own=$at
+        elif [ "$own" -gt 0 ] && [ "${at:-0}" -gt $((own + timeout / 2)) ]; then
+            log "a backup took charge while this primary ran cut off: restarting it to read the shared state"
+            kill -KILL "$daemon" 2>/dev/null || true
+            return
+        fi
+    done
+}
+if [ "$role" = controller ] && has_backup; then
+    fence "$daemon" &
+    fence_pid=$!
 fi
 
 # After an unclean stop, a job the lost seconds had started may be launched again while
@@ -326,18 +424,17 @@ if [ "$role" = compute ]; then
     heal_pid=$!
 fi
 
-stop() { kill -TERM "${pids[@]}" $watchdog_pid $heal_pid 2>/dev/null || true; }
+stop() { kill -TERM "${pids[@]}" $watchdog_pid $fence_pid $heal_pid 2>/dev/null || true; }
 trap stop TERM INT
 
 status=0
 wait -n "${pids[@]}" || status=$?
 log "a daemon exited (status $status); stopping the others"
 stop
-wait || true
 # slurmctld that exits by itself (SIGTERM) has saved its state: the next start is clean.
-if [ "$role" = controller ]; then
-    daemon_status=0
-    wait "$daemon" || daemon_status=$?
-    if [ "$daemon_status" = 0 ]; then rm -f "$state/slurmbox-running"; fi
-fi
+# (Asked before the others are waited for: once reaped, its status is gone.)
+daemon_status=0
+wait "$daemon" 2>/dev/null || daemon_status=$?
+wait || true
+if [ "$role" = controller ] && [ "$daemon_status" = 0 ]; then rm -f "$marker"; fi
 exit "$status"

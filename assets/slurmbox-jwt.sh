@@ -7,9 +7,11 @@
 # kernel's RNG, into the cluster's NAME-jwt volume, which only the controller and
 # slurmdbd mount: readable by the slurm account alone, in no image, variable or plan.
 #
-# Usage: slurmbox-jwt make|wait COMMAND [ARG...]
+# Usage: slurmbox-jwt make|wait|take COMMAND [ARG...]
 #   make  the controller: create the key when the volume has none
 #   wait  slurmdbd: wait (up to 120 s) for the controller to have made it
+#   take  a backup controller: wait for it likewise (the primary's, or the copy
+#         slurmbox writes on another host), then hand it to the slurm account
 set -euo pipefail
 
 log() { echo "slurmbox-jwt: $*" >&2; }
@@ -18,6 +20,19 @@ key="$dir/jwt_hs256.key"
 mode="${1:?usage: slurmbox-jwt make|wait COMMAND...}"
 shift
 
+wait_for_key() {
+    for _ in $(seq 1200); do
+        [ -s "$key" ] && break
+        sleep 0.1
+    done
+    [ -s "$key" ] || { log "no JWT key after 120 s (is the controller running?)"; exit 1; }
+}
+hand_to_slurm() {
+    chown slurm:slurm "$dir" "$key"
+    chmod 0700 "$dir"
+    chmod 0400 "$key"
+}
+
 case "$mode" in
 make)
     if [ ! -s "$key" ]; then
@@ -25,16 +40,12 @@ make)
         (umask 077 && dd if=/dev/urandom of="$key.new" bs=32 count=1 status=none)
         mv "$key.new" "$key"
     fi
-    chown slurm:slurm "$dir" "$key"
-    chmod 0700 "$dir"
-    chmod 0400 "$key"
+    hand_to_slurm
     ;;
-wait)
-    for _ in $(seq 1200); do
-        [ -s "$key" ] && break
-        sleep 0.1
-    done
-    [ -s "$key" ] || { log "no JWT key after 120 s (is the controller running?)"; exit 1; }
+wait) wait_for_key ;;
+take)
+    wait_for_key
+    hand_to_slurm
     ;;
 *)
     log "unknown mode '$mode'"

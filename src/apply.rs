@@ -26,6 +26,9 @@ pub struct Apply<'a, E> {
     pub gone_nodes: Vec<String>,
     /// Containers already started by a hook (the controller, for the others' sake).
     started: Vec<String>,
+    /// Running compute containers that a rolling change makes again after this run:
+    /// they go on as they are until then (they keep the configuration they have).
+    pub rolling: Vec<String>,
 }
 
 impl<'a, E: Engine> Apply<'a, E> {
@@ -36,7 +39,16 @@ impl<'a, E: Engine> Apply<'a, E> {
         progress: &'a Progress,
         step: &'a Step,
     ) -> Apply<'a, E> {
-        Apply { engines, plan, progress, changes, step, gone_nodes: Vec::new(), started: Vec::new() }
+        Apply {
+            engines,
+            plan,
+            progress,
+            changes,
+            step,
+            gone_nodes: Vec::new(),
+            started: Vec::new(),
+            rolling: Vec::new(),
+        }
     }
 
     /// The controller's engine.
@@ -74,23 +86,31 @@ impl<'a, E: Engine> Apply<'a, E> {
             .any(|c| matches!(c, Change::Create(n) | Change::Recreate(n) | Change::Start(n) if n == name))
     }
 
-    /// Starts the controller ahead of the others, if this run starts it at all, and
-    /// the accounting containers before it: slurmctld answers nothing until it has
-    /// heard from slurmdbd.
+    /// Starts the (primary) controller ahead of the others, if this run starts it at
+    /// all, and the accounting containers before it: slurmctld answers nothing until it
+    /// has heard from slurmdbd. A backup controller starts with the rest, once the parts
+    /// have handed it what it needs from the primary (keys, for one on another host).
     pub async fn start_controller(&mut self) -> Result<(), EngineError> {
-        for role in [Role::Database, Role::Dbd, Role::Controller] {
+        for role in [Role::Database, Role::Dbd] {
             self.start_role(role).await?;
         }
-        Ok(())
+        let primary = self.plan.controller().name.clone();
+        self.start_where(|c| c.name == primary).await
     }
 
     /// Starts the containers of `role` this run starts, ahead of the others, all at once.
     pub async fn start_role(&mut self, role: Role) -> Result<(), EngineError> {
+        self.start_where(|c| c.role == role).await
+    }
+
+    /// Starts, all at once, the planned containers `which` picks that this run starts
+    /// and has not started yet.
+    async fn start_where(&mut self, which: impl Fn(&ContainerPlan) -> bool) -> Result<(), EngineError> {
         let now: Vec<&ContainerPlan> = self
             .plan
             .containers
             .iter()
-            .filter(|c| c.role == role && self.touched(&c.name) && !self.started.contains(&c.name))
+            .filter(|c| which(c) && self.touched(&c.name) && !self.started.contains(&c.name))
             .collect();
         all(now.iter().map(|c| self.engines[c.host].start_container(&c.name))).await?;
         self.started.extend(now.iter().map(|c| c.name.clone()));

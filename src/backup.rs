@@ -245,9 +245,17 @@ mod tests {
 
     #[test]
     fn releases_compare_by_number() {
-        assert!(version("26.05.5") > version("24.11.5"));
+        // Number by number, not as text: "24.11.10" sorts before "24.11.5" as a string,
+        // and "9.1" after "24.11".
+        assert!(version("24.11.5") < version("24.11.10"));
         assert!(version("24.11.10") > version("24.11.5"));
-        assert!(version("24.11.5") <= version("24.11.5"));
+        assert!(version("9.1.0") < version("24.11.0"));
+        // A later release series is newer whatever its patch level.
+        assert!(version("24.11.99") < version("26.05.1"));
+        assert!(version("26.05.0") > version("24.11.5"));
+        // The same release is neither newer nor older.
+        assert_eq!(version("24.11.5"), version("24.11.5"));
+        assert_ne!(version("24.11.5"), version("24.11.6"));
     }
 
     #[test]

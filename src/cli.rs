@@ -135,13 +135,33 @@ pub struct UpArgs {
     /// nodes are left as they are.
     #[arg(long)]
     pub skip_unreachable: bool,
+    /// How long to wait for the jobs on compute nodes whose containers must be made
+    /// again (90s, 10m, 2h). Nodes still busy then are left draining, and the next `up`
+    /// finishes them (default: wait as long as the jobs run).
+    #[arg(long, value_name = "D", value_parser = parse_duration, conflicts_with = "now")]
+    pub drain_timeout: Option<std::time::Duration>,
+    /// Requeue the batch jobs on those nodes instead of waiting for them to end (they
+    /// start again from the beginning on other nodes).
+    #[arg(long, conflicts_with = "now")]
+    pub requeue: bool,
+    /// Make those containers again at once, ending the jobs that run in them.
+    #[arg(long)]
+    pub now: bool,
 }
 
 impl UpArgs {
     /// `up` of `spec` with every other flag at its default: how a command that edits the
     /// spec (`user add`) or the cluster's state (`restore`) converges it afterwards.
     pub fn defaults(spec: ClusterName) -> UpArgs {
-        UpArgs { spec, build: BuildArgs::default(), wait: 180, skip_unreachable: false }
+        UpArgs {
+            spec,
+            build: BuildArgs::default(),
+            wait: 180,
+            skip_unreachable: false,
+            drain_timeout: None,
+            requeue: false,
+            now: false,
+        }
     }
 }
 
@@ -444,6 +464,13 @@ pub struct WebLoginArgs {
     pub lifespan: u64,
     #[command(flatten)]
     pub cluster: ClusterName,
+}
+
+/// A duration as people write it ("90s", "10m", "2h"; a bare number is seconds).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::components::rest::parse_lifespan(s)
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| format!("{s:?} is not a duration: write a positive number with s, m, h or d (\"10m\")"))
 }
 
 fn parse_arch(s: &str) -> Result<crate::spec::Arch, String> {

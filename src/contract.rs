@@ -48,6 +48,8 @@ pub const HOMES: &str = "homes";
 
 /// Host names of the controller and the login node inside the cluster.
 pub const CONTROLLER_HOST: &str = "controller";
+/// The backup controller's node name (`[controller] backup`): second in slurm.conf.
+pub const BACKUP_CONTROLLER_HOST: &str = "controller2";
 pub const LOGIN_HOST: &str = "login";
 
 /// Environment variables slurmbox sets on containers for their scripts.
@@ -56,6 +58,8 @@ pub mod env {
     pub const LDAP: &str = "SLURMBOX_LDAP";
     /// The controller's host name or address, for compute and login nodes.
     pub const CONTROLLER: &str = "SLURMBOX_CONTROLLER";
+    /// `1` on a backup controller: it waits for the primary's munge key.
+    pub const BACKUP: &str = "SLURMBOX_BACKUP";
     /// This node's Slurm name (a compute node registers with it).
     pub const NODE: &str = "SLURMBOX_NODE";
     /// What a compute node registers with (`CPUs=4 RealMemory=... Feature=...`).
@@ -72,7 +76,7 @@ pub mod env {
     pub const STORAGE_ADDRESS: &str = "SLURMBOX_STORAGE_ADDRESS";
 
     /// The variables slurmbox-init reads.
-    pub const INIT: &[&str] = &[LDAP, CONTROLLER, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
+    pub const INIT: &[&str] = &[LDAP, CONTROLLER, BACKUP, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
     /// The variables slurmbox-storage reads.
     pub const STORAGE: &[&str] = &[STORAGE_ADDRESS];
     /// The address and port the accounting database listens on (slurmbox-db).
@@ -194,6 +198,7 @@ mod tests {
         let each = [
             env::LDAP,
             env::CONTROLLER,
+            env::BACKUP,
             env::NODE,
             env::NODE_CONF,
             env::SHARED_HOME,
@@ -265,12 +270,15 @@ mod tests {
     }
 
     /// The init script's probe of the controller's port, as written in the script.
+    /// slurmbox-init's function that probes the controllers' port, and a call of it.
     fn controller_probe() -> String {
-        let line = INIT_SCRIPT
-            .lines()
-            .find(|l| l.contains("/dev/tcp/") && l.contains("wait_for"))
-            .expect("the init script probes the controller's port");
-        line.split('"').nth(1).expect("wait_for \"PROBE\" ...").to_string()
+        let start = INIT_SCRIPT
+            .find("\ncontroller_listens() {")
+            .expect("the init script probes the controllers' port");
+        let body = &INIT_SCRIPT[start..];
+        let end = body.find("\n}\n").expect("the function ends") + 3;
+        assert!(INIT_SCRIPT.contains("wait_for controller_listens "), "slurmbox-init waits with it");
+        format!("{}controller_listens", &body[..end])
     }
 
     /// A probe must not hold its connection open: the shell that runs it goes on to
@@ -280,11 +288,11 @@ mod tests {
     fn controller_probe_closes_its_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let probe = controller_probe().replace("$controller", "127.0.0.1").replace("6817", &port.to_string());
-        // Run the probe the way wait_for does (eval in the script's shell), then linger
-        // as the script does while its daemons run.
+        let probe = controller_probe().replace("6817", &port.to_string());
+        // Run the probe in a shell that lingers, as the script does while its daemons
+        // run; the first controller refuses (down), the second listens.
         let mut shell = Command::new("bash")
-            .args(["-c", &format!("set -euo pipefail; eval {probe:?}; sleep 3")])
+            .args(["-c", &format!("set -euo pipefail\ncontroller=127.0.0.2,127.0.0.1\n{probe}\nsleep 3\n")])
             .spawn()
             .expect("run bash");
         let (mut conn, _) = listener.accept().unwrap();

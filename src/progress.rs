@@ -82,6 +82,17 @@ impl Step {
         }
     }
 
+    /// A line that stays (above the spinner on a terminal): what the step waits for
+    /// when that changes.
+    pub fn note(&self, line: impl AsRef<str>) {
+        let s = self.inner.lock().expect("progress lock");
+        match &s.bar {
+            Some(bar) => bar.println(format!("   {}", line.as_ref())),
+            None if !s.quiet => eprintln!("   {}", line.as_ref()),
+            None => {}
+        }
+    }
+
     pub fn done(&self) {
         self.finish(true, None);
     }

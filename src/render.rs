@@ -48,6 +48,9 @@ pub struct SlurmConf {
     /// Slurm 25.11 and later).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub openmetrics: bool,
+    /// Some node runs under qemu-user emulation (see [`SlurmConf::settings`]'s epilog).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub emulated_nodes: bool,
 }
 
 /// Where slurmctld sends its accounting, and what it enforces from it.
@@ -191,14 +194,17 @@ pub struct PartitionDef {
 
 impl SlurmConf {
     /// The settings a site may change: slurmbox's defaults, each replaced by the
-    /// site's value for its key, then the site's other keys.
+    /// site's value for its key, then the site's other keys. A site's empty value
+    /// leaves its key out: Slurm's own default.
     pub fn settings(&self) -> Vec<(String, String)> {
         let mut defaults: Vec<(&str, String)> = vec![
             ("MpiDefault", "none".into()),
             // A node that comes back (container restarted) returns to service by itself.
             ("ReturnToService", "2".into()),
             ("SlurmdTimeout", self.slurmd_timeout.to_string()),
-            ("SlurmctldTimeout", "30".into()),
+            // With a backup controller it takes over 10 s after the primary stops
+            // answering (it looks every few seconds), not 30.
+            ("SlurmctldTimeout", if self.controllers.0.len() > 1 { "10" } else { "30" }.into()),
             // Finished jobs stay visible to `scontrol show job` for five minutes.
             ("MinJobAge", "300".into()),
             // Many small jobs: a batch job is scheduled as soon as it is submitted or
@@ -214,6 +220,15 @@ impl SlurmConf {
             // (the job credential's lifetime, which is also how long it must wait).
             ("AuthInfo", "cred_expire=30".into()),
         ];
+        // An epilog that does nothing makes slurmd report each job's end on its node
+        // when it is done there, and slurmctld gives the CPUs to the next job at once;
+        // without one they wait for its once-a-second timer, which holds trivial jobs at
+        // about one per CPU per second. Not where a node runs under qemu-user emulation
+        // (an arm64 lab on an amd64 machine): slurmd reports the epilog failed there
+        // and drains the node.
+        if !self.emulated_nodes {
+            defaults.push(("Epilog", "/bin/true".into()));
+        }
         if self.accounting.is_some() {
             defaults.extend([
                 // Fair share first: who used less waits less; then age, so nobody starves.
@@ -237,6 +252,7 @@ impl SlurmConf {
                 out.push((k.clone(), v.clone()));
             }
         }
+        out.retain(|(_, v)| !v.is_empty());
         out
     }
 }

@@ -22,7 +22,7 @@ use miette::Diagnostic;
 use serde::Deserialize;
 
 pub use job::{AccountedJob, Job, JobState, parse_jobs, parse_sacct};
-pub use node::{Node, NodeBase, NodeFlag, NodeState, SinfoNode, parse_nodes, parse_sinfo};
+pub use node::{CHANGE_REASON, Node, NodeBase, NodeFlag, NodeState, SinfoNode, parse_nodes, parse_sinfo};
 pub use sacctmgr::{
     Applied, Association, ControllerAssoc, SacctmgrChange, SlurmUser, UNRESOLVED_UID, controller_knows,
     parse_assoc_mgr, parse_associations, parse_sacctmgr_users,
@@ -134,7 +134,29 @@ impl<'a, E: Engine> Slurm<'a, E> {
 
     /// Whether a controller answers (`scontrol ping`).
     pub async fn controller_up(&self) -> Result<bool, SlurmError> {
-        self.json(&["scontrol", "ping"], parse_ping).await
+        Ok(self.pings().await?.iter().any(|p| p.responding))
+    }
+
+    /// Every controller slurm.conf names, the primary first, and whether it answers
+    /// (`scontrol ping`). Its exit status says whether all answered: what it prints is
+    /// read either way.
+    pub async fn pings(&self) -> Result<Vec<Ping>, SlurmError> {
+        let args = ["scontrol", "ping", JSON];
+        let out = self.exec(&args).await?;
+        match parse_pings(&out.stdout) {
+            Ok(pings) => Ok(pings),
+            Err(e) if out.ok() => Err(SlurmError::Unreadable {
+                cmd: args.join(" "),
+                container: self.container.into(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(SlurmError::Failed {
+                cmd: args.join(" "),
+                container: self.container.into(),
+                code: out.code,
+                stderr: out.stderr.trim().into(),
+            }),
+        }
     }
 
     /// Whether Slurm's client commands here reach the controller (`sinfo` succeeds):
@@ -201,6 +223,13 @@ impl<'a, E: Engine> Slurm<'a, E> {
         self.json(&["squeue", "-w", &nodes.join(",")], parse_jobs).await
     }
 
+    /// Puts a batch job back in the queue (`scontrol requeue`): it ends where it runs
+    /// and starts again from the beginning. Slurm refuses jobs that are not batch jobs.
+    pub async fn requeue(&self, job: u64) -> Result<(), SlurmError> {
+        self.checked(&["scontrol", "requeue", &job.to_string()]).await?;
+        Ok(())
+    }
+
     /// Every job accounting knows, since the epoch (`sacct -a -X`).
     pub async fn accounted_jobs(&self) -> Result<Vec<AccountedJob>, SlurmError> {
         self.json(&["sacct", "-a", "-X", "-S", "1970-01-01T00:00:00", "-E", "now"], parse_sacct).await
@@ -227,24 +256,37 @@ impl<'a, E: Engine> Slurm<'a, E> {
         Ok(parse_assoc_mgr(&self.checked(&["scontrol", "-o", "show", "assoc_mgr", "flags=assoc"]).await?))
     }
 
-    /// Makes `changes` in order (`sacctmgr -i`, one call each), stopping at the first
-    /// that fails; what each did, in the same order.
+    /// Makes `changes` in order (`sacctmgr -i`, one call each, all in one exec); what
+    /// each did, in the same order, or the first failure.
     pub async fn apply(&self, changes: &[SacctmgrChange]) -> Result<Vec<Applied>, SlurmError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One exec for them all: each `sacctmgr -i` call's output and status come back.
+        let script = sacctmgr::batch_script(changes);
+        let out = self.exec(&["bash", "-c", &script]).await?;
+        let done = sacctmgr::split_batch(&out.stdout);
         let mut applied = Vec::with_capacity(changes.len());
-        for change in changes {
-            let args: Vec<String> =
-                ["sacctmgr", "-i"].into_iter().map(String::from).chain(change.args()).collect();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = self.exec(&args).await?;
-            match sacctmgr::outcome(out.code, &out.stdout, &out.stderr) {
-                Some(done) => applied.push(done),
+        for (i, change) in changes.iter().enumerate() {
+            let cmd =
+                || ["sacctmgr", "-i"].into_iter().map(String::from).chain(change.args()).collect::<Vec<_>>();
+            let Some((code, said)) = done.get(i) else {
+                // The batch ended before this one (the exec itself failed).
+                return Err(SlurmError::Failed {
+                    cmd: cmd().join(" "),
+                    container: self.container.into(),
+                    code: out.code,
+                    stderr: [out.stdout.trim(), out.stderr.trim()].join("\n").trim().into(),
+                });
+            };
+            match sacctmgr::outcome(*code, said, "") {
+                Some(outcome) => applied.push(outcome),
                 None => {
-                    let said = [out.stdout.trim(), out.stderr.trim()].join("\n");
                     return Err(SlurmError::Failed {
-                        cmd: args.join(" "),
+                        cmd: cmd().join(" "),
                         container: self.container.into(),
-                        code: out.code,
-                        stderr: said.trim().into(),
+                        code: *code,
+                        stderr: said.clone(),
                     });
                 }
             }
@@ -258,16 +300,32 @@ struct PingDoc {
     pings: Vec<Ping>,
 }
 
-#[derive(Deserialize)]
-struct Ping {
-    responding: bool,
+/// One controller, as `scontrol ping` saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Ping {
+    /// Its name in slurm.conf (`SlurmctldHost`).
+    pub hostname: String,
+    pub responding: bool,
+    /// "primary", "backup1", ...
+    pub mode: String,
+}
+
+/// Parses `scontrol ping --json=v0.0.42`: each controller, the primary first.
+pub fn parse_pings(json: &str) -> Result<Vec<Ping>, serde_json::Error> {
+    let doc: PingDoc = serde_json::from_str(json)?;
+    Ok(doc.pings)
 }
 
 /// Parses `scontrol ping --json=v0.0.42`: whether any controller (primary or backup)
 /// answered.
 pub fn parse_ping(json: &str) -> Result<bool, serde_json::Error> {
-    let doc: PingDoc = serde_json::from_str(json)?;
-    Ok(doc.pings.iter().any(|p| p.responding))
+    Ok(parse_pings(json)?.iter().any(|p| p.responding))
+}
+
+/// The controller in charge: the first that answers (a primary that is back takes
+/// control again from the backup).
+pub fn in_charge(pings: &[Ping]) -> Option<&Ping> {
+    pings.iter().find(|p| p.responding)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::cluster::report::{ClusterStatus, DoctorReport, HostDoctor, HostStatus
 use crate::cluster::{Cluster, Model};
 use crate::components::PARTS;
 use crate::plan::{LABEL_GPUS, LABEL_GRES, LABEL_LIMITS, LABEL_SSH_PORT, Role, runs_on_host};
+use crate::slurm::CHANGE_REASON;
 use crate::spec::ClusterSpec;
 
 /// Asks every part of the cluster at once what it is now.
@@ -29,8 +30,15 @@ pub async fn gather(cluster: &Cluster) -> miette::Result<ClusterStatus> {
 /// What the engines and the controller say, before the parts add theirs.
 fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
     let slurm = model.slurm.as_ref().ok();
-    let state =
-        |node: &str| slurm.and_then(|s| s.nodes.iter().find(|n| n.name == node)).map(|n| n.state.to_string());
+    let found = |node: &str| slurm.and_then(|s| s.nodes.iter().find(|n| n.name == node));
+    let state = |node: &str| found(node).map(|n| n.state.to_string());
+    // Drained by `up` for a change, with what changes.
+    let change = |node: &str| {
+        found(node)
+            .filter(|n| n.drained_for_change())
+            .and_then(|n| n.reason.as_deref())
+            .map(|r| r.trim_start_matches(CHANGE_REASON).trim().to_string())
+    };
     let mut nodes: Vec<NodeStatus> = model
         .containers
         .iter()
@@ -39,6 +47,7 @@ fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
             NodeStatus {
                 host: cluster.hosts[c.host].name.clone(),
                 slurm_state: state(&node),
+                waiting_for_change: change(&node),
                 role: c.role().map(|r| r.as_str().to_string()).unwrap_or_default(),
                 node,
                 container: Some(c.name.clone()),
@@ -63,6 +72,7 @@ fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
                 container_state: "unknown".into(),
                 container_status: "host unreachable".into(),
                 slurm_state: Some(node.state.to_string()),
+                waiting_for_change: None,
                 limits: None,
                 gres: None,
                 gpus: None,
@@ -113,6 +123,7 @@ fn base(cluster: &Cluster, model: &Model) -> ClusterStatus {
         shared_home: None,
         slurm_error: model.slurm.as_ref().err().cloned(),
         controller_unclean_start: None,
+        controllers: Vec::new(),
         rest_url: None,
         web_url: None,
         jobs,

@@ -63,9 +63,10 @@ impl Cluster {
         self.hosts[container.host].engine.as_ref().expect("containers come from hosts that answered")
     }
 
-    /// The controller's engine (its host always answered, or there is no [`Cluster`]).
-    pub fn control(&self) -> &DockerEngine {
-        self.hosts[0].engine.as_ref().expect("the controller's host answered")
+    /// The controller's engine, or why its host did not answer (a cluster with a backup
+    /// controller on another host is looked at without it).
+    pub fn control(&self) -> Result<&DockerEngine, &EngineError> {
+        self.hosts[0].engine.as_ref()
     }
 
     /// What runs now, asked of every engine and of the controller at once.

@@ -17,6 +17,9 @@ pub struct ClusterStatus {
     /// When the running controller started after an unclean stop (a crash or kill),
     /// which may have cost Slurm its last seconds of changes; null after a clean start.
     pub controller_unclean_start: Option<String>,
+    /// Every controller, the primary first, and which is in charge (empty when none
+    /// could be asked).
+    pub controllers: Vec<ControllerStatus>,
     /// Where the REST API answers ("http://HOST:PORT"); null without one.
     pub rest_url: Option<String>,
     /// Where the dashboard answers; null without `[web]`.
@@ -26,6 +29,18 @@ pub struct ClusterStatus {
     pub jobs: Vec<JobStatus>,
     /// Prometheus, keeping the cluster's metrics; null without `[metrics]`.
     pub metrics: Option<MetricsStatus>,
+}
+
+/// One slurmctld, as `scontrol ping` sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControllerStatus {
+    /// Its node name ("controller", "controller2").
+    pub name: String,
+    /// "primary", "backup1".
+    pub mode: String,
+    pub responding: bool,
+    /// Whether it is the one that takes requests now.
+    pub in_charge: bool,
 }
 
 /// Where Prometheus answers.
@@ -90,6 +105,9 @@ pub struct NodeStatus {
     /// Slurm's state for compute nodes ("idle", "down*", ...), as `sinfo` prints it;
     /// null for the others or when the controller cannot be asked.
     pub slurm_state: Option<String>,
+    /// A compute node `up` drained for a change that waits for its jobs: what changes
+    /// ("memory 4096 -> 2048 MiB"); null otherwise.
+    pub waiting_for_change: Option<String>,
     /// Compute nodes: the cgroup plugin confining their jobs, or "off" (`doctor` says
     /// why); null for the others.
     pub limits: Option<String>,
@@ -131,6 +149,9 @@ pub struct DoctorReport {
     pub nodes: Vec<NodeDoctor>,
     /// After an unclean stop of the controller: what may be lost, and what to check.
     pub controller: Option<String>,
+    /// With a backup controller: whether the state storage the controllers share is
+    /// shared (each sees what another writes) and writable, or what is wrong.
+    pub state_storage: Option<Result<String, String>>,
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -44,6 +44,11 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> miette::Result<ExitCode> {
             Err(e) => println!("  could not be asked: {e}"),
         }
     }
+    match &report.state_storage {
+        Some(Ok(fine)) => println!("controllers' state: {fine}"),
+        Some(Err(wrong)) => println!("controllers' state: PROBLEM: {wrong}"),
+        None => {}
+    }
     if let Some(advice) = &report.controller {
         println!("controller: {advice}");
     }

@@ -133,12 +133,23 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         wait: Duration::from_secs(args.wait),
         glusterfs: spec.home == HomeSpec::GlusterFs,
     };
-    remove_host(&cluster.name, cluster.control(), &containers, leaving, &options, p).await?;
+    let unreachable = leaving.engine.is_err();
+    let control = cluster.control().map_err(|e| {
+        miette::miette!(
+            help = "a host leaves through the controller: `slurmbox host remove` again once the controller's host answers",
+            "the controller's host {:?} does not answer: {e}",
+            cluster.hosts[0].name
+        )
+    })?;
+    let nodes = remove_host(&cluster.name, control, &containers, leaving, &options, p).await?;
 
     file.write(&edited)?;
     let entry = crate::registry::Entry::new(&remaining, Some(&file.path), edited.clone());
     Registry::new(&ctx.settings).remember(&entry)?;
     p.say(format!("Host {:?} left cluster {:?}; {origin} no longer lists it.", args.host, cluster.name));
+    if unreachable {
+        p.say(left_behind(&cluster.name, &args.host, &nodes, options.glusterfs));
+    }
     if remaining.hosts.len() == 1 {
         p.say(
             "One host is left: the next `slurmbox up` makes the cluster again as a one-host cluster (its own \
@@ -146,4 +157,22 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a host that did not answer keeps of the cluster, and how its admin removes it
+/// there: until then, its nodes join the cluster again whenever their containers start.
+fn left_behind(cluster: &str, host: &str, nodes: &[String], glusterfs: bool) -> String {
+    let mut containers: Vec<String> = nodes.iter().map(|n| format!("{cluster}-{n}")).collect();
+    if glusterfs {
+        containers.push(format!("{cluster}-storage-{host}"));
+    }
+    let containers =
+        if containers.is_empty() { String::new() } else { format!(" ({})", containers.join(", ")) };
+    let label = format!("label={}={cluster}", crate::plan::LABEL_CLUSTER);
+    format!(
+        "{host} did not answer: its containers{containers} and volumes of cluster {cluster:?} are still on \
+         it, and its nodes join the cluster again whenever they start. Once it is back, remove them there: \
+         `docker rm -f $(docker ps -aq --filter {label})` and \
+         `docker volume rm $(docker volume ls -q --filter {label})`."
+    )
 }

@@ -53,8 +53,9 @@ impl Context {
     }
 
     /// The cluster a command acts on, connected to the engines of all its hosts at once.
-    /// The controller's host must answer; other hosts that do not are kept as
-    /// unreachable, so commands can still act on the rest and say what they missed.
+    /// The controller's host must answer, unless a backup controller runs on another
+    /// host; other hosts that do not are kept as unreachable, so commands can still act
+    /// on the rest and say what they missed.
     pub async fn cluster(&self, args: &ClusterName) -> miette::Result<Cluster> {
         self.connect(args, false).await
     }
@@ -67,6 +68,9 @@ impl Context {
 
     async fn connect(&self, args: &ClusterName, controller_only: bool) -> miette::Result<Cluster> {
         let spec = load_spec(self, args)?;
+        // With a backup controller on another host, the cluster goes on without the
+        // primary's host, and so do the commands that look at it.
+        let backup_elsewhere = matches!(spec.controller.backup, Some(crate::spec::BackupPlace::Host(_)));
         let (name, mut hosts) = (spec.name, spec.hosts);
         if hosts.is_empty() {
             let engine = Ok(self.engine(None).await?);
@@ -82,7 +86,7 @@ impl Context {
         let mut connected = Vec::new();
         for (i, (host, engine)) in hosts.into_iter().zip(engines).enumerate() {
             let engine = match engine {
-                Err(e) if i == 0 => return Err(e.into()),
+                Err(e) if i == 0 && (controller_only || !backup_elsewhere) => return Err(e.into()),
                 other => other.map(|(engine, _)| engine),
             };
             connected.push(ClusterHost { name: host.name, url: Some(host.engine), engine });
@@ -102,6 +106,9 @@ pub async fn converge(ctx: &Context, args: &UpArgs) -> miette::Result<Plan> {
         sources: args.build.sources(spec.registry.as_deref()),
         local_engine: ctx.settings.local_engine().map(String::from),
         cache_dir: ctx.settings.cache_dir.clone(),
+        drain_timeout: args.drain_timeout,
+        requeue: args.requeue,
+        now: args.now,
     };
     let plan = deploy::up(&spec, &options, &ctx.progress).await?;
     let text = spec_text(ctx, &args.spec, &spec);

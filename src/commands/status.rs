@@ -89,6 +89,14 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         ]);
     }
     println!("{table}");
+    for n in nodes {
+        if let Some(change) = &n.waiting_for_change {
+            println!(
+                "{}: waiting for a change ({change}): draining until its jobs end; the next `slurmbox up` makes it",
+                n.node
+            );
+        }
+    }
     println!("{}", limits_line(nodes));
     if status.slurm_error.is_none() {
         println!("{}", jobs_line(&status.jobs));
@@ -107,9 +115,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
     if let Some(metrics) = &status.metrics {
         println!("{}", crate::components::metrics::status_line(metrics));
     }
-    if let Some(at) = &status.controller_unclean_start {
-        println!("note: {}", crate::components::controller::unclean_start_advice(at));
-    }
+    print_controllers(&status);
     // What could not be asked, on stderr, so the tables read the same either way.
     let p = &ctx.progress;
     if let Some(e) = &status.slurm_error {
@@ -121,6 +127,17 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> miette::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With a backup, which controller is in charge; after an unclean start, what it may
+/// have cost.
+fn print_controllers(status: &crate::cluster::report::ClusterStatus) {
+    if status.controllers.len() > 1 {
+        println!("{}", crate::components::controller::status_line(&status.controllers));
+    }
+    if let Some(at) = &status.controller_unclean_start {
+        println!("note: {}", crate::components::controller::unclean_start_advice(at));
+    }
 }
 
 /// One line on the queue: "jobs: 2 running (alice, bob), 5 pending".
@@ -178,6 +195,7 @@ mod tests {
             container_state: "running".into(),
             container_status: "Up".into(),
             slurm_state: None,
+            waiting_for_change: None,
             limits: limits.map(String::from),
             gres: None,
             gpus: None,

@@ -180,6 +180,15 @@ pub fn sacctmgr_changes(cluster: &str, accounts: &[AccountSpec]) -> Vec<Sacctmgr
     changes
 }
 
+/// The database first: its first start takes a second, the longest of any container's,
+/// and slurmdbd and then slurmctld wait for it. slurmdbd next (it waits for the
+/// database and the munge key by itself).
+pub async fn on_created<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
+    apply.start_role(Role::Database).await?;
+    apply.start_role(Role::Dbd).await?;
+    Ok(())
+}
+
 /// Once slurmdbd answers: the accounts and associations.
 pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     if apply.plan.slurm_accounts.is_empty() {
@@ -191,7 +200,7 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
     // slurmdbd answers once MariaDB is up and its tables are made (a minute at most
     // on a small machine the first time).
     let ready = Slurm::new(apply.control(), &controller.name).within(5);
-    let answers = wait::until(Duration::from_secs(180), Duration::from_millis(500), async || {
+    let answers = wait::until(Duration::from_secs(180), Duration::from_millis(100), async || {
         let up = ready.accounting_answers().await?;
         Ok::<_, EngineError>(if up { Poll::Ready(()) } else { Poll::NotYet(()) })
     });
@@ -216,7 +225,7 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
         apply.plan.slurm_accounts.iter().flat_map(|a| a.users.iter().map(String::as_str)).collect();
     users.sort_unstable();
     users.dedup();
-    let learnt = wait::until(Duration::from_secs(60), Duration::from_millis(300), async || {
+    let learnt = wait::until(Duration::from_secs(60), Duration::from_millis(100), async || {
         match slurm.controller_associations().await {
             Ok(known) if slurm::controller_knows(&known, &users) => Ok(Poll::Ready(())),
             Ok(_) | Err(SlurmError::Failed { .. } | SlurmError::Unreadable { .. }) => Ok(Poll::NotYet(())),
@@ -357,7 +366,7 @@ mod tests {
     #[test]
     fn the_accounting_images_tag_stays_the_same() {
         let tag = image_recipe(SlurmVersion::V24_11, Arch::Amd64).tag();
-        assert_eq!(tag, "slurmbox/accounting:24.11-1dab14d895f0");
+        assert_eq!(tag, "slurmbox/accounting:24.11-1cf6d210a96f");
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
                 placed,
                 role: Role::Compute,
                 mounts: vec![
-                    munge::mount(layout, layout.controllers.iter().any(|c| c.host == placed.host)),
+                    // Beside the primary controller its key is read as it is; elsewhere
+                    // slurmbox writes a copy (a backup controller's host too).
+                    munge::mount(layout, placed.host == layout.controller().host),
                     home::mount(layout),
                 ],
                 env: vec![format!("{}={conf}", contract::env::NODE_CONF)],
@@ -96,25 +98,27 @@ pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Par
     Ok(())
 }
 
-/// Waits until every compute node of the plan answers and is ready for jobs. On
+/// Waits until the compute nodes `nodes` of the plan answer and are ready for jobs. On
 /// timeout the error names each node that is not, with Slurm's reason and the tail of
 /// its container's log.
 pub async fn wait_for_nodes<E: Engine>(
     engines: &[E],
     plan: &Plan,
+    nodes: &[String],
     timeout: Duration,
     mut on_poll: impl FnMut(usize, usize),
 ) -> Result<(), PartError> {
     let engine = &engines[plan.controller().host];
     let slurm = Slurm::new(engine, &plan.controller().name);
     let login = Slurm::new(engine, &plan.login().name);
+    let awaited = nodes;
     let ready = async || {
         // Not answering yet counts as no node ready.
         let nodes = slurm.nodes().await.unwrap_or_default();
-        let ready = plan.compute_nodes.iter().filter(|n| is_ready(&nodes, n)).count();
-        on_poll(ready, plan.compute_nodes.len());
+        let ready = awaited.iter().filter(|n| is_ready(&nodes, n)).count();
+        on_poll(ready, awaited.len());
         // The login node is ready once its client commands reach the controller.
-        let all = ready == plan.compute_nodes.len() && login.answers().await;
+        let all = ready == awaited.len() && login.answers().await;
         Ok::<_, Infallible>(if all { Poll::Ready(()) } else { Poll::NotYet(nodes) })
     };
     let Err(waited) = wait::until(timeout, Duration::from_millis(100), ready).await else {
@@ -123,7 +127,7 @@ pub async fn wait_for_nodes<E: Engine>(
     Err(PartError::NodesNotReady {
         cluster: plan.cluster.clone(),
         waited: timeout.as_secs(),
-        report: not_ready(engines, plan, &login, &waited.timeout().last).await,
+        report: not_ready(engines, plan, awaited, &login, &waited.timeout().last).await,
     })
 }
 
@@ -134,7 +138,13 @@ fn is_ready(nodes: &[Node], node: &str) -> bool {
 
 /// What is not ready, as `nodes` (the last look) and the login node show: each with
 /// Slurm's state and reason and the last lines of its log.
-async fn not_ready<E: Engine>(engines: &[E], plan: &Plan, login: &Slurm<'_, E>, nodes: &[Node]) -> String {
+async fn not_ready<E: Engine>(
+    engines: &[E],
+    plan: &Plan,
+    awaited: &[String],
+    login: &Slurm<'_, E>,
+    nodes: &[Node],
+) -> String {
     let engine = &engines[plan.controller().host];
     let mut report = String::new();
     if !login.answers().await {
@@ -145,7 +155,7 @@ async fn not_ready<E: Engine>(engines: &[E], plan: &Plan, login: &Slurm<'_, E>, 
             report.push_str(&format!("    | {line}\n"));
         }
     }
-    for node in &plan.compute_nodes {
+    for node in awaited {
         if is_ready(nodes, node) {
             continue;
         }

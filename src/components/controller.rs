@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::PartError;
 use super::{Config, Layout, NodeContainer, compute, home, munge};
 use crate::apply::Apply;
-use crate::cluster::report::{ClusterStatus, DoctorReport};
+use crate::cluster::report::{ClusterStatus, ControllerStatus, DoctorReport};
 use crate::cluster::{Cluster, Model, running_node};
 use crate::contract;
 use crate::engine::ContainerInfo;
@@ -42,6 +42,7 @@ pub fn slurm_conf(layout: &Layout) -> SlurmConf {
         site: layout.spec.slurm_conf.clone(),
         jwt_key: None,
         openmetrics: false,
+        emulated_nodes: layout.facts.iter().any(|f| f.emulated),
     }
 }
 
@@ -50,32 +51,47 @@ pub fn cgroup_conf() -> CgroupConf {
     CgroupConf::disabled()
 }
 
-/// The controllers' shared state storage (StateSaveLocation): a volume on the primary
-/// controller's host, which every controller there mounts.
-fn state_storage(layout: &Layout) -> (VolumePlan, MountPlan) {
-    let name = format!("{}-state", layout.cluster);
-    let volume =
-        VolumePlan { host: layout.controller().host, name: name.clone(), labels: layout.labels(&[]) };
-    let mount = MountPlan {
-        source: MountSource::Volume(name),
-        target: render::STATE_SAVE_LOCATION.into(),
-        read_only: false,
-        propagation: None,
+/// The controllers' shared state storage (StateSaveLocation): the site's folder
+/// (`[controller] state_path`, at the same path on every controller's host), else a
+/// volume on the primary controller's host, which every controller there mounts (the
+/// spec allows a backup on another host only with `state_path`).
+fn state_storage(layout: &Layout) -> (Option<VolumePlan>, MountPlan) {
+    let (volume, source) = match &layout.spec.controller.state_path {
+        Some(path) => (None, MountSource::HostPath(path.display().to_string())),
+        None => {
+            let name = format!("{}-state", layout.cluster);
+            let volume =
+                VolumePlan { host: layout.controller().host, name: name.clone(), labels: layout.labels(&[]) };
+            (Some(volume), MountSource::Volume(name))
+        }
     };
+    let mount =
+        MountPlan { source, target: render::STATE_SAVE_LOCATION.into(), read_only: false, propagation: None };
     (volume, mount)
 }
 
 pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     let (volume, state) = state_storage(layout);
-    plan.volumes.push(volume);
+    plan.volumes.extend(volume);
     for placed in &layout.controllers {
+        // The munge key: the primary's host volume is the one the primary makes; a
+        // backup on another host gets the copy nodes there get.
+        let beside_primary = placed.host == layout.controller().host;
         let mut controller = layout.node_container(
             config,
             NodeContainer {
                 placed,
                 role: Role::Controller,
-                mounts: vec![munge::mount(layout, false), state.clone(), home::mount(layout)],
-                env: vec![],
+                mounts: vec![
+                    munge::mount(layout, layout.is_backup(placed) && beside_primary),
+                    state.clone(),
+                    home::mount(layout),
+                ],
+                env: if layout.is_backup(placed) {
+                    vec![format!("{}=1", contract::env::BACKUP)]
+                } else {
+                    vec![]
+                },
                 files: config.slurm_files(),
             },
         );
@@ -92,11 +108,26 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
 /// them register again.
 pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     let controller = apply.plan.controller();
+    // A backup made now answers before `up` ends (on another host it starts seconds
+    // after the primary: it waits for the munge key and the primary's state).
+    let backups: Vec<&ContainerPlan> =
+        apply.plan.controllers().skip(1).filter(|c| apply.touched(&c.name)).collect();
+    for backup in backups {
+        let step = apply.progress.step(format!("Backup controller {}", backup.hostname));
+        wait_for_ping(apply.control(), &controller.name, &backup.hostname, Duration::from_secs(60)).await?;
+        step.done_with("standing by".to_string());
+    }
     if !apply.touched(&controller.name) {
         return Ok(());
     }
-    let kept: Vec<&ContainerPlan> =
-        apply.plan.containers.iter().filter(|c| c.role == Role::Compute && !apply.touched(&c.name)).collect();
+    // Not the ones a rolling change makes again next: told to read the new controller's
+    // configuration, an older slurmd may not understand it (24.11 and 26.05's keys).
+    let kept: Vec<&ContainerPlan> = apply
+        .plan
+        .containers
+        .iter()
+        .filter(|c| c.role == Role::Compute && !apply.touched(&c.name) && !apply.rolling.contains(&c.name))
+        .collect();
     if kept.is_empty() {
         return Ok(());
     }
@@ -125,6 +156,66 @@ pub async fn wait_for_controller(
     })
     .await
     .map_err(|waited| waited.or_timeout(|_| PartError::ControllerDown(timeout.as_secs())))
+}
+
+/// Waits until `scontrol ping` on `controller` says that the backup controller
+/// `hostname` answers (in standby).
+pub async fn wait_for_ping(
+    engine: &impl Engine,
+    controller: &str,
+    hostname: &str,
+    timeout: Duration,
+) -> Result<(), PartError> {
+    let slurm = Slurm::new(engine, controller);
+    wait::until(timeout, Duration::from_millis(250), async || match slurm.pings().await {
+        Ok(pings) if pings.iter().any(|ping| ping.hostname == hostname && ping.responding) => {
+            Ok(Poll::Ready(()))
+        }
+        // Not up yet, or the primary's commands do not reach it yet.
+        Ok(_) | Err(_) => Ok::<_, Infallible>(Poll::NotYet(())),
+    })
+    .await
+    .map_err(|_| PartError::BackupDown { name: hostname.to_string(), waited: timeout.as_secs() })
+}
+
+/// Has the controller write its state folder now, and waits (7 s at most) until it has.
+/// Compute nodes register with the controller alone (they are not in slurm.conf), and
+/// slurmctld writes its node state when something else changes (a job submitted, a node
+/// updated) or every 5 minutes: a controller back from a crash, or a backup taking
+/// over, before that would know none of the nodes, and they would not register again.
+/// Any node update makes slurmctld write it; `node`'s comment set to nothing (it has
+/// none) changes nothing else. Likewise the associations it learnt from slurmdbd, which
+/// it writes only every 5 minutes or when a partition is deleted: a backup taking over
+/// while slurmdbd is away too (its host lost) reads them there, and without them waits
+/// for slurmdbd and answers nothing. With accounting, a hidden, inactive partition is
+/// made and deleted at once, after the node update: slurmctld writes the associations
+/// as it deletes a partition, and its other files at most every 5 s, so the node
+/// update's comes first.
+pub async fn wait_state_written<E: Engine>(
+    engine: &E,
+    controller: &str,
+    node: &str,
+    accounting: bool,
+) -> Result<(), PartError> {
+    let state = render::STATE_SAVE_LOCATION;
+    let part = "slurmbox-save-state";
+    let (associations, written) = if accounting {
+        (
+            format!(
+                "scontrol create partitionname={part} state=inactive hidden=yes >/dev/null && \
+                 scontrol delete partitionname={part} >/dev/null; "
+            ),
+            format!(" && [ {state}/assoc_mgr_state -nt \"$m\" ]"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    let script = format!(
+        "m=$(mktemp); scontrol update nodename={node} comment= >/dev/null; {associations}\
+         for _ in $(seq 70); do [ {state}/node_state -nt \"$m\" ]{written} && break; sleep 0.1; done; rm -f \"$m\""
+    );
+    checked(engine, controller, &ExecSpec::new(["bash", "-c", &script])).await?;
+    Ok(())
 }
 
 /// The controller's state in a backup: its StateSaveLocation, a gzipped tar.
@@ -221,14 +312,95 @@ pub async fn unclean_start<E: Engine>(engine: &E, container: &str) -> Option<Str
     Some(out.stdout.trim().to_string()).filter(|at| out.ok() && !at.is_empty())
 }
 
-/// For `status`: when the running controller came back from an unclean stop.
+/// For `status`: which controller is in charge, and when the running controller came
+/// back from an unclean stop.
 pub async fn status(cluster: &Cluster, model: &Model, status: &mut ClusterStatus) {
     status.controller_unclean_start = unclean_start_of(cluster, model).await;
+    status.controllers = controllers(cluster, model).await;
 }
 
-/// For `doctor`: after an unclean stop, what may be lost and what to check.
+/// Each controller as `scontrol ping` sees it (asked of the first that runs).
+async fn controllers(cluster: &Cluster, model: &Model) -> Vec<ControllerStatus> {
+    let Some(c) = model.controllers().into_iter().next() else {
+        return Vec::new();
+    };
+    let pings = Slurm::new(cluster.engine(c), &c.name).pings().await.unwrap_or_default();
+    let leader = crate::slurm::in_charge(&pings).map(|p| p.hostname.clone());
+    pings
+        .into_iter()
+        .map(|p| ControllerStatus {
+            in_charge: leader.as_deref() == Some(p.hostname.as_str()),
+            name: p.hostname,
+            mode: p.mode,
+            responding: p.responding,
+        })
+        .collect()
+}
+
+/// "controllers: controller (primary) DOWN; controller2 (backup1) in charge".
+pub fn status_line(controllers: &[ControllerStatus]) -> String {
+    let each: Vec<String> = controllers
+        .iter()
+        .map(|c| {
+            let state = match (c.responding, c.in_charge) {
+                (_, true) => "in charge",
+                (true, false) => "standing by",
+                (false, _) => "DOWN",
+            };
+            format!("{} ({}) {state}", c.name, c.mode)
+        })
+        .collect();
+    format!("controllers: {}", each.join("; "))
+}
+
+/// For `doctor`: after an unclean stop, what may be lost and what to check; with a
+/// backup, whether the controllers' state storage is shared and writable.
 pub async fn doctor(cluster: &Cluster, model: &Model, report: &mut DoctorReport) {
     report.controller = unclean_start_of(cluster, model).await.map(|at| unclean_start_advice(&at));
+    report.state_storage = state_storage_health(cluster, model).await;
+}
+
+/// Writes a token into the state folder through the first controller and reads it
+/// through each other one: they share the folder only if every one sees it.
+async fn state_storage_health(cluster: &Cluster, model: &Model) -> Option<Result<String, String>> {
+    let all: Vec<&ContainerInfo> = model.of_role(Role::Controller).collect();
+    if all.len() < 2 {
+        return None;
+    }
+    if let Some(down) = all.iter().find(|c| !c.running()) {
+        return Some(Err(format!(
+            "{} is not running, so its view of the state folder cannot be checked (`slurmbox logs {}`)",
+            down.name,
+            down.node().unwrap_or_default()
+        )));
+    }
+    let dir = render::STATE_SAVE_LOCATION;
+    let token = format!("{}-{}", std::process::id(), nanos_now());
+    let write = format!("echo {token} >{dir}/slurmbox-probe && df -Ph {dir} | awk 'NR==2 {{print $4}}'");
+    let (first, others) = all.split_first()?;
+    let free = match checked(cluster.engine(first), &first.name, &ExecSpec::new(["bash", "-c", &write])).await
+    {
+        Ok(out) => out.stdout.trim().to_string(),
+        Err(e) => return Some(Err(format!("{} cannot write its state folder {dir}: {e}", first.name))),
+    };
+    for other in others {
+        let read = ExecSpec::new(["cat", &format!("{dir}/slurmbox-probe")]);
+        let seen = cluster.engine(other).exec(&other.name, &read).await.map(|o| o.stdout.trim().to_string());
+        if seen.as_deref().ok() != Some(token.as_str()) {
+            return Some(Err(format!(
+                "{} does not see what {} writes to {dir}: the folder is not shared, and a takeover would start \
+                 from old state (check [controller] state_path on both hosts)",
+                other.name, first.name
+            )));
+        }
+    }
+    let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    Some(Ok(format!("{dir} shared by {} and writable ({free} free)", names.join(" and "))))
+}
+
+/// A value that differs from call to call, for the probe above.
+fn nanos_now() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
 async fn unclean_start_of(cluster: &Cluster, model: &Model) -> Option<String> {

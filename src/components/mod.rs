@@ -60,7 +60,7 @@ use crate::plan::{
 };
 use crate::render::{CgroupConf, GresConf, SlurmConf};
 use crate::slurm::SlurmError;
-use crate::spec::{Arch, ClusterSpec, MacvlanSpec, NetworkSpec};
+use crate::spec::{Arch, BackupPlace, ClusterSpec, MacvlanSpec, NetworkSpec};
 
 /// What went wrong in a part's work through the engines.
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -76,6 +76,11 @@ pub enum PartError {
     #[error("the controller did not answer within {0}s")]
     #[diagnostic(help("see `slurmbox logs controller`"))]
     ControllerDown(u64),
+    #[error("the backup controller {name} did not answer the primary's `scontrol ping` within {waited}s")]
+    #[diagnostic(help(
+        "`slurmbox logs {name}` shows why (it starts once the primary's heartbeat is in the shared state folder); `slurmbox doctor` checks that both controllers see that folder"
+    ))]
+    BackupDown { name: String, waited: u64 },
     /// A command that must succeed did not (see [`crate::engine::checked`]).
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -148,6 +153,10 @@ pub struct HostFacts {
     /// The architecture of its node image; compute nodes carry it as a Slurm feature
     /// (`sbatch --constraint=arm64`).
     pub arch: Arch,
+    /// Its engine's machine is of another architecture, so the node image runs under
+    /// qemu-user emulation (binfmt_misc): a lab or a test, never a site's real host.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub emulated: bool,
     pub image: String,
     /// The storage image for its architecture, when the cluster's /home is GlusterFS.
     pub storage_image: Option<String>,
@@ -234,11 +243,31 @@ pub struct Layout<'a> {
     pub network: String,
     /// The controllers, the primary first: slurm.conf names each (`SlurmctldHost`),
     /// every node is given all of them (`--conf-server`), and they share one state
-    /// storage. slurmbox makes one today.
+    /// storage. A second with `[controller] backup`.
     pub controllers: Vec<Placed>,
     pub login: Placed,
     /// The compute nodes, host by host.
     pub nodes: Vec<Placed>,
+}
+
+/// The controllers, the primary first (on the first host), then the spec's backup.
+fn controllers(
+    spec: &ClusterSpec,
+    hosts: &[HostPlan],
+    primary_ip: Option<String>,
+    backup_ip: Option<String>,
+) -> Vec<Placed> {
+    let mut all = vec![Placed { host: 0, name: contract::CONTROLLER_HOST.into(), ip: primary_ip }];
+    if let Some(backup) = &spec.controller.backup {
+        let host = match backup {
+            BackupPlace::SameHost => 0,
+            BackupPlace::Host(name) => {
+                hosts.iter().position(|h| &h.name == name).expect("the spec checked it")
+            }
+        };
+        all.push(Placed { host, name: contract::BACKUP_CONTROLLER_HOST.into(), ip: backup_ip });
+    }
+    all
 }
 
 /// A node's place: its host (index into [`Layout::hosts`]), its name, and its fixed
@@ -270,20 +299,24 @@ impl<'a> Layout<'a> {
         };
         let names = compute::node_names(&hosts, spec.compute.count, multi_host || macvlan.is_some());
         // Fixed addresses in macvlan mode: controller, login, then the compute nodes.
+        // A backup controller's address comes last, so that adding one moves no other.
+        let backup = usize::from(spec.controller.backup.is_some());
         let mut ips: Vec<Option<String>> = match macvlan {
             Some(m) => m
-                .addresses(names.len() + 2)
+                .addresses(names.len() + 2 + backup)
                 .expect("the spec checked the range's size")
                 .into_iter()
                 .map(|a| Some(a.to_string()))
                 .collect(),
-            None => vec![None; names.len() + 2],
+            None => vec![None; names.len() + 2 + backup],
         };
+        let backup_ip = if backup == 1 { ips.pop().flatten() } else { None };
         let nodes_ips = ips.split_off(2);
         let login_ip = ips.pop().flatten();
         let controller_ip = ips.pop().flatten();
         let nodes =
             names.into_iter().zip(nodes_ips).map(|((host, name), ip)| Placed { host, name, ip }).collect();
+        let controllers = controllers(spec, &hosts, controller_ip, backup_ip);
         Layout {
             network: network::node_network(&cluster, multi_host, macvlan.is_some()),
             spec,
@@ -292,11 +325,16 @@ impl<'a> Layout<'a> {
             multi_host,
             macvlan,
             on_host_network: multi_host && macvlan.is_none(),
-            controllers: vec![Placed { host: 0, name: contract::CONTROLLER_HOST.into(), ip: controller_ip }],
+            controllers,
             login: Placed { host: 0, name: contract::LOGIN_HOST.into(), ip: login_ip },
             nodes,
             cluster,
         }
+    }
+
+    /// Whether this controller is the backup.
+    pub fn is_backup(&self, controller: &Placed) -> bool {
+        controller.name != self.controller().name
     }
 
     /// The primary controller: the one in charge when all run, on the cluster's first

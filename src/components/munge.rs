@@ -60,10 +60,22 @@ pub async fn read_key(
     controller: &str,
     timeout: Duration,
 ) -> Result<Vec<u8>, PartError> {
+    read_secret(engine, controller, contract::MUNGE_KEY, "munge key", timeout).await
+}
+
+/// A key file the controller makes on first start (`path`, `what` it is), read once it
+/// is there, for containers on other hosts.
+pub async fn read_secret(
+    engine: &impl Engine,
+    controller: &str,
+    path: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, PartError> {
     use base64::Engine as _;
     let read = ExecSpec {
         user: Some("root".into()),
-        ..ExecSpec::shell("test -s /etc/munge/munge.key && base64 -w0 /etc/munge/munge.key")
+        ..ExecSpec::shell(&format!("test -s {path} && base64 -w0 {path}"))
     };
     let key = wait::until(timeout, Duration::from_millis(100), async || {
         let out = engine.exec(controller, &read).await?;
@@ -78,10 +90,10 @@ pub async fn read_key(
     key.map_err(|waited| {
         waited.or_timeout(|t| {
             PartError::ExecFailed(ExecFailed {
-                cmd: "read the munge key".into(),
+                cmd: format!("read the {what}"),
                 container: controller.into(),
                 code: t.last,
-                said: "the controller made no munge key".into(),
+                said: format!("the controller made no {what}"),
             })
         })
     })

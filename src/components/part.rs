@@ -119,6 +119,7 @@ impl Part {
     pub async fn on_created<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), PartError> {
         match self {
             Part::GlusterFs => glusterfs::on_created(apply).await,
+            Part::Accounting => accounting::on_created(apply).await,
             _ => Ok(()),
         }
     }
@@ -130,6 +131,7 @@ impl Part {
             Part::Munge => munge::before_start(apply).await,
             Part::Compute => compute::before_start(apply).await,
             Part::Ldap => ldap::before_start(apply).await,
+            Part::Rest => rest::before_start(apply).await,
             Part::Web => web::before_start(apply).await,
             _ => Ok(()),
         }
@@ -156,6 +158,8 @@ pub enum ImageHosts {
     Every,
     /// The controller's host alone.
     Controller,
+    /// The controllers' hosts: the primary's, and a backup's on another host.
+    Controllers,
 }
 
 impl Part {
@@ -170,7 +174,7 @@ impl Part {
                 ImageHosts::Every,
             )),
             // The node image with slurmrestd and the JWT plugin: slurmctld, slurmrestd.
-            Part::Controller => Some((Recipe::controller(spec.slurm, arch), ImageHosts::Controller)),
+            Part::Controller => Some((Recipe::controller(spec.slurm, arch), ImageHosts::Controllers)),
             Part::Metrics => {
                 spec.metrics.enabled.then(|| (metrics::image_recipe(arch), ImageHosts::Controller))
             }

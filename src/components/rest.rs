@@ -11,13 +11,15 @@
 //! admin one for anybody with `slurmbox token USER`.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::login::{self, PublishedPorts};
 use super::{Config, Layout, PartError};
+use crate::apply::Apply;
 use crate::cluster::report::ClusterStatus;
 use crate::cluster::{Cluster, Model, running_node};
 use crate::contract;
-use crate::engine::{ContainerInfo, Engine, ExecSpec, checked};
+use crate::engine::{ContainerInfo, Engine, ExecSpec, FileUpload, checked};
 use crate::plan::{
     CONTROLLER_HOST, ContainerPlan, LABEL_NODE, LABEL_REST_PORT, LABEL_REST_URL, LABEL_ROLE, MountPlan,
     MountSource, Plan, PlannedFile, PortPlan, Role, VolumePlan,
@@ -63,9 +65,15 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
     let volume = jwt_volume(layout);
     let host = layout.controller().host;
     plan.volumes.push(VolumePlan { host, name: volume.clone(), labels: layout.labels(&[]) });
+    // A backup controller on another host: the key is copied into a volume there.
+    for backup in layout.controllers.iter().filter(|c| c.host != host) {
+        plan.volumes.push(VolumePlan { host: backup.host, name: volume.clone(), labels: layout.labels(&[]) });
+    }
+    let primary = format!("{}-{}", layout.cluster, layout.controller().name);
     for c in plan.containers.iter_mut() {
         let mode = match c.role {
-            Role::Controller => "make",
+            Role::Controller if c.name == primary => "make",
+            Role::Controller => "take",
             Role::Dbd => "wait",
             _ => continue,
         };
@@ -79,6 +87,39 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
         c.command.splice(0..0, [JWT_PATH.to_string(), mode.to_string()]);
     }
     plan.containers.push(container(layout, config));
+}
+
+/// A backup controller on another host gets a copy of the key the primary made (which
+/// therefore starts first) before it starts, as nodes there get the munge key.
+pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
+    let primary = apply.plan.controller();
+    let remote: Vec<_> = apply
+        .starting()
+        .into_iter()
+        .filter(|c| {
+            c.role == Role::Controller
+                && c.host != primary.host
+                && c.mounts.iter().any(|m| m.target == JWT_DIR)
+        })
+        .collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    apply.say("copying the JWT key to the backup controller's host");
+    apply.start_controller().await?;
+    let key = super::munge::read_secret(
+        apply.control(),
+        &primary.name,
+        JWT_KEY,
+        "JWT key",
+        Duration::from_secs(60),
+    )
+    .await?;
+    let upload = FileUpload { path: JWT_KEY.into(), contents: key, mode: 0o400 };
+    for c in remote {
+        apply.engines[c.host].upload(&c.name, std::slice::from_ref(&upload)).await?;
+    }
+    Ok(())
 }
 
 /// slurmrestd's container: the controller's image (it has slurmrestd), slurm.conf, the

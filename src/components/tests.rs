@@ -16,6 +16,7 @@ pub(super) fn facts() -> HostFacts {
         cpus: 2,
         memory_mib: 24000,
         arch: Arch::Amd64,
+        emulated: false,
         image: IMAGE.into(),
         storage_image: None,
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
@@ -77,6 +78,21 @@ fn default_plan() {
 fn default_slurm_conf() {
     let plan = build(&ClusterSpec::default_cluster(), &[facts()]);
     insta::assert_snapshot!(plan.slurm_conf.to_string());
+}
+
+#[test]
+fn an_epilog_unless_a_node_runs_under_emulation() {
+    let spec = ClusterSpec::default_cluster();
+    let native = build(&spec, &[facts()]).slurm_conf.to_string();
+    assert!(native.contains("\nEpilog=/bin/true\n"), "{native}");
+    let emulated = build(&spec, &[HostFacts { arch: Arch::Arm64, emulated: true, ..facts() }]);
+    assert!(!emulated.slurm_conf.to_string().contains("Epilog"), "{}", emulated.slurm_conf);
+    // A site's own epilog replaces it; an empty value leaves the key to Slurm.
+    let site =
+        ClusterSpec::parse("c.toml", "name = \"c\"\n[slurm_conf]\nEpilog = \"/etc/slurm/epilog\"\n").unwrap();
+    assert!(build(&site, &[facts()]).slurm_conf.to_string().contains("\nEpilog=/etc/slurm/epilog\n"));
+    let none = ClusterSpec::parse("c.toml", "name = \"c\"\n[slurm_conf]\nEpilog = \"\"\n").unwrap();
+    assert!(!build(&none, &[facts()]).slurm_conf.to_string().contains("Epilog"));
 }
 
 #[test]
@@ -361,6 +377,7 @@ mod pinned_hashes {
             cpus: 2,
             memory_mib: 24000,
             arch: Arch::Amd64,
+            emulated: false,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: storage.then(|| "slurmbox/storage:gluster-test".into()),
             accounting_image: Some("slurmbox/accounting:24.11-test".into()),
@@ -407,13 +424,13 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "dab4b93ed22561ef"),
-                ("slurmbox-login", "30af6538a8aa6aad"),
-                ("slurmbox-node1", "7ccacdcadf50dea9"),
-                ("slurmbox-node2", "d2f5c4c51ad91524"),
-                ("slurmbox-db", "d777fa38d56532b9"),
-                ("slurmbox-dbd", "1612abf52cd35bd8"),
-                ("slurmbox-rest", "1df5cb6859ab93c4"),
+                ("slurmbox-controller", "4b83ff09b8b990d6"),
+                ("slurmbox-login", "66fe91b94a7fcf30"),
+                ("slurmbox-node1", "0db4975734267365"),
+                ("slurmbox-node2", "d722e7fbb8c38bb1"),
+                ("slurmbox-db", "b7b8942a374ebd13"),
+                ("slurmbox-dbd", "481afb2493607098"),
+                ("slurmbox-rest", "a812bff368656e59"),
                 ("slurmbox-metrics", "51c3e93c572c4844"),
                 ("slurmbox-web", "c2b0e0c9a438cf90"),
             ],
@@ -425,14 +442,14 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "88c4b13b9f69ca06"),
-                ("lab-login", "f67e0bda976f9ad0"),
-                ("lab-pi1", "9ca95a1bf7954ac5"),
-                ("lab-pi2", "d448de28c6d94333"),
-                ("lab-pi3", "4c3b3fb70cd03feb"),
-                ("lab-db", "aa6953775996eb35"),
-                ("lab-dbd", "1cf2a90b85099205"),
-                ("lab-rest", "eae7fb97d1d92fe7"),
+                ("lab-controller", "bf4a0a12cc9d955c"),
+                ("lab-login", "7e2f64cc44eb3c43"),
+                ("lab-pi1", "e12fc0d1f554242b"),
+                ("lab-pi2", "79e16d22e80d3f7e"),
+                ("lab-pi3", "204d54c3aef48c8c"),
+                ("lab-db", "f0f11bc644a5adf0"),
+                ("lab-dbd", "ca76ee1dfc2bfd99"),
+                ("lab-rest", "4718100415c564a2"),
                 ("lab-metrics", "47def9943887de20"),
                 ("lab-web", "11c155fdbef9b47f"),
             ],
@@ -444,12 +461,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "64b5ad68be5e6a7d"),
-                ("lab-login", "8d5062a2fbf27cb5"),
-                ("lab-pi1-1", "099e60d4d9d19a59"),
-                ("lab-pi1-2", "798c96d318d88521"),
-                ("lab-pi2-1", "409f939f884c29eb"),
-                ("lab-pi2-2", "efdab5c10fe05614"),
+                ("lab-controller", "b87f32410459e559"),
+                ("lab-login", "86343e9334e6ee37"),
+                ("lab-pi1-1", "2cc514bafdcea9c3"),
+                ("lab-pi1-2", "48bbe27817c676a3"),
+                ("lab-pi2-1", "18fe7fa57ed1590b"),
+                ("lab-pi2-2", "dda61899ee85185c"),
             ],
         );
     }
@@ -461,15 +478,15 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "964e0f2af25fefd2"),
-                ("lab-login", "8eea1f074b918c71"),
-                ("lab-pi1", "65a2bc4713012501"),
-                ("lab-pi2", "1f7da802533f987e"),
+                ("lab-controller", "c88f66a24e65a9f8"),
+                ("lab-login", "3df7c48ea7f670e6"),
+                ("lab-pi1", "a151a70284741ea3"),
+                ("lab-pi2", "8af0b1013154f385"),
                 ("lab-storage-pi1", "a73875fa7f88814a"),
                 ("lab-storage-pi2", "b5376898f0de06ec"),
-                ("lab-db", "aa6953775996eb35"),
-                ("lab-dbd", "1cf2a90b85099205"),
-                ("lab-rest", "eae7fb97d1d92fe7"),
+                ("lab-db", "f0f11bc644a5adf0"),
+                ("lab-dbd", "ca76ee1dfc2bfd99"),
+                ("lab-rest", "4718100415c564a2"),
                 ("lab-metrics", "47def9943887de20"),
                 ("lab-web", "11c155fdbef9b47f"),
             ],

@@ -17,7 +17,9 @@ use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::image::{self, Recipe};
 use crate::plan::GpuRequest;
 use crate::progress::Progress;
-use crate::spec::{Arch, ClusterSpec, DEFAULT_REST_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, HostSpec};
+use crate::spec::{
+    Arch, BackupPlace, ClusterSpec, DEFAULT_REST_PORT, DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, HostSpec,
+};
 
 /// How long a host's engine may take to answer before it counts as unreachable (an
 /// ssh connection to a machine that fell off the network would otherwise hang for
@@ -140,7 +142,7 @@ pub async fn images(
     } else {
         DockerEngine::connect(options.local_engine.as_deref()).await.ok()
     };
-    let needs = image_needs(spec, &reached.arches);
+    let needs = image_needs(spec, &reached.arches, &reached.index);
     // Each recipe once, where it is built; then its tag, for every host that runs it.
     let mut tags: Vec<Vec<(image::Kind, String)>> = vec![Vec::new(); reached.engines.len()];
     for (recipe, hosts) in &needs {
@@ -180,6 +182,7 @@ pub async fn images(
             cpus: info.cpus,
             memory_mib: info.memory_mib,
             arch: *arch,
+            emulated: Arch::parse(&info.arch).is_some_and(|native| native != *arch),
             image: tag(at, |k| matches!(k, image::Kind::Node(_))).expect("every host runs the node image"),
             storage_image: tag(at, |k| matches!(k, image::Kind::Storage)),
             accounting_image: tag(at, |k| matches!(k, image::Kind::Accounting(_))),
@@ -200,16 +203,26 @@ pub async fn images(
 }
 
 /// Every image the parts need, each with the answering hosts (indices into `arches`,
-/// the controller's host first) that run it, in the parts' order.
-fn image_needs(spec: &ClusterSpec, arches: &[Arch]) -> Vec<(Recipe, Vec<usize>)> {
+/// the controller's host first; `index`: each one's place in the spec's hosts) that
+/// run it, in the parts' order.
+fn image_needs(spec: &ClusterSpec, arches: &[Arch], index: &[usize]) -> Vec<(Recipe, Vec<usize>)> {
     let wanted: BTreeSet<Arch> = arches.iter().copied().collect();
+    let backup = match &spec.controller.backup {
+        Some(BackupPlace::Host(name)) => spec.hosts.iter().position(|h| &h.name == name),
+        Some(BackupPlace::SameHost) | None => None,
+    };
     let mut needs = Vec::new();
     for part in PARTS {
         for arch in &wanted {
             let Some((recipe, on)) = part.image(spec, *arch) else { continue };
+            let on_arch = |h: &usize| arches[*h] == *arch;
             let hosts: Vec<usize> = match on {
-                ImageHosts::Every => (0..arches.len()).filter(|h| arches[*h] == *arch).collect(),
-                ImageHosts::Controller => vec![0].into_iter().filter(|h| arches[*h] == *arch).collect(),
+                ImageHosts::Every => (0..arches.len()).filter(on_arch).collect(),
+                ImageHosts::Controller => vec![0].into_iter().filter(on_arch).collect(),
+                ImageHosts::Controllers => (0..arches.len())
+                    .filter(|h| *h == 0 || Some(index[*h]) == backup)
+                    .filter(on_arch)
+                    .collect(),
             };
             if !hosts.is_empty() {
                 needs.push((recipe, hosts));
@@ -285,6 +298,7 @@ pub async fn assumed_facts(
         cpus: info.cpus,
         memory_mib: info.memory_mib,
         arch,
+        emulated: false,
         image: Recipe::new(spec.slurm, arch).with_software(&spec.software.image_packages()).tag(),
         storage_image: Some(glusterfs::image_recipe(arch).tag()),
         accounting_image: Some(accounting::image_recipe(spec.slurm, arch).tag()),
@@ -298,4 +312,35 @@ pub async fn assumed_facts(
         gpus: None,
     };
     Ok(vec![facts; spec.hosts.len().max(1)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Kind;
+
+    /// Which hosts (answering, in the spec's order) get each kind of image.
+    fn hosts_of(text: &str, hosts: usize) -> Vec<(Kind, Vec<usize>)> {
+        let spec = ClusterSpec::parse("cluster.toml", text).unwrap();
+        let arches = vec![Arch::Amd64; hosts];
+        let index: Vec<usize> = (0..hosts).collect();
+        image_needs(&spec, &arches, &index).into_iter().map(|(r, on)| (r.kind, on)).collect()
+    }
+
+    const THREE_HOSTS: &str = "[home]\nhost_path = \"/gfsv/home\"\n[[host]]\nname = \"a\"\nengine = \"tcp://a:2375\"\n[[host]]\nname = \"b\"\nengine = \"tcp://b:2375\"\n[[host]]\nname = \"c\"\nengine = \"tcp://c:2375\"\n";
+
+    #[test]
+    fn a_backup_on_another_host_gets_the_controller_image_there() {
+        let text = format!(
+            "name = \"lab\"\n[controller]\nhost = \"a\"\nbackup = \"c\"\nstate_path = \"/gfsv/ctld\"\n{THREE_HOSTS}"
+        );
+        let needs = hosts_of(&text, 3);
+        let on = |f: fn(&Kind) -> bool| needs.iter().find(|(k, _)| f(k)).map(|(_, on)| on.clone()).unwrap();
+        assert_eq!(on(|k| matches!(k, Kind::Controller(_))), [0, 2]);
+        assert_eq!(on(|k| matches!(k, Kind::Node(_))), [0, 1, 2]);
+        assert_eq!(on(|k| matches!(k, Kind::Accounting(_))), [0], "slurmdbd stays on the primary's host");
+        let alone = hosts_of(&format!("name = \"lab\"\ncontroller = \"a\"\n{THREE_HOSTS}"), 3);
+        let controller = alone.iter().find(|(k, _)| matches!(k, Kind::Controller(_))).unwrap();
+        assert_eq!(controller.1, [0]);
+    }
 }

@@ -9,8 +9,10 @@
 //! Everything past reaching the hosts is generic over [`Engine`], so the deploy logic
 //! is unit-tested with [`crate::engine::recording::RecordingEngine`].
 
+mod controllers;
 pub mod hosts;
 pub mod remove;
+pub mod roll;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +28,9 @@ use crate::engine::{Engine, EngineError};
 use crate::image::ImageError;
 use crate::plan::{self, Existing, LABEL_HASH, Plan};
 use crate::progress::Progress;
+use crate::slurm::Slurm;
 use crate::spec::ClusterSpec;
+use roll::{Rolling, Rollout};
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum DeployError {
@@ -39,6 +43,12 @@ pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Part(#[from] PartError),
+}
+
+impl From<crate::slurm::SlurmError> for DeployError {
+    fn from(e: crate::slurm::SlurmError) -> Self {
+        DeployError::Part(PartError::Slurm(e))
+    }
 }
 
 impl DeployError {
@@ -66,6 +76,27 @@ pub struct UpOptions {
     pub local_engine: Option<String>,
     /// slurmbox's cache folder, where the image build lock lives.
     pub cache_dir: std::path::PathBuf,
+    /// How long to wait for jobs on compute nodes being changed (`--drain-timeout`).
+    pub drain_timeout: Option<Duration>,
+    /// Requeue their batch jobs instead (`--requeue`).
+    pub requeue: bool,
+    /// Make them again at once, whatever runs there (`--now`).
+    pub now: bool,
+}
+
+impl UpOptions {
+    /// How compute nodes that run are changed: the flags, and the spec's
+    /// `max_unavailable`.
+    pub fn rollout(&self, spec: &ClusterSpec) -> Rollout {
+        if self.now {
+            return Rollout::Now;
+        }
+        Rollout::Rolling(Rolling {
+            max_unavailable: spec.compute.max_unavailable as usize,
+            drain_timeout: self.drain_timeout,
+            requeue: self.requeue,
+        })
+    }
 }
 
 /// Brings the cluster of `spec` to what the spec says, on every host that answers, and
@@ -107,7 +138,7 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
         }
         // Taken since it was chosen (another `up` at the same moment) or by a program:
         // the next free one, where `up` chose it.
-        match converge(&reached.engines, &plan, options.wait, p).await {
+        match converge(&reached.engines, &plan, options.wait, options.rollout(spec), p).await {
             Err(DeployError::Engine(EngineError::PortTaken { port, container })) => {
                 let which =
                     published.iter().position(|(host, _, _)| container == format!("{}-{host}", spec.name));
@@ -127,12 +158,32 @@ pub async fn up(spec: &ClusterSpec, options: &UpOptions, p: &Progress) -> Result
     }
 }
 
+/// The containers `apply` makes (again) up to their start: those it replaces removed
+/// (`found`: what the engines listed), the new ones created with their files, and what
+/// each part does then and before they start (a key to another host, a password).
+async fn prepare<E: Engine>(
+    apply: &mut Apply<'_, E>,
+    found: &[(usize, crate::engine::ContainerInfo)],
+) -> Result<(), PartError> {
+    apply.remove_outdated(found).await?;
+    apply.create().await?;
+    for part in PARTS {
+        part.on_created(apply).await?;
+    }
+    for part in PARTS {
+        part.before_start(apply).await?;
+    }
+    Ok(())
+}
+
 /// Makes what runs on `engines` (one per host of the plan, in its order) match the plan,
-/// then waits for the compute nodes.
+/// then waits for the compute nodes. Compute nodes that run and must be made again
+/// go last, as `rollout` says (see [`roll`]).
 pub async fn converge<E: Engine>(
     engines: &[E],
     plan: &Plan,
     wait: Duration,
+    rollout: Rollout,
     p: &Progress,
 ) -> Result<(), DeployError> {
     for part in PARTS {
@@ -161,25 +212,71 @@ pub async fn converge<E: Engine>(
             name: c.name.clone(),
         })
         .collect();
-    let changes = plan::converge(plan, &existing);
+    let mut changes = plan::converge(plan, &existing);
+    // Slurm's order: slurmdbd, the controllers, the login node, then compute nodes
+    // that run jobs, a few at a time.
+    let (outdated, backup_first) = match rollout {
+        Rollout::Now => (Vec::new(), None),
+        Rollout::Rolling(_) => (
+            roll::take_running_nodes(&mut changes, &found),
+            controllers::take_backup(plan, &mut changes, &found),
+        ),
+    };
+    let changed = !changes.is_empty() || !outdated.is_empty() || backup_first.is_some();
+    if let Some(backup) = &backup_first {
+        controllers::replace_first(engines, plan, backup, &found, p, &step).await?;
+    }
     let mut applied = Apply::new(engines, plan, &changes, p, &step);
-    applied.remove_outdated(&found).await?;
-    applied.create().await?;
-    for part in PARTS {
-        part.on_created(&mut applied).await?;
+    applied.rolling = outdated.iter().map(|o| o.container.clone()).collect();
+    prepare(&mut applied, &found).await?;
+    let mut summary = applied.start_the_rest().await?;
+    if !outdated.is_empty() {
+        summary.push_str(&format!(", {} to change node by node", outdated.len()));
     }
-    for part in PARTS {
-        part.before_start(&mut applied).await?;
-    }
-    let summary = applied.start_the_rest().await?;
     step.done_with(summary);
     for part in PARTS {
         part.after_start(&mut applied).await?;
     }
 
-    let step = p.step(format!("Waiting for {} compute nodes to be idle", plan.compute_nodes.len()));
-    compute::wait_for_nodes(engines, plan, wait, |ready, all| step.message(format!("{ready}/{all} ready")))
-        .await?;
+    let control = plan.controller();
+    let slurm = Slurm::new(&engines[control.host], &control.name);
+    // Nodes drained for a change that is made (or undone) go back in service.
+    crate::components::controller::wait_for_controller(&engines[control.host], &control.name, wait).await?;
+    roll::resume_finished(&slurm, &outdated, p).await?;
+    let ready: Vec<String> =
+        plan.compute_nodes.iter().filter(|n| !outdated.iter().any(|o| &o.node == *n)).cloned().collect();
+    let step = p.step(format!("Waiting for {} compute nodes to be idle", ready.len()));
+    compute::wait_for_nodes(engines, plan, &ready, wait, |ready, all| {
+        step.message(format!("{ready}/{all} ready"))
+    })
+    .await?;
     step.done();
+
+    if let Rollout::Rolling(rolling) = rollout
+        && !outdated.is_empty()
+        && let Some(left) = roll::roll(engines, plan, &found, outdated, &rolling, wait, p).await?
+    {
+        p.say("The drain timeout passed: these nodes wait for their jobs, draining (no new jobs):");
+        for line in &left.draining {
+            p.say(format!("  {line}"));
+        }
+        if !left.untouched.is_empty() {
+            p.say(format!("  not changed yet (in service as they were): {}", left.untouched.join(", ")));
+        }
+        p.say("Run `slurmbox up` again to finish the change once those jobs end (`slurmbox status` shows them).");
+    }
+    // A controller back from a crash, or a backup taking over, reads its nodes there.
+    if changed && let Some(node) = plan.compute_nodes.first() {
+        let step = p.step("Controller state: nodes and associations written");
+        let accounting = plan.slurm_conf.accounting.is_some();
+        crate::components::controller::wait_state_written(
+            &engines[control.host],
+            &control.name,
+            node,
+            accounting,
+        )
+        .await?;
+        step.done();
+    }
     Ok(())
 }

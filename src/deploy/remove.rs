@@ -79,6 +79,7 @@ pub struct RemoveOptions {
 
 /// Takes `leaving` out of `cluster`, acting on Slurm through the controller's engine
 /// `control`; `containers` are the cluster's containers on every host that answered.
+/// Returns the Slurm nodes it took out.
 pub async fn remove_host<E: Engine>(
     cluster: &str,
     control: &E,
@@ -86,7 +87,7 @@ pub async fn remove_host<E: Engine>(
     leaving: Leaving<'_, E>,
     options: &RemoveOptions,
     p: &Progress,
-) -> Result<(), RemoveError> {
+) -> Result<Vec<String>, RemoveError> {
     let controller = containers
         .iter()
         .find(|c| c.is(Role::Controller))
@@ -175,5 +176,5 @@ pub async fn remove_host<E: Engine>(
         Err(_) => step.fail("the host cannot be reached: its containers stay on it"),
     }
     compute::delete_nodes(control, &controller, &nodes).await?;
-    Ok(())
+    Ok(nodes)
 }

@@ -22,6 +22,7 @@ fn facts() -> HostFacts {
         cpus: 2,
         memory_mib: 4096,
         arch: Arch::Amd64,
+        emulated: false,
         image: IMAGE.into(),
         storage_image: None,
         accounting_image: None,
@@ -58,7 +59,8 @@ fn engines(plan: &Plan) -> Vec<RecordingEngine> {
     let control = &engines[plan.controller().host];
     let names: Vec<(&str, &str)> = plan.compute_nodes.iter().map(|n| (n.as_str(), "IDLE")).collect();
     answer_nodes(control, &names);
-    let ping = serde_json::json!({ "pings": [{ "hostname": "controller", "responding": true }] });
+    let ping =
+        serde_json::json!({ "pings": [{ "hostname": "controller", "responding": true, "mode": "primary" }] });
     control.answer(ANY_CONTAINER, &["scontrol", "ping"], ExecOutput::success(&ping.to_string()));
     // The munge key, as the controller made it (base64).
     control.answer(&plan.controller().name, &["bash", "-c"], ExecOutput::success("a2V5\n"));
@@ -83,7 +85,7 @@ fn answer_nodes(engine: &RecordingEngine, nodes: &[(&str, &str)]) {
 }
 
 async fn up(engines: &[RecordingEngine], plan: &Plan) -> Result<(), DeployError> {
-    converge(engines, plan, Duration::from_secs(2), &quiet()).await
+    converge(engines, plan, Duration::from_secs(2), Default::default(), &quiet()).await
 }
 
 /// The calls that change something, as `verb name` lines.
@@ -96,9 +98,13 @@ fn changes(engine: &RecordingEngine) -> Vec<String> {
             Call::StartContainer { name } => Some(format!("start {name}")),
             Call::RemoveContainer { name } => Some(format!("remove {name}")),
             Call::Upload { container, paths } => Some(format!("upload {container} {}", paths.join(" "))),
-            // Questions (sinfo, ping, show, squeue) change nothing.
+            // Questions (sinfo, ping, show, squeue) change nothing; the controller
+            // writing its state (see the test of it) is left out of the others'.
             Call::Exec { container, cmd, .. }
-                if cmd[0] != "sinfo" && cmd[0] != "squeue" && !matches!(cmd[1].as_str(), "ping" | "show") =>
+                if cmd[0] != "sinfo"
+                    && cmd[0] != "squeue"
+                    && !matches!(cmd[1].as_str(), "ping" | "show")
+                    && !is_state_write(&cmd) =>
             {
                 Some(format!("exec {container} {}", cmd.join(" ")))
             }
@@ -374,4 +380,192 @@ async fn jobs_that_outlast_the_wait_keep_a_host_from_leaving() {
     assert_eq!(started.elapsed(), Duration::from_secs(6));
     let asked = control.exec_log().iter().filter(|c| c.contains("squeue")).count();
     assert_eq!(asked, 7);
+}
+
+/// `squeue --json` listing one running job of `user` on `node`.
+fn running_job(id: u64, user: &str, node: &str) -> ExecOutput {
+    let job = serde_json::json!({ "jobs": [{
+        "job_id": id, "user_name": user, "job_state": ["RUNNING"],
+        "job_resources": { "nodes": { "allocation": [{ "name": node }] } },
+    }]});
+    ExecOutput::success(&job.to_string())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_node_is_drained_emptied_forgotten_and_made_again_one_at_a_time() {
+    let mut spec = ClusterSpec::default_cluster();
+    let before = crate::components::plan(&spec, &[facts()]);
+    let engines = engines(&before);
+    up(&engines, &before).await.unwrap();
+    engines[0].take_calls();
+
+    spec.compute.memory_mb = Some(2048);
+    let after = crate::components::plan(&spec, &[facts()]);
+    let control = &engines[0];
+    // node1 runs alice's job 12 for two more looks; node2 is idle.
+    control.answer(ANY_CONTAINER, &["squeue"], running_job(12, "alice", "node1"));
+    control.answer(ANY_CONTAINER, &["squeue", "-w", "node2"], ExecOutput::success(r#"{"jobs": []}"#));
+    control.answer(ANY_CONTAINER, &["squeue", "-w", "node1"], ExecOutput::success(r#"{"jobs": []}"#));
+    for _ in 0..2 {
+        control.answer_once(ANY_CONTAINER, &["squeue", "-w", "node1"], running_job(12, "alice", "node1"));
+    }
+    up(&engines, &after).await.unwrap();
+    // node1 was asked about until job 12 left it (twice busy, then empty).
+    let asked = control.exec_log().iter().filter(|c| c.contains("squeue -w node1")).count();
+    assert_eq!(asked, 3);
+    let done: Vec<String> = changes(control).into_iter().filter(|c| c.contains("node")).collect();
+    let drain = |n: &str| {
+        format!(
+            "exec slurmbox-controller scontrol update nodename={n} state=drain reason=slurmbox: memory 4096 -> 2048 MiB"
+        )
+    };
+    assert_eq!(
+        done,
+        [
+            // The controller is made again first (slurm.conf changed); the nodes the
+            // rolling change makes next are left as they are (an older slurmd told to
+            // read the new configuration may not understand it). The idle node first,
+            // while node1 still takes jobs: drained, removed, forgotten by Slurm before
+            // its new container starts.
+            drain("node2"),
+            "remove slurmbox-node2".into(),
+            "create slurmbox-node2".into(),
+            "upload slurmbox-node2 /usr/local/sbin/slurmbox-init".into(),
+            "exec slurmbox-controller scontrol delete nodename=node2".into(),
+            "start slurmbox-node2".into(),
+            // Then node1, once job 12 left it.
+            drain("node1"),
+            "remove slurmbox-node1".into(),
+            "create slurmbox-node1".into(),
+            "upload slurmbox-node1 /usr/local/sbin/slurmbox-init".into(),
+            "exec slurmbox-controller scontrol delete nodename=node1".into(),
+            "start slurmbox-node1".into(),
+        ],
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_busy_past_the_drain_timeout_is_left_draining_for_the_next_up() {
+    use super::roll::{Rolling, Rollout};
+    let mut spec = ClusterSpec::default_cluster();
+    spec.compute.count = 1;
+    let before = crate::components::plan(&spec, &[facts()]);
+    let engines = engines(&before);
+    up(&engines, &before).await.unwrap();
+    spec.compute.memory_mb = Some(2048);
+    let after = crate::components::plan(&spec, &[facts()]);
+    let control = &engines[0];
+    control.answer(ANY_CONTAINER, &["squeue"], running_job(12, "alice", "node1"));
+    let rolling =
+        Rolling { max_unavailable: 1, drain_timeout: Some(Duration::from_secs(30)), requeue: false };
+    control.take_calls();
+    converge(&engines, &after, Duration::from_secs(2), Rollout::Rolling(rolling), &quiet()).await.unwrap();
+    let done: Vec<String> = changes(control).into_iter().filter(|c| c.contains("node1")).collect();
+    assert!(done.last().unwrap().contains("state=drain reason=slurmbox: memory"), "{done:?}");
+    assert!(
+        !done.iter().any(|c| c.contains("remove") || c.contains("create")),
+        "job 12 still runs: {done:?}"
+    );
+
+    // The next `up`, once the job has ended, finishes it.
+    control.answer(ANY_CONTAINER, &["squeue"], ExecOutput::success(r#"{"jobs": []}"#));
+    converge(&engines, &after, Duration::from_secs(2), Rollout::Rolling(rolling), &quiet()).await.unwrap();
+    let done = changes(control);
+    assert!(
+        done.contains(&"remove slurmbox-node1".to_string()) && done.contains(&"start slurmbox-node1".into())
+    );
+
+    // A node Slurm still holds drained for the change, on a container already made
+    // again (an `up` stopped in between), is resumed; others' drains are left.
+    let doc = serde_json::json!({ "nodes": [
+        { "name": "node1", "state": ["IDLE", "DRAIN"], "reason": "slurmbox: memory 4096 -> 2048 MiB" },
+    ]});
+    control.answer_once(ANY_CONTAINER, &["scontrol", "show", "nodes"], ExecOutput::success(&doc.to_string()));
+    converge(&engines, &after, Duration::from_secs(2), Rollout::Rolling(rolling), &quiet()).await.unwrap();
+    assert!(
+        changes(control)
+            .contains(&"exec slurmbox-controller scontrol update nodename=node1 state=resume".into())
+    );
+}
+
+#[tokio::test]
+async fn up_now_makes_running_nodes_again_at_once() {
+    let mut spec = ClusterSpec::default_cluster();
+    let before = crate::components::plan(&spec, &[facts()]);
+    let engines = engines(&before);
+    up(&engines, &before).await.unwrap();
+    spec.compute.memory_mb = Some(2048);
+    let after = crate::components::plan(&spec, &[facts()]);
+    engines[0].answer(ANY_CONTAINER, &["squeue"], running_job(12, "alice", "node1"));
+    engines[0].take_calls();
+    converge(&engines, &after, Duration::from_secs(2), super::roll::Rollout::Now, &quiet()).await.unwrap();
+    let done = changes(&engines[0]);
+    assert!(!done.iter().any(|c| c.contains("state=drain")), "{done:?}");
+    let removed = done.iter().position(|c| c == "remove slurmbox-node1").unwrap();
+    let created = done.iter().position(|c| c == "create slurmbox-controller").unwrap();
+    assert!(removed < created, "removed with the rest, before anything is made: {done:?}");
+}
+
+fn is_state_write(cmd: &[String]) -> bool {
+    cmd.len() == 3 && cmd[2].contains("scontrol update nodename=node1 comment= ")
+}
+
+#[tokio::test]
+async fn up_ends_with_the_controller_writing_its_nodes_when_anything_changed() {
+    let spec = ClusterSpec::default_cluster();
+    let plan = crate::components::plan(&spec, &[facts()]);
+    let engines = engines(&plan);
+    let writes = |engine: &RecordingEngine| -> Vec<(String, bool)> {
+        engine
+            .take_calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Exec { container, cmd, .. } => Some((container, is_state_write(&cmd))),
+                _ => None,
+            })
+            .collect()
+    };
+    up(&engines, &plan).await.unwrap();
+    let execs = writes(&engines[0]);
+    assert_eq!(execs.last(), Some(&("slurmbox-controller".to_string(), true)), "{execs:?}");
+    assert_eq!(execs.iter().filter(|(_, w)| *w).count(), 1);
+    // Nothing changed: nothing to write.
+    up(&engines, &plan).await.unwrap();
+    assert!(!writes(&engines[0]).iter().any(|(_, w)| *w));
+}
+
+#[tokio::test]
+async fn with_a_backup_the_controllers_are_made_again_one_at_a_time() {
+    let mut spec =
+        ClusterSpec::parse("c.toml", "name = \"slurmbox\"\n[controller]\nbackup = true\n").unwrap();
+    let before = crate::components::plan(&spec, &[facts()]);
+    let engines = engines(&before);
+    let both = serde_json::json!({ "pings": [
+        { "hostname": "controller", "responding": true, "mode": "primary" },
+        { "hostname": "controller2", "responding": true, "mode": "backup1" },
+    ] });
+    engines[0].answer(ANY_CONTAINER, &["scontrol", "ping"], ExecOutput::success(&both.to_string()));
+    up(&engines, &before).await.unwrap();
+    // A change to slurm.conf makes both controllers' containers again.
+    spec.slurm_conf.insert("MinJobAge".into(), "301".into());
+    let after = crate::components::plan(&spec, &[facts()]);
+    let at = |done: &[String], what: &str| {
+        done.iter().position(|c| c == what).unwrap_or_else(|| panic!("no {what:?} in {done:?}"))
+    };
+
+    engines[0].take_calls();
+    up(&engines, &after).await.unwrap();
+    let done = changes(&engines[0]);
+    // The backup is made again and started while the primary runs; then the primary.
+    assert!(at(&done, "start slurmbox-controller2") < at(&done, "remove slurmbox-controller"), "{done:?}");
+    assert!(at(&done, "remove slurmbox-controller2") < at(&done, "create slurmbox-controller2"), "{done:?}");
+
+    // `up --now`: both go before either is made again.
+    spec.slurm_conf.insert("MinJobAge".into(), "302".into());
+    let now = crate::components::plan(&spec, &[facts()]);
+    engines[0].take_calls();
+    converge(&engines, &now, Duration::from_secs(2), super::roll::Rollout::Now, &quiet()).await.unwrap();
+    let done = changes(&engines[0]);
+    assert!(at(&done, "remove slurmbox-controller") < at(&done, "create slurmbox-controller2"), "{done:?}");
+    assert!(at(&done, "remove slurmbox-controller2") < at(&done, "create slurmbox-controller"), "{done:?}");
 }

@@ -23,7 +23,7 @@ impl Recipe {
     pub fn dockerfile(&self, base: &str, mirror: &str) -> String {
         let (suite, packages, customize) = (self.suite, self.packages, self.hooks);
         let mut f = format!("FROM {base}:{suite}\n");
-        f += "RUN printf 'path-exclude=/usr/share/doc/*\\npath-exclude=/usr/share/man/*\\npath-exclude=/usr/share/locale/*\\n' \\\n";
+        f += "RUN printf 'path-exclude=/usr/share/doc/*\\npath-include=/usr/share/doc/*/copyright\\npath-exclude=/usr/share/man/*\\npath-exclude=/usr/share/locale/*\\n' \\\n";
         f += "      > /etc/dpkg/dpkg.cfg.d/slurmbox-nodoc \\\n";
         f += &format!(
             " && sed -i 's#http://deb.debian.org/debian#{mirror}#' $(ls /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null) \\\n"

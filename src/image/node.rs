@@ -62,6 +62,43 @@ pub const SHARED_IDS_HOOK: &str = r#"chroot "$1" sh -ec 'u=$(id -u munge); g=$(i
 /// shared by every cluster built from it; each cluster makes its own instead.
 pub const NO_MUNGE_KEY_HOOK: &str = r#"rm -f "$1/etc/munge/munge.key""#;
 
+/// Sets `gpu` to the packages only UCX's ROCm transport needs in the tree `$1`, one a line.
+macro_rules! unused_gpu_runtimes {
+    () => {
+        concat!(
+        // One line (a Dockerfile's RUN holds it too). The awk program reads dpkg's status file:
+        // every installed package's dependencies, except UCX's on HIP and HSA; `only` is what
+        // those two reach, `used` what every other package reaches; it prints `only` less `used`.
+        r#"gpu=$(awk -v RS= -F '\n' '"#,
+        r#"index($0, "\nStatus: install ok installed") { d = ""; "#,
+        r#"for (i = 1; i <= NF; i++) { if ($i ~ /^Package: /) p = substr($i, 10); else if ($i ~ /^(Pre-)?Depends: /) d = d "," substr($i, index($i, ":") + 1) } "#,
+        r#"pkg[p] = 1; n = split(d, a, /[,|]/); "#,
+        r#"for (i = 1; i <= n; i++) { sub(/^ +/, "", a[i]); sub(/[ :(].*/, "", a[i]); "#,
+        r#"if (a[i] != "" && !(p == "libucx0" && a[i] ~ /^lib(amdhip64|hsa-runtime64)-/)) dep[p, ++nd[p]] = a[i]; else if (a[i] != "") gpu[a[i]] = 1 } } "#,
+        r#"function reach(p, mark,  i) { if (!(p in pkg) || (p in mark)) return; mark[p] = 1; for (i = 1; i <= nd[p]; i++) reach(dep[p, i], mark) } "#,
+        r#"END { for (p in gpu) reach(p, only); for (p in pkg) if (!(p in only)) reach(p, used); for (p in only) if (!(p in used)) print p }"#,
+        r#"' "$1/var/lib/dpkg/status")"#,
+        )
+    };
+}
+
+/// OpenMPI needs UCX, and Debian's UCX package needs AMD's GPU runtime (HIP, HSA) for its
+/// ROCm transport, and with it LLVM and Z3: about 240 MB of the node image's 490, which
+/// serve nothing in a container without AMD's GPU and its driver. Their files
+/// go, with UCX's ROCm modules, unless something else installed needs them (a site's
+/// `[software]` package): what only that edge of UCX's dependencies reaches, the hook's
+/// awk finds in dpkg's status file. The packages stay installed for dpkg and apt, as
+/// with the documentation left out (apt installs more on top without complaint).
+const UNUSED_GPU_RUNTIMES_HOOK: &str = concat!(
+    unused_gpu_runtimes!(),
+    "; ",
+    r#"echo "left out, as nothing uses them:" $gpu >&2; "#,
+    // Their files, and UCX's ROCm modules once HSA goes; removed inside the tree.
+    r#"for p in $gpu; do cat "$1/var/lib/dpkg/info/$p.list" "$1/var/lib/dpkg/info/$p":*.list 2>/dev/null || true; done > "$1/tmp/unused-files"; "#,
+    r#"case "$gpu" in *libhsa-runtime64-*) grep '/ucx/lib[a-z_]*_rocm\.so' "$1"/var/lib/dpkg/info/libucx0*.list >> "$1/tmp/unused-files" ;; esac; "#,
+    r#"chroot "$1" sh -c 'while read -r f; do if [ -L "$f" ] || [ ! -d "$f" ]; then rm -f "$f"; fi; done < /tmp/unused-files; rm /tmp/unused-files'"#,
+);
+
 /// Shell run by mmdebstrap on the finished tree (`$1` is its root): every node
 /// image's, then `$extra`.
 macro_rules! node_hooks {
@@ -69,6 +106,7 @@ macro_rules! node_hooks {
         &[
             SHARED_IDS_HOOK,
             NO_MUNGE_KEY_HOOK,
+            UNUSED_GPU_RUNTIMES_HOOK,
             // Nodes may declare more CPUs than the host has (a Pi lab, a workshop laptop);
             // PRRTE (OpenMPI 5's launcher, packaged on its own from forky on) would then refuse
             // to bind ranks to cores. Bind to none.
@@ -172,4 +210,63 @@ fn joined(base: &'static [&'static str], site: &[&str]) -> &'static [&'static st
     let list: &'static [&'static str] = Box::leak(list.into_boxed_slice());
     lists.push(list);
     list
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// What the hook leaves out, from a dpkg status file: what only UCX's ROCm edge
+    /// reaches, and nothing another installed package (a site's) still needs.
+    #[test]
+    fn only_what_nothing_but_ucx_needs_is_left_out() {
+        let status = |extra: &str| {
+            let tree = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(tree.path().join("var/lib/dpkg")).unwrap();
+            let packages = [
+                (
+                    "libucx0",
+                    "libc6 (>= 2.38), libamdhip64-5 (>= 4.5.2), libhsa-runtime64-1 (>= 5.7.1), libibverbs1",
+                ),
+                ("libamdhip64-5", "libamd-comgr2, libhsa-runtime64-1, libc6"),
+                ("libamd-comgr2", "libllvm17t64 (>= 1:17), libc6"),
+                ("libllvm17t64", "libz3-4, libc6"),
+                ("libhsa-runtime64-1", "libelf1t64, libc6"),
+                ("libelf1t64", "libc6"),
+                ("libz3-4", "libc6"),
+                ("libibverbs1", "libc6"),
+                ("libc6", ""),
+                ("openmpi-bin", "libucx0, libc6 | libc6.1"),
+            ];
+            let mut text: String = packages
+                .iter()
+                .map(|(p, d)| {
+                    format!(
+                        "Package: {p}\nStatus: install ok installed\nPre-Depends: libc6\nDepends: {d}\n\n"
+                    )
+                })
+                .collect();
+            text += "Package: libz3-dev\nStatus: deinstall ok config-files\nDepends: libz3-4\n\n";
+            text += extra;
+            std::fs::write(tree.path().join("var/lib/dpkg/status"), text).unwrap();
+            let script = concat!(unused_gpu_runtimes!(), "; echo $gpu");
+            let out = Command::new("sh").args(["-ec", script, "hook"]).arg(tree.path()).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let mut left_out: Vec<String> =
+                String::from_utf8(out.stdout).unwrap().split_whitespace().map(String::from).collect();
+            left_out.sort();
+            left_out
+        };
+        let all =
+            ["libamd-comgr2", "libamdhip64-5", "libelf1t64", "libhsa-runtime64-1", "libllvm17t64", "libz3-4"];
+        assert_eq!(status(""), all);
+        // A site's package that needs LLVM keeps it and Z3; the rest still goes.
+        let llvm =
+            status("Package: python3-site\nStatus: install ok installed\nDepends: libllvm17t64:any (>= 1)\n");
+        assert_eq!(llvm, ["libamd-comgr2", "libamdhip64-5", "libelf1t64", "libhsa-runtime64-1"]);
+        // One that needs HIP keeps the whole runtime (and so UCX's ROCm modules).
+        assert!(
+            status("Package: hip-site\nStatus: install ok installed\nDepends: libamdhip64-5\n").is_empty()
+        );
+    }
 }

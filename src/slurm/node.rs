@@ -201,6 +201,18 @@ pub struct Node {
     pub partitions: Vec<String>,
 }
 
+/// How the reason of a node slurmbox drained for a change begins ("slurmbox: memory
+/// 4096 -> 2048 MiB"): `up` finishes the change, `status` names it.
+pub const CHANGE_REASON: &str = "slurmbox:";
+
+impl Node {
+    /// Whether slurmbox drained it for a change (see [`CHANGE_REASON`]).
+    pub fn drained_for_change(&self) -> bool {
+        self.state.has(&NodeFlag::Drain)
+            && self.reason.as_deref().is_some_and(|r| r.starts_with(CHANGE_REASON))
+    }
+}
+
 fn reason(text: String) -> Option<String> {
     Some(text).filter(|r| !r.is_empty() && r != "none")
 }
@@ -305,6 +317,19 @@ mod tests {
     use super::*;
 
     const VERSIONS: [&str; 2] = ["24.11", "26.05"];
+
+    #[test]
+    fn only_a_drain_for_a_change_reads_as_one() {
+        for version in VERSIONS {
+            let mut nodes = parse_nodes(fixture(version, "nodes-draining")).unwrap();
+            let drained = nodes.iter_mut().find(|n| n.state.has(&NodeFlag::Drain)).unwrap();
+            assert!(!drained.drained_for_change(), "another reason: {:?}", drained.reason);
+            drained.reason = Some("slurmbox: memory 4096 -> 2048 MiB".into());
+            assert!(drained.drained_for_change());
+            drained.state = NodeState::from_names(&["IDLE"]);
+            assert!(!drained.drained_for_change(), "resumed, the reason left over");
+        }
+    }
 
     /// A captured fixture (src/slurm/fixtures/VERSION-NAME.json) for each version.
     fn fixture(version: &str, name: &str) -> &'static str {

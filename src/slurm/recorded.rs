@@ -10,10 +10,6 @@ fn engine() -> RecordingEngine {
     RecordingEngine::with_running(CTLD, "slurmbox/node:24.11-test")
 }
 
-fn said(code: i64, stdout: &str) -> ExecOutput {
-    ExecOutput { code, stdout: stdout.into(), stderr: String::new() }
-}
-
 fn changes() -> Vec<SacctmgrChange> {
     vec![
         SacctmgrChange::AddCluster { name: "lab".into() },
@@ -27,32 +23,45 @@ fn changes() -> Vec<SacctmgrChange> {
     ]
 }
 
-#[tokio::test]
-async fn sacctmgr_changes_run_one_call_each_in_order() {
-    let engine = engine();
-    engine.answer(
-        CTLD,
-        &["sacctmgr", "-i", "add", "cluster"],
-        said(1, " This cluster lab already exists.  Not adding.\n"),
-    );
-    engine.answer(CTLD, &["sacctmgr", "-i", "add", "user"], said(0, " Adding User(s)\n  alice\n"));
-    let applied = Slurm::new(&engine, CTLD).apply(&changes()).await.unwrap();
-    assert_eq!(applied, [Applied::AlreadySo, Applied::Changed, Applied::Changed]);
-    assert_eq!(
-        engine.exec_log(),
-        [
-            "lab-controller: sacctmgr -i add cluster lab",
-            "lab-controller: sacctmgr -i add account physics cluster=lab description=physics organization=physics",
-            "lab-controller: sacctmgr -i add user alice account=physics cluster=lab defaultaccount=physics",
-        ]
-    );
+/// What the batch script prints: each call's output, then its status line.
+fn batch_output(calls: &[(i64, &str)]) -> ExecOutput {
+    let text: String =
+        calls.iter().map(|(code, out)| format!("{out}\n@@slurmbox-sacctmgr-status={code}\n")).collect();
+    ExecOutput::success(&text)
 }
 
 #[tokio::test]
-async fn a_sacctmgr_failure_stops_the_changes_and_says_what_sacctmgr_said() {
+async fn sacctmgr_changes_run_in_one_exec_one_call_each_in_order() {
     let engine = engine();
-    let refused = ExecOutput::failure(1, " error: No parent account 'nope' on cluster 'lab'\n");
-    engine.answer(CTLD, &["sacctmgr", "-i", "add", "account"], refused);
+    let printed = batch_output(&[
+        (1, " This cluster lab already exists.  Not adding."),
+        (0, " Adding Account(s)\n  physics"),
+        (0, " Adding User(s)\n  alice"),
+    ]);
+    engine.answer(CTLD, &["bash", "-c"], printed);
+    let applied = Slurm::new(&engine, CTLD).apply(&changes()).await.unwrap();
+    assert_eq!(applied, [Applied::AlreadySo, Applied::Changed, Applied::Changed]);
+    let log = engine.exec_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    let calls: Vec<&str> = log[0].lines().collect();
+    assert_eq!(calls.len(), 3, "{log:?}");
+    assert!(
+        calls[0].starts_with("lab-controller: bash -c sacctmgr -i 'add' 'cluster' 'lab' 2>&1"),
+        "{log:?}"
+    );
+    assert!(calls[1].starts_with("sacctmgr -i 'add' 'account' 'physics' 'cluster=lab'"), "{log:?}");
+    assert!(calls[2].starts_with("sacctmgr -i 'add' 'user' 'alice' 'account=physics'"), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_sacctmgr_failure_is_the_error_and_says_what_sacctmgr_said() {
+    let engine = engine();
+    let printed = batch_output(&[
+        (0, " Adding Cluster(s)\n  lab"),
+        (1, " error: No parent account 'nope' on cluster 'lab'"),
+        (1, " error: no such account"),
+    ]);
+    engine.answer(CTLD, &["bash", "-c"], printed);
     let e = Slurm::new(&engine, CTLD).apply(&changes()).await.unwrap_err();
     match e {
         SlurmError::Failed { cmd, code, stderr, .. } => {
@@ -61,7 +70,13 @@ async fn a_sacctmgr_failure_stops_the_changes_and_says_what_sacctmgr_said() {
         }
         other => panic!("{other}"),
     }
-    assert_eq!(engine.exec_log().len(), 2, "the user is not added");
+    // A batch that ends early (the shell killed) names the first change it did not report.
+    let engine2 = self::engine();
+    engine2.answer(CTLD, &["bash", "-c"], batch_output(&[(1, " This cluster lab already exists.")]));
+    match Slurm::new(&engine2, CTLD).apply(&changes()).await.unwrap_err() {
+        SlurmError::Failed { cmd, .. } => assert!(cmd.starts_with("sacctmgr -i add account"), "{cmd}"),
+        other => panic!("{other}"),
+    }
 }
 
 #[tokio::test]

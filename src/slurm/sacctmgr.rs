@@ -4,9 +4,10 @@
 //! ([`Association`], [`SlurmUser`]), and the associations slurmctld has learnt from
 //! slurmdbd (`scontrol show assoc_mgr`, [`ControllerAssoc`]).
 //!
-//! Each change is its own `sacctmgr -i` call: [`ExecSpec`](crate::engine::ExecSpec)
-//! carries no stdin, and `sacctmgr` reading commands from stdin exits 0 whatever each
-//! did, so the outcomes could not be told apart.
+//! The changes go in one exec, each its own `sacctmgr -i` call ([`batch_script`]):
+//! `sacctmgr` reading several commands from stdin exits 0 whatever each did, so the
+//! outcomes could not be told apart; each call's exit status follows its output
+//! ([`split_batch`]).
 
 use serde::Deserialize;
 
@@ -81,6 +82,43 @@ const NOTHING_NEW: &[&str] = &[
     "Nothing modified",
     "didn't affect",
 ];
+
+/// The line that ends each change's output in a batch, with its exit status after it.
+const BATCH_MARK: &str = "@@slurmbox-sacctmgr-status=";
+
+/// A bash script running `sacctmgr -i` for each change in order, each one's output
+/// (stdout and stderr together) followed by a line with its exit status. (Each runs
+/// whatever the one before did: "already there" is an exit status of 1 too.)
+pub fn batch_script(changes: &[SacctmgrChange]) -> String {
+    let quote = |w: &str| format!("'{}'", w.replace('\'', r"'\''"));
+    changes
+        .iter()
+        .map(|c| {
+            let args: Vec<String> = c.args().iter().map(|w| quote(w)).collect();
+            format!("sacctmgr -i {} 2>&1; echo; echo {BATCH_MARK}$?", args.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each change's (exit status, output) from what [`batch_script`] printed, in order; as
+/// many as ended.
+pub fn split_batch(stdout: &str) -> Vec<(i64, String)> {
+    let mut done = Vec::new();
+    let mut output = String::new();
+    for line in stdout.lines() {
+        match line.strip_prefix(BATCH_MARK) {
+            Some(code) => {
+                done.push((code.trim().parse().unwrap_or(-1), std::mem::take(&mut output).trim().to_string()))
+            }
+            None => {
+                output.push_str(line);
+                output.push('\n');
+            }
+        }
+    }
+    done
+}
 
 /// How a change ended: `None` for a failure.
 pub fn outcome(code: i64, stdout: &str, stderr: &str) -> Option<Applied> {
@@ -403,5 +441,44 @@ mod tests {
             parse_assoc_mgr("ClusterName=lab Account=users UserName=carol(4294967294) Partition= ID=9\n");
         assert!(!controller_knows(&unresolved, &["carol"]));
         assert!(controller_knows(&unresolved, &[]));
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_runs_each_change_and_reports_each_status() {
+        let changes = [
+            SacctmgrChange::AddCluster { name: "lab".into() },
+            SacctmgrChange::AddUser {
+                name: "o'brien".into(),
+                account: "physics".into(),
+                cluster: "lab".into(),
+                default_account: true,
+            },
+        ];
+        let script = batch_script(&changes);
+        assert_eq!(
+            script,
+            "sacctmgr -i 'add' 'cluster' 'lab' 2>&1; echo; echo @@slurmbox-sacctmgr-status=$?\n\
+             sacctmgr -i 'add' 'user' 'o'\\''brien' 'account=physics' 'cluster=lab' 'defaultaccount=physics' 2>&1; \
+             echo; echo @@slurmbox-sacctmgr-status=$?"
+        );
+        // What bash prints for it: the first already there (status 1), the second added.
+        let printed = " This cluster lab already exists.  Not adding.\n\n@@slurmbox-sacctmgr-status=1\n\
+                       Adding User(s)\n  o'brien\n\n@@slurmbox-sacctmgr-status=0\n";
+        let done = split_batch(printed);
+        assert_eq!(
+            done,
+            [
+                (1, "This cluster lab already exists.  Not adding.".to_string()),
+                (0, "Adding User(s)\n  o'brien".to_string())
+            ]
+        );
+        assert_eq!(outcome(done[0].0, &done[0].1, ""), Some(Applied::AlreadySo));
+        // A batch cut short reports only what ended.
+        assert_eq!(split_batch("Adding Cluster(s)\n").len(), 0);
     }
 }

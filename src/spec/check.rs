@@ -97,7 +97,7 @@ struct RawSpec {
     account: Vec<accounting::RawAccount>,
     slurm_conf: Option<Spanned<toml::Table>>,
     registry: Option<Spanned<String>>,
-    controller: Option<Spanned<String>>,
+    controller: Option<Spanned<super::controller::RawController>>,
     #[serde(default)]
     host: Vec<RawHost>,
     network: Option<RawNetwork>,
@@ -129,6 +129,7 @@ struct RawCompute {
     gpu_devices: Option<Spanned<Vec<String>>>,
     gpu_shards: Option<Spanned<i64>>,
     gpus: Option<Spanned<String>>,
+    max_unavailable: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,7 +162,9 @@ impl RawSpec {
         if let Some(slurm) = &self.slurm {
             spec.slurm = check_slurm(slurm, err)?;
         }
-        let hosts = check_hosts(&self.host, self.controller.as_ref(), err)?;
+        let controller_host = self.controller.as_ref().and_then(super::controller::RawController::host);
+        let hosts = check_hosts(&self.host, controller_host.as_ref(), err)?;
+        spec.controller = super::controller::check_controller(self.controller.as_ref(), &hosts, err)?;
         if !hosts.is_empty() {
             // One compute node per host unless compute.per_host says otherwise.
             spec.compute.count = 1;
@@ -179,7 +182,9 @@ impl RawSpec {
         spec.home = check_home(self.home.as_ref(), &hosts, &self.host, err)?;
         spec.hosts = hosts;
         if let Some(network) = &self.network {
-            let nodes = spec.hosts.len().max(1) * spec.compute.count as usize;
+            // Every compute node, and a backup controller, gets an address.
+            let nodes = spec.hosts.len().max(1) * spec.compute.count as usize
+                + usize::from(spec.controller.backup.is_some());
             spec.network = check_network(network, nodes, spec.hosts.len(), err)?;
         }
         if !self.user.is_empty() {
@@ -306,6 +311,9 @@ fn check_compute(
         compute.gpu_shards = in_range(shards, 0, 1024, "compute.gpu_shards", err)? as u32;
     }
     compute.gpus = engine_gpus(raw.gpus.as_ref(), raw.gpu_devices.is_some(), "compute.gpus", err)?;
+    if let Some(n) = &raw.max_unavailable {
+        compute.max_unavailable = in_range(n, 1, 128, "compute.max_unavailable", err)? as u32;
+    }
     Ok(())
 }
 
@@ -386,20 +394,32 @@ fn check_host_path(
     path: &Spanned<String>,
     err: &impl Fn(Range<usize>, String, String) -> SpecError,
 ) -> Result<PathBuf, SpecError> {
+    checked_folder(
+        path,
+        "home.host_path",
+        "users' homes are made (and handed to their owners) inside it: name a folder of its own, e.g. a shared mount such as host_path = \"/gfsv/home\"",
+        err,
+    )
+}
+
+/// Checks a folder of the hosts the spec names at `key`: an absolute path that is none
+/// of the host's system folders (`why`: what slurmbox does in it, and an example).
+pub(super) fn checked_folder(
+    path: &Spanned<String>,
+    key: &str,
+    why: &str,
+    err: &impl Fn(Range<usize>, String, String) -> SpecError,
+) -> Result<PathBuf, SpecError> {
     let p = PathBuf::from(path.get_ref());
     if !p.is_absolute() || path.get_ref().contains(':') {
         return Err(err(
             path.span(),
-            format!("home.host_path must be an absolute path, got {:?}", path.get_ref()),
-            "name a folder on the Docker host, e.g. host_path = \"/gfsv/home\"".into(),
+            format!("{key} must be an absolute path, got {:?}", path.get_ref()),
+            "name a folder on the Docker host, e.g. \"/gfsv/home\"".into(),
         ));
     }
     if let Some(reason) = system_folder(&p) {
-        return Err(err(
-            path.span(),
-            format!("home.host_path {:?} {reason}", path.get_ref()),
-            "users' homes are made (and handed to their owners) inside it: name a folder of its own, e.g. a shared mount such as host_path = \"/gfsv/home\"".into(),
-        ));
+        return Err(err(path.span(), format!("{key} {:?} {reason}", path.get_ref()), why.into()));
     }
     Ok(p)
 }
@@ -784,6 +804,15 @@ mod tests {
         let e = error_of("[compute]\nmemory_mb = 1\n");
         assert!(e.contains("compute.memory_mb = 1 is out of range"), "{e}");
         assert!(ClusterSpec::parse("c.toml", "[compute]\nmemory_mb = 256\n").is_ok());
+    }
+
+    #[test]
+    fn a_rolling_change_takes_at_least_one_node_at_a_time() {
+        let e = error_of("name = \"a\"\n[compute]\nmax_unavailable = 0\n");
+        assert!(e.starts_with("cluster.toml:3:19: compute.max_unavailable = 0 is out of range"), "{e}");
+        let ok = ClusterSpec::parse("c.toml", "[compute]\nmax_unavailable = 2\n").unwrap();
+        assert_eq!(ok.compute.max_unavailable, 2);
+        assert_eq!(ClusterSpec::default_cluster().compute.max_unavailable, 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use ipnet::Ipv4Net;
 mod accounting;
 mod accounts;
 mod check;
+mod controller;
 mod edit;
 mod network;
 mod services;
@@ -28,6 +29,7 @@ mod ssh_url;
 pub use accounting::{AccountSpec, DEFAULT_ACCOUNT};
 pub use accounts::{DEFAULT_SSH_PORT, ID_RANGE, LdapSpec, LoginSpec, UserSpec, is_public_key};
 pub use check::{InvalidSpec, SpecError};
+pub use controller::{BackupPlace, ControllerSpec};
 pub use edit::{
     EditError, SpecFile, WriteError, with_host, with_user, without_host, without_user, write_atomic,
 };
@@ -122,6 +124,9 @@ pub struct ClusterSpec {
     /// The machines the cluster runs on. Empty: the local engine (DOCKER_HOST or the
     /// local socket).
     pub hosts: Vec<HostSpec>,
+    /// A backup controller, and where the controllers keep their state.
+    #[serde(skip_serializing_if = "ControllerSpec::is_default")]
+    pub controller: ControllerSpec,
     pub network: NetworkSpec,
     /// How users reach the login node (sshd).
     pub login: LoginSpec,
@@ -248,6 +253,9 @@ pub struct ComputeSpec {
     pub gpu_shards: u32,
     /// Whether GPUs the engines know go to Slurm, on hosts that do not say (`gpus`).
     pub gpus: EngineGpus,
+    /// How many compute nodes `up` takes out of service at a time when it must make
+    /// their containers again (`max_unavailable`, at least 1).
+    pub max_unavailable: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -279,10 +287,12 @@ impl ClusterSpec {
                 gpu_devices: vec![],
                 gpu_shards: 0,
                 gpus: EngineGpus::Auto,
+                max_unavailable: 1,
             },
             home: HomeSpec::Volume,
             users: vec![UserSpec::new(DEFAULT_USER, DEFAULT_UID)],
             hosts: Vec::new(),
+            controller: ControllerSpec::default(),
             network: NetworkSpec::Default { subnet: None },
             login: LoginSpec::default(),
             ldap: None,

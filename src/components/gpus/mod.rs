@@ -231,6 +231,7 @@ mod tests {
             cpus: 8,
             memory_mib: 16000,
             arch: Arch::Amd64,
+            emulated: false,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
             accounting_image: None,

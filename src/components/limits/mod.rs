@@ -251,6 +251,7 @@ mod tests {
             cpus: 2,
             memory_mib: 4096,
             arch: crate::spec::Arch::Amd64,
+            emulated: false,
             image: "slurmbox/node:24.11-test".into(),
             storage_image: None,
             accounting_image: None,

@@ -72,7 +72,31 @@ async fn exit_code(docker: &Docker, exec_id: &str) -> Result<i64> {
     Ok(inspect.exit_code.unwrap_or(-1))
 }
 
+/// Whether the container runtime failed to start the process at all (it never ran):
+/// runc answers 126 and says so when its init process is lost while a loaded engine
+/// sets the process up, which is seen on busy hosts running engines inside containers.
+fn never_started(out: &ExecOutput) -> bool {
+    out.code == 126
+        && [&out.stdout, &out.stderr]
+            .iter()
+            .any(|s| s.contains("OCI runtime exec failed") && s.contains("unable to start container process"))
+}
+
+/// Runs `spec` in `container` and captures its output. A process the runtime failed to
+/// start never ran, so it is started again (twice at most, half a second apart).
 pub(super) async fn captured(docker: &Docker, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
+    let mut out = captured_once(docker, container, spec).await?;
+    for _ in 0..2 {
+        if !never_started(&out) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        out = captured_once(docker, container, spec).await?;
+    }
+    Ok(out)
+}
+
+async fn captured_once(docker: &Docker, container: &str, spec: &ExecSpec) -> Result<ExecOutput> {
     let (id, started) = start(docker, container, spec, false, false).await?;
     let chunks: Vec<LogOutput> = match started {
         StartExecResults::Attached { output, .. } => {
@@ -204,5 +228,25 @@ impl RawTerminal {
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(code: i64, stdout: &str) -> ExecOutput {
+        ExecOutput { code, stdout: stdout.into(), stderr: String::new() }
+    }
+
+    #[test]
+    fn only_a_process_the_runtime_never_started_is_started_again() {
+        let lost = "OCI runtime exec failed: exec failed: unable to start container process: \
+                    waiting for init preliminary setup: read init-p: connection reset by peer: unknown";
+        assert!(never_started(&out(126, lost)));
+        // The program's own 126 (found but not executable) and its own words are its answer.
+        assert!(!never_started(&out(126, "bash: ./x: Permission denied")));
+        assert!(!never_started(&out(1, lost)));
+        assert!(!never_started(&out(0, "")));
     }
 }

@@ -304,6 +304,7 @@ mod tests {
             cpus: 2,
             memory_mib: 4096,
             arch: Arch::Amd64,
+            emulated: false,
             image: IMAGE.into(),
             storage_image: None,
             accounting_image: None,
