@@ -1,7 +1,9 @@
 //! Accounting and fair share on a real cluster: slurmdbd and MariaDB in their own
 //! containers, every job in `sacct` under its user's account, `sshare` and `sreport`
-//! answering, and fair share ordering the queue: a user who has used the cluster waits
-//! behind one who has not. The database password is in no container's configuration.
+//! answering, an account's limits holding its jobs back (`max_jobs`, `grp_tres`), and
+//! fair share ordering the queue: a user who has used the cluster waits behind one who
+//! has not, and an account's `fairshare` weight outweighs more use. The database
+//! password is in no container's configuration.
 
 mod common;
 
@@ -9,27 +11,49 @@ use std::time::{Duration, Instant};
 
 use common::{ClusterGuard, slurmbox};
 
-#[test]
-fn jobs_are_accounted_and_fair_share_orders_the_queue() {
-    let cluster = ClusterGuard::new("acct");
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("cluster.toml");
-    // One CPU: jobs run one at a time, so the order they start in is the scheduler's.
-    // Fair share is recomputed every minute (Slurm's default: five).
-    std::fs::write(
-        &spec,
-        format!(
-            "name = \"{}\"\n[compute]\ncount = 1\ncpus = 1\n[[user]]\nname = \"alice\"\n[[user]]\nname = \"bob\"\n\
-             [[account]]\nname = \"physics\"\nusers = [\"alice\"]\n[[account]]\nname = \"chemistry\"\nusers = [\"bob\"]\n\
-             [slurm_conf]\nPriorityCalcPeriod = 1\n",
-            cluster.name
-        ),
-    )
-    .unwrap();
-    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+/// `sbatch --parsable ARGS` as `user`: the job's id.
+fn submit_as(cluster: &ClusterGuard, user: &str, args: &str) -> String {
+    cluster.sh_as(user, &format!("sbatch --parsable {args}")).trim().to_string()
+}
 
-    // Alice uses the cluster; once Slurm has recomputed fair share, hers is below Bob's.
-    cluster.sh_as("alice", "srun sleep 3");
+/// A job's state and the reason it waits (`squeue`'s `%T %r`).
+fn state_and_reason(cluster: &ClusterGuard, job: &str) -> String {
+    cluster.sh(&format!("squeue -h -j {job} -o '%T %r'")).stdout.trim().to_string()
+}
+
+/// `user` may run one job at a time, or hold one CPU (the node has two): the second
+/// job waits for the limit, named as its reason, with a CPU free; it starts once the
+/// first is cancelled.
+fn second_job_waits_for(cluster: &ClusterGuard, user: &str, reason: &str) {
+    let first = submit_as(cluster, user, "-J first --wrap 'sleep 300'");
+    cluster
+        .wait_for(&format!("squeue -h -j {first} -o %T"), "the first job to run", |o| o.trim() == "RUNNING");
+    let second = submit_as(cluster, user, "-J second --wrap 'sleep 300'");
+    let want = format!("PENDING {reason}");
+    cluster.wait_for(
+        &format!("squeue -h -j {second} -o '%T %r'"),
+        &format!("{user}'s second job to wait: {want}"),
+        |o| o.trim() == want,
+    );
+    // Not for want of CPUs: one of the node's two is free all along.
+    let cpus = cluster.sh("sinfo -h -o %C").ok().stdout;
+    assert_eq!(cpus.trim(), "1/1/0/2", "allocated/idle/other/total while {user}'s second job waits");
+    assert_eq!(state_and_reason(cluster, &second), want, "still waiting, with a CPU free");
+    cluster.sh_as(user, &format!("scancel {first}"));
+    cluster.wait_for(
+        &format!("squeue -h -j {second} -o %T"),
+        &format!("{user}'s second job to start"),
+        |o| o.trim() == "RUNNING",
+    );
+    cluster.sh_as(user, &format!("scancel {second}"));
+    cluster.wait_for(&format!("squeue -h -u {user}"), &format!("{user}'s jobs to leave"), |o| {
+        o.trim().is_empty()
+    });
+}
+
+/// Waits until Slurm's fair-share factors (`sshare`) order the users as `order`, the
+/// highest first.
+fn wait_for_fair_share(cluster: &ClusterGuard, order: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
         let share = cluster.sh_as("alice", "sshare -n -P -a -o user,fairshare");
@@ -38,42 +62,102 @@ fn jobs_are_accounted_and_fair_share_orders_the_queue() {
                 .lines()
                 .find_map(|l| l.strip_prefix(&format!("{u}|")))
                 .and_then(|f| f.parse().ok())
-                .unwrap_or(1.0)
+                .unwrap_or(-1.0)
         };
-        if of("alice") < of("bob") {
-            break;
+        if order.windows(2).all(|w| of(w[0]) > of(w[1])) {
+            return;
         }
-        assert!(Instant::now() < deadline, "fair share never fell for alice:\n{share}");
+        assert!(Instant::now() < deadline, "fair share never ordered the users {order:?}:\n{share}");
         std::thread::sleep(Duration::from_secs(3));
     }
+}
 
-    // Alice holds the CPU and floods the queue; Bob submits one job after all of hers.
-    cluster.sh_as("alice", "sbatch -J hold --wrap 'sleep 8'");
+#[test]
+fn jobs_are_accounted_limited_and_fair_share_orders_the_queue() {
+    let cluster = ClusterGuard::new("acct");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cluster.toml");
+    // One node of two CPUs. Fair share is recomputed every minute (Slurm's default:
+    // five). Biology's weight is a hundred times the others'.
+    let users: String = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|u| format!("[[user]]\nname = \"{u}\"\n"))
+        .collect();
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"{}\"\n[compute]\ncount = 1\ncpus = 2\n{users}\
+             [[account]]\nname = \"physics\"\nusers = [\"alice\"]\n[[account]]\nname = \"chemistry\"\nusers = [\"bob\"]\n\
+             [[account]]\nname = \"biology\"\nusers = [\"carol\"]\nfairshare = 100\n\
+             [[account]]\nname = \"astro\"\nusers = [\"dave\"]\nmax_jobs = 1\n\
+             [[account]]\nname = \"geo\"\nusers = [\"erin\"]\ngrp_tres = \"cpu=1\"\n\
+             [slurm_conf]\nPriorityCalcPeriod = 1\n",
+            cluster.name
+        ),
+    )
+    .unwrap();
+    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+
+    // Alice uses one CPU for 3 s, Carol one for 6 s: twice Alice's use, but a hundred
+    // times her share. Bob uses nothing.
+    std::thread::scope(|s| {
+        s.spawn(|| cluster.sh_as("alice", "srun sleep 3"));
+        s.spawn(|| cluster.sh_as("carol", "srun sleep 6"));
+    });
+
+    // Meanwhile the limits: astro runs one job at a time (GrpJobs), geo holds one CPU
+    // (GrpTRES).
+    let limits = cluster.sh_as("alice", "sacctmgr -n -P show assoc format=account,user,grpjobs,grptres");
+    assert!(limits.contains("astro||1|\n") && limits.contains("geo|||cpu=1\n"), "{limits}");
+    second_job_waits_for(&cluster, "dave", "AssocGrpJobsLimit");
+    second_job_waits_for(&cluster, "erin", "AssocGrpCpuLimit");
+
+    // Once Slurm has recomputed fair share: Bob (no use) above Carol (her weight),
+    // above Alice. Were the weights all one, Alice (less use) would be above Carol.
+    wait_for_fair_share(&cluster, &["bob", "carol", "alice"]);
+
+    // Dave holds the node; Alice floods the queue, then Carol and Bob submit one job
+    // each. Once the node is free, the jobs start in fair-share order.
+    let hold = submit_as(&cluster, "dave", "-J hold -c 2 --wrap 'sleep 300'");
+    cluster.wait_for(&format!("squeue -h -j {hold} -o %T"), "the node to be held", |o| o.trim() == "RUNNING");
     for _ in 0..3 {
-        cluster.sh_as("alice", "sbatch -J flood --wrap 'sleep 1'");
+        submit_as(&cluster, "alice", "-J flood -c 2 --wrap 'sleep 1'");
     }
-    cluster.sh_as("bob", "sbatch -J later --wrap 'sleep 1'");
+    submit_as(&cluster, "carol", "-J weighted -c 2 --wrap 'sleep 1'");
+    submit_as(&cluster, "bob", "-J later -c 2 --wrap 'sleep 1'");
+    cluster.sh_as("dave", &format!("scancel {hold}"));
     cluster.wait_for("squeue -h", "the queue to empty", |o| o.trim().is_empty());
 
-    // Every job is in sacct, under its user's account, COMPLETED; Bob's started first.
+    // Every job is in sacct, under its user's account; the queued ones COMPLETED, Bob's
+    // first, then Carol's, then Alice's.
     let deadline = Instant::now() + Duration::from_secs(60);
     let jobs = loop {
         let out =
             cluster.sh_as("alice", "sacct -a -X -n -P -o jobname,user,account,state,start -S now-1hour");
-        if out.lines().filter(|l| l.contains("|COMPLETED|")).count() >= 6 {
+        if out.lines().filter(|l| l.contains("|COMPLETED|")).count() >= 7 {
             break out;
         }
         assert!(Instant::now() < deadline, "sacct lacks jobs:\n{out}");
         std::thread::sleep(Duration::from_secs(1));
     };
     let rows: Vec<Vec<&str>> = jobs.lines().map(|l| l.split('|').collect()).collect();
+    let accounts = [
+        ("alice", "physics"),
+        ("bob", "chemistry"),
+        ("carol", "biology"),
+        ("dave", "astro"),
+        ("erin", "geo"),
+    ];
     for row in &rows {
-        let account = if row[1] == "alice" { "physics" } else { "chemistry" };
-        assert_eq!((row[2], row[3]), (account, "COMPLETED"), "{jobs}");
+        let account = accounts.iter().find(|(u, _)| *u == row[1]).map(|(_, a)| *a);
+        assert_eq!(Some(row[2]), account, "{jobs}");
     }
-    let mut queued: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "flood" || r[0] == "later").collect();
+    let mut queued: Vec<&Vec<&str>> =
+        rows.iter().filter(|r| ["flood", "weighted", "later"].contains(&r[0])).collect();
+    assert!(queued.iter().all(|r| r[3] == "COMPLETED") && queued.len() == 5, "{jobs}");
     queued.sort_by_key(|r| r[4]);
-    assert_eq!(queued[0][0], "later", "Bob's job should start before Alice's flood:\n{jobs}");
+    let order: Vec<&str> = queued.iter().map(|r| r[0]).collect();
+    assert_eq!(order, ["later", "weighted", "flood", "flood", "flood"], "start order:\n{jobs}");
 
     // The other reports answer for everyone. (sreport's figures come from slurmdbd's
     // hourly rollup: a cluster this young has a report, with nothing in it yet.)

@@ -49,8 +49,27 @@ fn lab_hosts_run_their_own_engines_reached_over_ssh() {
     assert!(pings(&lab, 1, 2), "host1 cannot reach host2 after it was reconnected");
     lab.ssh_ok(2, "true");
 
-    // An inner engine runs our node image, loaded into it over ssh.
+    // Every host's engine starts with the node image (from the lab's seed), host0's
+    // with the other images of a default cluster's controller host too; each runs it.
     let image = common::node_image("24.11");
+    let controller =
+        common::slurmbox(&["image", "build", "--quiet", "--controller", "--slurm", "24.11"]).ok().stdout;
+    let listed = |i: usize| lab.ssh_ok(i, "docker images --format '{{.Repository}}:{{.Tag}}'");
+    assert!(listed(0).lines().any(|l| l == controller.trim()), "host0 lacks {controller}: {}", listed(0));
+    for i in 0..3 {
+        assert!(listed(i).lines().any(|l| l == image), "host{i} lacks {image}: {}", listed(i));
+        let cmd = format!("docker run --rm --network host --entrypoint slurmd {image} -V");
+        assert!(lab.ssh_ok(i, &cmd).starts_with("slurm-wlm 24.11"), "host{i}: slurmd -V failed");
+    }
+    assert!(
+        !listed(1).contains("slurmbox/controller"),
+        "host1 has the controller host's images: {}",
+        listed(1)
+    );
+
+    // An inner engine runs our node image, loaded into it over ssh (after removing the
+    // seeded one).
+    lab.ssh_ok(0, &format!("docker rmi {image}"));
     let started = Instant::now();
     lab.load_image(0, &image);
     eprintln!("lab: {image} loaded into host0 in {:.1?}", started.elapsed());

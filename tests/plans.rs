@@ -15,6 +15,7 @@ fn facts(storage: bool) -> HostFacts {
         cpus: 2,
         memory_mib: 24000,
         arch: Arch::Amd64,
+        emulated: false,
         image: "slurmbox/node:24.11-test".into(),
         storage_image: storage.then(|| "slurmbox/storage:test".into()),
         accounting_image: Some("slurmbox/accounting:24.11-test".into()),
@@ -87,4 +88,19 @@ fn accounting_with_accounts() {
 fn ldap() {
     let text = "name = \"dir\"\n[ldap]\nuri = \"ldap://ldap.example.org\"\nbase_dn = \"dc=example,dc=org\"\n";
     insta::assert_snapshot!(pinned(&plan(text, 0, false)));
+}
+
+/// `backup = true` on one engine: a second controller there, sharing the state volume
+/// and reading the primary's keys; slurm.conf names both, every node is given both.
+#[test]
+fn backup_controller_on_one_host() {
+    insta::assert_snapshot!(pinned(&plan("[controller]\nbackup = true\n", 0, false)));
+}
+
+/// A backup on the second of three hosts, the state in the site's shared folder: it gets
+/// its own volumes for the copies of the keys.
+#[test]
+fn backup_controller_on_another_host() {
+    let extra = "[home]\nhost_path = \"/gfsv/home\"\n[controller]\nbackup = \"pi2\"\nstate_path = \"/gfsv/slurmctld\"\n";
+    insta::assert_snapshot!(pinned(&plan(&lab(3, extra), 3, false)));
 }

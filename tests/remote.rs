@@ -115,7 +115,7 @@ fn cut_off_host_is_reported_in_slurmbox_words_only() {
 
 #[test]
 fn cluster_on_a_remote_engine_over_ssh() {
-    let lab = Lab::start("remote", 1);
+    let lab = Lab::start_empty("remote", 1);
     let path = lab.path_env();
     let env = [("PATH", path.as_str())];
     let name = unique_name("remote");
@@ -284,12 +284,17 @@ fn unreachable_host_stops_up_before_anything_is_created() {
         ),
     )
     .unwrap();
+    // (Lab hosts start with the test images in their engine: those were there before.)
+    let images =
+        |lab: &Lab| String::from_utf8_lossy(&lab.ssh(0, "docker images -q | sort").stdout).to_string();
+    let images_before = images(&lab);
     let out = slurmbox_env(&["up", "-f", spec.to_str().unwrap()], &env);
     assert!(out.stderr.contains("--skip-unreachable"), "the error names the way on: {}", out.stderr);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains(&format!("host \"pi2\" cannot be reached at {nobody}")), "{}", out.stderr);
-    let made = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}; docker images -q"));
+    let made = lab.ssh(0, &format!("docker ps -aq --filter label=io.slurmbox.cluster={name}; docker volume ls -q --filter label=io.slurmbox.cluster={name}"));
     assert_eq!(String::from_utf8_lossy(&made.stdout).trim(), "", "something was created on pi1");
+    assert_eq!(images(&lab), images_before, "an image was sent to pi1");
 
     // Asked to, `up` goes on with the hosts that answer.
     std::fs::create_dir_all(lab.shared_dir().join("home")).unwrap();

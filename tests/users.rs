@@ -64,9 +64,8 @@ impl Researcher {
         let mut cmd = Command::new("ssh");
         cmd.arg("-F").arg(&self.config).arg("-i").arg(&self.key);
         cmd.arg("-o").arg(format!("UserKnownHostsFile={}", self.known_hosts.display()));
-        // This machine is the controller's host: reach it over loopback whatever its
-        // name resolves to.
-        cmd.args(["-o", "HostName=127.0.0.1", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]);
+        // The address, port and user are the printed block's, as they are.
+        cmd.args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]);
         cmd.args(["-o", "ConnectTimeout=10"]).args(extra).arg(cluster).arg(script);
         let out = cmd.output().unwrap();
         Run {
@@ -82,7 +81,7 @@ impl Researcher {
         let mut cmd = Command::new("ssh");
         cmd.arg("-F").arg(&self.config).arg("-i").arg(&self.key).arg("-tt");
         cmd.arg("-o").arg(format!("UserKnownHostsFile={}", self.known_hosts.display()));
-        cmd.args(["-o", "HostName=127.0.0.1", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]);
+        cmd.args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]);
         cmd.arg(cluster).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
         let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
@@ -108,11 +107,13 @@ impl Researcher {
     }
 }
 
-/// Asserts that `script`, run by `who` over ssh, fails, and returns what it printed.
-fn refused(who: &Researcher, cluster: &str, script: &str) -> String {
+/// Asserts that `script`, run by `who` over ssh, fails for the reason `why` (words of
+/// its error message): a command that fails for another reason (a file or a program
+/// that is not there) proves nothing about what the user may do.
+fn refused(who: &Researcher, cluster: &str, script: &str, why: &str) {
     let out = who.ssh(cluster, &[], script);
     assert_ne!(out.code, 0, "{} could run {script:?}: {}", who.name, out.stdout);
-    out.stderr
+    assert!(out.stderr.contains(why), "{script:?} failed, but not with {why:?}:\n{}", out.stderr);
 }
 
 #[test]
@@ -175,18 +176,34 @@ fn researchers_log_in_with_their_keys_and_nothing_more() {
     }
 
     // What nobody may do: read another's home, the munge key or any other secret of
-    // the cluster, become root, run a job as someone else.
-    for script in [
-        "ls /home/bob",
-        "cat /home/bob/from-job.txt",
-        "cat /etc/munge/munge.key",
-        "cat /var/lib/slurmbox/ssh/ssh_host_ed25519_key",
-        "cat /var/lib/extrausers/shadow",
-        "sudo -n true",
-        "su -c true root </dev/null",
-        &format!("sbatch --uid={bob_uid} --wrap true"),
+    // the cluster, change the system, become root, act as Slurm's administrator, run a
+    // job as someone else. Each of these is there to be refused (root can).
+    let denied = "Permission denied";
+    let secrets = [
+        "/home/bob/from-job.txt",
+        "/etc/munge/munge.key",
+        "/var/lib/slurmbox/ssh/ssh_host_ed25519_key",
+        "/var/lib/extrausers/shadow",
+    ];
+    for path in secrets {
+        let there = cluster.run(&["exec"], &["--user", "root", "--", "test", "-s", path]);
+        assert_eq!(there.code, 0, "{path} is not on the login node: nothing to refuse");
+    }
+    for (script, why) in [
+        ("ls /home/bob", denied),
+        ("cat /home/bob/from-job.txt", denied),
+        ("cat /etc/munge/munge.key", denied),
+        ("cat /var/lib/slurmbox/ssh/ssh_host_ed25519_key", denied),
+        ("cat /var/lib/extrausers/shadow", denied),
+        ("touch /etc/owned-by-alice", denied),
+        ("cp /bin/true /usr/local/sbin/", denied),
+        ("kill -0 1", "Operation not permitted"),
+        ("su -c true root </dev/null", "Authentication failure"),
+        // Slurm answers a user who is not its administrator "Invalid user id".
+        ("scontrol update nodename=node1 state=drain reason=mine", "Invalid user id"),
+        (&format!("sbatch --uid={bob_uid} --wrap true"), "--uid only permitted by root"),
     ] {
-        refused(&alice, name, script);
+        refused(&alice, name, script, why);
     }
     let no_password = alice.ssh(
         name,
@@ -272,7 +289,7 @@ fn a_directory_user_logs_in_with_the_key_stored_in_ldap() {
         out.stderr, keys.stdout, keys.stderr
     );
     // The bind password is root's alone, in no variable a user (or `docker inspect`) sees.
-    refused(&dora, &cluster.name, "cat /etc/nslcd.conf");
+    refused(&dora, &cluster.name, "cat /etc/nslcd.conf", "Permission denied");
     let inspect =
         Command::new("docker").args(["inspect", &format!("{}-login", cluster.name)]).output().unwrap();
     assert!(!String::from_utf8_lossy(&inspect.stdout).contains(&ldap.bind_password));

@@ -14,11 +14,16 @@
 //! archive with mmdebstrap, streamed into `docker import`; no registry is needed. It
 //! holds no private key: every host makes its own ssh host keys when it starts.
 //!
-//! Dropping a [`Lab`] removes its containers (with their anonymous volumes, where the
-//! inner engines keep their images) and its network, on success and on panic alike.
-//! Leftovers of a killed test run carry the label `io.slurmbox.lab`:
-//! `docker rm -f -v $(docker ps -aq --filter label=io.slurmbox.lab)` and
-//! `docker network rm $(docker network ls -q --filter label=io.slurmbox.lab)`.
+//! The inner engines keep their storage in one volume of the machine's engine, the
+//! store (`slurmbox-lab-store`), which also holds the seeds that hosts start from with
+//! slurmbox's images already there (see [`Seeds`]): [`Lab::start_empty`] for engines
+//! with no image at all.
+//!
+//! Dropping a [`Lab`] removes its containers, their engines' storage and its network,
+//! on success and on panic alike. Leftovers of a killed test run carry the label
+//! `io.slurmbox.lab`: `docker rm -f -v $(docker ps -aq --filter label=io.slurmbox.lab)`
+//! and `docker network rm $(docker network ls -q --filter label=io.slurmbox.lab)`; the
+//! next lab removes their storage, and `docker volume rm slurmbox-lab-store` the seeds.
 
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -28,6 +33,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 /// Repository of the lab host image; the tag is a digest of the recipe below.
@@ -73,10 +79,27 @@ const CUSTOMIZE: &[&str] = &[
 /// /proc/sys is read-only), which Docker 26 treats as fatal unless told to go on.
 /// Its root is made a shared mount, as systemd makes a real machine's: the GlusterFS
 /// /home reaches node containers through mount propagation. sshd logs every connection
-/// it sees (LogLevel VERBOSE) to [`SSHD_LOG`], which tests count.
+/// it sees (LogLevel VERBOSE) to [`SSHD_LOG`], which tests count. The engine keeps its
+/// storage in the store (`{root}`, see [`Seeds`]), made at the first start from the seed
+/// `{seed}` (none when empty) and kept across restarts, as a machine keeps its disk.
 const HOST_START: &str = "ssh-keygen -A >/dev/null && mkdir -p /run/sshd && \
      /usr/sbin/sshd -E /var/log/sshd.log -o LogLevel=VERBOSE && \
-     mount --make-rshared / && exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{cgroup}";
+     mount --make-rshared / && \
+     if [ ! -d {root} ]; then rm -rf {root}.new && mkdir -p {root}.new && {copy} mv {root}.new {root}; fi && \
+     exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{cgroup} --data-root={root}";
+
+/// Shell that copies the seed `{seed}` into the new engine storage `{root}.new`: every
+/// file but the layers' contents copied, the layers' contents (`overlay2/ID/diff`, which
+/// an engine never writes to once a layer is made) as hard links. Ends with `&&`.
+const SEED_COPY: &str = "tar -C {seed} --exclude='./overlay2/*/diff' -cf - . | tar -C {root}.new -xpf - && \
+     for d in {seed}/overlay2/*/diff; do cp -al \"$d\" \"{root}.new/${d#{seed}/}\" || exit 1; done &&";
+
+/// The Docker volume that holds the seeds (engine storages with images loaded, one per
+/// set of images) and every lab host's engine storage, mounted at [`STORE_MOUNT`] in
+/// hosts. Hosts' storages share the seeds' layer files through hard links, which work
+/// only within one file system: hence one volume for both.
+const STORE_VOLUME: &str = "slurmbox-lab-store";
+const STORE_MOUNT: &str = "/store";
 
 /// sshd's log on each host (see HOST_START).
 pub const SSHD_LOG: &str = "/var/log/sshd.log";
@@ -106,6 +129,8 @@ pub struct Lab {
     hosts: Vec<LabHost>,
     /// Key pair, ssh client config, known-hosts file and the `ssh` wrapper.
     dir: TempDir,
+    /// The host image, which also runs the store's housekeeping.
+    image: String,
     /// Held while the lab exists: one lab at a time on this machine (see [`run_lock`]).
     _turn: std::fs::File,
 }
@@ -154,6 +179,236 @@ fn run_lock() -> std::fs::File {
 /// (once, whatever runs in parallel).
 pub fn ensure_host_image() -> String {
     IMAGE.ensure()
+}
+
+/// How long a test waits for the arm64 image that scripts/test builds beside the tests
+/// (about 14 minutes alone on a 2-core machine, longer beside the tests).
+const ARM64_BUILD_TIMEOUT: Duration = Duration::from_secs(50 * 60);
+
+/// Waits until the arm64 node image that scripts/test builds beside the tests is built
+/// (`SLURMBOX_TEST_ARM64_BUILD`: the build writes its exit status to that path plus
+/// `.rc`, its output to `.log`); returns at once when no such build runs, as when a test
+/// is run by hand (its `up` then builds the image itself). Call it before
+/// [`Lab::start`], which would hold the machine's lab turn while waiting. Panics with the
+/// end of the build's log if the build failed or did not end in time.
+pub fn await_arm64_image() {
+    let Some(prefix) = std::env::var_os("SLURMBOX_TEST_ARM64_BUILD") else { return };
+    let with = |ext: &str| {
+        let mut path = prefix.clone();
+        path.push(ext);
+        PathBuf::from(path)
+    };
+    let (rc, log) = (with(".rc"), with(".log"));
+    let tail = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("(cannot read it: {e})"));
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&rc) {
+            let status = status.trim();
+            assert!(
+                status == "0",
+                "the arm64 image's build beside the tests failed (exit {status}); the end of {}:\n{}",
+                log.display(),
+                tail()
+            );
+            if said {
+                eprintln!("the arm64 image is built; waited {:.0?}", started.elapsed());
+            }
+            return;
+        }
+        assert!(
+            started.elapsed() < ARM64_BUILD_TIMEOUT,
+            "the arm64 image's build beside the tests has not ended after {ARM64_BUILD_TIMEOUT:?}; the end of {}:\n{}",
+            log.display(),
+            tail()
+        );
+        if !said {
+            eprintln!("waiting for the arm64 image scripts/test is building ({})", log.display());
+            said = true;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// Runs `script` with sh in a throwaway container of the host image that mounts the
+/// store, for the store's housekeeping.
+fn store_sh(image: &str, script: &str) -> Output {
+    let store = format!("{STORE_VOLUME}:{STORE_MOUNT}");
+    #[rustfmt::skip]
+    let args = [
+        "run", "--rm", "--label", "io.slurmbox.lab=store", "--network", "none",
+        "-v", &store, image, "sh", "-c", script,
+    ];
+    docker(&args)
+}
+
+/// Like [`store_sh`]; panics with its stderr on failure.
+fn store_sh_ok(image: &str, script: &str) {
+    let out = store_sh(image, script);
+    assert!(
+        out.status.success(),
+        "`{script}` on the lab store failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The arguments of `docker create`/`run` that let a container of the host image run
+/// an engine of its own: every capability but SYS_RESOURCE, which this machine does
+/// not have (so --privileged fails here), no seccomp or AppArmor filter, the cgroup tree
+/// writable for the inner containers, and the store mounted.
+fn engine_host_args() -> Vec<String> {
+    #[rustfmt::skip]
+    let args = [
+        "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs", "/run",
+    ];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["-v".to_string(), format!("{STORE_VOLUME}:{STORE_MOUNT}")]);
+    args
+}
+
+/// What the hosts' engines start with: host 0 (where every lab cluster's controller
+/// runs) with the images a default cluster runs there, the other hosts with the node
+/// image; slurmbox sends whatever else a cluster needs, as to any host. Each set is
+/// loaded once into a seed (an engine's storage in the store, made again when an image
+/// changes); a host's storage starts as a copy of its seed whose layer files are hard
+/// links, so a host has its images in about a second instead of receiving them over ssh.
+struct Seeds {
+    controller_host: String,
+    other_hosts: String,
+}
+
+impl Seeds {
+    /// Makes the seeds that are not in the store yet. Runs in the lab's turn: making
+    /// one loads images into an engine, too much beside another lab.
+    fn ensure(image: &str) -> Seeds {
+        let tag = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_slurmbox"))
+                .args(["image", "build", "--quiet"])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run slurmbox image build");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "slurmbox image build {args:?} failed: {stderr}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let node = tag(&["--slurm", "24.11"]);
+        let controller_host = [
+            node.clone(),
+            tag(&["--controller", "--slurm", "24.11"]),
+            tag(&["--accounting", "--slurm", "24.11"]),
+            tag(&["--metrics"]),
+            tag(&["--web"]),
+        ];
+        Seeds {
+            controller_host: ensure_seed(image, "controller-host", &controller_host),
+            other_hosts: ensure_seed(image, "other-hosts", &[node]),
+        }
+    }
+}
+
+/// Removes the seeder's container when dropped, on panic too.
+struct Seeder(String);
+
+impl Drop for Seeder {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", "-v", &self.0]);
+        remove_cgroup_parent(&self.0);
+    }
+}
+
+/// Returns the folder (under `STORE_MOUNT/seeds`) of the seed of `images` named `name`,
+/// making it first when the store lacks it: an engine run on the store loads the images,
+/// stops, and its storage becomes the seed. Older seeds of that name are removed.
+fn ensure_seed(image: &str, name: &str, images: &[String]) -> String {
+    let mut h = Sha256::new();
+    h.update(image.as_bytes());
+    for i in images {
+        h.update([0]);
+        h.update(i.as_bytes());
+        h.update(docker_ok(&["image", "inspect", "--format", "{{.Id}}", i]).as_bytes());
+    }
+    let dir = format!("{name}-{}", hex::encode(&h.finalize()[..6]));
+    let path = format!("{STORE_MOUNT}/seeds/{dir}");
+    if store_sh(image, &format!("test -d {path}")).status.success() {
+        return dir;
+    }
+    let started = Instant::now();
+    let seeder = Seeder(format!("slurmbox-lab-seeder-{}", std::process::id()));
+    let start = format!(
+        "rm -rf {path}.new && mkdir -p {path}.new && \
+         exec env DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 dockerd --cgroup-parent=/{} --data-root={path}.new",
+        seeder.0
+    );
+    let mut args: Vec<String> = ["run", "-d", "--name", &seeder.0, "--label", "io.slurmbox.lab=seeder"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(engine_host_args());
+    args.extend([image, "sh", "-c", &start].iter().map(|a| a.to_string()));
+    docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while docker(&["exec", &seeder.0, "docker", "info", "--format", "{{.ServerVersion}}"])
+        .stdout
+        .trim_ascii()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the lab's seeder engine did not start in {READY_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for i in images {
+        pipe_image(
+            i,
+            Command::new("docker").args(["exec", "-i", &seeder.0, "docker", "load"]),
+            "the lab's seeder",
+        );
+    }
+    // The engine's storage is whole once it has stopped.
+    docker_ok(&["stop", "--time", "60", &seeder.0]);
+    let exit = docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &seeder.0]);
+    assert_eq!(
+        exit,
+        "0",
+        "the lab's seeder engine did not stop cleanly: {}",
+        String::from_utf8_lossy(&docker(&["logs", "--tail", "20", &seeder.0]).stderr)
+    );
+    store_sh_ok(
+        image,
+        &format!(
+            "cd {STORE_MOUNT}/seeds && for s in {name}-*; do [ \"$s\" = {dir}.new ] || rm -rf \"$s\"; done && mv {dir}.new {dir}"
+        ),
+    );
+    eprintln!("lab: seed {dir} ({}) made in {:.1?}", images.join(", "), started.elapsed());
+    dir
+}
+
+/// `docker save IMAGE | LOAD`, where `LOAD` runs `docker load` in some engine; `what`
+/// names that engine in the panic when either side fails.
+fn pipe_image(image: &str, load: &mut Command, what: &str) {
+    let mut save = Command::new("docker")
+        .args(["save", image])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run docker save");
+    let load = load.stdin(save.stdout.take().unwrap()).output().expect("run docker load");
+    let mut save_err = String::new();
+    save.stderr.take().unwrap().read_to_string(&mut save_err).unwrap();
+    let save_status = save.wait().unwrap();
+    assert!(save_status.success(), "docker save {image} failed: {save_err}");
+    assert!(
+        load.status.success(),
+        "docker load of {image} on {what} failed: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
 }
 
 /// An IPv4 block `a.b.c.d/len` as the range of addresses it covers.
@@ -229,17 +484,31 @@ fn create_network(name: &str) -> u32 {
 }
 
 impl Lab {
-    /// Starts a lab of `hosts` machines; `tag` goes into the lab's unique name (use the
-    /// test's name). Returns once every host's inner engine answers `docker info` over ssh.
+    /// Starts a lab of `hosts` machines whose engines have slurmbox's images already
+    /// (see [`Seeds`]); `tag` goes into the lab's unique name (use the test's name).
+    /// Returns once every host's inner engine answers `docker info` over ssh.
     pub fn start(tag: &str, hosts: usize) -> Lab {
+        Lab::start_with(tag, hosts, true)
+    }
+
+    /// Like [`Lab::start`], with every engine empty: for tests of how images reach hosts.
+    pub fn start_empty(tag: &str, hosts: usize) -> Lab {
+        Lab::start_with(tag, hosts, false)
+    }
+
+    fn start_with(tag: &str, hosts: usize, seeded: bool) -> Lab {
         let image = ensure_host_image();
         let turn = run_lock();
+        docker_ok(&["volume", "create", "--label", "io.slurmbox.lab=store", STORE_VOLUME]);
+        // No other lab runs now: any host storage in the store is a killed run's.
+        store_sh_ok(&image, &format!("rm -rf {STORE_MOUNT}/hosts && mkdir -p {STORE_MOUNT}/hosts"));
+        let seeds = seeded.then(|| Seeds::ensure(&image));
         let name = unique_lab_name(tag);
         let subnet = create_network(&name);
         let dir =
             tempfile::Builder::new().prefix("slurmbox-lab-").tempdir().expect("create the lab's tempdir");
         // From here on, dropping `lab` (a panic included) removes the network and every
-        // host container of the list, created or not.
+        // host container of the list, created or not, with their storage.
         let lab = Lab {
             hosts: (0..hosts)
                 .map(|i| LabHost {
@@ -250,13 +519,19 @@ impl Lab {
                 .collect(),
             name,
             dir,
+            image,
             _turn: turn,
         };
         lab.write_ssh_files();
+        let seed = |i: usize| {
+            seeds.as_ref().map(|s| if i == 0 { s.controller_host.as_str() } else { s.other_hosts.as_str() })
+        };
         // Hosts start and boot their engines in parallel; a failure in any thread is
         // raised here with its own message, and `lab` is dropped on the way out.
+        let (shared, seed) = (&lab, &seed);
         std::thread::scope(|s| {
-            let starts: Vec<_> = lab.hosts.iter().map(|h| s.spawn(|| lab.start_host(&image, h))).collect();
+            let starts: Vec<_> =
+                (0..hosts).map(|i| s.spawn(move || shared.start_host(&shared.hosts[i], seed(i)))).collect();
             starts.into_iter().for_each(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         });
         let shared = &lab;
@@ -307,32 +582,34 @@ impl Lab {
     }
 
     /// Creates one host's container, copies the lab's public key into it and starts it.
-    fn start_host(&self, image: &str, host: &LabHost) {
+    /// Its engine's storage starts as a copy of the seed `seed` (a folder of the store's
+    /// seeds), or empty.
+    fn start_host(&self, host: &LabHost, seed: Option<&str>) {
         let label = format!("io.slurmbox.lab={}", self.name);
         let ip = host.ip.to_string();
-        let start = HOST_START.replace("{cgroup}", &host.container);
+        let root = format!("{STORE_MOUNT}/hosts/{}", host.container);
+        let copy = match seed {
+            Some(seed) => SEED_COPY.replace("{seed}", &format!("{STORE_MOUNT}/seeds/{seed}")),
+            None => String::new(),
+        };
+        let start =
+            HOST_START.replace("{copy}", &copy).replace("{root}", &root).replace("{cgroup}", &host.container);
         let shared = format!("{}:{SHARED_MOUNT}", self.shared_dir().display());
         #[rustfmt::skip]
-        let args = [
+        let mut args: Vec<String> = [
             "create", "--name", &host.container, "--hostname", &host.container, "--label", &label,
             "--network", &self.name, "--ip", &ip,
-            // An engine inside a container: every capability but SYS_RESOURCE, which
-            // this machine does not have (so --privileged fails here), no seccomp or
-            // AppArmor filter, the cgroup tree writable for the inner containers.
-            "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             // FUSE, for a storage container's GlusterFS mount.
             "--device", "/dev/fuse",
-            // The inner engine's storage: a volume (overlay2 cannot stack on the
-            // container's own overlay), removed with the container (`rm -v`).
-            "-v", "/var/lib/docker",
-            "--tmpfs", "/run",
             // One folder of this machine mounted at /gfsv on every host: the lab's
             // stand-in for the article's GlusterFS volume (a mount every host shares).
             "-v", &shared,
-            image, "sh", "-c", &start,
-        ];
+        ].iter().map(|a| a.to_string()).collect();
+        // An engine inside a container, its storage in the store (overlay2 cannot stack
+        // on the container's own overlay).
+        args.extend(engine_host_args());
+        args.extend([&self.image, "sh", "-c", &start].iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         docker_ok(&args);
         let authorized = self.dir.path().join("authorized_keys");
         let authorized = authorized.to_str().expect("utf-8 tempdir path");
@@ -453,6 +730,20 @@ impl Lab {
         self.wait_ready(i);
     }
 
+    /// Cuts host `i`'s power: every process on it dies at once, its engine and the
+    /// containers of that engine with it (they live in the host's PID namespace), and it
+    /// is gone from the network. Its disk stays, as a machine's does.
+    pub fn power_off(&self, i: usize) {
+        docker_ok(&["kill", &self.hosts[i].container]);
+    }
+
+    /// Powers host `i` on again, at the same address; returns once its engine answers
+    /// (which starts the containers whose restart policy says so, as after a reboot).
+    pub fn power_on(&self, i: usize) {
+        docker_ok(&["start", &self.hosts[i].container]);
+        self.wait_ready(i);
+    }
+
     /// Unplugs host `i` from the lab network (a machine falling off the LAN).
     pub fn disconnect(&self, i: usize) {
         docker_ok(&["network", "disconnect", &self.name, &self.hosts[i].container]);
@@ -468,29 +759,8 @@ impl Lab {
     /// `docker save IMAGE | ssh root@IP docker load`. (A test helper; slurmbox moves
     /// images its own way.)
     pub fn load_image(&self, i: usize, image: &str) {
-        let mut save = Command::new("docker")
-            .args(["save", image])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run docker save");
-        let load = self
-            .ssh_command(i)
-            .arg("docker load")
-            .stdin(save.stdout.take().unwrap())
-            .output()
-            .expect("run ssh docker load");
-        let mut save_err = String::new();
-        save.stderr.take().unwrap().read_to_string(&mut save_err).unwrap();
-        let save_status = save.wait().unwrap();
-        assert!(save_status.success(), "docker save {image} failed: {save_err}");
-        assert!(
-            load.status.success(),
-            "docker load of {image} on {} failed: {}",
-            self.hosts[i].container,
-            String::from_utf8_lossy(&load.stderr)
-        );
+        let what = self.hosts[i].container.clone();
+        pipe_image(image, self.ssh_command(i).arg("docker load"), &what);
     }
 }
 
@@ -537,8 +807,18 @@ impl Drop for Lab {
         if !out.status.success() && stderr.lines().any(|l| !l.contains("No such container")) {
             eprintln!("lab {}: removing its hosts failed: {stderr}", self.name);
         }
-        for c in containers {
+        for c in &containers {
             remove_cgroup_parent(c);
+        }
+        // Their engines' storage (the layers' files stay in the seeds).
+        let roots: Vec<String> = containers.iter().map(|c| format!("{STORE_MOUNT}/hosts/{c}")).collect();
+        let out = store_sh(&self.image, &format!("rm -rf {}", roots.join(" ")));
+        if !out.status.success() {
+            eprintln!(
+                "lab {}: removing its hosts' storage failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let out = docker(&["network", "rm", &self.name]);
         if !out.status.success() {

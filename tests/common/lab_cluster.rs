@@ -43,9 +43,41 @@ impl<'a> LabCluster<'a> {
         LabCluster { lab, name, dir }
     }
 
+    /// Like [`LabCluster::new`], with a backup controller on `pi2` and the controllers'
+    /// state in a folder of the shared mount (made here, as a site's admin makes it).
+    pub fn with_backup(lab: &'a Lab, tag: &str, hosts: usize) -> LabCluster<'a> {
+        LabCluster::build(
+            lab,
+            tag,
+            hosts,
+            |name| {
+                let state = format!("{name}-slurmctld");
+                std::fs::create_dir_all(lab.shared_dir().join(&state)).unwrap();
+                format!(
+                    "[controller]\nhost = \"pi1\"\nbackup = \"pi2\"\nstate_path = \"{SHARED_MOUNT}/{state}\"\n\
+                 [home]\nhost_path = \"{SHARED_MOUNT}/home\"\n"
+                )
+            },
+            "",
+        )
+    }
+
     fn with_home(lab: &'a Lab, tag: &str, hosts: usize, home: &str, more: &str) -> LabCluster<'a> {
+        LabCluster::build(lab, tag, hosts, |_| format!("controller = \"pi1\"\n[home]\n{home}\n"), more)
+    }
+
+    /// The spec of a cluster on the lab's hosts `0..hosts` named `pi1`, `pi2`, ...:
+    /// its name, what `tables` gives for that name, the hosts, then `more` (which may
+    /// add keys to the last host).
+    fn build(
+        lab: &'a Lab,
+        tag: &str,
+        hosts: usize,
+        tables: impl Fn(&str) -> String,
+        more: &str,
+    ) -> LabCluster<'a> {
         let name = super::unique_name(tag);
-        let mut text = format!("name = \"{name}\"\ncontroller = \"pi1\"\n[home]\n{home}\n");
+        let mut text = format!("name = \"{name}\"\n{}", tables(&name));
         for i in 0..hosts {
             text.push_str(&format!("[[host]]\nname = \"pi{}\"\nengine = \"{}\"\n", i + 1, lab.engine_url(i)));
         }

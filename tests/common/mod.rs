@@ -208,17 +208,33 @@ pub fn container_identities(cluster: &str) -> Vec<(String, String, String)> {
     })
 }
 
-/// The article this project started from, shipped beside the repository in shared/.
-pub fn seed_article() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("../shared/seed/dockerized-slurm-on-raspberry-pis.md");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read the article at {}: {e}", path.display()))
+/// Where the article this project started from lies: beside the repository, in
+/// shared/ (a clone on its own has no such folder).
+pub fn seed_article_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/dockerized-slurm-on-raspberry-pis.md")
+}
+
+/// The article, or `None` (said on stderr) where this checkout has no copy of it.
+pub fn seed_article() -> Option<String> {
+    let path = seed_article_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "skipped: the article's own job, as {} is not there (only a checkout with shared/ \
+                 beside it has the article)",
+                path.display()
+            );
+            None
+        }
+        Err(e) => panic!("read the article at {}: {e}", path.display()),
+    }
 }
 
 /// The article's own files, cut out of it unchanged: its MPI program (calc.py) and its
-/// batch script (script.sh).
-pub fn article_job() -> (String, String) {
-    let text = seed_article();
+/// batch script (script.sh); `None` where the article is not there.
+pub fn article_job() -> Option<(String, String)> {
+    let text = seed_article()?;
     let blocks: Vec<&str> = text
         .split("```")
         .skip(1)
@@ -227,7 +243,7 @@ pub fn article_job() -> (String, String) {
         .collect();
     let calc = blocks.iter().find(|b| b.contains("from mpi4py import MPI")).expect("calc.py in the article");
     let script = blocks.iter().find(|b| b.contains("#SBATCH --ntasks=8")).expect("script.sh in the article");
-    (calc.to_string(), script.to_string())
+    Some((calc.to_string(), script.to_string()))
 }
 
 /// How often Docker has restarted a container.
@@ -247,4 +263,15 @@ pub fn remove_container(container: &str) {
         let options = bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() };
         docker.remove_container(container, Some(options)).await.unwrap();
     })
+}
+
+/// The runs of `job` in the output of `sacct -n -X -D -P -o JobID,State` ("ID|STATE"
+/// lines), leaving out PENDING records: a controller back from a crash may record a
+/// queued job's submission again, and such a record of a job that never started from
+/// it stays PENDING; only runs count.
+pub fn runs_of(runs: &str, job: &str) -> Vec<String> {
+    runs.lines()
+        .filter(|l| l.split('|').next() == Some(job) && !l.ends_with("|PENDING"))
+        .map(str::to_string)
+        .collect()
 }
