@@ -22,12 +22,8 @@
 # in the same conditions) instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -n "${SLURMBOX_BIN:-}" ]; then
-    SB=$SLURMBOX_BIN
-else
-    cargo build --release --quiet
-    SB=./target/release/slurmbox
-fi
+# shellcheck source=bench/slurmbox-bin.sh
+. bench/slurmbox-bin.sh
 NAME="bench-$$"
 SEED=../shared/seed/dockerized-slurm-on-raspberry-pis.md
 IMAGE=$($SB image build --quiet)

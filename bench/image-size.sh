@@ -10,12 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RELEASES="24.11 26.05"
 [ "${1:-}" = --slurm ] && RELEASES=$2
-if [ -n "${SLURMBOX_BIN:-}" ]; then
-    SB=$SLURMBOX_BIN
-else
-    cargo build --release --quiet
-    SB=./target/release/slurmbox
-fi
+# shellcheck source=bench/slurmbox-bin.sh
+. bench/slurmbox-bin.sh
 TARGET_MB=430
 
 # One line per image: its size in MB as `docker images` counts them (10^6 bytes).

@@ -22,12 +22,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bench/rest.sh [--slurm 24.11|26.05] [--soak MINUTES]" >&2; exit 2 ;;
     esac
 done
-if [ -n "${SLURMBOX_BIN:-}" ]; then
-    SB=$SLURMBOX_BIN
-else
-    cargo build --release --quiet
-    SB=./target/release/slurmbox
-fi
+# shellcheck source=bench/slurmbox-bin.sh
+. bench/slurmbox-bin.sh
 NAME="benchrest-$$"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 REST_PORT=$(free_port)

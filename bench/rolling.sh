@@ -13,12 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 slurm=24.11
 if [ "${1:-}" = --slurm ]; then slurm=${2:?--slurm takes a version}; fi
-if [ -n "${SLURMBOX_BIN:-}" ]; then
-    SB=$SLURMBOX_BIN
-else
-    cargo build --release --quiet
-    SB=./target/release/slurmbox
-fi
+# shellcheck source=bench/slurmbox-bin.sh
+. bench/slurmbox-bin.sh
 NAME="benchroll-$$"
 SPECS=$(mktemp -d)
 spec() {
