@@ -21,6 +21,8 @@
 #   SLURMBOX_NODE_CONF   what a compute node registers with ("CPUs=4 RealMemory=...")
 #   SLURMBOX_SHARED_HOME "glusterfs" when /home is the volume the host's storage
 #                        container mounts (compute and login nodes wait for it)
+#   SLURMBOX_SHARED_STATE "glusterfs" on controllers whose state is the volume the
+#                        host's storage container mounts (they wait for it)
 #   SLURMBOX_CGROUP_WRITABLE "1" on compute nodes that enforce limits: the container's
 #                        own cgroup mounts are made writable for slurmd
 set -euo pipefail
@@ -113,6 +115,35 @@ if [ "${SLURMBOX_SHARED_HOME:-}" = glusterfs ] && [ "$role" != controller ]; the
     log "the shared /home is there"
 fi
 
+# A controller whose state is the GlusterFS volume of its host's storage container
+# (a backup on another host, no [controller] state_path) starts on it, never on the
+# folder under it, and only while the volume takes its writes: GlusterFS refuses them
+# on a host cut off from the other hosts with the state's bricks (two of three must
+# agree), where the other controller may be in charge (see `fence`).
+state_mounted() {
+    awk '$5 == "/var/lib/slurmbox/shared/ctld" { top = $0 } END { exit !(top ~ / - fuse\.glusterfs /) }' /proc/self/mountinfo &&
+        stat -f /var/lib/slurmbox/shared/ctld >/dev/null
+}
+# (The volume has the mark slurmbox-storage put there; the folder under it never has.)
+state_writable() {
+    state_mounted && [ -e /var/spool/slurmctld/.slurmbox-volume ] &&
+        timeout 8 touch "/var/spool/slurmctld/.slurmbox-writable-$(hostname)"
+}
+if [ "${SLURMBOX_SHARED_STATE:-}" = glusterfs ] && [ "$role" = controller ]; then
+    # The volume is in the host's folder of the cluster (the container mounts the
+    # folder, which is always there): StateSaveLocation leads to it.
+    if [ ! -L /var/spool/slurmctld ]; then
+        rmdir /var/spool/slurmctld 2>/dev/null || rm -rf /var/spool/slurmctld
+        ln -s /var/lib/slurmbox/shared/ctld /var/spool/slurmctld
+    fi
+    log "waiting for the shared state (GlusterFS, mounted by this host's storage container)"
+    # As long as it takes: a host cut off gets it back when it is back.
+    until wait_for state_writable 1200; do
+        log "the shared state is not there or takes no writes (yet): see the logs of this host's storage container"
+    done
+    log "the shared state is there"
+fi
+
 # The munge key is per cluster and lives only in the cluster's munge volume. The
 # controller creates it from the kernel's RNG on first start; the others (a backup
 # controller too) wait for it.
@@ -176,7 +207,8 @@ install -d -o munge -g munge -m 0755 /run/munge
 runuser -u munge -- /usr/sbin/munged --foreground --group-update-time=-1 &
 munged=$!
 pids+=("$munged")
-wait_for "[ -S /run/munge/munge.socket.2 ]" 200 || { log "munged did not start"; exit 1; }
+# (Up to 30 s: munged looks up its host's name, which takes long where DNS is not there.)
+wait_for "[ -S /run/munge/munge.socket.2 ]" 600 || { log "munged did not start"; exit 1; }
 
 controller="${SLURMBOX_CONTROLLER:-controller}"
 # Whether one of the controllers listens. The probe connects in a subshell, which closes
@@ -367,9 +399,35 @@ fence() {
             return
         fi
         last=$now
-        [ -z "${SLURMBOX_BACKUP:-}" ] || continue
+        # The shared state gone from under slurmctld (the storage container stopped or
+        # its client died: what it writes would land in the host's folder, which no
+        # other controller reads), or refusing writes (this host lost touch with the
+        # others: the other controller may take charge there, and this one would act
+        # on a queue it can no longer save). It stops outright; its container waits
+        # until the state takes writes again, then slurmctld asks the other to hand over.
+        if [ "${SLURMBOX_SHARED_STATE:-}" = glusterfs ] && ! state_writable; then
+            log "the shared state is gone or takes no writes (this host cut off?): stopping slurmctld until it does"
+            kill -KILL "$daemon" 2>/dev/null || true
+            return
+        fi
+        # (That look may wait seconds on a brick just lost: not an absence.)
+        last=$(date +%s)
         beat=$(od -An -tu8 --endian=big -N16 "$state/heartbeat" 2>/dev/null) || continue
         read -r at writer <<<"$beat"
+        # A backup that took charge and handed it back starts again: Slurm's backup
+        # keeps the cluster's ID only from its start, and without it, it could not take
+        # charge a second time while slurmdbd is away too (the primary's host lost
+        # again). A fresh start reads it from the state.
+        if [ -n "${SLURMBOX_BACKUP:-}" ]; then
+            if [ "${writer:-}" = 1 ] && [ "${at:-0}" -ge "$ctld_started" ]; then
+                own=$at
+            elif [ "$own" -gt 0 ] && [ "${writer:-}" = 0 ] && [ "${at:-0}" -gt "$own" ]; then
+                log "the primary is in charge again: this backup starts afresh to stand by"
+                kill -TERM "$daemon" 2>/dev/null || true
+                return
+            fi
+            continue
+        fi
         if [ "${writer:-}" = 0 ]; then
             [ "${at:-0}" -lt "$ctld_started" ] || own=$at
         elif [ "$own" -gt 0 ] && [ "${at:-0}" -gt $((own + timeout / 2)) ]; then

@@ -1,61 +1,71 @@
 #!/bin/bash
-# slurmbox-storage: the shared /home slurmbox provides with `[home] shared = "glusterfs"`.
+# slurmbox-storage: the GlusterFS volumes slurmbox runs: the shared /home (`[home]
+# shared = "glusterfs"`) and the controllers' state (a backup controller on another
+# host without `[controller] state_path`).
 #
-# One storage container runs on every host, on the host's network. It holds a brick
-# of the cluster's GlusterFS volume (a Docker volume at /srv/brick) and mounts the
-# volume over FUSE at /srv/home, a folder of the host that the host's node containers
-# see as /home (mount propagation carries the mount to them).
+# One storage container runs on every host that holds a brick, on the host's network.
+# Each volume NAME has its brick at /srv/brick/NAME (a Docker volume) and is mounted over
+# FUSE at /srv/NAME, a folder of the host that the host's node containers see (as /home,
+# or as slurmctld's StateSaveLocation): mount propagation carries the mount to them.
 #
 # Usage:
 #   slurmbox-storage run              the container's main process (under tini)
-#   slurmbox-storage converge ADDR..  on the first host: make ADDR.. peers, each with a
-#                                     brick of a volume replicated to all of them
-#   slurmbox-storage mount            on every host, after converge: mount the volume now
-#   slurmbox-storage remove ADDR      on the first host: take ADDR's brick out, forget it
+#   slurmbox-storage converge VOLUME ADDR..  on the first of ADDR..: make them peers,
+#                                     each with a brick of VOLUME replicated to all of them
+#   slurmbox-storage mount VOLUME     after converge: mount the volume now
+#   slurmbox-storage remove ADDR      take ADDR's bricks out of every volume, forget it
 #   slurmbox-storage status [--volume]  key=value lines for `slurmbox status`: whether
-#                                     this host has the volume mounted [and the volume's state]
+#                                     this host has /home mounted [and the volume's state]
 # Environment (set by slurmbox):
 #   SLURMBOX_STORAGE_ADDRESS  how the other hosts reach this one
+#   SLURMBOX_STORAGE_MOUNTS   the volumes this host mounts, e.g. "home ctld" (unset: home)
 set -euo pipefail
 
 volume=home
-brick_dir=/srv/brick/home
-mnt=/srv/home
 self="${SLURMBOX_STORAGE_ADDRESS:?}"
+mounts="${SLURMBOX_STORAGE_MOUNTS-$volume}"
 log() { echo "slurmbox-storage: $*" >&2; }
 gl() { gluster --mode=script "$@"; }
+brick_dir() { echo "/srv/brick/$1"; }
+mnt() { echo "/srv/$1"; }
 
-# Whether a GlusterFS client is mounted at /srv/home (on top of the host's folder,
+# Whether a GlusterFS client is mounted at /srv/VOLUME (on top of the host's folder,
 # which is itself a mount: never unmount that one).
-client_mounted() { grep -q " $mnt [^-]* - fuse.glusterfs " /proc/self/mountinfo; }
-# Whether the top mount at /srv/home is the volume and its client answers.
+client_mounted() { grep -q " $(mnt "$1") [^-]* - fuse.glusterfs " /proc/self/mountinfo; }
+# Whether the top mount at /srv/VOLUME is the volume and its client runs. A client that
+# reaches no brick (this host cut off) stays: it finds them again by itself, while a
+# mount made again would leave the folder under it bare, to the host's containers too,
+# in between.
 mounted() {
-    awk -v m="$mnt" '$5 == m { top = $0 } END { exit !(top ~ / - fuse\.glusterfs /) }' /proc/self/mountinfo &&
-        stat -f "$mnt" >/dev/null 2>&1
+    awk -v m="$(mnt "$1")" '$5 == m { top = $0 } END { exit !(top ~ / - fuse\.glusterfs /) }' /proc/self/mountinfo &&
+        { stat -f "$(mnt "$1")" >/dev/null 2>&1 || client_runs "$1"; }
 }
-# Unmounts clients at /srv/home (the nodes lose them too, through propagation).
-unmount() { while client_mounted; do umount -l "$mnt" || return 0; done; }
+# Whether the GlusterFS client of VOLUME's mount runs.
+client_runs() { pgrep -f -- "--volfile-id=/?$1( .*)? $(mnt "$1")\$" >/dev/null; }
+# Unmounts clients at /srv/VOLUME (the nodes lose them too, through propagation).
+unmount() { while client_mounted "$1"; do umount -l "$(mnt "$1")" || return 0; done; }
 
-# Mounts the volume at /srv/home unless it answers there already, once the first host
+# Mounts VOLUME at /srv/VOLUME unless it answers there already, once the first host
 # has started it. The main loop and `slurmbox-storage mount` both come here: a lock
 # keeps them from mounting it twice over.
 mount_volume() {
-    exec 9>/run/slurmbox-storage.mount.lock
-    flock -w 120 9 || { log "another mount of the volume has not ended after 120 s"; return 1; }
-    if ! mounted; then
-        unmount
+    local v=$1
+    exec 9>"/run/slurmbox-storage.$v.lock"
+    flock -w 120 9 || { log "another mount of volume $v has not ended after 120 s"; return 1; }
+    if ! mounted "$v"; then
+        unmount "$v"
         # The client lives on after mount returns: it must not hold the lock (fd 9).
-        if gl volume info "$volume" 2>/dev/null | grep -q '^Status: Started' &&
-            mount -t glusterfs -o log-file=/var/log/glusterfs/home-mount.log "localhost:/$volume" "$mnt" 9>&-; then
-            log "volume $volume mounted at $mnt (the nodes' /home)"
+        if gl volume info "$v" 2>/dev/null | grep -q '^Status: Started' &&
+            mount -t glusterfs -o "log-file=/var/log/glusterfs/$v-mount.log" "localhost:/$v" "$(mnt "$v")" 9>&-; then
+            log "volume $v mounted at $(mnt "$v") (for this host's containers)"
         fi
     fi
     exec 9>&-
-    mounted
+    mounted "$v"
 }
 
-# The volume's bricks, one "ADDR:/srv/brick/home" per line.
-bricks() { gl volume info "$volume" | sed -n 's/^Brick[0-9]*: //p'; }
+# VOLUME's bricks, one "ADDR:/srv/brick/VOLUME" per line.
+bricks() { gl volume info "$1" | sed -n 's/^Brick[0-9]*: //p'; }
 
 # Try the command in $1 five times a second for $2 seconds, until it succeeds.
 retry() {
@@ -67,34 +77,43 @@ retry() {
     return 1
 }
 
+# On the container's stop: the volumes unmounted, glusterd and the bricks ended.
+stop() {
+    local v
+    for v in $mounts; do unmount "$v"; done
+    kill -TERM "$glusterd" 2>/dev/null || true
+    pkill -TERM glusterfsd 2>/dev/null || true
+    exit 0
+}
+
+glusterd=
 run() {
-    mkdir -p "$brick_dir" "$mnt"
+    local v
+    for v in $mounts; do
+        mkdir -p "$(brick_dir "$v")" "$(mnt "$v")"
+        # A mount left by an earlier run of this container, whose client is gone.
+        unmount "$v"
+    done
     # glusterd's pid files and sockets from before a restart of this container, as a
     # host's reboot clears them: glusterd takes a brick whose old pid now names another
     # process for running, and never starts it again.
     rm -rf /run/gluster
-    # A mount left by an earlier run of this container, whose client is gone.
-    unmount
     glusterd -N --log-file=- &
-    local glusterd=$!
-    stop() {
-        unmount
-        kill -TERM "$glusterd" 2>/dev/null || true
-        pkill -TERM glusterfsd 2>/dev/null || true
-        exit 0
-    }
+    glusterd=$!
     trap stop TERM INT
     retry "gl pool list" 60 || { log "glusterd did not start"; exit 1; }
     log "glusterd answers at $self"
-    # Mount the volume once the first host has made it (slurmbox asks each host to, see
-    # `mount`, as soon as converge is done; this is in case it could not); mount it again
-    # whenever the client stops answering (it died, or the volume was stopped).
+    # Mount the volumes once they are made (slurmbox asks each host to, see `mount`, as
+    # soon as converge is done; this is in case it could not); mount one again whenever
+    # its client stops answering (it died, or the volume was stopped).
     while kill -0 "$glusterd" 2>/dev/null; do
         local pause=2
-        if ! mounted; then
-            # The nodes are waiting: look again soon.
-            mount_volume || pause=0.5
-        fi
+        for v in $mounts; do
+            if ! mounted "$v"; then
+                # The containers are waiting: look again soon.
+                mount_volume "$v" || pause=0.5
+            fi
+        done
         sleep "$pause" &
         wait $! || true
     done
@@ -103,7 +122,10 @@ run() {
 }
 
 converge() {
-    local want=("$@") a probes=()
+    local v="${1:?usage: slurmbox-storage converge VOLUME ADDR...}"
+    shift
+    local want=("$@") a probes=() brick
+    brick=$(brick_dir "$v")
     # All hosts at once: the other hosts' storage containers may still be starting, and
     # glusterd takes one probe at a time (the others are refused and tried again).
     for a in "${want[@]}"; do
@@ -119,64 +141,95 @@ converge() {
     local others=$((${#want[@]} - 1))
     retry "[ \$(gl peer status | grep -c 'Peer in Cluster (Connected)') -ge $others ]" 120 ||
         { gl peer status >&2; log "not every host's glusterd is connected"; exit 1; }
-    if ! gl volume info "$volume" >/dev/null 2>&1; then
+    if ! gl volume info "$v" >/dev/null 2>&1; then
         local replica=() list=()
         [ "${#want[@]}" -gt 1 ] && replica=(replica "${#want[@]}")
-        for a in "${want[@]}"; do list+=("$a:$brick_dir"); done
-        # force: the bricks are on the hosts' root file systems (Docker volumes).
-        gl volume create "$volume" "${replica[@]}" "${list[@]}" force
-        log "created volume $volume on ${want[*]}"
+        for a in "${want[@]}"; do list+=("$a:$brick"); done
+        # force: the bricks are on the hosts' root file systems (Docker volumes); and a
+        # replica of 2 asks for a confirmation that --mode=script answers.
+        gl volume create "$v" "${replica[@]}" "${list[@]}" force
+        log "created volume $v on ${want[*]}"
+        [ "$v" = "$volume" ] || tune_state "$v" "${#want[@]}"
     else
         local have count
-        have="$(bricks)"
+        have="$(bricks "$v")"
         count=$(wc -l <<<"$have")
         for a in "${want[@]}"; do
-            grep -qx "$a:$brick_dir" <<<"$have" && continue
+            grep -qx "$a:$brick" <<<"$have" && continue
             count=$((count + 1))
-            gl volume add-brick "$volume" replica "$count" "$a:$brick_dir" force
-            log "added $a's brick (replica $count)"
+            gl volume add-brick "$v" replica "$count" "$a:$brick" force
+            log "added $a's brick to $v (replica $count)"
             # Copy what is already there onto the new brick now, not file by file later.
-            gl volume heal "$volume" full >/dev/null 2>&1 || true
+            gl volume heal "$v" full >/dev/null 2>&1 || true
+            [ "$v" = "$volume" ] || tune_state "$v" "$count"
         done
     fi
-    gl volume info "$volume" | grep -q '^Status: Started' || gl volume start "$volume"
+    gl volume info "$v" | grep -q '^Status: Started' || gl volume start "$v"
     # Hosts mount the volume next: a client that finds a brick not yet listening tries
     # it again only seconds later, so wait until every brick is online (a brick of a host
     # that is down never is: then go on without it).
-    retry "[ \$(gl volume status $volume detail | grep -c '^Online *: Y') -ge ${#want[@]} ]" 30 ||
-        log "not every brick is online: $(gl volume status "$volume" detail | grep -c '^Online *: Y') of ${#want[@]}"
+    retry "[ \$(gl volume status $v detail | grep -c '^Online *: Y') -ge ${#want[@]} ]" 30 ||
+        log "not every brick of $v is online: $(gl volume status "$v" detail | grep -c '^Online *: Y') of ${#want[@]}"
 }
 
-# The volume mounted at /srv/home now (slurmbox asks every host once converge is done).
+# The controllers' state volume answers within seconds when a host is lost: a backup
+# controller takes over within 30 s, and GlusterFS's client would otherwise hold every
+# file operation for 42 s (network.ping-timeout) waiting for the lost brick. With two
+# bricks the one left must take writes alone (GlusterFS's client quorum would stop
+# them when the first brick is lost); with three, two of them agree.
+tune_state() {
+    local v=$1 bricks=$2
+    gl volume set "$v" network.ping-timeout 5
+    if [ "$bricks" -eq 2 ]; then
+        gl volume set "$v" cluster.quorum-type fixed
+        gl volume set "$v" cluster.quorum-count 1
+    else
+        gl volume set "$v" cluster.quorum-type auto
+    fi
+}
+
+# VOLUME mounted at /srv/VOLUME now (slurmbox asks every host once converge is done).
+# The controllers' state gets a mark the folder under the mount never has: a
+# controller starts only where it sees it (slurmbox-init).
 mount_now() {
-    retry "gl volume info $volume" 30 || { log "volume $volume is not known on this host"; exit 1; }
-    mount_volume || { log "cannot mount volume $volume (see /var/log/glusterfs/home-mount.log)"; exit 1; }
+    local v="${1:?usage: slurmbox-storage mount VOLUME}"
+    retry "gl volume info $v" 30 || { log "volume $v is not known on this host"; exit 1; }
+    mount_volume "$v" || { log "cannot mount volume $v (see /var/log/glusterfs/$v-mount.log)"; exit 1; }
+    if [ "$v" != "$volume" ] && ! retry "touch $(mnt "$v")/.slurmbox-volume" 30; then
+        log "volume $v takes no writes (see /var/log/glusterfs/$v-mount.log)"
+        exit 1
+    fi
 }
 
 remove() {
-    local gone="${1:?usage: slurmbox-storage remove ADDR}" count
-    if bricks | grep -qx "$gone:$brick_dir"; then
-        count=$(bricks | wc -l)
-        if [ "$count" -gt 1 ]; then
-            gl volume remove-brick "$volume" replica "$((count - 1))" "$gone:$brick_dir" force
-            log "removed $gone's brick (replica $((count - 1)))"
+    local gone="${1:?usage: slurmbox-storage remove ADDR}" count v
+    for v in $(gl volume list 2>/dev/null); do
+        if bricks "$v" | grep -qx "$gone:$(brick_dir "$v")"; then
+            count=$(bricks "$v" | wc -l)
+            if [ "$count" -gt 1 ]; then
+                gl volume remove-brick "$v" replica "$((count - 1))" "$gone:$(brick_dir "$v")" force
+                log "removed $gone's brick from $v (replica $((count - 1)))"
+                [ "$v" = "$volume" ] || tune_state "$v" "$((count - 1))"
+            fi
         fi
-    fi
+    done
     if gl pool list | awk 'NR > 1 { print $2 }' | grep -qx "$gone"; then
         gl peer detach "$gone" force
         log "host $gone is no longer a GlusterFS peer"
     fi
 }
 
-# What `slurmbox status` shows: whether this host's nodes have the volume, and the
-# volume's bricks as GlusterFS sees them (online, files waiting for self-heal, files in
+# What `slurmbox status` shows: whether this host's nodes have /home, and the volume's
+# bricks as GlusterFS sees them (online, files waiting for self-heal, files in
 # split-brain).
 status() {
-    if mounted; then echo "mounted=yes"; else echo "mounted=no"; fi
+    # Nothing to say where this host holds no /home (only the controllers' state).
+    case " $mounts " in *" $volume "*) ;; *) return 0 ;; esac
+    if mounted "$volume"; then echo "mounted=yes"; else echo "mounted=no"; fi
     [ "${1:-}" = --volume ] || return 0
     gl volume info "$volume" >/dev/null 2>&1 || { echo "volume=none"; return 0; }
     echo "volume=$(gl volume info "$volume" | sed -n 's/^Status: //p')"
-    echo "bricks=$(bricks | wc -l)"
+    echo "bricks=$(bricks "$volume" | wc -l)"
     echo "online=$(gl volume status "$volume" detail 2>/dev/null | grep -c '^Online *: Y')"
     gl volume heal "$volume" info summary 2>/dev/null | awk -F: '
         /entries in heal pending/ { heal += $2 }
@@ -188,10 +241,10 @@ case "${1:-}" in
 run) run ;;
 status) shift && status "$@" ;;
 converge) shift && converge "$@" ;;
-mount) mount_now ;;
+mount) shift && mount_now "$@" ;;
 remove) shift && remove "$@" ;;
 *)
-    echo "usage: slurmbox-storage run | converge ADDR... | mount | remove ADDR | status [--volume]" >&2
+    echo "usage: slurmbox-storage run | converge VOLUME ADDR... | mount VOLUME | remove ADDR | status [--volume]" >&2
     exit 2
     ;;
 esac

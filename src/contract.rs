@@ -72,13 +72,19 @@ pub mod env {
     /// `1` on compute nodes that enforce limits: slurmbox-init makes the container's
     /// own cgroup mounts writable for slurmd.
     pub const CGROUP_WRITABLE: &str = "SLURMBOX_CGROUP_WRITABLE";
+    /// [`SHARED_HOME_GLUSTERFS`] on controllers whose state is the GlusterFS volume
+    /// [`super::STATE_VOLUME`] their host's storage container mounts: they wait for it.
+    pub const SHARED_STATE: &str = "SLURMBOX_SHARED_STATE";
     /// How the other hosts reach this storage container's host.
     pub const STORAGE_ADDRESS: &str = "SLURMBOX_STORAGE_ADDRESS";
+    /// The GlusterFS volumes a storage container mounts for its host, by name.
+    pub const STORAGE_MOUNTS: &str = "SLURMBOX_STORAGE_MOUNTS";
 
     /// The variables slurmbox-init reads.
-    pub const INIT: &[&str] = &[LDAP, CONTROLLER, BACKUP, NODE, NODE_CONF, SHARED_HOME, CGROUP_WRITABLE];
+    pub const INIT: &[&str] =
+        &[LDAP, CONTROLLER, BACKUP, NODE, NODE_CONF, SHARED_HOME, SHARED_STATE, CGROUP_WRITABLE];
     /// The variables slurmbox-storage reads.
-    pub const STORAGE: &[&str] = &[STORAGE_ADDRESS];
+    pub const STORAGE: &[&str] = &[STORAGE_ADDRESS, STORAGE_MOUNTS];
     /// The address and port the accounting database listens on (slurmbox-db).
     pub const DB_BIND: &str = "SLURMBOX_DB_BIND";
     pub const DB_PORT: &str = "SLURMBOX_DB_PORT";
@@ -120,13 +126,23 @@ pub const GRES_CONF: &str = "/etc/slurm/gres.conf";
 /// slurm account.
 pub const STATE_SAVE_LOCATION: &str = "/var/spool/slurmctld";
 
-/// A storage container's brick volume's mount point (the brick is `BRICK_DIR/home`).
+/// A storage container's brick volume's mount point (a volume NAME's brick is
+/// `BRICK_DIR/NAME`).
 pub const BRICK_DIR: &str = "/srv/brick";
-/// Where a storage container mounts the GlusterFS volume: a host folder its nodes see
-/// as [`HOME`].
-pub const STORAGE_HOME: &str = "/srv/home";
+/// Where a storage container mounts the GlusterFS volumes (`/srv/NAME`): host folders
+/// its host's containers see, the shared /home as [`HOME`], the controllers' state as
+/// [`STATE_SAVE_LOCATION`].
+pub const STORAGE_MOUNT_DIR: &str = "/srv";
 /// The GlusterFS volume holding the shared /home (what `gluster volume` commands name).
 pub const STORAGE_VOLUME: &str = "home";
+/// The GlusterFS volume holding the controllers' state, across hosts.
+pub const STATE_VOLUME: &str = "ctld";
+/// Where a controller whose state is that volume sees its host's folder of the cluster
+/// (the one the storage container mounts the volume in, as `ctld`); slurmbox-init makes
+/// [`STATE_SAVE_LOCATION`] a link to the volume there. (The folder, not the volume's
+/// mount point: the engine could not start the container again while the volume's
+/// client is gone.)
+pub const SHARED_STATE_MOUNT: &str = "/var/lib/slurmbox/shared";
 /// slurmbox-storage's subcommands: the container's main process, making the volume
 /// span the given addresses, taking one address's brick out, and reporting.
 pub const STORAGE_RUN: &str = "run";
@@ -167,6 +183,7 @@ mod tests {
     /// Whether a shell script reads variable `name` (`$NAME` or `${NAME...}`).
     fn reads(script: &str, name: &str) -> bool {
         script.contains(&format!("${{{name}:"))
+            || script.contains(&format!("${{{name}-"))
             || script.contains(&format!("${{{name}}}"))
             || script.contains(&format!("${name}"))
     }
@@ -202,12 +219,16 @@ mod tests {
             env::NODE,
             env::NODE_CONF,
             env::SHARED_HOME,
+            env::SHARED_STATE,
             env::CGROUP_WRITABLE,
             env::STORAGE_ADDRESS,
+            env::STORAGE_MOUNTS,
         ];
         assert_eq!(all, each.into_iter().collect(), "each variable is listed for the script that reads it");
         // The one value a script compares with.
         let test = format!("\"${{{}:-}}\" = {} ]", env::SHARED_HOME, env::SHARED_HOME_GLUSTERFS);
+        assert!(INIT_SCRIPT.contains(&test), "slurmbox-init no longer tests `{test}`");
+        let test = format!("\"${{{}:-}}\" = {} ]", env::SHARED_STATE, env::SHARED_HOME_GLUSTERFS);
         assert!(INIT_SCRIPT.contains(&test), "slurmbox-init no longer tests `{test}`");
         assert_eq!(env::var(env::NODE, "node1"), "SLURMBOX_NODE=node1");
         assert_eq!(env::var(env::NODE_CONF, 4), "SLURMBOX_NODE_CONF=4");
@@ -219,7 +240,16 @@ mod tests {
         assert!(DB_SCRIPT.contains(&format!("secret={DB_SECRET_DIR}/db-password")));
         assert!(DB_SCRIPT.contains(&format!("ready={DB_READY}\n")) && INIT_SCRIPT.contains(DB_READY));
         assert!(INIT_SCRIPT.contains(&format!("restore={RESTORE_STATE}\n")));
-        for path in [HOME, MUNGE_DIR, MUNGE_KEY, SLURM_CONF, STATE_SAVE_LOCATION, SSH_HOST_KEYS, SSHD_CONF] {
+        for path in [
+            HOME,
+            MUNGE_DIR,
+            MUNGE_KEY,
+            SLURM_CONF,
+            STATE_SAVE_LOCATION,
+            SHARED_STATE_MOUNT,
+            SSH_HOST_KEYS,
+            SSHD_CONF,
+        ] {
             assert!(INIT_SCRIPT.contains(path), "slurmbox-init does not use {path}");
         }
         assert!(
@@ -252,8 +282,8 @@ mod tests {
 
     #[test]
     fn the_storage_scripts_paths_commands_and_output() {
-        assert!(STORAGE_SCRIPT.contains(&format!("brick_dir={BRICK_DIR}/home\n")));
-        assert!(STORAGE_SCRIPT.contains(&format!("mnt={STORAGE_HOME}\n")));
+        assert!(STORAGE_SCRIPT.contains(&format!("brick_dir() {{ echo \"{BRICK_DIR}/$1\"; }}\n")));
+        assert!(STORAGE_SCRIPT.contains(&format!("mnt() {{ echo \"{STORAGE_MOUNT_DIR}/$1\"; }}\n")));
         let name = STORAGE_PATH.rsplit('/').next().unwrap();
         assert!(STORAGE_SCRIPT.contains(&format!("# {name}: ")));
         for cmd in [STORAGE_RUN, STORAGE_CONVERGE, STORAGE_REMOVE, STORAGE_STATUS] {

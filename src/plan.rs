@@ -42,6 +42,9 @@ pub use crate::contract::{
 /// Where a host's storage container mounts the GlusterFS /home (`<cluster>` replaced):
 /// a folder of the host, which its node containers see as /home.
 pub const SHARED_HOME_DIR: &str = "/var/lib/slurmbox/<cluster>/home";
+/// Where the storage container of a controller's host mounts the controllers' state
+/// volume (`<cluster>` replaced): a folder of the host, the controllers' StateSaveLocation.
+pub const SHARED_STATE_DIR: &str = "/var/lib/slurmbox/<cluster>/ctld";
 
 pub const COMPUTE_PREFIX: &str = "node";
 /// The feature compute nodes register with, and the node set partitions draw on.
@@ -147,6 +150,17 @@ pub struct StoragePeer {
     pub host: usize,
     pub container: String,
     pub address: String,
+    /// The GlusterFS volumes with a brick on this host.
+    pub bricks: Vec<String>,
+    /// The volumes its storage container mounts for the host's containers.
+    pub mounts: Vec<String>,
+}
+
+impl StoragePeer {
+    /// Whether this host holds a brick of `volume`.
+    pub fn has(&self, volume: &str) -> bool {
+        self.bricks.iter().any(|b| b == volume)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -104,3 +104,11 @@ fn backup_controller_on_another_host() {
     let extra = "[home]\nhost_path = \"/gfsv/home\"\n[controller]\nbackup = \"pi2\"\nstate_path = \"/gfsv/slurmctld\"\n";
     insta::assert_snapshot!(pinned(&plan(&lab(3, extra), 3, false)));
 }
+
+/// The same backup without `state_path`: the state is a GlusterFS volume on the three
+/// hosts, mounted for the two controllers, made before they start.
+#[test]
+fn backup_controller_with_state_on_glusterfs() {
+    let extra = "[home]\nhost_path = \"/gfsv/home\"\n[controller]\nbackup = \"pi2\"\n";
+    insta::assert_snapshot!(pinned(&plan(&lab(3, extra), 3, true)));
+}

@@ -131,7 +131,7 @@ async fn remove(ctx: &Context, args: HostRemoveArgs) -> miette::Result<ExitCode>
     let options = RemoveOptions {
         force: args.force,
         wait: Duration::from_secs(args.wait),
-        glusterfs: spec.home == HomeSpec::GlusterFs,
+        glusterfs: spec.home == HomeSpec::GlusterFs || spec.controller.state_on_glusterfs(),
     };
     let unreachable = leaving.engine.is_err();
     let control = cluster.control().map_err(|e| {

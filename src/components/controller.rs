@@ -13,8 +13,9 @@ use crate::cluster::{Cluster, Model, running_node};
 use crate::contract;
 use crate::engine::ContainerInfo;
 use crate::engine::{Engine, ExecFailed, ExecSpec, FileUpload, checked, decode_base64};
+use crate::gluster::Gluster;
 use crate::plan::{
-    COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Role, VolumePlan,
+    COMPUTE_FEATURE, ContainerPlan, MAX_NODES, MountPlan, MountSource, Plan, Propagation, Role, VolumePlan,
 };
 use crate::render::{self, CgroupConf, Controllers, NodeSetDef, PartitionDef, SlurmConf, SlurmctldHost};
 use crate::slurm::{Slurm, SlurmError};
@@ -52,22 +53,36 @@ pub fn cgroup_conf() -> CgroupConf {
 }
 
 /// The controllers' shared state storage (StateSaveLocation): the site's folder
-/// (`[controller] state_path`, at the same path on every controller's host), else a
-/// volume on the primary controller's host, which every controller there mounts (the
-/// spec allows a backup on another host only with `state_path`).
+/// (`[controller] state_path`, at the same path on every controller's host); across
+/// hosts without one, the GlusterFS volume its host's storage container mounts on a
+/// folder of the host (see [`super::glusterfs`]); else a volume on the controller's
+/// host, which every controller there mounts.
 fn state_storage(layout: &Layout) -> (Option<VolumePlan>, MountPlan) {
-    let (volume, source) = match &layout.spec.controller.state_path {
-        Some(path) => (None, MountSource::HostPath(path.display().to_string())),
+    let mount = |source, target: &str, propagation| MountPlan {
+        source,
+        target: target.into(),
+        read_only: false,
+        propagation,
+    };
+    match &layout.spec.controller.state_path {
+        Some(path) => (
+            None,
+            mount(MountSource::HostPath(path.display().to_string()), render::STATE_SAVE_LOCATION, None),
+        ),
+        // The volume is mounted in the host's folder after the controller starts (or
+        // again after its client died): it reaches the controller through mount
+        // propagation, and slurmbox-init links StateSaveLocation to it.
+        None if layout.spec.controller.state_on_glusterfs() => {
+            let folder = MountSource::HostPath(super::glusterfs::state_parent(layout));
+            (None, mount(folder, contract::SHARED_STATE_MOUNT, Some(Propagation::Slave)))
+        }
         None => {
             let name = format!("{}-state", layout.cluster);
             let volume =
                 VolumePlan { host: layout.controller().host, name: name.clone(), labels: layout.labels(&[]) };
-            (Some(volume), MountSource::Volume(name))
+            (Some(volume), mount(MountSource::Volume(name), render::STATE_SAVE_LOCATION, None))
         }
-    };
-    let mount =
-        MountPlan { source, target: render::STATE_SAVE_LOCATION.into(), read_only: false, propagation: None };
-    (volume, mount)
+    }
 }
 
 pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
@@ -87,11 +102,15 @@ pub fn add(layout: &Layout, config: &Config, plan: &mut Plan) {
                     state.clone(),
                     home::mount(layout),
                 ],
-                env: if layout.is_backup(placed) {
-                    vec![format!("{}=1", contract::env::BACKUP)]
-                } else {
-                    vec![]
-                },
+                env: [
+                    layout.is_backup(placed).then(|| contract::env::var(contract::env::BACKUP, 1)),
+                    layout.spec.controller.state_on_glusterfs().then(|| {
+                        contract::env::var(contract::env::SHARED_STATE, contract::env::SHARED_HOME_GLUSTERFS)
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
                 files: config.slurm_files(),
             },
         );
@@ -389,13 +408,42 @@ async fn state_storage_health(cluster: &Cluster, model: &Model) -> Option<Result
         if seen.as_deref().ok() != Some(token.as_str()) {
             return Some(Err(format!(
                 "{} does not see what {} writes to {dir}: the folder is not shared, and a takeover would start \
-                 from old state (check [controller] state_path on both hosts)",
+                 from old state (check [controller] state_path on both hosts, or the storage containers' logs)",
                 other.name, first.name
             )));
         }
     }
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-    Some(Ok(format!("{dir} shared by {} and writable ({free} free)", names.join(" and "))))
+    let shared = format!("{dir} shared by {} and writable ({free} free)", names.join(" and "));
+    Some(match state_volume_health(cluster, model).await {
+        None => Ok(shared),
+        Some(Ok(volume)) => Ok(format!("{shared}; {volume}")),
+        Some(Err(wrong)) => Err(format!("{shared}, but {wrong}")),
+    })
+}
+
+/// With the state on GlusterFS: its volume's bricks, as GlusterFS sees them from the
+/// primary's host. A brick offline leaves one copy fewer (the next host lost may stop
+/// the controllers); files in split-brain need an admin.
+async fn state_volume_health(cluster: &Cluster, model: &Model) -> Option<Result<String, String>> {
+    let storage = model.of_role(Role::Storage).filter(|c| c.running()).min_by_key(|c| c.host)?;
+    let volume = contract::STATE_VOLUME;
+    let health = match Gluster::new(cluster.engine(storage), &storage.name).volume_health(volume).await {
+        Ok(h) => h,
+        Err(e) => return Some(Err(format!("GlusterFS does not report on volume {volume}: {e}"))),
+    };
+    if health.bricks == 0 {
+        return None;
+    }
+    let line = format!(
+        "GlusterFS volume {volume} {}: {} of {} bricks online, {} files to heal, {} in split-brain",
+        health.state_name(),
+        health.online,
+        health.bricks,
+        health.heal_pending,
+        health.split_brain
+    );
+    Some(if health.online < health.bricks || health.split_brain > 0 { Err(line) } else { Ok(line) })
 }
 
 /// A value that differs from call to call, for the probe above.

@@ -1,8 +1,12 @@
-//! The GlusterFS /home slurmbox provides (`[home] shared = "glusterfs"`): a storage
-//! container on every host, on the host's network, with its brick and glusterd's
-//! state in volumes of that host. It FUSE-mounts the replicated volume on a folder of
-//! its host, which the host's nodes see as /home (see [`super::home`]). Once the
-//! containers run, the first host's storage container shapes the volume.
+//! The GlusterFS volumes slurmbox runs: the shared /home (`[home] shared =
+//! "glusterfs"`), on every host, and the controllers' state (a backup controller on
+//! another host without `[controller] state_path`), on the controllers' hosts and one
+//! more. A storage container on each such host, on the host's network, holds its
+//! bricks and glusterd's state in volumes of that host, and FUSE-mounts the replicated
+//! volumes on folders of its host: its nodes see one as /home (see [`super::home`]),
+//! its controllers the other as their StateSaveLocation. The first host's storage
+//! container shapes each volume: the state's before the controllers start, /home's
+//! once every container runs.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +23,7 @@ use crate::gluster::Gluster;
 use crate::image::{self, Recipe};
 use crate::plan::{
     ContainerPlan, HOST_NETWORK, LABEL_NODE, LABEL_ROLE, MountPlan, MountSource, Plan, PlannedFile,
-    Propagation, Role, StoragePeer, VolumePlan,
+    Propagation, Role, SHARED_STATE_DIR, StoragePeer, VolumePlan,
 };
 use crate::spec::{Arch, HomeSpec};
 
@@ -37,8 +41,34 @@ pub const STORAGE_CAPS: &[(&str, &str)] = &[
     ("NET_BIND_SERVICE", "GlusterFS clients connect from privileged ports"),
 ];
 
+/// The hosts with a brick of the controllers' state volume (indices into the layout's
+/// hosts): the controllers' own, then one more where there is one, so that with a host
+/// lost two of three copies agree. Empty unless the state is on GlusterFS.
+pub fn state_hosts(layout: &Layout) -> Vec<usize> {
+    if !layout.spec.controller.state_on_glusterfs() {
+        return vec![];
+    }
+    let mut hosts: Vec<usize> = layout.controllers.iter().map(|c| c.host).collect();
+    hosts.dedup();
+    hosts.extend((0..layout.hosts.len()).find(|h| !hosts.contains(h)));
+    hosts
+}
+
+/// Where the controllers' state volume is mounted on a host (`SHARED_STATE_DIR`).
+pub fn state_dir(layout: &Layout) -> String {
+    SHARED_STATE_DIR.replace("<cluster>", &layout.cluster)
+}
+
+/// The host's folder of the cluster that holds [`state_dir`]: what a controller mounts.
+pub fn state_parent(layout: &Layout) -> String {
+    let dir = state_dir(layout);
+    dir.rsplit_once('/').map_or(dir.clone(), |(parent, _)| parent.to_string())
+}
+
 pub fn add(layout: &Layout, plan: &mut Plan) {
-    if layout.spec.home != HomeSpec::GlusterFs {
+    let home = layout.spec.home == HomeSpec::GlusterFs;
+    let state = state_hosts(layout);
+    if !home && state.is_empty() {
         return;
     }
     let glusterd_vol = format!("{}-glusterd", layout.cluster);
@@ -49,7 +79,34 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
         read_only: false,
         propagation: None,
     };
+    let shared = |source: MountSource, target: &str| MountPlan {
+        source,
+        target: target.into(),
+        read_only: false,
+        propagation: Some(Propagation::Shared),
+    };
     for (host, listed) in layout.spec.hosts.iter().enumerate() {
+        // The volumes with a brick here, and the ones mounted here for the host's
+        // containers: /home for its nodes, the state for its controllers.
+        let mut bricks = vec![];
+        let mut mounts =
+            vec![volume(&glusterd_vol, "/var/lib/glusterd"), volume(&brick_vol, contract::BRICK_DIR)];
+        let mut mounted: Vec<String> = vec![];
+        if home {
+            bricks.push(contract::STORAGE_VOLUME.to_string());
+            mounted.push(contract::STORAGE_VOLUME.into());
+            mounts.push(shared(home::source(layout), &mount_dir(contract::STORAGE_VOLUME)));
+        }
+        if state.contains(&host) {
+            bricks.push(contract::STATE_VOLUME.to_string());
+        }
+        if layout.controllers.iter().any(|c| c.host == host) && !state.is_empty() {
+            mounted.push(contract::STATE_VOLUME.into());
+            mounts.push(shared(MountSource::HostPath(state_dir(layout)), &mount_dir(contract::STATE_VOLUME)));
+        }
+        if bricks.is_empty() {
+            continue;
+        }
         for name in [&glusterd_vol, &brick_vol] {
             plan.volumes.push(VolumePlan { host, name: name.clone(), labels: layout.labels(&[]) });
         }
@@ -61,17 +118,11 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
             role: Role::Storage,
             image: layout.facts[host].storage_image.clone().expect("facts carry the storage image"),
             command: vec![contract::STORAGE_PATH.to_string(), "run".into()],
-            env: vec![format!("{}={}", contract::env::STORAGE_ADDRESS, listed.address)],
-            mounts: vec![
-                volume(&glusterd_vol, "/var/lib/glusterd"),
-                volume(&brick_vol, "/srv/brick"),
-                MountPlan {
-                    source: home::source(layout),
-                    target: "/srv/home".into(),
-                    read_only: false,
-                    propagation: Some(Propagation::Shared),
-                },
+            env: vec![
+                contract::env::var(contract::env::STORAGE_ADDRESS, &listed.address),
+                contract::env::var(contract::env::STORAGE_MOUNTS, mounted.join(" ")),
             ],
+            mounts,
             cap_add: STORAGE_CAPS.iter().map(|(c, _)| c.to_string()).collect(),
             network: HOST_NETWORK.into(),
             ip: None,
@@ -88,9 +139,20 @@ pub fn add(layout: &Layout, plan: &mut Plan) {
             health: None,
             security_opt: vec!["apparmor=unconfined".into()],
         };
-        plan.storage.push(StoragePeer { host, container: c.name.clone(), address: listed.address.clone() });
+        plan.storage.push(StoragePeer {
+            host,
+            container: c.name.clone(),
+            address: listed.address.clone(),
+            bricks,
+            mounts: mounted,
+        });
         plan.containers.push(c);
     }
+}
+
+/// Where a storage container mounts the volume `name` for its host.
+fn mount_dir(name: &str) -> String {
+    format!("{}/{name}", contract::STORAGE_MOUNT_DIR)
 }
 
 /// GlusterFS's servers use fixed ports of their host (24007 and up), so a host holds
@@ -115,46 +177,65 @@ pub async fn check<E: crate::engine::Engine>(engines: &[E], plan: &Plan) -> Resu
 /// The storage containers start first: glusterd is up on every host, and the peers
 /// can find each other, while the other parts prepare their containers.
 pub async fn on_created<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
-    if !apply.plan.storage.is_empty() {
-        apply.say("starting the shared /home's storage containers");
-        apply.start_role(Role::Storage).await?;
+    if apply.plan.storage.is_empty() {
+        return Ok(());
+    }
+    apply.say("starting the GlusterFS storage containers");
+    apply.start_role(Role::Storage).await?;
+    // The controllers start on their state: it is there before them.
+    let hosts = apply.plan.storage.iter().filter(|s| s.has(contract::STATE_VOLUME)).count();
+    if hosts > 0 {
+        let step = apply.progress.step(format!("Controllers' state (GlusterFS on {hosts} hosts)"));
+        step.message("peers, bricks and volume");
+        let changed = converge_volume(apply.engines, apply.plan, contract::STATE_VOLUME).await?;
+        step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });
     }
     Ok(())
 }
 
 /// Makes the volume span every storage host (peers, bricks, start); idempotent.
 pub async fn after_start<E: crate::engine::Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
-    if apply.plan.storage.is_empty() {
+    let hosts = apply.plan.storage.iter().filter(|s| s.has(contract::STORAGE_VOLUME)).count();
+    if hosts == 0 {
         return Ok(());
     }
-    let hosts = apply.plan.storage.len();
     let step = apply
         .progress
         .step(format!("Shared /home (GlusterFS on {hosts} host{})", if hosts == 1 { "" } else { "s" }));
     step.message("peers, bricks and volume");
-    let changed = converge_storage(apply.engines, apply.plan).await?;
+    let changed = converge_volume(apply.engines, apply.plan, contract::STORAGE_VOLUME).await?;
     step.done_with(if changed.is_empty() { "as it was".to_string() } else { changed });
     Ok(())
 }
 
-/// Makes the shared /home's GlusterFS volume span every storage host of the plan:
-/// the first host's storage container probes the others, creates the volume (one
-/// brick per host, replicated to all) or adds the bricks of new hosts, and starts it.
-/// Each host's storage container then mounts it by itself. Returns what changed.
-pub async fn converge_storage<E: Engine>(engines: &[E], plan: &Plan) -> Result<String, PartError> {
-    let Some(first) = plan.storage.first() else {
+/// Makes the GlusterFS volume `volume` span the storage hosts of the plan with a brick
+/// of it: the first of them probes the others, creates the volume (one brick per host,
+/// replicated to all) or adds the bricks of new hosts, and starts it. The storage
+/// containers that mount it for their host then mount it. Returns what changed.
+pub async fn converge_volume<E: Engine>(
+    engines: &[E],
+    plan: &Plan,
+    volume: &str,
+) -> Result<String, PartError> {
+    let peers: Vec<&StoragePeer> = plan.storage.iter().filter(|s| s.has(volume)).collect();
+    let Some(first) = peers.first() else {
         return Ok(String::new());
     };
-    let mut cmd = vec![contract::STORAGE_PATH.to_string(), "converge".into()];
-    cmd.extend(plan.storage.iter().map(|s| s.address.clone()));
+    let mut cmd = vec![contract::STORAGE_PATH.to_string(), contract::STORAGE_CONVERGE.into(), volume.into()];
+    cmd.extend(peers.iter().map(|s| s.address.clone()));
     let out = checked(&engines[first.host], &first.container, &ExecSpec::new(cmd)).await?;
-    // Every host mounts the volume now, all at once, rather than at its own next look.
-    let mount = ExecSpec::new([contract::STORAGE_PATH, "mount"]);
-    let mounts = plan.storage.iter().map(|s| checked(&engines[s.host], &s.container, &mount));
-    let mounted = join_all(mounts).await;
+    // Every host that mounts it does so now, all at once, rather than at its own next look.
+    let mount = ExecSpec::new([contract::STORAGE_PATH, "mount", volume]);
+    let mounting = plan.storage.iter().filter(|s| s.mounts.iter().any(|m| m == volume));
+    let mounted = join_all(mounting.map(|s| checked(&engines[s.host], &s.container, &mount))).await;
     mounted.into_iter().collect::<Result<Vec<_>, _>>()?;
     // The script reports each change on stderr ("slurmbox-storage: created ...").
-    Ok(out.stderr.lines().filter_map(|l| l.strip_prefix("slurmbox-storage: ")).collect::<Vec<_>>().join("; "))
+    Ok(out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(contract::STORAGE_LOG_PREFIX))
+        .collect::<Vec<_>>()
+        .join("; "))
 }
 
 /// Takes a leaving host's brick out of the shared /home's volume and forgets the host
@@ -216,13 +297,17 @@ pub fn parse_storage_report(text: &str) -> StorageReport {
 async fn storage_reports(handle: &Cluster, model: &Model) -> Vec<(usize, Result<StorageReport, String>)> {
     let storage: Vec<&ContainerInfo> = model.of_role(Role::Storage).filter(|c| c.running()).collect();
     let first = storage.iter().map(|c| c.host).min();
-    join_all(storage.into_iter().map(|c| async move {
+    let reports = join_all(storage.into_iter().map(|c| async move {
         let engine = handle.engine(c);
         let cmd = ExecSpec::new([contract::STORAGE_PATH, contract::STORAGE_STATUS]);
         let mut report = match checked(engine, &c.name, &cmd).await {
             Ok(out) => Ok(parse_storage_report(&out.stdout)),
             Err(e) => Err(e.to_string()),
         };
+        // A storage container that serves only the controllers' state says nothing here.
+        if let Ok(StorageReport { mounted: None, .. }) = report {
+            return None;
+        }
         if let (Ok(report), true) = (&mut report, Some(c.host) == first) {
             report.volume =
                 Some(match Gluster::new(engine, &c.name).volume_health(contract::STORAGE_VOLUME).await {
@@ -233,12 +318,13 @@ async fn storage_reports(handle: &Cluster, model: &Model) -> Vec<(usize, Result<
                         heal_pending: u32::try_from(health.heal_pending).unwrap_or(u32::MAX),
                         split_brain: u32::try_from(health.split_brain).unwrap_or(u32::MAX),
                     },
-                    Err(e) => return (c.host, Err(e.to_string())),
+                    Err(e) => return Some((c.host, Err(e.to_string()))),
                 });
         }
-        (c.host, report)
+        Some((c.host, report))
     }))
-    .await
+    .await;
+    reports.into_iter().flatten().collect()
 }
 
 /// The Debian release the storage image comes from (GlusterFS 11).

@@ -160,6 +160,9 @@ pub enum ImageHosts {
     Controller,
     /// The controllers' hosts: the primary's, and a backup's on another host.
     Controllers,
+    /// The hosts of the controllers' state volume: the controllers' hosts and one more
+    /// ([`glusterfs::state_hosts`]).
+    StateBricks,
 }
 
 impl Part {
@@ -179,9 +182,12 @@ impl Part {
                 spec.metrics.enabled.then(|| (metrics::image_recipe(arch), ImageHosts::Controller))
             }
             Part::Web => spec.web.enabled.then(|| (web::image_recipe(arch), ImageHosts::Controller)),
-            Part::GlusterFs => {
-                (spec.home == HomeSpec::GlusterFs).then(|| (glusterfs::image_recipe(arch), ImageHosts::Every))
-            }
+            Part::GlusterFs => match (spec.home == HomeSpec::GlusterFs, spec.controller.state_on_glusterfs())
+            {
+                (true, _) => Some((glusterfs::image_recipe(arch), ImageHosts::Every)),
+                (false, true) => Some((glusterfs::image_recipe(arch), ImageHosts::StateBricks)),
+                (false, false) => None,
+            },
             Part::Accounting => {
                 spec.accounting.then(|| (accounting::image_recipe(spec.slurm, arch), ImageHosts::Controller))
             }

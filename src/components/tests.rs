@@ -260,6 +260,46 @@ fn glusterfs_home_puts_a_storage_container_on_every_host() {
     assert_eq!(kept.storage.len(), 1);
 }
 
+/// A backup controller on another host without `state_path`: the state is a GlusterFS
+/// volume with bricks on the controllers' hosts and one more, mounted for the
+/// controllers alone; a fourth host runs no storage container.
+#[test]
+fn state_on_glusterfs_has_three_bricks_and_reaches_the_controllers() {
+    let text = "[controller]\nhost = \"pi1\"\nbackup = \"pi3\"\n";
+    let mut spec = lab(4, text);
+    spec.home = crate::spec::HomeSpec::Volume;
+    let storage = HostFacts { storage_image: Some("slurmbox/storage:gluster-test".into()), ..facts() };
+    let plan = build(&spec, &vec![storage; 4]);
+    let peers: Vec<(usize, &[String], &[String])> =
+        plan.storage.iter().map(|s| (s.host, s.bricks.as_slice(), s.mounts.as_slice())).collect();
+    let (ctld, none) = (vec!["ctld".to_string()], vec![]);
+    assert_eq!(peers, [(0, &ctld[..], &ctld[..]), (1, &ctld[..], &none[..]), (2, &ctld[..], &ctld[..])]);
+    let state = MountSource::HostPath("/var/lib/slurmbox/lab/ctld".into());
+    let storage: Vec<&ContainerPlan> = plan.containers.iter().filter(|c| c.role == Role::Storage).collect();
+    assert_eq!(storage.len(), 3, "no storage container on the fourth host");
+    for c in storage {
+        let mounts = if c.host == 1 { "" } else { "ctld" };
+        assert!(c.env.contains(&format!("SLURMBOX_STORAGE_MOUNTS={mounts}")), "{}: {:?}", c.name, c.env);
+        let mounted = c.mounts.iter().find(|m| m.source == state);
+        assert_eq!(
+            mounted.map(|m| (m.target.as_str(), m.propagation)),
+            (c.host != 1).then_some(("/srv/ctld", Some(Propagation::Shared)))
+        );
+    }
+    // Controllers mount the host's folder of the cluster, where the volume is mounted.
+    let folder = MountSource::HostPath("/var/lib/slurmbox/lab".into());
+    for c in plan.containers.iter().filter(|c| c.role == Role::Controller) {
+        let m = c.mounts.iter().find(|m| m.target == "/var/lib/slurmbox/shared").unwrap();
+        assert_eq!((&m.source, m.propagation), (&folder, Some(Propagation::Slave)), "{}", c.name);
+        assert!(!c.mounts.iter().any(|m| m.target == "/var/spool/slurmctld"), "{}", c.name);
+        assert!(c.env.contains(&"SLURMBOX_SHARED_STATE=glusterfs".to_string()), "{}", c.name);
+    }
+    assert!(!plan.volumes.iter().any(|v| v.name == "lab-state"), "no Docker volume for the state");
+    // With a site's folder, no GlusterFS at all.
+    let plan = build(&lab(4, &format!("{text}state_path = \"/gfsv/ctld\"\n")), &vec![facts(); 4]);
+    assert!(plan.storage.is_empty() && !plan.containers.iter().any(|c| c.role == Role::Storage));
+}
+
 const MACVLAN: &str = "[compute]\nper_host = 2\n[network]\nmode = \"macvlan\"\nparent = \"eth0\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.0.64/26\"\n";
 
 #[test]
@@ -424,12 +464,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes("", 0, false),
             &[
-                ("slurmbox-controller", "4b83ff09b8b990d6"),
-                ("slurmbox-login", "66fe91b94a7fcf30"),
-                ("slurmbox-node1", "0db4975734267365"),
-                ("slurmbox-node2", "d722e7fbb8c38bb1"),
+                ("slurmbox-controller", "124b87695c989ec9"),
+                ("slurmbox-login", "d10fdda67d28bb3d"),
+                ("slurmbox-node1", "8124db029ca9a488"),
+                ("slurmbox-node2", "5007b8383d86585c"),
                 ("slurmbox-db", "b7b8942a374ebd13"),
-                ("slurmbox-dbd", "481afb2493607098"),
+                ("slurmbox-dbd", "b6b8038516b92786"),
                 ("slurmbox-rest", "a812bff368656e59"),
                 ("slurmbox-metrics", "51c3e93c572c4844"),
                 ("slurmbox-web", "c2b0e0c9a438cf90"),
@@ -442,13 +482,13 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(3, "[home]\nhost_path = \"/gfsv/home\"\n"), 3, false),
             &[
-                ("lab-controller", "bf4a0a12cc9d955c"),
-                ("lab-login", "7e2f64cc44eb3c43"),
-                ("lab-pi1", "e12fc0d1f554242b"),
-                ("lab-pi2", "79e16d22e80d3f7e"),
-                ("lab-pi3", "204d54c3aef48c8c"),
+                ("lab-controller", "3dc2c28d74dda396"),
+                ("lab-login", "17f5423dbe285ac6"),
+                ("lab-pi1", "8783bd49d05f6691"),
+                ("lab-pi2", "76a3c93c695edc3e"),
+                ("lab-pi3", "0fb256ad583dbec8"),
                 ("lab-db", "f0f11bc644a5adf0"),
-                ("lab-dbd", "ca76ee1dfc2bfd99"),
+                ("lab-dbd", "b5579e9bfccb8822"),
                 ("lab-rest", "4718100415c564a2"),
                 ("lab-metrics", "47def9943887de20"),
                 ("lab-web", "11c155fdbef9b47f"),
@@ -461,12 +501,12 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&macvlan(), 2, false),
             &[
-                ("lab-controller", "b87f32410459e559"),
-                ("lab-login", "86343e9334e6ee37"),
-                ("lab-pi1-1", "2cc514bafdcea9c3"),
-                ("lab-pi1-2", "48bbe27817c676a3"),
-                ("lab-pi2-1", "18fe7fa57ed1590b"),
-                ("lab-pi2-2", "dda61899ee85185c"),
+                ("lab-controller", "dd208ccf4bdf5669"),
+                ("lab-login", "bed7b0444a1c5117"),
+                ("lab-pi1-1", "03e4e6957d1895da"),
+                ("lab-pi1-2", "44619970dad6100b"),
+                ("lab-pi2-1", "bacbccf02676d289"),
+                ("lab-pi2-2", "97dd0ca7ea7affa4"),
             ],
         );
     }
@@ -478,14 +518,14 @@ mod pinned_hashes {
         assert_pinned(
             hashes(&lab(2, "[home]\nshared = \"glusterfs\"\n"), 2, true),
             &[
-                ("lab-controller", "c88f66a24e65a9f8"),
-                ("lab-login", "3df7c48ea7f670e6"),
-                ("lab-pi1", "a151a70284741ea3"),
-                ("lab-pi2", "8af0b1013154f385"),
-                ("lab-storage-pi1", "a73875fa7f88814a"),
-                ("lab-storage-pi2", "b5376898f0de06ec"),
+                ("lab-controller", "6fd778ef51e598d5"),
+                ("lab-login", "4f2ff29090bcc120"),
+                ("lab-pi1", "07669b10d7757f64"),
+                ("lab-pi2", "c710e73b2969d25f"),
+                ("lab-storage-pi1", "a505163a05f943e5"),
+                ("lab-storage-pi2", "942c62e085a39cdc"),
                 ("lab-db", "f0f11bc644a5adf0"),
-                ("lab-dbd", "ca76ee1dfc2bfd99"),
+                ("lab-dbd", "b5579e9bfccb8822"),
                 ("lab-rest", "4718100415c564a2"),
                 ("lab-metrics", "47def9943887de20"),
                 ("lab-web", "11c155fdbef9b47f"),

@@ -223,6 +223,14 @@ fn image_needs(spec: &ClusterSpec, arches: &[Arch], index: &[usize]) -> Vec<(Rec
                     .filter(|h| *h == 0 || Some(index[*h]) == backup)
                     .filter(on_arch)
                     .collect(),
+                // The controllers' hosts, and the first other one in the spec.
+                ImageHosts::StateBricks => {
+                    let third = (1..spec.hosts.len()).find(|h| Some(*h) != backup);
+                    (0..arches.len())
+                        .filter(|h| *h == 0 || Some(index[*h]) == backup || Some(index[*h]) == third)
+                        .filter(on_arch)
+                        .collect()
+                }
             };
             if !hosts.is_empty() {
                 needs.push((recipe, hosts));
@@ -342,5 +350,17 @@ mod tests {
         let alone = hosts_of(&format!("name = \"lab\"\ncontroller = \"a\"\n{THREE_HOSTS}"), 3);
         let controller = alone.iter().find(|(k, _)| matches!(k, Kind::Controller(_))).unwrap();
         assert_eq!(controller.1, [0]);
+        assert!(!needs.iter().any(|(k, _)| matches!(k, Kind::Storage)), "the state is the site's folder");
+    }
+
+    /// Without state_path, the state is a GlusterFS volume on the controllers' hosts and
+    /// one more: those get the storage image, and only those.
+    #[test]
+    fn state_on_glusterfs_brings_the_storage_image_to_three_hosts() {
+        let four = format!("{THREE_HOSTS}[[host]]\nname = \"d\"\nengine = \"tcp://d:2375\"\n");
+        let needs =
+            hosts_of(&format!("name = \"lab\"\n[controller]\nhost = \"a\"\nbackup = \"c\"\n{four}"), 4);
+        let storage = needs.iter().find(|(k, _)| matches!(k, Kind::Storage)).unwrap();
+        assert_eq!(storage.1, [0, 1, 2], "a, the backup's c, and b");
     }
 }

@@ -149,10 +149,11 @@ pub async fn remove_host<E: Engine>(
         Err(Waited::Failed(e)) => return Err(e.into()),
     }
 
-    // Its brick leaves the shared /home's volume while the other hosts still hold
-    // every file (the volume is replicated to all of them).
+    // Its bricks leave the GlusterFS volumes (the shared /home, the controllers' state)
+    // while the other hosts still hold every file (each volume is replicated to all of
+    // its hosts).
     if options.glusterfs {
-        let step = p.step(format!("Taking {}'s brick out of the shared /home", leaving.name));
+        let step = p.step(format!("Taking {}'s GlusterFS bricks out", leaving.name));
         let first = containers
             .iter()
             .find(|c| c.host == 0 && c.is(Role::Storage))

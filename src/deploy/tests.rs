@@ -569,3 +569,42 @@ async fn with_a_backup_the_controllers_are_made_again_one_at_a_time() {
     assert!(at(&done, "remove slurmbox-controller") < at(&done, "create slurmbox-controller2"), "{done:?}");
     assert!(at(&done, "remove slurmbox-controller2") < at(&done, "create slurmbox-controller"), "{done:?}");
 }
+
+/// A backup on another host without `state_path`: the storage containers start, and
+/// the state's GlusterFS volume is made and mounted on the controllers' hosts, before
+/// either controller starts.
+#[tokio::test]
+async fn the_state_on_glusterfs_is_there_before_the_controllers_start() {
+    let mut spec = lab(3);
+    spec.controller.backup = Some(crate::spec::BackupPlace::Host("pi3".into()));
+    let storage = HostFacts { storage_image: Some("slurmbox/storage:gluster-test".into()), ..facts() };
+    let plan = crate::components::plan(&spec, &vec![storage; 3]);
+    let engines = engines(&plan);
+    let both = serde_json::json!({ "pings": [
+        { "hostname": "controller", "responding": true, "mode": "primary" },
+        { "hostname": "controller2", "responding": true, "mode": "backup1" },
+    ] });
+    engines[0].answer(ANY_CONTAINER, &["scontrol", "ping"], ExecOutput::success(&both.to_string()));
+    for e in &engines {
+        e.insert_image("slurmbox/storage:gluster-test");
+    }
+    up(&engines, &plan).await.unwrap();
+    let at = |done: &[String], what: &str| {
+        done.iter().position(|c| c == what).unwrap_or_else(|| panic!("no {what:?} in {done:?}"))
+    };
+    let first = changes(&engines[0]);
+    let converge =
+        "exec lab-storage-pi1 /usr/local/sbin/slurmbox-storage converge ctld 10.0.0.1 10.0.0.2 10.0.0.3";
+    assert!(at(&first, "start lab-storage-pi1") < at(&first, converge), "{first:?}");
+    let mount = "exec lab-storage-pi1 /usr/local/sbin/slurmbox-storage mount ctld";
+    assert!(
+        at(&first, converge) < at(&first, mount) && at(&first, mount) < at(&first, "start lab-controller")
+    );
+    let backup = changes(&engines[2]);
+    let mount = "exec lab-storage-pi3 /usr/local/sbin/slurmbox-storage mount ctld";
+    assert!(at(&backup, mount) < at(&backup, "start lab-controller2"), "{backup:?}");
+    // The third brick's host mounts nothing; no /home volume is made.
+    let third = changes(&engines[1]);
+    assert!(third.contains(&"start lab-storage-pi2".to_string()), "{third:?}");
+    assert!(!third.iter().chain(&first).any(|c| c.contains("mount home") || c.contains("converge home")));
+}

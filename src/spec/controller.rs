@@ -19,13 +19,20 @@ pub struct ControllerSpec {
     /// A backup slurmctld: `None` without one.
     pub backup: Option<BackupPlace>,
     /// A folder at this path on the controllers' hosts holds their state
-    /// (StateSaveLocation); `None`: a volume slurmbox makes.
+    /// (StateSaveLocation); `None`: a volume slurmbox makes (on one host a Docker
+    /// volume, across hosts a GlusterFS volume).
     pub state_path: Option<PathBuf>,
 }
 
 impl ControllerSpec {
     pub fn is_default(&self) -> bool {
         *self == ControllerSpec::default()
+    }
+
+    /// Whether the controllers keep their state on a GlusterFS volume slurmbox runs: a
+    /// backup on another host, and no site's folder for it.
+    pub fn state_on_glusterfs(&self) -> bool {
+        matches!(self.backup, Some(BackupPlace::Host(_))) && self.state_path.is_none()
     }
 }
 
@@ -133,14 +140,6 @@ pub(super) fn check_controller(
             err,
         )?);
     }
-    if matches!(spec.backup, Some(BackupPlace::Host(_))) && spec.state_path.is_none() {
-        let backup = table.backup.as_ref().expect("a backup on a host was named");
-        return Err(err(
-            backup.span(),
-            "a backup controller on another host needs state storage both hosts reach".into(),
-            "mount a shared folder (NFS, GlusterFS) at the same path on both hosts and set [controller] state_path to it; with backup = true on one host the two controllers share a volume".into(),
-        ));
-    }
     Ok(spec)
 }
 
@@ -208,13 +207,17 @@ mod tests {
     }
 
     #[test]
-    fn a_backup_must_be_another_known_host_with_shared_state() {
+    fn a_backup_must_be_another_known_host() {
         let e = error_of(&format!("[controller]\nbackup = \"c\"\n{TWO_HOSTS}"));
         assert!(e.starts_with("cluster.toml:2:10: backup \"c\" is not one of the [[host]] names"), "{e}");
         let e = error_of(&format!("[controller]\nhost = \"b\"\nbackup = \"b\"\n{TWO_HOSTS}"));
         assert!(e.starts_with("cluster.toml:3:10: backup \"b\" is the controller's own host"), "{e}");
-        let e = error_of(&format!("[controller]\nbackup = \"b\"\n{TWO_HOSTS}"));
-        assert!(e.contains("needs state storage both hosts reach"), "{e}");
+        // Without state_path, the state goes to a GlusterFS volume slurmbox runs.
+        let s = spec(&format!("[controller]\nbackup = \"b\"\n{TWO_HOSTS}"));
+        assert!(s.controller.state_on_glusterfs());
+        let s = spec(&format!("[controller]\nbackup = \"b\"\nstate_path = \"/gfsv/s\"\n{TWO_HOSTS}"));
+        assert!(!s.controller.state_on_glusterfs());
+        assert!(!spec("[controller]\nbackup = true\n").controller.state_on_glusterfs());
         let e = error_of("[controller]\nbackup = \"x\"\n");
         assert!(e.starts_with("cluster.toml:2:10: backup \"x\" is not one of the [[host]] names"), "{e}");
         let e = error_of("[controller]\nbackup = 3\n");
