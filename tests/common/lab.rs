@@ -275,7 +275,8 @@ fn engine_host_args() -> Vec<String> {
 
 /// What the hosts' engines start with: host 0 (where every lab cluster's controller
 /// runs) with the images a default cluster runs there, the other hosts with the node
-/// image; slurmbox sends whatever else a cluster needs, as to any host. Each set is
+/// image; all of them with the GlusterFS storage image (the shared /home's and the
+/// controllers' state's); slurmbox sends whatever else a cluster needs, as to any host. Each set is
 /// loaded once into a seed (an engine's storage in the store, made again when an image
 /// changes); a host's storage starts as a copy of its seed whose layer files are hard
 /// links, so a host has its images in about a second instead of receiving them over ssh.
@@ -300,16 +301,18 @@ impl Seeds {
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         };
         let node = tag(&["--slurm", "24.11"]);
+        let storage = tag(&["--storage"]);
         let controller_host = [
             node.clone(),
             tag(&["--controller", "--slurm", "24.11"]),
             tag(&["--accounting", "--slurm", "24.11"]),
             tag(&["--metrics"]),
             tag(&["--web"]),
+            storage.clone(),
         ];
         Seeds {
             controller_host: ensure_seed(image, "controller-host", &controller_host),
-            other_hosts: ensure_seed(image, "other-hosts", &[node]),
+            other_hosts: ensure_seed(image, "other-hosts", &[node, storage]),
         }
     }
 }

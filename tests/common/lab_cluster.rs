@@ -44,18 +44,15 @@ impl<'a> LabCluster<'a> {
     }
 
     /// Like [`LabCluster::new`], with a backup controller on `pi2` and the controllers'
-    /// state in a folder of the shared mount (made here, as a site's admin makes it).
+    /// state on the GlusterFS volume slurmbox runs for it (no `state_path`).
     pub fn with_backup(lab: &'a Lab, tag: &str, hosts: usize) -> LabCluster<'a> {
         LabCluster::build(
             lab,
             tag,
             hosts,
-            |name| {
-                let state = format!("{name}-slurmctld");
-                std::fs::create_dir_all(lab.shared_dir().join(&state)).unwrap();
+            |_| {
                 format!(
-                    "[controller]\nhost = \"pi1\"\nbackup = \"pi2\"\nstate_path = \"{SHARED_MOUNT}/{state}\"\n\
-                 [home]\nhost_path = \"{SHARED_MOUNT}/home\"\n"
+                    "[controller]\nhost = \"pi1\"\nbackup = \"pi2\"\n[home]\nhost_path = \"{SHARED_MOUNT}/home\"\n"
                 )
             },
             "",
