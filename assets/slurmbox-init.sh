@@ -446,9 +446,11 @@ fi
 # it still runs: Slurm then drains the nodes it finds it on ("Duplicate jobid") and the
 # queue stops there. Once the nodes have reported what runs on them, such a node is put
 # back in service, for the first ten minutes.
+# Likewise a batch job launched again whose launch failed for it: Slurm requeues and
+# holds it ("launch failed requeued held"), and it is released, once.
 heal_pid=
 heal_duplicates() {
-    local until=$((SECONDS + 600)) node reason
+    local until=$((SECONDS + 600)) node reason job released=" "
     until answers controller; do sleep 1; done
     while [ "$SECONDS" -lt "$until" ]; do
         while IFS='|' read -r node reason; do
@@ -456,6 +458,14 @@ heal_duplicates() {
             log "node $node was drained by the restart ($reason): putting it back in service"
             scontrol update nodename="$node" state=resume 2>&1 | sed "s/^/slurmbox-init[$role]: /" >&2 || true
         done < <(timeout 5 sinfo -h -N -R -o '%N|%E' 2>/dev/null || true)
+        while IFS='|' read -r job reason; do
+            # (squeue writes the reason in words, scontrol with underscores.)
+            case "$reason" in "launch failed requeued held" | launch_failed_requeued_held) ;; *) continue ;; esac
+            case "$released" in *" $job "*) continue ;; esac
+            released="$released$job "
+            log "job $job was held after the restart (its launch failed as it ran again): releasing it"
+            scontrol release "$job" 2>&1 | sed "s/^/slurmbox-init[$role]: /" >&2 || true
+        done < <(timeout 5 squeue -h -t PENDING -o '%i|%r' 2>/dev/null || true)
         sleep 5
     done
 }

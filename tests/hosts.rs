@@ -348,7 +348,7 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
 
     // A third host joins: its brick is added and filled with what is already there.
     let add = cluster.slurmbox(&["host", "add", "pi3"], &["--engine", &lab.engine_url(2)]).ok();
-    assert!(add.stderr.contains("brick (replica 3)"), "{}", add.stderr);
+    assert!(add.stderr.contains("brick to home (replica 3)"), "{}", add.stderr);
     assert_eq!(cluster.as_user("srun -w pi3 cat from-pi2.txt"), "pi2");
     let waited = on_brick(2, "from-pi2.txt", "pi2");
     eprintln!("pi3's brick had the existing files {:.1}s after it joined", waited.as_secs_f64());
