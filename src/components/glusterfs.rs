@@ -42,16 +42,9 @@ pub const STORAGE_CAPS: &[(&str, &str)] = &[
 ];
 
 /// The hosts with a brick of the controllers' state volume (indices into the layout's
-/// hosts): the controllers' own, then one more where there is one, so that with a host
-/// lost two of three copies agree. Empty unless the state is on GlusterFS.
+/// hosts, which are the spec's): see [`crate::spec::ControllerSpec::state_brick_hosts`].
 pub fn state_hosts(layout: &Layout) -> Vec<usize> {
-    if !layout.spec.controller.state_on_glusterfs() {
-        return vec![];
-    }
-    let mut hosts: Vec<usize> = layout.controllers.iter().map(|c| c.host).collect();
-    hosts.dedup();
-    hosts.extend((0..layout.hosts.len()).find(|h| !hosts.contains(h)));
-    hosts
+    layout.spec.controller.state_brick_hosts(&layout.spec.hosts)
 }
 
 /// Where the controllers' state volume is mounted on a host (`SHARED_STATE_DIR`).

@@ -223,13 +223,9 @@ fn image_needs(spec: &ClusterSpec, arches: &[Arch], index: &[usize]) -> Vec<(Rec
                     .filter(|h| *h == 0 || Some(index[*h]) == backup)
                     .filter(on_arch)
                     .collect(),
-                // The controllers' hosts, and the first other one in the spec.
                 ImageHosts::StateBricks => {
-                    let third = (1..spec.hosts.len()).find(|h| Some(*h) != backup);
-                    (0..arches.len())
-                        .filter(|h| *h == 0 || Some(index[*h]) == backup || Some(index[*h]) == third)
-                        .filter(on_arch)
-                        .collect()
+                    let bricks = spec.controller.state_brick_hosts(&spec.hosts);
+                    (0..arches.len()).filter(|h| bricks.contains(&index[*h])).filter(on_arch).collect()
                 }
             };
             if !hosts.is_empty() {

@@ -34,6 +34,21 @@ impl ControllerSpec {
     pub fn state_on_glusterfs(&self) -> bool {
         matches!(self.backup, Some(BackupPlace::Host(_))) && self.state_path.is_none()
     }
+
+    /// The hosts (indices into `hosts`, the controller's first) with a brick of the
+    /// state's GlusterFS volume: the primary's, the backup's, then the first other one,
+    /// so that with a host lost two of three copies agree. Empty unless the state is on
+    /// GlusterFS.
+    pub fn state_brick_hosts(&self, hosts: &[HostSpec]) -> Vec<usize> {
+        let Some(BackupPlace::Host(backup)) = self.backup.as_ref().filter(|_| self.state_on_glusterfs())
+        else {
+            return vec![];
+        };
+        let mut bricks = vec![0];
+        bricks.extend(hosts.iter().position(|h| &h.name == backup));
+        bricks.extend((0..hosts.len()).find(|h| !bricks.contains(h)));
+        bricks
+    }
 }
 
 /// Where the backup controller runs.
