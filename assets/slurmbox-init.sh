@@ -42,8 +42,10 @@ answers() {
     case "$1" in
     controller)
         if has_backup; then
-            { grep -v '^SlurmctldHost=' "$conf"; grep -E "^SlurmctldHost=${SLURMBOX_NODE:-}(\(|$)" "$conf"; } >"$self.new" &&
-                mv "$self.new" "$self"
+            # (Each asker writes its own copy: the engine's health check and the
+            # watchdog ask at the same time.)
+            { grep -v '^SlurmctldHost=' "$conf"; grep -E "^SlurmctldHost=${SLURMBOX_NODE:-}(\(|$)" "$conf"; } >"$self.$BASHPID" &&
+                mv "$self.$BASHPID" "$self"
             conf=$self
         fi
         out=$(SLURM_CONF=$conf timeout 5 scontrol ping 2>/dev/null || true)
@@ -369,6 +371,48 @@ watchdog() {
 }
 watchdog_pid=""
 daemon="${pids[-1]}"
+
+# On a cluster's own network (one host) the controllers' names are Docker's, which it
+# forgets while a container is down; Debian's Slurm then looks a name up ten times, a
+# second apart, before it gives up on it: a backup spent 11 s on each look at a primary
+# that was gone before it could take charge, and every sbatch or squeue 10-20 s while one
+# controller was down. So each controller's address, once learned, stays in /etc/hosts
+# (marked) until DNS gives another: a message to a controller that is down fails at once.
+# Only addresses learned in this container's life are kept (one from before could now be
+# another container's, even this one's).
+addresses_pid=
+keep_addresses() {
+    local name addr changed mark='# slurmbox: a controller'"'"'s last known address'
+    local -A known=()
+    while true; do
+        changed=
+        for name in "$@"; do
+            addr=$(getent -s dns ahostsv4 "$name" 2>/dev/null | awk 'NR == 1 { print $1 }') || true
+            if [ -z "$addr" ] || [ "${known[$name]:-}" = "$addr" ]; then continue; fi
+            known[$name]=$addr
+            changed=1
+        done
+        if [ -n "$changed" ]; then
+            {
+                grep -vF "$mark" /etc/hosts || true
+                for name in "${!known[@]}"; do printf '%s\t%s %s\n' "${known[$name]}" "$name" "$mark"; done
+            } >/run/slurmbox-hosts
+            # (Written in place: Docker bind-mounts /etc/hosts.)
+            cat /run/slurmbox-hosts >/etc/hosts
+        fi
+        sleep 1
+    done
+}
+controller_names=()
+if [ "$role" = controller ]; then
+    while read -r name; do controller_names+=("$name"); done < <(sed -n 's/^SlurmctldHost=\([^(]*\)$/\1/p' /etc/slurm/slurm.conf)
+elif [ "$role" != dbd ]; then
+    for name in ${controller//,/ }; do [[ $name =~ ^[0-9.]+$ ]] || controller_names+=("$name"); done
+fi
+if [ "${#controller_names[@]}" -gt 1 ]; then
+    keep_addresses "${controller_names[@]}" &
+    addresses_pid=$!
+fi
 if [ "$role" != login ]; then
     watchdog "$daemon" &
     watchdog_pid=$!
@@ -387,7 +431,7 @@ fi
 # the other to hand over, then reads the state.
 fence_pid=
 fence() {
-    local daemon="$1" timeout last now beat writer at own=0
+    local daemon="$1" timeout last now beat writer at own=0 back=0
     timeout=$(sed -n 's/^SlurmctldTimeout=//p' /etc/slurm/slurm.conf)
     timeout=${timeout:-10}
     last=$(date +%s)
@@ -417,14 +461,21 @@ fence() {
         # A backup that took charge and handed it back starts again: Slurm's backup
         # keeps the cluster's ID only from its start, and without it, it could not take
         # charge a second time while slurmdbd is away too (the primary's host lost
-        # again). A fresh start reads it from the state.
+        # again). A fresh start reads it from the state. Not at once: a primary that
+        # fails again soon after its return finds this backup standing by as it is
+        # (slurmdbd is there: the primary was just in charge), not starting, and the
+        # start happens once the primary has held charge for 20 s.
         if [ -n "${SLURMBOX_BACKUP:-}" ]; then
             if [ "${writer:-}" = 1 ] && [ "${at:-0}" -ge "$ctld_started" ]; then
                 own=$at
+                back=0
             elif [ "$own" -gt 0 ] && [ "${writer:-}" = 0 ] && [ "${at:-0}" -gt "$own" ]; then
-                log "the primary is in charge again: this backup starts afresh to stand by"
-                kill -TERM "$daemon" 2>/dev/null || true
-                return
+                [ "$back" -gt 0 ] || back=$now
+                if [ $((now - back)) -ge 20 ]; then
+                    log "the primary has been in charge again for 20 s: this backup starts afresh to stand by"
+                    kill -TERM "$daemon" 2>/dev/null || true
+                    return
+                fi
             fi
             continue
         fi
@@ -492,7 +543,7 @@ if [ "$role" = compute ]; then
     heal_pid=$!
 fi
 
-stop() { kill -TERM "${pids[@]}" $watchdog_pid $fence_pid $heal_pid 2>/dev/null || true; }
+stop() { kill -TERM "${pids[@]}" $watchdog_pid $fence_pid $heal_pid $addresses_pid 2>/dev/null || true; }
 trap stop TERM INT
 
 status=0

@@ -233,6 +233,22 @@ fn a_backup_controller_takes_over_when_the_primary_dies() {
     }
     let job = job.unwrap_or_else(|| panic!("no sbatch within 60 s of the primary's stop"));
     eprintln!("ha: the backup took a job {:.1?} after the primary stopped", stopped_at.elapsed());
+    // While the primary is away, commands answer at once: its name, which Docker forgets,
+    // is not looked up again and again (Debian's Slurm tries ten times, a second apart:
+    // 10 s for each sbatch, 20 s for squeue).
+    for command in ["squeue", "sbatch -o /dev/null --wrap true"] {
+        let t = Instant::now();
+        let out = cluster.sh(command);
+        let took = t.elapsed();
+        assert_eq!(out.code, 0, "{command} with the primary away: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("getaddrinfo"),
+            "{command} looked the primary's name up: {}",
+            out.stderr
+        );
+        assert!(took < Duration::from_secs(6), "{command} took {took:.1?} with the primary away");
+        eprintln!("ha: {command} answered in {took:.1?} with the primary away");
+    }
     let now = controllers(&cluster);
     assert_eq!(now, [("controller".to_string(), false, false), ("controller2".to_string(), true, true)]);
     let status = cluster.run(&["status"], &[]).ok().stdout;
