@@ -12,6 +12,8 @@
 #        node's Slurm daemon answers)
 #        slurmbox-init homes NAME:UID:GID ...      (on the login node: make these users'
 #        homes on the shared /home, leaving existing ones as they are)
+#        slurmbox-init addresses                   (keep the controllers' last known
+#        addresses in /etc/hosts, as long as it runs: beside slurmrestd)
 # Environment (set by slurmbox):
 #   SLURMBOX_CONTROLLER  host names (or addresses) of the controllers, comma-separated,
 #                        the primary first (compute, login)
@@ -68,6 +70,52 @@ known_to_controller() {
 if [ "$role" = health ]; then
     answers "${2:?usage: slurmbox-init health controller|compute}"
     exit
+fi
+
+# On a cluster's own network (one host) the controllers' names are Docker's, which it
+# forgets while a container is down; Debian's Slurm then looks a name up ten times, a
+# second apart, before it gives up on it: a backup spent 11 s on each look at a primary
+# that was gone before it could take charge, and every sbatch or squeue 10-20 s while one
+# controller was down. So each controller's address, once learned, stays in /etc/hosts
+# (marked) until DNS gives another: a message to a controller that is down fails at once.
+# Only addresses learned in this container's life are kept (one from before could now be
+# another container's, even this one's).
+keep_addresses() {
+    local name addr changed mark='# slurmbox: a controller'"'"'s last known address'
+    local -A known=()
+    while true; do
+        changed=
+        for name in "$@"; do
+            addr=$(getent -s dns ahostsv4 "$name" 2>/dev/null | awk 'NR == 1 { print $1 }') || true
+            if [ -z "$addr" ] || [ "${known[$name]:-}" = "$addr" ]; then continue; fi
+            known[$name]=$addr
+            changed=1
+        done
+        if [ -n "$changed" ]; then
+            {
+                grep -vF "$mark" /etc/hosts || true
+                for name in "${!known[@]}"; do printf '%s\t%s %s\n' "${known[$name]}" "$name" "$mark"; done
+            } >/run/slurmbox-hosts
+            # (Written in place: Docker bind-mounts /etc/hosts.)
+            cat /run/slurmbox-hosts >/etc/hosts
+        fi
+        sleep 1
+    done
+}
+# The controllers' names (not addresses) this container reaches them by.
+controller_names() {
+    local name
+    if [ -n "${SLURMBOX_CONTROLLER:-}" ]; then
+        for name in ${SLURMBOX_CONTROLLER//,/ }; do [[ $name =~ ^[0-9.]+$ ]] || echo "$name"; done
+    else
+        sed -n 's/^SlurmctldHost=\([^(]*\)$/\1/p' /etc/slurm/slurm.conf 2>/dev/null || true
+    fi
+}
+# `slurmbox-init addresses`: only that, for as long as it runs (beside slurmrestd).
+if [ "$role" = addresses ]; then
+    mapfile -t names < <(controller_names)
+    [ "${#names[@]}" -gt 1 ] || exit 0
+    keep_addresses "${names[@]}"
 fi
 
 # Try the command in $1 up to $2 times, 50 ms apart, until it succeeds.
@@ -372,47 +420,16 @@ watchdog() {
 watchdog_pid=""
 daemon="${pids[-1]}"
 
-# On a cluster's own network (one host) the controllers' names are Docker's, which it
-# forgets while a container is down; Debian's Slurm then looks a name up ten times, a
-# second apart, before it gives up on it: a backup spent 11 s on each look at a primary
-# that was gone before it could take charge, and every sbatch or squeue 10-20 s while one
-# controller was down. So each controller's address, once learned, stays in /etc/hosts
-# (marked) until DNS gives another: a message to a controller that is down fails at once.
-# Only addresses learned in this container's life are kept (one from before could now be
-# another container's, even this one's).
+# The controllers' last known addresses (see keep_addresses), not for slurmdbd.
 addresses_pid=
-keep_addresses() {
-    local name addr changed mark='# slurmbox: a controller'"'"'s last known address'
-    local -A known=()
-    while true; do
-        changed=
-        for name in "$@"; do
-            addr=$(getent -s dns ahostsv4 "$name" 2>/dev/null | awk 'NR == 1 { print $1 }') || true
-            if [ -z "$addr" ] || [ "${known[$name]:-}" = "$addr" ]; then continue; fi
-            known[$name]=$addr
-            changed=1
-        done
-        if [ -n "$changed" ]; then
-            {
-                grep -vF "$mark" /etc/hosts || true
-                for name in "${!known[@]}"; do printf '%s\t%s %s\n' "${known[$name]}" "$name" "$mark"; done
-            } >/run/slurmbox-hosts
-            # (Written in place: Docker bind-mounts /etc/hosts.)
-            cat /run/slurmbox-hosts >/etc/hosts
-        fi
-        sleep 1
-    done
-}
-controller_names=()
-if [ "$role" = controller ]; then
-    while read -r name; do controller_names+=("$name"); done < <(sed -n 's/^SlurmctldHost=\([^(]*\)$/\1/p' /etc/slurm/slurm.conf)
-elif [ "$role" != dbd ]; then
-    for name in ${controller//,/ }; do [[ $name =~ ^[0-9.]+$ ]] || controller_names+=("$name"); done
+if [ "$role" != dbd ]; then
+    mapfile -t names < <(controller_names)
+    if [ "${#names[@]}" -gt 1 ]; then
+        keep_addresses "${names[@]}" &
+        addresses_pid=$!
+    fi
 fi
-if [ "${#controller_names[@]}" -gt 1 ]; then
-    keep_addresses "${controller_names[@]}" &
-    addresses_pid=$!
-fi
+
 if [ "$role" != login ]; then
     watchdog "$daemon" &
     watchdog_pid=$!

@@ -34,5 +34,8 @@ if ! grep -qx 'AccountingStorageType=accounting_storage/slurmdbd' /etc/slurm/slu
     done
     plugins=(-s "$(IFS=, && echo "${plugins[*]}")")
 fi
+# Beside it, the controllers' last known addresses, so that requests do not wait on
+# lookups of a controller that is down (slurmbox-init's words on it).
+/usr/local/sbin/slurmbox-init addresses &
 exec /usr/sbin/slurmrestd -a rest_auth/jwt "${plugins[@]}" -u slurmrestd -g slurmrestd \
     "${SLURMBOX_REST_LISTEN:-0.0.0.0:6820}"

@@ -45,6 +45,10 @@ pub const HEALTH: &str = "health";
 /// slurmbox-init's subcommand that makes users' homes on the login node
 /// (`slurmbox-init homes NAME:UID:GID ...`).
 pub const HOMES: &str = "homes";
+/// slurmbox-init's subcommand that keeps the controllers' last known addresses in
+/// /etc/hosts while it runs (`slurmbox-init addresses`; the REST container's script
+/// starts it beside slurmrestd).
+pub const ADDRESSES: &str = "addresses";
 
 /// Host names of the controller and the login node inside the cluster.
 pub const CONTROLLER_HOST: &str = "controller";
@@ -269,6 +273,21 @@ mod tests {
                 .any(|l| l.strip_suffix(')').is_some_and(|pattern| pattern.split(" | ").any(|p| p == *role)));
             assert!(arm, "slurmbox-init has no case for role {role}");
         }
+    }
+
+    #[test]
+    fn the_init_scripts_subcommands() {
+        for sub in [HEALTH, HOMES, ADDRESSES] {
+            assert!(
+                INIT_SCRIPT.contains(&format!("if [ \"$role\" = {sub} ]; then")),
+                "slurmbox-init has no {sub}"
+            );
+        }
+        let rest = include_str!("../assets/slurmbox-rest.sh");
+        assert!(
+            rest.contains(&format!("{INIT_PATH} {ADDRESSES} &")),
+            "slurmbox-rest starts {INIT_PATH} {ADDRESSES}"
+        );
     }
 
     #[test]

@@ -249,6 +249,12 @@ fn a_backup_controller_takes_over_when_the_primary_dies() {
         assert!(took < Duration::from_secs(6), "{command} took {took:.1?} with the primary away");
         eprintln!("ha: {command} answered in {took:.1?} with the primary away");
     }
+    // slurmrestd's container too still finds the primary's last address.
+    let rest = std::process::Command::new("docker")
+        .args(["exec", &format!("{}-rest", cluster.name), "getent", "hosts", "controller"])
+        .output()
+        .unwrap();
+    assert!(rest.status.success(), "the REST container lost the primary's address: {rest:?}");
     let now = controllers(&cluster);
     assert_eq!(now, [("controller".to_string(), false, false), ("controller2".to_string(), true, true)]);
     let status = cluster.run(&["status"], &[]).ok().stdout;

@@ -338,12 +338,16 @@ pub async fn status(cluster: &Cluster, model: &Model, status: &mut ClusterStatus
     status.controllers = controllers(cluster, model).await;
 }
 
-/// Each controller as `scontrol ping` sees it (asked of the first that runs).
+/// Each controller as `scontrol ping` sees it (asked of the first running controller
+/// that answers: one may be starting again, or on a host that is cut off).
 async fn controllers(cluster: &Cluster, model: &Model) -> Vec<ControllerStatus> {
-    let Some(c) = model.controllers().into_iter().next() else {
-        return Vec::new();
-    };
-    let pings = Slurm::new(cluster.engine(c), &c.name).pings().await.unwrap_or_default();
+    let mut pings = Vec::new();
+    for c in model.controllers() {
+        pings = Slurm::new(cluster.engine(c), &c.name).pings().await.unwrap_or_default();
+        if !pings.is_empty() {
+            break;
+        }
+    }
     let leader = crate::slurm::in_charge(&pings).map(|p| p.hostname.clone());
     pings
         .into_iter()

@@ -137,6 +137,12 @@ fn container(layout: &Layout, config: &Config) -> ContainerPlan {
     };
     let mut files = config.slurm_files();
     files.push(PlannedFile { path: REST_PATH.into(), mode: 0o755, contents: REST_SCRIPT.into() });
+    // slurmbox-init, for its `addresses` beside slurmrestd.
+    files.push(PlannedFile {
+        path: contract::INIT_PATH.into(),
+        mode: 0o755,
+        contents: contract::INIT_SCRIPT.into(),
+    });
     let mut labels = layout.labels(&[(LABEL_ROLE, Role::Rest.as_str()), (LABEL_NODE, REST_HOST)]);
     labels.insert(LABEL_REST_PORT.into(), port.to_string());
     labels.insert(LABEL_REST_URL.into(), published_url(layout, layout.spec.rest.address, false, port));

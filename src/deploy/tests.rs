@@ -132,7 +132,7 @@ async fn a_new_cluster_is_created_then_started_and_left_alone_the_next_time() {
             "create slurmbox-node2",
             "upload slurmbox-node2 /usr/local/sbin/slurmbox-init",
             "create slurmbox-rest",
-            "upload slurmbox-rest /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf /usr/local/sbin/slurmbox-rest",
+            "upload slurmbox-rest /etc/slurm/slurm.conf /etc/slurm/cgroup.conf /etc/slurm/gres.conf /usr/local/sbin/slurmbox-rest /usr/local/sbin/slurmbox-init",
             ACCOUNTS,
             HOMES,
         ]
