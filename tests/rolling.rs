@@ -163,6 +163,36 @@ fn a_change_waits_for_running_jobs_node_by_node_and_sbatch_works_throughout() {
     }
     let memory = cluster.sh("sinfo -h -N -o '%N %m' | sort -u").ok().stdout;
     assert_eq!(memory.lines().collect::<Vec<_>>(), ["node1 1024", "node2 1024"], "{memory}");
+
+    // --drain-timeout: a job longer than it holds node1, and `up` returns without it:
+    // node2 is made again, node1 left draining with a reason naming the change (in
+    // `status` too) while the job runs on; once it has ended, the next `up` makes node1.
+    let before = node_hashes(&cluster.name);
+    let job = counting_job(&cluster, "e", "node1", 45);
+    wait(&cluster, "squeue -h -t R -o %i | wc -l", Duration::from_secs(60), "the job running", |o| {
+        o.trim() == "1"
+    });
+    write_spec(&spec, &cluster.name, 1536);
+    let up = slurmbox(&["up", "-f", file, "--drain-timeout", "5s"]).ok();
+    eprintln!("up --drain-timeout 5s:\n{}", up.stderr);
+    let after = node_hashes(&cluster.name);
+    assert!(
+        after[0] == before[0] && after[1] != before[1],
+        "node1 kept, node2 made again: {before:?} -> {after:?}"
+    );
+    let reason = cluster.sh("sinfo -h -N -n node1 -o '%t|%E'").ok().stdout;
+    assert!(reason.starts_with("drng|slurmbox: memory 1024 -> 1536 MiB"), "{reason}");
+    let status = cluster.run(&["status"], &[]).ok().stdout;
+    assert!(status.contains("node1: waiting for a change (memory 1024 -> 1536 MiB)"), "{status}");
+    let done = format!("sacct -X -n -P -o State -j {job}");
+    wait(&cluster, &done, Duration::from_secs(120), "the job completed", |o| o.trim() == "COMPLETED");
+    slurmbox(&["up", "-f", file]).ok();
+    let last = node_hashes(&cluster.name);
+    assert!(last[0] != before[0] && last[1] == after[1], "node1 made again: {after:?} -> {last:?}");
+    let out = cluster.sh("cat ~/e.out").ok().stdout;
+    assert_eq!(out.lines().count(), 45, "e.out whole: {out}");
+    let memory = cluster.sh("sinfo -h -N -o '%N %m %t' | sort -u").ok().stdout;
+    assert_eq!(memory.lines().collect::<Vec<_>>(), ["node1 1536 idle", "node2 1536 idle"], "{memory}");
 }
 
 /// 24.11 -> 26.05 with a job running on each node: slurmdbd, the controller and the
