@@ -118,6 +118,13 @@ macro_rules! node_hooks {
             // network instead (OMPI_MCA_btl_tcp_if_include), so ranks never pick a bridge such
             // as docker0 that every host has with the same address.
             r#"printf '\nbtl_tcp_if_include = eth0\n' >> "$1/etc/openmpi/openmpi-mca-params.conf""#,
+            // hwloc loads every plugin in its folder each time it makes a topology, which
+            // slurmstepd does for every job: the OpenCL, OpenGL and oneAPI Level Zero ones
+            // (each with its vendor loader) serve neither Slurm (it finds GPUs through
+            // NVML or RSMI) nor MPI here, and cost a job about 3 ms of CPU through the
+            // container's file system (300 trivial jobs: 16% less CPU on the nodes). The
+            // PCI and XML ones stay.
+            r#"rm -f "$1"/usr/lib/*/hwloc/hwloc_opencl.so "$1"/usr/lib/*/hwloc/hwloc_gl.so "$1"/usr/lib/*/hwloc/hwloc_levelzero.so"#,
             // Debian's plugstack.conf includes a glob Slurm cannot parse; nothing uses it here.
             r#"rm -f "$1/etc/slurm/plugstack.conf""#,
             // Accounts: the image's own files, then the cluster's (its accounts volume), then
