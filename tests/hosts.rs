@@ -494,8 +494,6 @@ impl Loss {
 /// lost (`loss`), then back; returns the jobs, each of which ran exactly once.
 fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
     let lab = cluster.lab;
-    const FRESH: &str = "this backup starts afresh";
-    let fresh_before = backup_log(cluster).matches(FRESH).count();
     // A job running on each of pi2 and pi3, six waiting behind them (none on pi1): the
     // running ones hold their nodes whole, so nothing starts or ends until the host is
     // lost, and the state the backup reads is the queue as it is.
@@ -517,10 +515,13 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
     loss.start(lab);
     let lost = Instant::now();
     // Users on pi2 go on: the backup answers squeue and takes a job. (Within 30 s is
-    // bench/takeover.sh's target on one host; a loaded machine gets twice that here.)
+    // bench/takeover.sh's target on one host; here it takes 22-25 s. Now and then, on the
+    // loaded CI machine, the backup in charge stopped answering until slurmbox-init's
+    // watchdog restarted it 30 s later, and it took charge again: README, "High
+    // availability". 100 s covers that; the time is printed.)
     let on_pi2 = |script: &str| cluster.docker_exec(1, "pi2", Some("researcher"), script);
     let (mut during, mut said) = (None, String::new());
-    while during.is_none() && lost.elapsed() < Duration::from_secs(60) {
+    while during.is_none() && lost.elapsed() < Duration::from_secs(100) {
         let out = on_pi2("squeue -h -o %i >/dev/null && sbatch --parsable -x pi1 -o /dev/null --wrap true");
         if out.status.success() {
             during = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
@@ -539,7 +540,7 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
             ),
         );
         panic!(
-            "no sbatch and squeue on pi2 within 60 s of pi1's host {loss:?}; the last try said:\n{said}\n\
+            "no sbatch and squeue on pi2 within 100 s of pi1's host {loss:?}; the last try said:\n{said}\n\
              --- the backup's log\n{}",
             String::from_utf8_lossy(&backup.stdout)
         )
@@ -579,6 +580,7 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
 
     // The host comes back: the primary takes charge again, pi1 returns to service.
     loss.end(lab);
+    let back_at = unix_time_on(lab, 1);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let (controllers, _) = controllers_and_hosts(cluster);
@@ -613,23 +615,51 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
         );
     }
 
-    // The backup that handed charge back starts afresh 20 s later, and only then could it
-    // take charge again with slurmdbd lost as well (README, "High availability"): the
-    // next loss waits for that start.
+    // The backup that handed charge back starts afresh 20 s later (or sooner, when its
+    // watchdog finds it still handing over after 30 s), and only then could it take
+    // charge again with slurmdbd lost as well (README, "High availability"): the next
+    // loss waits for that start, and for the backup to stand by.
     let deadline = Instant::now() + Duration::from_secs(120);
+    let started = format!(
+        "date -d \"$(docker inspect -f '{{{{.State.StartedAt}}}}' {}-controller2)\" +%s",
+        cluster.name
+    );
     loop {
-        let log = backup_log(cluster);
-        let fresh = log.rfind(FRESH);
-        if log.matches(FRESH).count() > fresh_before
-            && fresh.is_some_and(|at| log[at..].contains("slurmctld version"))
-        {
+        let at = String::from_utf8_lossy(&lab.ssh(1, &started).stdout).trim().parse::<u64>().unwrap_or(0);
+        let (controllers, _) = controllers_and_hosts(cluster);
+        let standing_by = controllers.iter().any(|(name, in_charge)| name == "controller2" && !in_charge)
+            && controllers.iter().any(|(name, in_charge)| name == "controller" && *in_charge);
+        if at > back_at && standing_by && responding(cluster, "controller2") {
             break;
         }
-        assert!(Instant::now() < deadline, "the backup did not start afresh after handing charge back");
+        if Instant::now() > deadline {
+            let log = backup_log(cluster);
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "the backup did not start afresh after handing charge back ({controllers:?}, started at {at}, \
+                 the host back at {back_at}); its log, last lines first:\n{}",
+                tail.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_secs(2));
     }
 
     jobs
+}
+
+/// Seconds since the epoch on lab host `i`.
+fn unix_time_on(lab: &Lab, i: usize) -> u64 {
+    let out = lab.ssh(i, "date +%s");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("date +%s")
+}
+
+/// Whether `status --json` says the controller `name` answers.
+fn responding(cluster: &LabCluster, name: &str) -> bool {
+    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    doc["controllers"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| c["name"].as_str() == Some(name) && c["responding"].as_bool() == Some(true))
+    })
 }
 
 /// What the backup controller's container (on pi2) has logged.
