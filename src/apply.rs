@@ -87,15 +87,14 @@ impl<'a, E: Engine> Apply<'a, E> {
     }
 
     /// Starts the (primary) controller ahead of the others, if this run starts it at
-    /// all, and the accounting containers before it: slurmctld answers nothing until it
-    /// has heard from slurmdbd. A backup controller starts with the rest, once the parts
-    /// have handed it what it needs from the primary (keys, for one on another host).
+    /// all, and the accounting containers with it, all at once: slurmdbd waits for the
+    /// munge key the controller makes, slurmctld for slurmdbd to listen (slurmbox-init),
+    /// and the other nodes for slurmctld. A backup controller starts with the rest, once
+    /// the parts have handed it what it needs from the primary (keys, for one on another
+    /// host).
     pub async fn start_controller(&mut self) -> Result<(), EngineError> {
-        for role in [Role::Database, Role::Dbd] {
-            self.start_role(role).await?;
-        }
         let primary = self.plan.controller().name.clone();
-        self.start_where(|c| c.name == primary).await
+        self.start_where(|c| matches!(c.role, Role::Database | Role::Dbd) || c.name == primary).await
     }
 
     /// Starts the containers of `role` this run starts, ahead of the others, all at once.

@@ -118,8 +118,9 @@ pub struct LdapFileError {
     source: std::io::Error,
 }
 
-/// New nodes get nslcd.conf with the bind password, and the CA, before they start.
-pub async fn before_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
+/// New nodes get nslcd.conf with the bind password, and the CA, before they start
+/// (before any part starts the controller ahead of the others).
+pub async fn on_created<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), PartError> {
     let Some(ldap) = &apply.plan.ldap else {
         return Ok(());
     };

@@ -15,7 +15,7 @@
 //! | GlusterFS /home | [`glusterfs`] | a storage container, brick and state volumes per host | the storage image, every host | one such cluster per host | shapes the replicated volume, mounts it | the volume's health, each host's mount | – | – |
 //! | LDAP | [`ldap`] | nslcd.conf on every node, the login node's key lookup | – | – | gives new nodes the bind password | – | – | – |
 //! | users | [`users`] | an accounts volume per host, mounted on every node | – | – | writes accounts and keys, makes homes | – | – | – |
-//! | accounting | [`accounting`] | MariaDB's and slurmdbd's containers and volumes, slurm.conf's accounting | the accounting image, the controller's host | – | the accounts and associations | – | – | the database (slurmdbd stops first) |
+//! | accounting | [`accounting`] | MariaDB's and slurmdbd's containers and volumes, slurm.conf's accounting | the accounting image, the controller's host | – | starts the database and slurmdbd with the controller, ahead of the rest; the accounts and associations | – | – | the database (slurmdbd stops first) |
 //! | REST API | [`rest`] | the JWT key's volume on slurmctld and slurmdbd, `AuthAltTypes`; slurmrestd's container and published port | – (the controller image) | its port is no other cluster's | – | its URL | – | – |
 //! | containers in jobs | [`containers`] | oci.conf on the controller; SYS_CHROOT on compute nodes; `slurmbox-bundle` on login and compute nodes (only with `[software] containers`) | – (crun in the node image, with the site's packages) | – | – | – | – | – |
 //! | metrics | [`metrics`] | the exporter beside slurmctld, `MetricsType` on 26.05; Prometheus's container, volume and settings | the metrics image, the controller's host | – | – | where Prometheus answers | – | – |

@@ -119,6 +119,7 @@ impl Part {
     pub async fn on_created<E: Engine>(self, apply: &mut Apply<'_, E>) -> Result<(), PartError> {
         match self {
             Part::GlusterFs => glusterfs::on_created(apply).await,
+            Part::Ldap => ldap::on_created(apply).await,
             Part::Accounting => accounting::on_created(apply).await,
             _ => Ok(()),
         }
@@ -130,7 +131,6 @@ impl Part {
         match self {
             Part::Munge => munge::before_start(apply).await,
             Part::Compute => compute::before_start(apply).await,
-            Part::Ldap => ldap::before_start(apply).await,
             Part::Rest => rest::before_start(apply).await,
             Part::Web => web::before_start(apply).await,
             _ => Ok(()),
