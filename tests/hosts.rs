@@ -419,6 +419,11 @@ fn controllers_and_hosts(cluster: &LabCluster) -> (Vec<(String, bool)>, Vec<Stri
 /// back: the primary takes charge again, and every job ran exactly once.
 #[test]
 fn backup_controller_on_another_host_outlives_the_primarys_host() {
+    // Takeovers are timed, and Slurm's timeouts (MessageTimeout 10 s) are short: in the
+    // whole suite this lab waits until the arm64 image, built under emulation beside
+    // the tests, is there, rather than share the cores with that build (the other labs
+    // take their turns meanwhile).
+    common::lab::await_arm64_image();
     let lab = Lab::start("hostha", 3);
     let cluster = LabCluster::with_backup(&lab, "hostha", 3);
     let up = cluster.slurmbox(&["up"], &[]);
