@@ -254,7 +254,9 @@ fi
 install -d -o munge -g munge -m 0755 /run/munge
 # munged would list every group at start for a feature Slurm does not use (credentials
 # restricted to a group): with groups from a directory that is slow, or not there yet.
-runuser -u munge -- /usr/sbin/munged --foreground --group-update-time=-1 &
+# (setpriv, not runuser, to become munge: it runs munged in its place, which stops at
+# once when told; runuser waits 2 s after passing SIGTERM on, at every container stop.)
+setpriv --reuid=munge --regid=munge --init-groups -- /usr/sbin/munged --foreground --group-update-time=-1 &
 munged=$!
 pids+=("$munged")
 # (Up to 30 s: munged looks up its host's name, which takes long where DNS is not there.)
@@ -334,7 +336,7 @@ compute | login)
     else
         # sackd keeps the fetched files in /run/slurm/conf, where client commands look.
         install -d -o slurm -g slurm -m 0755 /run/slurm
-        runuser -u slurm -- /usr/sbin/sackd -D --conf-server "$controller" &
+        setpriv --reuid=slurm --regid=slurm --init-groups -- /usr/sbin/sackd -D --conf-server "$controller" &
     fi
     ;;
 dbd)
@@ -560,7 +562,16 @@ if [ "$role" = compute ]; then
     heal_pid=$!
 fi
 
-stop() { kill -TERM "${pids[@]}" $watchdog_pid $fence_pid $heal_pid $addresses_pid 2>/dev/null || true; }
+# munged stops last, once the Slurm daemon is gone: a daemon that is stopping still
+# takes requests (slurmctld saves its state meanwhile), and without munged it can check
+# none of them: the client hears "Protocol authentication error", not a refused
+# connection it would take to the other controller.
+stop() {
+    local pid others=()
+    for pid in "${pids[@]}"; do [ "$pid" = "$munged" ] || others+=("$pid"); done
+    kill -TERM "${others[@]}" $watchdog_pid $fence_pid $heal_pid $addresses_pid 2>/dev/null || true
+    [ "$daemon" != "$munged" ] || kill -TERM "$munged" 2>/dev/null || true
+}
 trap stop TERM INT
 
 status=0
@@ -571,6 +582,7 @@ stop
 # (Asked before the others are waited for: once reaped, its status is gone.)
 daemon_status=0
 wait "$daemon" 2>/dev/null || daemon_status=$?
+kill -TERM "$munged" 2>/dev/null || true
 wait || true
 if [ "$role" = controller ] && [ "$daemon_status" = 0 ]; then rm -f "$marker"; fi
 exit "$status"
