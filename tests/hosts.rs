@@ -667,12 +667,12 @@ fn responding(cluster: &LabCluster, name: &str) -> bool {
     })
 }
 
-/// What the backup controller's container (on pi2) has logged.
 /// `srun -N3 hostname` reaches pi1, pi2 and pi3 once pi1's host is back and pi1 idle.
-/// In CI (six labs on two cores) the first launch on pi1 timed out once ("Socket timed
-/// out on send/recv operation": its slurmd took longer than MessageTimeout to answer,
-/// with the controllers handing charge back). It is tried once more 10 s later, and
-/// the first failure printed with pi1's slurmd log; a second failure fails the test.
+/// In CI (this lab beside cluster tests and an image build, on two cores) the first
+/// launch on pi1 timed out once ("Socket timed out on send/recv operation": its slurmd
+/// took longer than MessageTimeout to answer, while the controllers handed charge
+/// back). It is tried once more 10 s later, and the first failure printed with pi1's
+/// slurmd log; a second failure fails the test.
 fn srun_on_all_three_after_the_return(cluster: &LabCluster) {
     let srun = || cluster.docker_exec(0, "login", Some("researcher"), "srun -N3 hostname");
     let mut out = srun();
@@ -693,6 +693,7 @@ fn srun_on_all_three_after_the_return(cluster: &LabCluster) {
     assert_eq!(names, ["pi1", "pi2", "pi3"]);
 }
 
+/// What the backup controller's container (on pi2) has logged.
 fn backup_log(cluster: &LabCluster) -> String {
     let out = cluster.lab.ssh(1, &format!("docker logs {}-controller2 2>&1", cluster.name));
     String::from_utf8_lossy(&out.stdout).into_owned()
