@@ -162,8 +162,7 @@ fn host_cut_off_the_network_goes_down_and_comes_back_by_itself() {
     assert_eq!(names, ["pi1", "pi2"]);
 
     // status names the host that does not answer, and still shows the others.
-    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
-    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let doc = status_json(&cluster);
     let hosts = doc["hosts"].as_array().unwrap();
     let reachable: Vec<(String, bool)> = hosts
         .iter()
@@ -239,8 +238,7 @@ fn mixed_amd64_and_arm64_hosts_run_one_cluster() {
     let verify = cluster.slurmbox(&["verify"], &[]).ok();
     assert!(verify.stdout.contains("ranks on pi1,pi2"), "{}", verify.stdout);
 
-    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
-    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let doc = status_json(&cluster);
     // Each host's node image (the controller's host has the accounting image too).
     let images: Vec<Vec<String>> = doc["hosts"]
         .as_array()
@@ -302,8 +300,7 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
         eprintln!("from-pi2.txt on pi{}'s brick after {:.1}s", host + 1, waited.as_secs_f64());
     }
     // status: each host's nodes have the volume, both bricks answer.
-    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
-    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let doc = status_json(&cluster);
     let mounted: Vec<&serde_json::Value> =
         doc["hosts"].as_array().unwrap().iter().map(|h| &h["home_mounted"]).collect();
     assert_eq!(mounted, [true, true], "{doc}");
@@ -387,10 +384,14 @@ fn glusterfs_home_is_shared_and_replicated_across_hosts() {
     }
 }
 
-/// `status --json`'s controllers as (name, in charge), and its hosts that answer.
-fn controllers_and_hosts(cluster: &LabCluster) -> (Vec<(String, bool)>, Vec<String>) {
+/// What `slurmbox status --json` says about the cluster now.
+fn status_json(cluster: &LabCluster) -> serde_json::Value {
     let status = cluster.slurmbox(&["status"], &["--json"]).ok();
-    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    serde_json::from_str(&status.stdout).unwrap()
+}
+
+/// `status --json`'s controllers as (name, in charge), and its hosts that answer.
+fn controllers_and_hosts(doc: &serde_json::Value) -> (Vec<(String, bool)>, Vec<String>) {
     let controllers = doc["controllers"]
         .as_array()
         .unwrap_or(&vec![])
@@ -453,7 +454,7 @@ fn backup_controller_on_another_host_outlives_the_primarys_host() {
         &format!("docker ps --format '{{{{.Names}}}}' --filter name={}-controller2", cluster.name),
     );
     assert_eq!(backup.trim(), format!("{}-controller2", cluster.name), "the backup runs on pi2's host");
-    let (controllers, _) = controllers_and_hosts(&cluster);
+    let (controllers, _) = controllers_and_hosts(&status_json(&cluster));
     assert_eq!(controllers, [("controller".to_string(), true), ("controller2".to_string(), false)]);
     // The state is on GlusterFS with a brick on each host, and both controllers see it.
     let doctor = cluster.slurmbox(&["doctor"], &[]);
@@ -555,7 +556,7 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
     // (`status` asks the controllers that run; within 30 s it names the backup in charge.)
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (controllers, hosts) = controllers_and_hosts(cluster);
+        let (controllers, hosts) = controllers_and_hosts(&status_json(cluster));
         assert_eq!(hosts, ["pi2", "pi3"], "status names the hosts that answer");
         if controllers.contains(&("controller2".to_string(), true)) {
             break;
@@ -588,7 +589,7 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
     let back_at = unix_time_on(lab, 1);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let (controllers, _) = controllers_and_hosts(cluster);
+        let (controllers, _) = controllers_and_hosts(&status_json(cluster));
         if controllers.first().is_some_and(|(name, in_charge)| name == "controller" && *in_charge) {
             break;
         }
@@ -631,10 +632,11 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
     );
     loop {
         let at = String::from_utf8_lossy(&lab.ssh(1, &started).stdout).trim().parse::<u64>().unwrap_or(0);
-        let (controllers, _) = controllers_and_hosts(cluster);
+        let doc = status_json(cluster);
+        let (controllers, _) = controllers_and_hosts(&doc);
         let standing_by = controllers.iter().any(|(name, in_charge)| name == "controller2" && !in_charge)
             && controllers.iter().any(|(name, in_charge)| name == "controller" && *in_charge);
-        if at > back_at && standing_by && responding(cluster, "controller2") {
+        if at > back_at && standing_by && responding(&doc, "controller2") {
             break;
         }
         if Instant::now() > deadline {
@@ -658,10 +660,8 @@ fn unix_time_on(lab: &Lab, i: usize) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("date +%s")
 }
 
-/// Whether `status --json` says the controller `name` answers.
-fn responding(cluster: &LabCluster, name: &str) -> bool {
-    let status = cluster.slurmbox(&["status"], &["--json"]).ok();
-    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+/// Whether `status --json` (`doc`) says the controller `name` answers.
+fn responding(doc: &serde_json::Value, name: &str) -> bool {
     doc["controllers"].as_array().is_some_and(|cs| {
         cs.iter().any(|c| c["name"].as_str() == Some(name) && c["responding"].as_bool() == Some(true))
     })
