@@ -325,9 +325,12 @@ pub async fn restore_state<E: Engine>(engine: &E, container: &str, state: &[u8])
 
 /// When the running slurmctld started after an unclean stop (a crash or kill: its
 /// state may lack the changes of the seconds before), as slurmbox-init recorded it.
+/// Unknown after 5 s: the state folder may be a GlusterFS volume whose client hangs
+/// (seen on a backup's host after the primary's host was cut off), and reading it
+/// would hold `status` with it.
 pub async fn unclean_start<E: Engine>(engine: &E, container: &str) -> Option<String> {
     let read = ExecSpec::new(["cat", &format!("{}/slurmbox-unclean-start", render::STATE_SAVE_LOCATION)]);
-    let out = engine.exec(container, &read).await.ok()?;
+    let out = tokio::time::timeout(Duration::from_secs(5), engine.exec(container, &read)).await.ok()?.ok()?;
     Some(out.stdout.trim().to_string()).filter(|at| out.ok() && !at.is_empty())
 }
 
