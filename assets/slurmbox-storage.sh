@@ -149,7 +149,6 @@ converge() {
         # replica of 2 asks for a confirmation that --mode=script answers.
         gl volume create "$v" "${replica[@]}" "${list[@]}" force
         log "created volume $v on ${want[*]}"
-        [ "$v" = "$volume" ] || tune_state "$v" "${#want[@]}"
     else
         local have count
         have="$(bricks "$v")"
@@ -161,9 +160,11 @@ converge() {
             log "added $a's brick to $v (replica $count)"
             # Copy what is already there onto the new brick now, not file by file later.
             gl volume heal "$v" full >/dev/null 2>&1 || true
-            [ "$v" = "$volume" ] || tune_state "$v" "$count"
         done
     fi
+    # Every time, not only when the volume is made: a volume made by an earlier
+    # slurmbox gets what this one sets.
+    [ "$v" = "$volume" ] || tune_state "$v" "$(bricks "$v" | wc -l)"
     gl volume info "$v" | grep -q '^Status: Started' || gl volume start "$v"
     # Hosts mount the volume next: a client that finds a brick not yet listening tries
     # it again only seconds later, so wait until every brick is online (a brick of a host
@@ -173,19 +174,37 @@ converge() {
 }
 
 # The controllers' state volume answers within seconds when a host is lost: a backup
-# controller takes over within 30 s, and GlusterFS's client would otherwise hold every
-# file operation for 42 s (network.ping-timeout) waiting for the lost brick. With two
-# bricks the one left must take writes alone (GlusterFS's client quorum would stop
-# them when the first brick is lost); with three, two of them agree.
+# controller takes over within 30 s.
+# - Clients: GlusterFS's client would hold every file operation for 42 s
+#   (network.ping-timeout) waiting for the lost brick.
+# - Bricks: a lost host's client may hold a lock (a controller writing its state when
+#   the host was cut off), and the other hosts' bricks keep it until they find that
+#   client gone: about 40 s by default, and every write to the state folder waits for
+#   it (the backup in charge stopped answering). Keepalives every 2 s and 10 s without
+#   an answer find it gone in about 10 s, before the backup takes charge.
+# - With two bricks the one left must take writes alone (GlusterFS's client quorum would
+#   stop them when the first brick is lost); with three, two of them agree.
 tune_state() {
     local v=$1 bricks=$2
-    gl volume set "$v" network.ping-timeout 5
+    set_option "$v" network.ping-timeout 5
+    set_option "$v" server.keepalive-time 2
+    set_option "$v" server.keepalive-interval 2
+    set_option "$v" server.keepalive-count 4
+    set_option "$v" server.tcp-user-timeout 10
     if [ "$bricks" -eq 2 ]; then
-        gl volume set "$v" cluster.quorum-type fixed
-        gl volume set "$v" cluster.quorum-count 1
+        set_option "$v" cluster.quorum-type fixed
+        set_option "$v" cluster.quorum-count 1
     else
-        gl volume set "$v" cluster.quorum-type auto
+        set_option "$v" cluster.quorum-type auto
     fi
+}
+
+# Sets a volume's option where it differs: every change makes each client and brick
+# load the volume's description again.
+set_option() {
+    local v=$1 key=$2 value=$3
+    [ "$(gl volume get "$v" "$key" 2>/dev/null | awk -v k="$key" '$1 == k { print $2 }')" = "$value" ] ||
+        gl volume set "$v" "$key" "$value"
 }
 
 # VOLUME mounted at /srv/VOLUME now (slurmbox asks every host once converge is done).
