@@ -72,6 +72,13 @@ log "the accounting database is ready"
 
 status=0
 wait "$db" || status=$?
+# A stop's TERM ends that wait at once, while MariaDB is still shutting down (writing its
+# buffers, closing its tables): wait for its end, or the container's end would kill it
+# halfway, and its next start would recover from a crash.
+while kill -0 "$db" 2>/dev/null; do
+    status=0
+    wait "$db" || status=$?
+done
 rm -f "$ready"
 log "mariadbd exited (status $status)"
 exit "$status"

@@ -566,7 +566,12 @@ fi
 # takes requests (slurmctld saves its state meanwhile), and without munged it can check
 # none of them: the client hears "Protocol authentication error", not a refused
 # connection it would take to the other controller.
+# Once: slurmdbd 24.11 told SIGTERM twice hangs (its threads wait on each other) until the
+# engine kills it.
+stopping=
 stop() {
+    [ -z "$stopping" ] || return 0
+    stopping=1
     local pid others=()
     for pid in "${pids[@]}"; do [ "$pid" = "$munged" ] || others+=("$pid"); done
     kill -TERM "${others[@]}" $watchdog_pid $fence_pid $heal_pid $addresses_pid 2>/dev/null || true
@@ -576,8 +581,13 @@ trap stop TERM INT
 
 status=0
 wait -n "${pids[@]}" || status=$?
-log "a daemon exited (status $status); stopping the others"
-stop
+if [ -n "$stopping" ]; then
+    # The container is stopping: TERM ended the wait, not a daemon.
+    log "stopping"
+else
+    log "a daemon exited (status $status); stopping the others"
+    stop
+fi
 # slurmctld that exits by itself (SIGTERM) has saved its state: the next start is clean.
 # (Asked before the others are waited for: once reaped, its status is gone.)
 daemon_status=0
