@@ -185,26 +185,20 @@ converge() {
 # - With two bricks the one left must take writes alone (GlusterFS's client quorum would
 #   stop them when the first brick is lost); with three, two of them agree.
 tune_state() {
-    local v=$1 bricks=$2
-    set_option "$v" network.ping-timeout 5
-    set_option "$v" server.keepalive-time 2
-    set_option "$v" server.keepalive-interval 2
-    set_option "$v" server.keepalive-count 4
-    set_option "$v" server.tcp-user-timeout 10
+    local v=$1 bricks=$2 have kv
+    local want=(network.ping-timeout=5 server.keepalive-time=2 server.keepalive-interval=2
+        server.keepalive-count=4 server.tcp-user-timeout=10)
     if [ "$bricks" -eq 2 ]; then
-        set_option "$v" cluster.quorum-type fixed
-        set_option "$v" cluster.quorum-count 1
+        want+=(cluster.quorum-type=fixed cluster.quorum-count=1)
     else
-        set_option "$v" cluster.quorum-type auto
+        want+=(cluster.quorum-type=auto)
     fi
-}
-
-# Sets a volume's option where it differs: every change makes each client and brick
-# load the volume's description again.
-set_option() {
-    local v=$1 key=$2 value=$3
-    [ "$(gl volume get "$v" "$key" 2>/dev/null | awk -v k="$key" '$1 == k { print $2 }')" = "$value" ] ||
-        gl volume set "$v" "$key" "$value"
+    # Only what differs is set (read once): every change makes each client and brick
+    # load the volume's description again.
+    have=$(gl volume get "$v" all 2>/dev/null | awk 'NR > 2 { print $1 "=" $2 }')
+    for kv in "${want[@]}"; do
+        grep -qxF "$kv" <<<"$have" || gl volume set "$v" "${kv%%=*}" "${kv#*=}"
+    done
 }
 
 # VOLUME mounted at /srv/VOLUME now (slurmbox asks every host once converge is done).

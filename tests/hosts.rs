@@ -673,6 +673,8 @@ fn loses_the_primarys_host(cluster: &LabCluster, loss: Loss) -> Vec<String> {
 /// A lock on a file of the controllers' state volume, held from pi1's host.
 struct StateLock<'a> {
     cluster: &'a LabCluster<'a>,
+    /// pi1's storage container, which holds it.
+    holder: String,
 }
 
 impl<'a> StateLock<'a> {
@@ -680,9 +682,9 @@ impl<'a> StateLock<'a> {
     const FILE: &'static str = "/srv/ctld/.slurmbox-test-lock";
 
     fn hold(cluster: &'a LabCluster<'a>) -> Self {
-        let name = format!("{}-storage-pi1", cluster.name);
-        cluster.lab.ssh_ok(0, &format!("docker exec -d {name} flock -o {} sleep 900", Self::FILE));
-        let lock = StateLock { cluster };
+        let holder = format!("{}-storage-pi1", cluster.name);
+        cluster.lab.ssh_ok(0, &format!("docker exec -d {holder} flock -o {} sleep 900", Self::FILE));
+        let lock = StateLock { cluster, holder };
         // Held: pi2 cannot take it (flock -n exits 1).
         let deadline = Instant::now() + Duration::from_secs(10);
         while lock.try_on_pi2("-n").status.code() != Some(1) {
@@ -711,10 +713,11 @@ impl<'a> StateLock<'a> {
     /// Once the host is back: its holder ends, and the file goes (from pi2: pi1's client
     /// is still finding the bricks again, its own too, as the host's address was gone).
     fn release(self) {
-        let name = format!("{}-storage-pi1", self.cluster.name);
-        self.cluster
-            .lab
-            .ssh_ok(0, &format!("docker exec {name} sh -c \"pkill -x flock; pkill -fx 'sleep 900'; true\""));
+        let holder = &self.holder;
+        self.cluster.lab.ssh_ok(
+            0,
+            &format!("docker exec {holder} sh -c \"pkill -x flock; pkill -fx 'sleep 900'; true\""),
+        );
         let out = self.cluster.docker_exec(1, "storage-pi2", None, &format!("rm -f {}", Self::FILE));
         assert!(out.status.success(), "pi2 could not remove {}: {out:?}", Self::FILE);
     }
