@@ -235,9 +235,17 @@ impl<'a, E: Engine> Slurm<'a, E> {
         self.json(&["sacct", "-a", "-X", "-S", "1970-01-01T00:00:00", "-E", "now"], parse_sacct).await
     }
 
-    /// Whether slurmdbd answers `sacctmgr` (`sacctmgr list cluster`).
-    pub async fn accounting_answers(&self) -> Result<bool, EngineError> {
-        Ok(self.exec(&["sacctmgr", "-n", "list", "cluster", "format=cluster"]).await?.ok())
+    /// Whether slurmdbd answers `sacctmgr` (`sacctmgr list cluster`) within `seconds`.
+    /// It is asked every 0.1 s inside the container, all in one exec: an exec costs the
+    /// engine several times what the question costs, and `up` asks while the cluster's
+    /// daemons start and want the same CPU.
+    pub async fn accounting_answers_within(&self, seconds: u32) -> Result<bool, EngineError> {
+        let script = format!(
+            "end=$((SECONDS + {seconds})); \
+             until timeout 5 sacctmgr -n list cluster format=cluster >/dev/null 2>&1; do \
+             [ \"$SECONDS\" -lt \"$end\" ] || exit 1; sleep 0.1; done"
+        );
+        Ok(self.exec(&["bash", "-c", &script]).await?.ok())
     }
 
     /// Every association of the accounting database (`sacctmgr show associations`).

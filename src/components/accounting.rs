@@ -200,9 +200,8 @@ pub async fn after_start<E: Engine>(apply: &mut Apply<'_, E>) -> Result<(), Part
     let slurm = Slurm::new(apply.control(), &controller.name);
     // slurmdbd answers once MariaDB is up and its tables are made (a minute at most
     // on a small machine the first time).
-    let ready = Slurm::new(apply.control(), &controller.name).within(5);
     let answers = wait::until(Duration::from_secs(180), Duration::from_millis(100), async || {
-        let up = ready.accounting_answers().await?;
+        let up = slurm.accounting_answers_within(20).await?;
         Ok::<_, EngineError>(if up { Poll::Ready(()) } else { Poll::NotYet(()) })
     });
     answers.await.map_err(|waited| {

@@ -120,8 +120,10 @@ async fn output_that_is_not_the_json_is_unreadable_and_a_failure_is_failed() {
         "{e}"
     );
     let refused = ExecOutput::failure(1, "sacctmgr: error: Sending PersistInit msg: Connection refused\n");
-    engine.answer(CTLD, &["sacctmgr", "-n", "list"], refused);
-    assert!(!Slurm::new(&engine, CTLD).accounting_answers().await.unwrap());
+    engine.answer(CTLD, &["bash", "-c"], refused);
+    assert!(!Slurm::new(&engine, CTLD).accounting_answers_within(20).await.unwrap());
+    let asked = engine.exec_log().pop().unwrap();
+    assert!(asked.contains("end=$((SECONDS + 20))") && asked.contains("sacctmgr -n list cluster"), "{asked}");
 }
 
 #[tokio::test]
