@@ -40,8 +40,29 @@ if [ ! -d "$data/mysql" ]; then
         --auth-root-authentication-method=socket >/dev/null
 fi
 
+# MariaDB runs this SQL itself as it starts, before it takes connections: once it
+# answers, slurmdbd can connect (no client started after it, on the way to the first
+# job). The password goes in a file only MariaDB's account and root can read, removed
+# once MariaDB answers: it is on no command line.
+# The database slurmdbd keeps its tables in is made here: slurmdbd making it on its first
+# start fails its next query on that connection and exits (seen with 24.11 and MariaDB
+# 11.8), and the container's restart costs seconds.
+init=/run/mysqld/slurmbox-init.sql
+(
+    umask 077
+    password=$(cat "$secret")
+    cat >"$init" <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'%' IDENTIFIED BY '$password';
+ALTER USER 'slurm'@'%' IDENTIFIED BY '$password';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'%';
+FLUSH PRIVILEGES;
+SQL
+)
+chown mysql:mysql "$init"
+
 mariadbd --user=mysql --datadir="$data" --bind-address="${SLURMBOX_DB_BIND:-0.0.0.0}" \
-    --port="${SLURMBOX_DB_PORT:-3306}" &
+    --port="${SLURMBOX_DB_PORT:-3306}" --init-file="$init" &
 db=$!
 stop() {
     rm -f "$ready"
@@ -51,22 +72,10 @@ trap stop TERM INT
 
 for _ in $(seq 600); do
     mariadb-admin --protocol=socket ping >/dev/null 2>&1 && break
-    kill -0 "$db" 2>/dev/null || { log "mariadbd exited"; exit 1; }
+    kill -0 "$db" 2>/dev/null || { rm -f "$init"; log "mariadbd exited"; exit 1; }
     sleep 0.1
 done
-# The SQL goes on stdin: the password is on no command line.
-password=$(cat "$secret")
-# The database slurmdbd keeps its tables in is made here: slurmdbd making it on its first
-# start fails its next query on that connection and exits (seen with 24.11 and MariaDB
-# 11.8), and the container's restart costs seconds.
-mariadb --protocol=socket <<SQL
-CREATE DATABASE IF NOT EXISTS slurm_acct_db;
-CREATE USER IF NOT EXISTS 'slurm'@'%' IDENTIFIED BY '$password';
-ALTER USER 'slurm'@'%' IDENTIFIED BY '$password';
-GRANT ALL ON slurm_acct_db.* TO 'slurm'@'%';
-FLUSH PRIVILEGES;
-SQL
-unset password
+rm -f "$init"
 touch "$ready"
 log "the accounting database is ready"
 
