@@ -70,8 +70,9 @@ stop() {
 }
 trap stop TERM INT
 
-for _ in $(seq 600); do
-    mariadb-admin --protocol=socket ping >/dev/null 2>&1 && break
+# As long as MariaDB lives: a large database's recovery after a crash can take minutes,
+# and MariaDB reads the file only at its end.
+until mariadb-admin --protocol=socket ping >/dev/null 2>&1; do
     kill -0 "$db" 2>/dev/null || { rm -f "$init"; log "mariadbd exited"; exit 1; }
     sleep 0.1
 done
