@@ -342,14 +342,14 @@ pub const IMAGE_HOOKS: &[&str] = &[
     // What slurmdbd asks of MariaDB (Slurm's accounting guide), sized for a small
     // cluster's machine, and no name lookups for connecting clients.
     r#"printf '[mysqld]\ninnodb_buffer_pool_size = 256M\ninnodb_log_file_size = 64M\ninnodb_lock_wait_timeout = 900\ninnodb_snapshot_isolation = OFF\nmax_allowed_packet = 64M\nskip_name_resolve = ON\n' > "$1/etc/mysql/mariadb.conf.d/90-slurmbox.cnf""#,
-    // The package made an empty database (root by socket only, no password anywhere):
+    // An empty database (root by socket only, no password anywhere) in the image:
     // Docker copies it into each cluster's new volume, which saves its first start. It is
-    // made again here with a 4 MB redo log instead of the package's 96 MB: the copy is
-    // 48 MB instead of 140 (0.9 s of the engine's work before the database can start, on
-    // a small machine), and MariaDB's first start makes the 64 MB log set above anyway.
-    // (--force: the build's chroot cannot look its host name up, which only a check of
-    // the script needs.)
-    r#"chroot "$1" sh -ec 'find /var/lib/mysql -mindepth 1 -maxdepth 1 ! -name "debian-*.flag" -exec rm -rf {} +; mariadb-install-db --force --user=mysql --datadir=/var/lib/mysql --skip-test-db --auth-root-authentication-method=socket --innodb-log-file-size=4M >/dev/null'"#,
+    // made here with a 4 MB redo log (Debian's package for 24.11 makes one with a 96 MB
+    // log, the one for 26.05 none): the copy is 48 MB instead of 140 (0.9 s of the
+    // engine's work before the database can start, on a small machine), and MariaDB's
+    // first start makes the 64 MB log set above anyway. (--force: the build's chroot
+    // cannot look its host name up, which only a check of the script needs.)
+    r#"chroot "$1" sh -ec 'install -d -o mysql -g mysql -m 0755 /var/lib/mysql; find /var/lib/mysql -mindepth 1 -maxdepth 1 ! -name "debian-*.flag" -exec rm -rf {} +; mariadb-install-db --force --user=mysql --datadir=/var/lib/mysql --skip-test-db --auth-root-authentication-method=socket --innodb-log-file-size=4M >/dev/null'"#,
 ];
 
 /// The accounting image's recipe for `slurm` on `arch` (the Debian release that
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn the_accounting_images_tag_stays_the_same() {
         let tag = image_recipe(SlurmVersion::V24_11, Arch::Amd64).tag();
-        assert_eq!(tag, "slurmbox/accounting:24.11-730fbc3d091e");
+        assert_eq!(tag, "slurmbox/accounting:24.11-f7bb9f1a579d");
     }
 
     #[test]
