@@ -188,6 +188,30 @@ fn jobs_are_accounted_limited_and_fair_share_orders_the_queue() {
         .ok()
         .stdout;
     assert_eq!(conf.trim(), "slurm 600");
+
+    // slurmdbd's connection to MariaDB is encrypted with the database's own certificate,
+    // whose key only MariaDB's account reads.
+    let tls = cluster
+        .run(
+            &["exec"],
+            &[
+                "--node",
+                "db",
+                "--user",
+                "root",
+                "--",
+                "bash",
+                "-c",
+                "stat -c '%U %a' /var/lib/mysql/slurmbox-tls-key.pem && mariadb --protocol=socket -N -B -e \
+                 \"select @@ssl_cert; show global status like 'Ssl_finished_accepts'\"",
+            ],
+        )
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = tls.lines().collect();
+    assert_eq!(lines[..2], ["mysql 600", "/var/lib/mysql/slurmbox-tls-cert.pem"], "{tls}");
+    let accepted: u64 = lines[2].trim_start_matches("Ssl_finished_accepts").trim().parse().expect("a count");
+    assert!(accepted >= 1, "slurmdbd connected without TLS: {tls}");
 }
 
 #[test]

@@ -23,17 +23,26 @@ fn job_state(cluster: &LabCluster, job: &str) -> String {
 
 fn wait_job(cluster: &LabCluster, job: &str, state: &str, timeout: Duration) {
     let start = Instant::now();
+    let why = || {
+        cluster.on_controller(&format!(
+            "scontrol show job {job}; echo '--- queue'; squeue -a -o '%i %T %r %S %N'; \
+             echo '--- nodes'; sinfo -N -o '%N %T %E'"
+        ))
+    };
+    // A job that waits 10 s to start is unusual here: what it waits for is printed once,
+    // even when it then starts in time (a later failure may stem from it).
+    let mut told = false;
     loop {
         let now = job_state(cluster, job);
         if now == state {
             return;
         }
         if start.elapsed() >= timeout {
-            let why = cluster.on_controller(&format!(
-                "scontrol show job {job}; echo '--- queue'; squeue -a -o '%i %T %r %S %N'; \
-                 echo '--- nodes'; sinfo -N -o '%N %T %E'"
-            ));
-            panic!("job {job} is {now}, not {state}, after {timeout:?}:\n{why}");
+            panic!("job {job} is {now}, not {state}, after {timeout:?}:\n{}", why());
+        }
+        if !told && state == "RUNNING" && start.elapsed() >= Duration::from_secs(10) {
+            eprintln!("job {job} is still {now}, not {state}, after 10 s:\n{}", why());
+            told = true;
         }
         std::thread::sleep(Duration::from_millis(500));
     }

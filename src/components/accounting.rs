@@ -329,6 +329,8 @@ pub const IMAGE_PACKAGES: &[&str] = &[
     "procps",
     "tini",
     "ca-certificates",
+    // slurmbox-db makes the database's TLS key and certificate with it.
+    "openssl",
 ];
 
 /// The accounting image shares the node image's account IDs (the munge key volume).
@@ -372,7 +374,7 @@ mod tests {
     #[test]
     fn the_accounting_images_tag_stays_the_same() {
         let tag = image_recipe(SlurmVersion::V24_11, Arch::Amd64).tag();
-        assert_eq!(tag, "slurmbox/accounting:24.11-f7bb9f1a579d");
+        assert_eq!(tag, "slurmbox/accounting:24.11-4b07cd555472");
     }
 
     #[test]
