@@ -350,8 +350,10 @@ pub const IMAGE_HOOKS: &[&str] = &[
     // log, the one for 26.05 none): the copy is 48 MB instead of 140 (0.9 s of the
     // engine's work before the database can start, on a small machine), and MariaDB's
     // first start makes the 64 MB log set above anyway. (--force: the build's chroot
-    // cannot look its host name up, which only a check of the script needs.)
-    r#"chroot "$1" sh -ec 'install -d -o mysql -g mysql -m 0755 /var/lib/mysql; find /var/lib/mysql -mindepth 1 -maxdepth 1 ! -name "debian-*.flag" -exec rm -rf {} +; mariadb-install-db --force --user=mysql --datadir=/var/lib/mysql --skip-test-db --auth-root-authentication-method=socket --innodb-log-file-size=4M >/dev/null'"#,
+    // cannot look its host name up, which only a check of the script needs.) Every file
+    // is the mysql account's, the package's own marks too: slurmbox-db need not hand
+    // them over at each new cluster's first start.
+    r#"chroot "$1" sh -ec 'install -d -o mysql -g mysql -m 0755 /var/lib/mysql; find /var/lib/mysql -mindepth 1 -maxdepth 1 ! -name "debian-*.flag" -exec rm -rf {} +; mariadb-install-db --force --user=mysql --datadir=/var/lib/mysql --skip-test-db --auth-root-authentication-method=socket --innodb-log-file-size=4M >/dev/null; chown -R mysql:mysql /var/lib/mysql'"#,
 ];
 
 /// The accounting image's recipe for `slurm` on `arch` (the Debian release that
@@ -374,7 +376,7 @@ mod tests {
     #[test]
     fn the_accounting_images_tag_stays_the_same() {
         let tag = image_recipe(SlurmVersion::V24_11, Arch::Amd64).tag();
-        assert_eq!(tag, "slurmbox/accounting:24.11-4b07cd555472");
+        assert_eq!(tag, "slurmbox/accounting:24.11-094032a16563");
     }
 
     #[test]
