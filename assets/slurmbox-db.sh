@@ -41,7 +41,7 @@ if [ ! -d "$data/mysql" ]; then
 fi
 
 # MariaDB encrypts slurmdbd's connection (TLS). Given no certificate, it makes itself a
-# new RSA one at every start: 0.1-0.6 s of CPU on the way to the first job, more while
+# new RSA one at every start: 0.1-1.1 s on the way to the first job here, more while
 # the cluster's other containers start. The database gets its own key and certificate
 # instead, once, on its volume (the key readable by MariaDB's account alone): an
 # elliptic-curve key, made in milliseconds.

@@ -209,6 +209,7 @@ fn jobs_are_accounted_limited_and_fair_share_orders_the_queue() {
         .ok()
         .stdout;
     let lines: Vec<&str> = tls.lines().collect();
+    assert_eq!(lines.len(), 3, "{tls}");
     assert_eq!(lines[..2], ["mysql 600", "/var/lib/mysql/slurmbox-tls-cert.pem"], "{tls}");
     let accepted: u64 = lines[2].trim_start_matches("Ssl_finished_accepts").trim().parse().expect("a count");
     assert!(accepted >= 1, "slurmdbd connected without TLS: {tls}");
