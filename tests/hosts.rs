@@ -23,11 +23,18 @@ fn job_state(cluster: &LabCluster, job: &str) -> String {
 
 fn wait_job(cluster: &LabCluster, job: &str, state: &str, timeout: Duration) {
     let start = Instant::now();
+    // (A look that fails says so rather than end the test: it only explains.)
     let why = || {
-        cluster.on_controller(&format!(
-            "scontrol show job {job}; echo '--- queue'; squeue -a -o '%i %T %r %S %N'; \
-             echo '--- nodes'; sinfo -N -o '%N %T %E'"
-        ))
+        let out = cluster.docker_exec(
+            0,
+            "controller",
+            None,
+            &format!(
+                "scontrol show job {job}; echo \"--- queue\"; squeue -a -o \"%i %T %r %S %N\"; \
+                 echo \"--- nodes\"; sinfo -N -o \"%N %T %E\""
+            ),
+        );
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     };
     // A job that waits 10 s to start is unusual here: what it waits for is printed once,
     // even when it then starts in time (a later failure may stem from it).
