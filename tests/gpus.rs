@@ -16,7 +16,10 @@ use common::{ClusterGuard, slurmbox};
 fn up(cluster: &ClusterGuard, dir: &tempfile::TempDir, compute: &str) {
     let spec = dir.path().join("cluster.toml");
     std::fs::write(&spec, format!("name = \"{}\"\n[compute]\ncount = 1\n{compute}", cluster.name)).unwrap();
-    slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+    let up = slurmbox(&["up", "-f", spec.to_str().unwrap()]).ok();
+    // A step that failed without failing `up` (the controller not learning the users'
+    // associations in time: jobs then get "Invalid account") shows here, with its cause.
+    assert!(!up.stderr.contains('✗'), "up reported a failed step:\n{}", up.stderr);
 }
 
 /// What a job prints about its GPUs: its environment, then for each device whether it
